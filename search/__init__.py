@@ -1,0 +1,34 @@
+"""Queries -> passages -> answers: retrieval, fusion, answers, the HTTP app and the CLI."""
+
+from __future__ import annotations
+
+from .answer import Answer, Citation, extractive_answer
+from .app import create_app
+from .errors import AnswerError, DatasetError, InvalidQuery, SearchError
+from .evaluate import BeirDataset, EvalReport, evaluate, load_beir, run_beir
+from .retrieve import MODES, Hit, fuse, rank_documents, search
+from .service import SearchService
+from .settings import Settings
+
+__all__ = [
+    "MODES",
+    "Answer",
+    "AnswerError",
+    "BeirDataset",
+    "Citation",
+    "DatasetError",
+    "EvalReport",
+    "Hit",
+    "InvalidQuery",
+    "SearchError",
+    "SearchService",
+    "Settings",
+    "create_app",
+    "evaluate",
+    "extractive_answer",
+    "fuse",
+    "load_beir",
+    "rank_documents",
+    "run_beir",
+    "search",
+]

@@ -1,0 +1,35 @@
+"""Errors raised by the indexes package.
+
+    IndexStoreError
+     +-- IndexNotFound        no index at the given folder
+     +-- IndexExists          creating an index where one already is
+     +-- DimensionMismatch    the index was built with another embedding model or size
+     +-- IndexCorrupt         files present but unreadable or inconsistent
+     +-- IndexBusy            another process is writing to the index
+"""
+
+from __future__ import annotations
+
+
+class IndexStoreError(Exception):
+    """Base class of every error raised by `indexes`."""
+
+
+class IndexNotFound(IndexStoreError):
+    """There is no index at the folder given."""
+
+
+class IndexExists(IndexStoreError):
+    """An index already exists where a new one was to be created."""
+
+
+class DimensionMismatch(IndexStoreError):
+    """The index was built with a different embedding model or vector size."""
+
+
+class IndexCorrupt(IndexStoreError):
+    """The index files exist but cannot be read or do not agree with each other."""
+
+
+class IndexBusy(IndexStoreError):
+    """Another process holds the index's write lock."""

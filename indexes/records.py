@@ -1,0 +1,74 @@
+"""Records going into the index and coming out of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A document as the catalog stores it (path is its key)."""
+
+    path: str
+    content_hash: str
+    type: str
+    title: str
+    size: int = 0
+    mtime: float = 0.0
+    pages: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A passage with its vector, ready to be stored."""
+
+    ordinal: int
+    text: str
+    text_hash: str
+    vector: bytes  # float32, little-endian, `dimension` values
+    tokens: int
+    heading: str = ""
+    page: int | None = None
+    page_end: int | None = None
+    char_start: int | None = None
+    char_end: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A passage read back from the catalog, with its document's path and title."""
+
+    chunk_id: int
+    document_id: int
+    path: str
+    title: str
+    text: str
+    heading: str
+    page: int | None
+    page_end: int | None
+    char_start: int | None
+    char_end: int | None
+    ordinal: int
+
+
+@dataclass(frozen=True)
+class KnownDocument:
+    """What the catalog knows of a document, to decide whether it changed."""
+
+    path: str
+    content_hash: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What one publish changed."""
+
+    generation: int
+    documents_written: int
+    documents_removed: int
+    chunks_added: int
+    chunks_removed: int

@@ -1,0 +1,97 @@
+"""The FAISS side of an index: ids are catalog chunk ids, similarity is inner product."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .errors import IndexCorrupt, IndexStoreError
+
+VECTORS_PREFIX = "vectors-"
+VECTORS_SUFFIX = ".faiss"
+
+# An ID map over a flat inner-product index: exact search, ids we choose (the catalog's
+# chunk ids), removal by id. Flat is exact and fast enough to a few hundred thousand chunks.
+SUPPORTED_TYPES = ("flat",)
+
+
+def new_index(dimension: int, index_type: str = "flat") -> faiss.Index:
+    """An empty ID-mapped FAISS index of the given type."""
+    if index_type not in SUPPORTED_TYPES:
+        raise IndexStoreError(f"unknown FAISS index type {index_type!r}; use one of {SUPPORTED_TYPES}")
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+
+def as_matrix(blobs: Sequence[bytes], dimension: int) -> np.ndarray:
+    """Stack float32 vector blobs into an (n, dimension) array."""
+    if not blobs:
+        return np.zeros((0, dimension), dtype=np.float32)
+    matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dimension)
+    return np.ascontiguousarray(matrix, dtype=np.float32)
+
+
+def add(index: faiss.Index, ids: Sequence[int], vectors: np.ndarray) -> None:
+    """Add vectors under the given ids."""
+    if len(ids):
+        _call(index.add_with_ids, vectors, np.asarray(ids, dtype=np.int64))
+
+
+def remove(index: faiss.Index, ids: Sequence[int]) -> None:
+    """Remove the given ids (missing ids are ignored)."""
+    if len(ids):
+        _call(index.remove_ids, np.asarray(ids, dtype=np.int64))
+
+
+def search(index: faiss.Index, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The k nearest chunk ids with their inner-product scores, best first."""
+    if index.ntotal == 0 or k <= 0:
+        return []
+    matrix = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+    # One query is faster on one thread (measured 1.3-1.7x); the setting is per calling thread.
+    faiss.omp_set_num_threads(1)
+    scores, ids = _call(index.search, matrix, min(k, index.ntotal))
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+def file_for(folder: Path, generation: int) -> Path:
+    """Where the FAISS file of a catalog generation lives."""
+    return folder / f"{VECTORS_PREFIX}{generation}{VECTORS_SUFFIX}"
+
+
+def load(path: Path) -> faiss.Index:
+    """Read a FAISS file, raising `IndexCorrupt` if it cannot be read."""
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise IndexCorrupt(f"cannot read the vector index {path}: {exc}") from exc
+
+
+def save(index: faiss.Index, path: Path) -> None:
+    """Write a FAISS file atomically: temp file, fsync, rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        faiss.write_index(index, str(tmp))
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except RuntimeError as exc:
+        tmp.unlink(missing_ok=True)
+        raise IndexStoreError(f"cannot write the vector index {path}: {exc}") from exc
+
+
+def remove_stale(folder: Path, keep: Path) -> None:
+    """Delete FAISS files of older generations (open readers keep their copy on POSIX)."""
+    for stale in folder.glob(f"{VECTORS_PREFIX}*{VECTORS_SUFFIX}"):
+        if stale != keep:
+            stale.unlink(missing_ok=True)
+
+
+def _call(function, *args):  # type: ignore[no-untyped-def]
+    try:
+        return function(*args)
+    except RuntimeError as exc:
+        raise IndexStoreError(f"FAISS failed: {exc}") from exc

@@ -1,0 +1,109 @@
+"""Extractive answers: the sentences of the best passages that best answer the question.
+
+Used when no chat model is configured. Nothing is generated: every sentence of the
+answer is quoted from a passage and cited as [n], n being the passage's rank.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ingest import Embedder
+
+from .lexical import query_terms
+from .retrieve import Hit
+
+_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_MIN_WORDS, _MAX_CHARS = 4, 400
+_OVERLAP_WEIGHT = 0.15
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage an answer relies on: [number] -> chunk, document, page and a short quote."""
+
+    number: int
+    chunk_id: int
+    document_id: int
+    path: str
+    title: str
+    page: int | None
+    quote: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "number": self.number, "chunk_id": self.chunk_id, "document_id": self.document_id,
+            "path": self.path, "title": self.title, "page": self.page, "quote": self.quote,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer to a question, its citations and the passages it came from."""
+
+    question: str
+    answer: str
+    mode: str
+    citations: tuple[Citation, ...] = ()
+    results: tuple[Hit, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "question": self.question, "answer": self.answer, "mode": self.mode,
+            "citations": [c.as_dict() for c in self.citations],
+            "results": [h.as_dict() for h in self.results], "notes": list(self.notes),
+        }
+
+
+def extractive_answer(question: str, hits: Sequence[Hit], embedder: Embedder, *, sentences: int = 3) -> Answer:
+    """Pick the `sentences` best sentences of the passages in `hits`, citing each."""
+    candidates = [(number, s) for number, hit in enumerate(hits, 1) for s in split_sentences(hit.text)]
+    note = "extractive answer: sentences quoted from the passages, no language model involved"
+    if not candidates:
+        return Answer(question, "The indexed documents have no passage that matches this question.", "extractive", results=tuple(hits), notes=(note,))
+    scores = _score(question, [s for _, s in candidates], embedder)
+    chosen: list[tuple[int, str]] = []
+    for position in np.argsort(-scores, kind="stable"):
+        number, sentence = candidates[int(position)]
+        if not any(_similar(sentence, other) for _, other in chosen):
+            chosen.append((number, sentence))
+        if len(chosen) == sentences:
+            break
+    text = " ".join(f"{sentence} [{number}]" for number, sentence in chosen)
+    cited = sorted({number for number, _ in chosen})
+    citations = tuple(_citation(n, hits[n - 1], [s for m, s in chosen if m == n][0]) for n in cited)
+    return Answer(question, text, "extractive", citations, tuple(hits), (note,))
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a passage worth quoting (a few words at least, not too long)."""
+    flat = " ".join(text.split())
+    out = []
+    for sentence in _SENTENCE.split(flat):
+        sentence = sentence.strip()
+        if len(sentence.split()) >= _MIN_WORDS:
+            out.append(sentence if len(sentence) <= _MAX_CHARS else sentence[: _MAX_CHARS - 1] + "…")
+    return out
+
+
+def _score(question: str, sentences: list[str], embedder: Embedder) -> np.ndarray:
+    """Cosine of each sentence to the question, plus a little for shared query words."""
+    query = embedder.embed_query(question)
+    matrix = embedder.embed_documents(sentences)
+    terms = set(query_terms(question))
+    overlap = np.array([len(terms & set(query_terms(s))) / max(len(terms), 1) for s in sentences])
+    return np.asarray(matrix @ query + _OVERLAP_WEIGHT * overlap)
+
+
+def _similar(a: str, b: str) -> bool:
+    wa, wb = set(a.lower().split()), set(b.lower().split())
+    return len(wa & wb) / max(len(wa | wb), 1) > 0.7
+
+
+def _citation(number: int, hit: Hit, quote: str) -> Citation:
+    return Citation(number, hit.chunk_id, hit.document_id, hit.path, hit.title, hit.page, quote)

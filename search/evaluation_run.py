@@ -1,0 +1,55 @@
+"""`semsearch eval`: ingest a BEIR-layout collection, run its queries, report the metrics."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ingest import Block, LoadedDocument, ingest_documents, make_embedder, open_index
+
+from . import output
+from .evaluate import BeirDataset, CorpusRecord, load_beir, run_beir
+from .retrieve import rank_documents
+from .settings import Settings
+
+
+def run_evaluation(dataset_dir: Path, settings: Settings, index_dir: Path | None, mode: str, split: str = "test", *, show_progress: bool = True) -> dict[str, Any]:
+    """Evaluate retrieval on the collection in `dataset_dir`; returns the metrics as a dict."""
+    dataset = load_beir(dataset_dir, split)
+    folder = index_dir or _default_index(dataset_dir, settings)
+    embedder = make_embedder(settings.embedding_model, cache_dir=settings.cache_dir)
+    index, chunking = open_index(folder, embedder, None)
+    with output.progress("Ingesting corpus", enabled=show_progress) as progress:
+        summary = ingest_documents(
+            index, embedder, _documents(dataset), chunking,
+            total=dataset.corpus_size() if progress else 0, progress=progress, remove_missing=True,
+        )
+    with output.progress("Running queries", enabled=show_progress) as progress:
+        report = run_beir(dataset, lambda query: rank_documents(index, embedder, query, mode, 100), progress=progress)
+    index.close()
+    return {
+        **report.to_json(), "mode": mode, "dataset": dataset.name, "index": str(folder),
+        "documents_ingested": summary.ingested, "documents_unchanged": summary.unchanged,
+    }
+
+
+def _default_index(dataset_dir: Path, settings: Settings) -> Path:
+    """A cache folder per dataset and embedding model, so a second run reuses the index."""
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{dataset_dir.resolve().name}-{settings.embedding_model}")
+    return settings.cache_dir / "eval" / slug
+
+
+def _documents(dataset: BeirDataset) -> Iterator[LoadedDocument]:
+    for record in dataset.iter_corpus():
+        document = _as_document(record)
+        if document is not None:
+            yield document
+
+
+def _as_document(record: CorpusRecord) -> LoadedDocument | None:
+    """A corpus record as a document whose path is its id (what the qrels name)."""
+    text = record.text.strip() or record.title.strip()
+    blocks = (Block(text),) if text else ()
+    return LoadedDocument(path=record.doc_id, type="text", title=record.title.strip(), blocks=blocks)

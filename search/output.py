@@ -1,0 +1,127 @@
+"""How the CLI prints: JSON for tools, trimmed text for people, a progress bar on terminals."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ingest import IngestSummary
+
+from .answer import Answer
+from .retrieve import Hit
+
+_TRIM = 320
+
+
+@contextmanager
+def progress(label: str, *, enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+    """A callback drawing a progress bar on stderr when it is a terminal (else None)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    bar: Any = None
+    shown = 0
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar, shown
+        if bar is None:
+            bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr, show_eta=True, show_pos=True)
+            bar.__enter__()
+        bar.update(done - shown)
+        shown = done
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+def display_path(path: str) -> str:
+    """A path relative to the working folder when it is under it."""
+    try:
+        return os.path.relpath(path) if Path(path).is_absolute() and Path(path).resolve().is_relative_to(Path.cwd()) else path
+    except (OSError, ValueError):
+        return path
+
+
+def _dump(data: object) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=None))
+
+
+def print_hits(query: str, mode: str, hits: Sequence[Hit], *, as_json: bool, explain: bool = False) -> None:
+    if as_json:
+        _dump({"query": query, "mode": mode, "results": [h.as_dict(explain=explain) for h in hits]})
+        return
+    if not hits:
+        click.echo("No passage matches.")
+    for rank, hit in enumerate(hits, 1):
+        where = display_path(hit.path) + (f"  p. {hit.page}" if hit.page else "")
+        click.echo(click.style(f"{rank:>2}. {hit.score:.4f}  {where}", bold=True))
+        heading = f"{hit.title} > {hit.heading}" if hit.heading and hit.heading != hit.title else hit.title
+        if heading:
+            click.echo(f"    {heading}")
+        click.echo(f"    {_trim(hit.text)}")
+        if explain and hit.explain:
+            click.echo("    " + ", ".join(f"{k}={_num(v)}" for k, v in hit.explain.items()))
+        click.echo()
+
+
+def print_answer(answer: Answer, as_json: bool) -> None:
+    if as_json:
+        _dump(answer.as_dict())
+        return
+    click.echo(answer.answer)
+    if answer.citations:
+        click.echo()
+        for c in answer.citations:
+            click.echo(f"[{c.number}] {display_path(c.path)}" + (f", p. {c.page}" if c.page else "") + (f" ({c.title})" if c.title else ""))
+    for note in answer.notes:
+        click.echo(click.style(f"\n({note})", dim=True))
+
+
+def print_ingest(summary: IngestSummary, index_dir: Path, as_json: bool) -> None:
+    if as_json:
+        _dump({"index": str(index_dir), **summary.as_dict()})
+        return
+    s = summary
+    click.echo(f"Index: {index_dir}")
+    click.echo(f"Files: {s.seen} seen, {s.ingested} ingested, {s.unchanged} unchanged, {s.removed} removed, {len(s.skipped)} skipped")
+    click.echo(f"Chunks: {s.chunks:,} ({s.embedded:,} embedded, {s.chunks - s.embedded:,} reused), tokens: {s.tokens:,}")
+    click.echo(f"Time: {s.elapsed:.1f} s ({s.chunks_per_second:.1f} chunks/s; embedding {s.embed_seconds:.1f} s)")
+    if s.skipped:
+        click.echo("Skipped:")
+        for item in s.skipped:
+            click.echo(f"  {display_path(item.path)}: {item.reason}")
+
+
+def print_stats(stats: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _dump(stats)
+        return
+    for key, value in stats.items():
+        click.echo(f"{key:>16}: {value}")
+
+
+def print_eval(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _dump(report)
+        return
+    for key, value in report.items():
+        click.echo(f"{key:>16}: {_num(value)}")
+
+
+def _trim(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _TRIM else flat[: _TRIM - 1] + "…"
+
+
+def _num(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,119 @@
+"""Retrieval: dense (FAISS), lexical (FTS5 BM25) and hybrid (reciprocal-rank fusion)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from indexes import Index, Reader, StoredChunk
+from ingest import Embedder
+
+from .errors import InvalidQuery
+from .lexical import match_expression
+
+MODES = ("hybrid", "dense", "lexical")
+MAX_K = 100
+MAX_QUERY_CHARS = 4000
+RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al., 2009)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One passage found for a query."""
+
+    chunk_id: int
+    document_id: int
+    path: str
+    title: str
+    page: int | None
+    text: str
+    score: float
+    heading: str = ""
+    char_start: int | None = None
+    char_end: int | None = None
+    explain: dict[str, float | int | None] = field(default_factory=dict)
+
+    def as_dict(self, *, explain: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {
+            "chunk_id": self.chunk_id, "document_id": self.document_id, "path": self.path,
+            "title": self.title, "page": self.page, "text": self.text, "score": round(self.score, 6),
+            "heading": self.heading, "char_start": self.char_start, "char_end": self.char_end,
+        }
+        if explain:
+            out["explain"] = self.explain
+        return out
+
+
+def check_query(query: str, k: int, mode: str) -> str:
+    """Validate a query's text, k and mode; returns the stripped text."""
+    text = query.strip() if isinstance(query, str) else ""
+    if not text:
+        raise InvalidQuery("the query is empty: give some words to search for")
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidQuery(f"the query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}")
+    if not 1 <= k <= MAX_K:
+        raise InvalidQuery(f"k must be between 1 and {MAX_K}, not {k}")
+    if mode not in MODES:
+        raise InvalidQuery(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return text
+
+
+def search(index: Index, embedder: Embedder, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+    """The k best passages for a query."""
+    text = check_query(query, k, mode)
+    depth = max(50, 4 * k)
+    with index.read() as reader:
+        ranked = rank_chunks(reader, embedder, text, mode, depth)[:k]
+        return _hits(reader, ranked)
+
+
+def rank_chunks(reader: Reader, embedder: Embedder, text: str, mode: str, depth: int) -> list[tuple[int, float, dict[str, float | int | None]]]:
+    """Chunk ids with fused scores and the per-side ranks/scores behind them, best first."""
+    dense = reader.dense(embedder.embed_query(text), depth) if mode != "lexical" else []
+    lexical = reader.lexical(match_expression(text), depth) if mode != "dense" else []
+    if mode == "dense":
+        return [(cid, s, {"dense_rank": r, "dense_score": s}) for r, (cid, s) in enumerate(dense, 1)]
+    if mode == "lexical":
+        return [(cid, s, {"lexical_rank": r, "lexical_score": s}) for r, (cid, s) in enumerate(lexical, 1)]
+    return fuse(dense, lexical)
+
+
+def fuse(dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]]) -> list[tuple[int, float, dict[str, float | int | None]]]:
+    """Reciprocal-rank fusion: each list adds 1 / (RRF_K + rank) to a chunk's score."""
+    detail: dict[int, dict[str, float | int | None]] = {}
+    for side, ranking in (("dense", dense), ("lexical", lexical)):
+        for rank, (chunk_id, score) in enumerate(ranking, 1):
+            entry = detail.setdefault(chunk_id, {"dense_rank": None, "dense_score": None, "lexical_rank": None, "lexical_score": None, "fused": 0.0})
+            entry[f"{side}_rank"] = rank
+            entry[f"{side}_score"] = score
+            entry["fused"] = float(entry["fused"] or 0.0) + 1.0 / (RRF_K + rank)
+    fused = [(cid, float(d["fused"] or 0.0), d) for cid, d in detail.items()]
+    fused.sort(key=lambda item: (-item[1], item[0]))
+    return fused
+
+
+def _hits(reader: Reader, ranked: Sequence[tuple[int, float, dict[str, float | int | None]]]) -> list[Hit]:
+    rows = reader.chunks([cid for cid, _, _ in ranked])
+    return [_hit(rows[cid], score, detail) for cid, score, detail in ranked if cid in rows]
+
+
+def _hit(row: StoredChunk, score: float, detail: dict[str, float | int | None]) -> Hit:
+    return Hit(
+        chunk_id=row.chunk_id, document_id=row.document_id, path=row.path, title=row.title,
+        page=row.page, text=row.text, score=score, heading=row.heading,
+        char_start=row.char_start, char_end=row.char_end, explain=detail,
+    )
+
+
+def rank_documents(index: Index, embedder: Embedder, query: str, mode: str = "hybrid", depth: int = 100) -> list[tuple[str, float]]:
+    """Documents (by path) scored by their best passage, best first: what evaluation ranks."""
+    text = check_query(query, 1, mode)
+    with index.read() as reader:
+        ranked = rank_chunks(reader, embedder, text, mode, depth * 3)
+        rows = reader.chunks([cid for cid, _, _ in ranked])
+    best: dict[str, float] = {}
+    for cid, score, _ in ranked:
+        path = rows[cid].path if cid in rows else None
+        if path is not None and path not in best:
+            best[path] = score
+    return sorted(best.items(), key=lambda item: -item[1])[:depth]

@@ -1,0 +1,43 @@
+"""The search service: an opened index with the embedder its manifest names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from indexes import Index
+from ingest import Embedder, make_embedder
+
+from .answer import Answer, extractive_answer
+from .retrieve import Hit, check_query, search
+
+
+class SearchService:
+    """Search and ask over one index; safe to share between threads."""
+
+    def __init__(self, index: Index, embedder: Embedder) -> None:
+        index.manifest.check_model(embedder.name, embedder.dimension)
+        self.index = index
+        self.embedder = embedder
+
+    @classmethod
+    def open(cls, folder: Path, *, cache_dir: Path) -> SearchService:
+        """Open the index at `folder` and the embedder it was built with."""
+        index = Index.open(folder)
+        return cls(index, make_embedder(index.manifest.embedding_model, cache_dir=cache_dir))
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+        """The k best passages for `query`."""
+        return search(self.index, self.embedder, query, k, mode)
+
+    def ask(self, question: str, k: int = 5, mode: str = "hybrid") -> Answer:
+        """An answer drawn from the k best passages."""
+        text = check_query(question, k, mode)
+        return extractive_answer(text, self.search(text, k, mode), self.embedder)
+
+    def stats(self) -> dict[str, Any]:
+        """Documents, chunks, model, index type, size on disk."""
+        return self.index.stats()
+
+    def close(self) -> None:
+        self.index.close()

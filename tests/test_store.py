@@ -1,0 +1,170 @@
+"""The on-disk index: create/open, publish, snapshots, crash recovery, mismatches."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexes import (
+    ChunkRecord,
+    DimensionMismatch,
+    DocumentRecord,
+    Index,
+    IndexBusy,
+    IndexExists,
+    IndexNotFound,
+    IndexWriter,
+    Manifest,
+)
+from indexes.vectors import file_for
+
+DIM = 8
+
+
+def vector(seed: int) -> bytes:
+    v = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return (v / np.linalg.norm(v)).astype("<f4").tobytes()
+
+
+def chunk(ordinal: int, text: str, seed: int) -> ChunkRecord:
+    return ChunkRecord(ordinal, text, hashlib.sha256(text.encode()).hexdigest(), vector(seed), len(text.split()))
+
+
+def document(path: str, digest: str = "h", title: str = "") -> DocumentRecord:
+    return DocumentRecord(path=path, content_hash=digest, type="text", title=title or path)
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Index:
+    return Index.create(tmp_path / "ix", Manifest("test/model", DIM, chunking={"max_tokens": 256, "overlap_tokens": 32}))
+
+
+def test_open_missing_index_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotFound, match="semsearch ingest"):
+        Index.open(tmp_path / "nothing")
+
+
+def test_create_twice_is_refused(index: Index) -> None:
+    with pytest.raises(IndexExists):
+        Index.create(index.folder, index.manifest)
+
+
+def test_model_mismatch_is_an_error(index: Index) -> None:
+    reopened = Index.open(index.folder)
+    reopened.manifest.check_model("test/model", DIM)
+    with pytest.raises(DimensionMismatch, match="test/model"):
+        reopened.manifest.check_model("other/model", DIM)
+    with pytest.raises(DimensionMismatch):
+        reopened.manifest.check_model("test/model", DIM * 2)
+
+
+def test_publish_makes_documents_searchable(index: Index) -> None:
+    with IndexWriter(index) as writer:
+        writer.stage(document("a"), [chunk(0, "alpha beta", 1), chunk(1, "gamma delta", 2)])
+        writer.stage(document("b"), [chunk(0, "epsilon zeta", 3)])
+        result = writer.publish()
+    assert (result.documents_written, result.chunks_added, result.generation) == (2, 3, 1)
+    with index.read() as reader:
+        query = np.frombuffer(vector(2), dtype="<f4")
+        best_id, best_score = reader.dense(query, 1)[0]
+        assert reader.chunks([best_id])[best_id].text == "gamma delta"
+        assert best_score == pytest.approx(1.0, abs=1e-5)
+        lexical = reader.lexical('"zeta"', 5)
+        assert [reader.chunks([i])[i].path for i, _ in lexical] == ["b"]
+        assert reader.counts()["documents"] == 2
+
+
+def test_replace_and_remove(index: Index) -> None:
+    with IndexWriter(index) as writer:
+        writer.stage(document("a"), [chunk(0, "old text", 1)])
+        writer.stage(document("b"), [chunk(0, "bee text", 2)])
+        writer.publish()
+        writer.stage(document("a", "h2"), [chunk(0, "new text", 3)])
+        result = writer.publish(removed=["b"])
+    assert (result.documents_written, result.documents_removed, result.chunks_removed) == (1, 1, 2)
+    with index.read() as reader:
+        ids = [i for i, _ in reader.lexical('"text"', 10)]
+        assert [reader.chunks(ids)[i].text for i in ids] == ["new text"]
+        assert len(reader.dense(np.frombuffer(vector(1), dtype="<f4"), 10)) == 1
+    assert sorted(p.name for p in index.folder.glob("vectors-*.faiss")) == ["vectors-2.faiss"]
+
+
+def test_staged_work_is_invisible_until_published(index: Index) -> None:
+    with IndexWriter(index) as writer:
+        writer.stage(document("a"), [chunk(0, "staged only", 1)])
+        with index.read() as reader:
+            assert reader.counts()["chunks"] == 0
+            assert reader.lexical('"staged"', 5) == []
+        assert writer.staged_hashes() == {"a": "h"}
+
+
+def test_staged_work_survives_a_crash_and_its_vectors_are_reused(index: Index) -> None:
+    writer = IndexWriter(index).__enter__()
+    writer.stage(document("a"), [chunk(0, "survives", 1)])
+    # The process "dies" here: no publish, no clean exit; the lock goes with the file descriptor.
+    writer.__exit__(None, None, None)
+    reopened = Index.open(index.folder)
+    with IndexWriter(reopened) as writer:
+        assert writer.staged_hashes() == {"a": "h"}
+        digest = hashlib.sha256(b"survives").hexdigest()
+        assert writer.stored_vectors([digest]) == {digest: vector(1)}
+
+
+def test_a_second_writer_is_refused(index: Index) -> None:
+    with IndexWriter(index):
+        with pytest.raises(IndexBusy):
+            IndexWriter(Index.open(index.folder)).__enter__()
+
+
+def test_missing_or_corrupt_faiss_file_is_rebuilt_from_the_catalog(index: Index) -> None:
+    with IndexWriter(index) as writer:
+        writer.stage(document("a"), [chunk(0, "one", 1), chunk(1, "two", 2)])
+        writer.publish()
+    path = file_for(index.folder, 1)
+    path.write_bytes(b"not a faiss file")
+    reopened = Index.open(index.folder)
+    with reopened.read() as reader:
+        assert len(reader.dense(np.frombuffer(vector(1), dtype="<f4"), 5)) == 2
+    path.unlink()
+    with IndexWriter(reopened) as writer:
+        writer.ensure_vectors_file()
+    assert path.exists()
+
+
+def test_readers_see_one_generation_while_a_writer_publishes(index: Index) -> None:
+    """Every snapshot holds whole documents of a single generation: 0 or 20 chunks, never a mix."""
+    seen: set[int] = set()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read_loop() -> None:
+        reader_index = Index.open(index.folder)
+        while not stop.is_set():
+            try:
+                with reader_index.read() as reader:
+                    counts = reader.counts()
+                    dense = reader.dense(np.frombuffer(vector(0), dtype="<f4"), 1000)
+                    rows = reader.chunks([i for i, _ in dense])
+                    assert len(rows) == len(dense) == counts["chunks"]
+                    seen.add(counts["chunks"])
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=read_loop)
+    thread.start()
+    try:
+        with IndexWriter(index) as writer:
+            for generation in range(1, 6):
+                for d in range(4):
+                    writer.stage(document(f"doc{d}", f"g{generation}"), [chunk(c, f"g{generation} d{d} c{c}", generation * 100 + d * 10 + c) for c in range(5)])
+                writer.publish()
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors
+    assert seen <= {0, 20}
