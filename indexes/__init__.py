@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .errors import DimensionMismatch, IndexBusy, IndexCorrupt, IndexExists, IndexNotFound, IndexStoreError
 from .manifest import Manifest
-from .records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StoredChunk
+from .records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument, StoredChunk
 from .store import Index, Reader
 from .writer import IndexWriter
 
@@ -23,5 +23,6 @@ __all__ = [
     "Manifest",
     "PublishResult",
     "Reader",
+    "StagedDocument",
     "StoredChunk",
 ]

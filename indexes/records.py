@@ -64,6 +64,16 @@ class KnownDocument:
 
 
 @dataclass(frozen=True)
+class StagedDocument:
+    """A document staged by an ingest that has not published yet."""
+
+    path: str
+    content_hash: str
+    chunks: int
+    tokens: int
+
+
+@dataclass(frozen=True)
 class PublishResult:
     """What one publish changed."""
 

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from . import vectors
 from .errors import IndexBusy, IndexStoreError
-from .records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult
+from .records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument
 from .store import Index
 
 _DOC_COLUMNS = "path, content_hash, mtime, size, type, title, pages, attributes, chunks, tokens"
@@ -55,9 +55,10 @@ class IndexWriter:
         rows = self._conn.execute("SELECT path, content_hash, size, mtime FROM documents")
         return {row[0]: KnownDocument(*row) for row in rows}
 
-    def staged_hashes(self) -> dict[str, str]:
-        """Documents staged by an earlier, unfinished ingest: path -> content hash."""
-        return dict(self._conn.execute("SELECT path, content_hash FROM staged_documents").fetchall())
+    def staged_documents(self) -> dict[str, StagedDocument]:
+        """Documents staged by an earlier, unfinished ingest, by path."""
+        rows = self._conn.execute("SELECT path, content_hash, chunks, tokens FROM staged_documents")
+        return {row[0]: StagedDocument(*row) for row in rows}
 
     def stored_vectors(self, text_hashes: Sequence[str]) -> dict[str, bytes]:
         """Vectors already stored (published or staged) for passages with these hashes."""

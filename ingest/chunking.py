@@ -88,11 +88,13 @@ def _heading_paths(document: LoadedDocument) -> list[str]:
     """For each block, the path of headings it sits under ("Install > Linux")."""
     stack: list[tuple[int, str]] = []
     paths = []
+    title = document.title.strip().lower()
     for block in document.blocks:
         if block.kind == "heading":
             stack = [(level, text) for level, text in stack if level < block.level]
             stack.append((block.level, block.text.strip()))
-        paths.append(" > ".join(text for _, text in stack))
+        # The title heads every passage already; repeating it as a heading adds nothing.
+        paths.append(" > ".join(text for _, text in stack if text.lower() != title))
     return paths
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes import ChunkRecord, DocumentRecord, Index, IndexWriter, KnownDocument, Manifest
+from indexes import ChunkRecord, DocumentRecord, Index, IndexWriter, KnownDocument, Manifest, StagedDocument
 
 from .chunking import chunk_document, embedding_input
 from .embeddings import Embedder
@@ -156,7 +156,7 @@ class _Run:
         self.writer, self.embedder, self.chunking = writer, embedder, chunking
         self.summary, self.batch_size = summary, batch_size
         self.known: dict[str, KnownDocument] = writer.known_documents()
-        self.staged: dict[str, str] = writer.staged_hashes()
+        self.staged: dict[str, StagedDocument] = writer.staged_documents()
         self.keep_staged: set[str] = set()
         self.pending: list[tuple[DocumentRecord, list[Chunk]]] = []
         self.pending_chunks = 0
@@ -200,10 +200,13 @@ class _Run:
 
     def _already_staged(self, key: str, digest: str) -> bool:
         """A document staged by an interrupted earlier run is taken as it is."""
-        if self.staged.get(key) != digest:
+        staged = self.staged.get(key)
+        if staged is None or staged.content_hash != digest:
             return False
         self.keep_staged.add(key)
         self.summary.ingested += 1
+        self.summary.chunks += staged.chunks
+        self.summary.tokens += staged.tokens
         return True
 
     def _add(self, record: DocumentRecord, document: LoadedDocument) -> None:

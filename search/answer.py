@@ -82,12 +82,12 @@ def extractive_answer(question: str, hits: Sequence[Hit], embedder: Embedder, *,
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of a passage worth quoting (a few words at least, not too long)."""
-    flat = " ".join(text.split())
     out = []
-    for sentence in _SENTENCE.split(flat):
-        sentence = sentence.strip()
-        if len(sentence.split()) >= _MIN_WORDS:
-            out.append(sentence if len(sentence) <= _MAX_CHARS else sentence[: _MAX_CHARS - 1] + "…")
+    for paragraph in re.split(r"\n\s*\n", text):  # headings stand alone, not glued to sentences
+        for sentence in _SENTENCE.split(" ".join(paragraph.split())):
+            sentence = sentence.strip()
+            if len(sentence.split()) >= _MIN_WORDS:
+                out.append(sentence if len(sentence) <= _MAX_CHARS else sentence[: _MAX_CHARS - 1] + "…")
     return out
 
 

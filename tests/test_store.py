@@ -99,7 +99,7 @@ def test_staged_work_is_invisible_until_published(index: Index) -> None:
         with index.read() as reader:
             assert reader.counts()["chunks"] == 0
             assert reader.lexical('"staged"', 5) == []
-        assert writer.staged_hashes() == {"a": "h"}
+        assert {p: d.content_hash for p, d in writer.staged_documents().items()} == {"a": "h"}
 
 
 def test_staged_work_survives_a_crash_and_its_vectors_are_reused(index: Index) -> None:
@@ -109,7 +109,7 @@ def test_staged_work_survives_a_crash_and_its_vectors_are_reused(index: Index) -
     writer.__exit__(None, None, None)
     reopened = Index.open(index.folder)
     with IndexWriter(reopened) as writer:
-        assert writer.staged_hashes() == {"a": "h"}
+        assert {p: d.content_hash for p, d in writer.staged_documents().items()} == {"a": "h"}
         digest = hashlib.sha256(b"survives").hexdigest()
         assert writer.stored_vectors([digest]) == {digest: vector(1)}
 

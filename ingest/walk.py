@@ -1,0 +1,225 @@
+"""Find the documents to ingest under a list of files and folders.
+
+`walk` yields a `FoundFile` for every supported document and a `SkippedFile`
+for every file the user will want to hear about (too large, unreadable, an
+explicitly included but unsupported type). Noise (hidden files, `.git`,
+`node_modules`, files that are not documents) is passed over silently.
+Both records carry absolute paths, so they can be compared with an index's paths.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.errors import UnreadableDocument
+from ingest.records import FoundFile, SkippedFile
+
+_TYPES: dict[str, str] = {
+    ".txt": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".rst": "rst",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_TYPES)
+
+_JUNK_FOLDERS = frozenset({"__pycache__", "node_modules", ".git", ".venv"})
+_MB = 2**20
+
+
+def file_type(path: Path) -> str:
+    """The document type of `path` from its extension: text, markdown, rst, html or pdf."""
+    ext = path.suffix.lower()
+    if ext not in _TYPES:
+        raise UnreadableDocument(str(path), _unsupported(path))
+    return _TYPES[ext]
+
+
+def walk(
+    paths: Sequence[Path],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    max_bytes: int = 50 * _MB,
+    follow_symlinks: bool = False,
+) -> Iterator[FoundFile | SkippedFile]:
+    """Yield the documents under `paths` (files or folders) in a stable, sorted order.
+
+    Globs match the path relative to the walked folder and the bare file name; exclude wins.
+    """
+    rules = _Rules.build(include, exclude, max_bytes, follow_symlinks)
+    seen: set[Path] = set()
+    for root in paths:
+        for item in _walk_root(Path(root), rules):
+            if isinstance(item, FoundFile):
+                # Overlapping arguments or symlinks must not load a file twice.
+                if item.path in seen:
+                    continue
+                seen.add(item.path)
+            yield item
+
+
+@dataclass(frozen=True)
+class _Rules:
+    include: tuple[re.Pattern[str], ...]
+    exclude: tuple[re.Pattern[str], ...]
+    max_bytes: int
+    follow_symlinks: bool
+
+    @classmethod
+    def build(
+        cls, include: Sequence[str], exclude: Sequence[str], max_bytes: int, follow: bool
+    ) -> _Rules:
+        return cls(
+            tuple(_glob_regex(p) for p in include),
+            tuple(_glob_regex(p) for p in exclude),
+            max_bytes,
+            follow,
+        )
+
+    def excludes(self, *candidates: str) -> bool:
+        return _matches(self.exclude, candidates)
+
+    def includes(self, *candidates: str) -> bool:
+        return _matches(self.include, candidates)
+
+
+def _matches(patterns: tuple[re.Pattern[str], ...], candidates: tuple[str, ...]) -> bool:
+    return any(p.match(c) for p in patterns for c in candidates)
+
+
+def _walk_root(root: Path, rules: _Rules) -> Iterator[FoundFile | SkippedFile]:
+    # A path the user names is always followed, even when it is a symlink.
+    try:
+        info = root.stat()
+    except OSError as exc:
+        yield SkippedFile(_shown(root), _reason(exc, root))
+        return
+    if stat.S_ISDIR(info.st_mode):
+        yield from _walk_dir(root, "", rules, frozenset({(info.st_dev, info.st_ino)}))
+    elif stat.S_ISREG(info.st_mode):
+        yield from _check_file(root, root.name, info, rules, named=True)
+    else:
+        yield SkippedFile(_shown(root), "not a regular file")
+
+
+def _walk_dir(
+    folder: Path, rel: str, rules: _Rules, ancestors: frozenset[tuple[int, int]]
+) -> Iterator[FoundFile | SkippedFile]:
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError as exc:
+        yield SkippedFile(_shown(folder), _reason(exc, folder))
+        return
+    for entry in entries:
+        if not (entry.name.startswith(".") or entry.name in _JUNK_FOLDERS):
+            yield from _visit(entry, f"{rel}{entry.name}", rules, ancestors)
+
+
+def _visit(
+    entry: os.DirEntry[str], rel: str, rules: _Rules, ancestors: frozenset[tuple[int, int]]
+) -> Iterator[FoundFile | SkippedFile]:
+    path = Path(entry.path)
+    if entry.is_symlink() and not rules.follow_symlinks:
+        return
+    try:
+        info = path.stat()
+    except OSError as exc:
+        yield SkippedFile(_shown(path), _reason(exc, path))
+        return
+    if stat.S_ISDIR(info.st_mode):
+        key = (info.st_dev, info.st_ino)
+        # A folder that is its own ancestor is a symlink loop: walk it once.
+        if key not in ancestors and not rules.excludes(rel, rel + "/", entry.name):
+            yield from _walk_dir(path, rel + "/", rules, ancestors | {key})
+    elif stat.S_ISREG(info.st_mode):
+        yield from _check_file(path, rel, info, rules)
+
+
+def _check_file(
+    path: Path, rel: str, info: os.stat_result, rules: _Rules, *, named: bool = False
+) -> Iterator[FoundFile | SkippedFile]:
+    if rules.excludes(rel, path.name):
+        return
+    included = rules.includes(rel, path.name)
+    if rules.include and not included:
+        return
+    if path.suffix.lower() not in _TYPES:
+        if included or named:
+            yield SkippedFile(_shown(path), _unsupported(path))
+    elif info.st_size > rules.max_bytes:
+        limit, size = _human_size(rules.max_bytes), _human_size(info.st_size)
+        yield SkippedFile(_shown(path), f"larger than the {limit} limit ({size})")
+    elif not os.access(path, os.R_OK):
+        yield SkippedFile(_shown(path), "permission denied")
+    else:
+        yield FoundFile(path.resolve(), info.st_size, info.st_mtime)
+
+
+def _shown(path: Path) -> str:
+    """An absolute path that matches FoundFile paths but keeps a symlink's own name."""
+    if path.name in {"", ".."}:
+        return str(path.resolve())
+    return str(path.parent.resolve() / path.name)
+
+
+def _unsupported(path: Path) -> str:
+    ext = path.suffix.lower()
+    return f"unsupported file type {ext}" if ext else "unsupported file type (no extension)"
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    """A few words for a failed stat or listing, as shown next to a skipped file."""
+    if isinstance(exc, FileNotFoundError) and path.is_symlink():
+        return "broken symbolic link"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+def _human_size(size: int) -> str:
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a glob: `*` and `?` stay within one folder, `**` crosses folders."""
+    pattern = pattern.strip().lstrip("/")
+    if pattern.endswith("/"):
+        pattern += "**"
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        token, i = _glob_token(pattern, i)
+        out.append(token)
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _glob_token(pattern: str, i: int) -> tuple[str, int]:
+    """Translate the glob token starting at `i`; return its regex and the next index."""
+    if pattern.startswith("**/", i):
+        return "(?:.*/)?", i + 3
+    if pattern.startswith("**", i):
+        return ".*", i + 2
+    char = pattern[i]
+    if char == "*":
+        return "[^/]*", i + 1
+    if char == "?":
+        return "[^/]", i + 1
+    end = pattern.find("]", i + 2)
+    if char == "[" and end != -1:
+        body = pattern[i + 1 : end].replace("\\", "\\\\")
+        if body.startswith("!"):
+            body = "^" + body[1:]
+        return f"[{body}]", end + 1
+    return re.escape(char), i + 1

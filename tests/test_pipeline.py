@@ -1,0 +1,154 @@
+"""The ingest pipeline on real files: incremental runs, bad files, crash and resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from indexes import DimensionMismatch, Index, Manifest
+from ingest import ChunkingConfig, IngestConfigError, WalkOptions, ingest_paths, open_index
+
+from .conftest import DATA
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "docs"
+    shutil.copytree(DATA / "sample", target)
+    return target
+
+
+def ingest(index_dir: Path, embedder, *paths: Path, **options):  # type: ignore[no-untyped-def]
+    index, chunking = open_index(index_dir, embedder, None)
+    try:
+        return ingest_paths(index, embedder, list(paths), chunking, WalkOptions(**options))
+    finally:
+        index.close()
+
+
+def test_first_run_ingests_every_document(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    summary = ingest(tmp_path / "ix", embedder, folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    assert summary.seen == summary.ingested == len(files) >= 8
+    assert summary.skipped == []
+    assert summary.chunks == summary.embedded > summary.ingested
+    stats = Index.open(tmp_path / "ix").stats()
+    assert (stats["documents"], stats["chunks"]) == (len(files), summary.chunks)
+    assert stats["embedding_model"] == embedder.name
+
+
+def test_second_run_embeds_nothing_that_is_unchanged(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    ingest(tmp_path / "ix", embedder, folder)
+    again = ingest(tmp_path / "ix", embedder, folder)
+    assert (again.ingested, again.embedded, again.removed) == (0, 0, 0)
+    assert again.unchanged == again.seen
+
+
+def test_touched_but_identical_file_is_not_reembedded(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    ingest(tmp_path / "ix", embedder, folder)
+    target = folder / "photosynthesis.md"
+    os.utime(target, (time.time() + 100, time.time() + 100))
+    again = ingest(tmp_path / "ix", embedder, folder)
+    assert (again.ingested, again.embedded, again.unchanged) == (0, 0, again.seen)
+
+
+def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    ingest(tmp_path / "ix", embedder, folder)
+    changed = folder / "coffee-brewing.txt"
+    changed.write_text(changed.read_text() + "\n\nCold brew steeps coarse coffee grounds in cold water for twelve hours.\n")
+    (folder / "chess-rules.html").unlink()
+    again = ingest(tmp_path / "ix", embedder, folder)
+    assert (again.ingested, again.removed) == (1, 1)
+    assert 0 < again.embedded < again.chunks, "unchanged passages of the changed file reuse their vectors"
+    index = Index.open(tmp_path / "ix")
+    with index.read() as reader:
+        paths = {row.path for row in reader.chunks([i for i, _ in reader.lexical('"chess" OR "coffee"', 100)]).values()}
+        assert str(changed) in paths
+        assert not any(p.endswith("chess-rules.html") for p in paths)
+        texts = [row.text for row in reader.chunks([i for i, _ in reader.lexical('"twelve"', 10)]).values()]
+        assert any("Cold brew" in t for t in texts)
+
+
+def test_other_folders_in_the_same_index_are_left_alone(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    ingest(tmp_path / "ix", embedder, folder)
+    ingest(tmp_path / "ix", embedder, DATA / "formats" / "guide.md")
+    again = ingest(tmp_path / "ix", embedder, folder)
+    assert again.removed == 0
+    assert Index.open(tmp_path / "ix").stats()["documents"] == again.seen + 1
+
+
+def test_bad_files_are_named_with_a_reason_and_do_not_stop_the_run(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    summary = ingest(tmp_path / "ix", embedder, DATA / "formats")
+    reasons = {Path(s.path).name: s.reason for s in summary.skipped}
+    assert reasons["encrypted.pdf"].startswith("encrypted PDF")
+    assert reasons["corrupt.pdf"].startswith("corrupt PDF")
+    assert reasons["empty.txt"] == "empty file"
+    assert reasons["binary.txt"].startswith("binary")
+    assert "no extractable text" in reasons["scanned.pdf"]
+    assert summary.ingested >= 6
+    assert summary.seen == summary.ingested + len(summary.skipped)
+
+
+def test_files_over_the_size_limit_are_skipped(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    summary = ingest(tmp_path / "ix", embedder, folder, max_bytes=2000)
+    assert summary.skipped and all("limit" in s.reason for s in summary.skipped)
+
+
+def test_pdf_page_numbers_reach_the_catalog(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    ingest(tmp_path / "ix", embedder, DATA / "sample" / "water-cycle.pdf")
+    with Index.open(tmp_path / "ix").read() as reader:
+        rows = reader.chunks(list(range(1, 50)))
+    assert {r.page for r in rows.values()} >= {1, 2, 3}
+
+
+def test_other_model_or_chunking_on_an_existing_index_is_an_error(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    ingest(tmp_path / "ix", embedder, folder / "photosynthesis.md")
+    with pytest.raises(IngestConfigError, match="chunked with 256"):
+        open_index(tmp_path / "ix", embedder, ChunkingConfig(128, 16))
+    other = tmp_path / "other"
+    Index.create(other, Manifest("local/another-model", 384))
+    with pytest.raises(DimensionMismatch, match="another-model"):
+        open_index(other, embedder, None)
+
+
+def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(tmp_path: Path, embedder, model_cache: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(30):
+        (folder / f"note-{n:02}.txt").write_text(f"Note {n}. " + " ".join(f"Topic {n} sentence {i} about item {i * n}." for i in range(40)))
+    index_dir = tmp_path / "ix"
+    ingest(index_dir, embedder, DATA / "sample" / "photosynthesis.md")  # a published state to keep
+    env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
+    command = [sys.executable, "-c", "from search.cli import main; main()", "ingest", str(folder), "--index", str(index_dir), "--batch-size", "4"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while _staged(index_dir) < 3:
+            assert process.poll() is None, "the ingest finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    index = Index.open(index_dir)
+    assert index.stats()["documents"] == 1, "readers still see the last published state"
+    resumed = ingest(index_dir, embedder, folder)
+    assert resumed.ingested == 30
+    assert resumed.embedded < resumed.chunks, "what was staged before the kill is not embedded again"
+    assert Index.open(index_dir).stats()["documents"] == 31
+
+
+def _staged(index_dir: Path) -> int:
+    try:
+        with sqlite3.connect(index_dir / "chunks.sqlite", timeout=1) as conn:
+            return int(conn.execute("SELECT count(*) FROM staged_documents").fetchone()[0])
+    except sqlite3.Error:
+        return 0
