@@ -1,0 +1,149 @@
+"""The command line, run in process through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from search.cli import cli
+
+from .conftest import DATA
+
+
+@pytest.fixture
+def run(model_cache: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
+    folder = tmp_path_factory.mktemp("cli") / "ix"
+    result = CliRunner(env={"SEMSEARCH_CACHE_DIR": str(model_cache)}).invoke(
+        cli, ["ingest", str(DATA / "sample"), str(DATA / "formats"), "--index", str(folder)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_ingest_prints_a_summary_naming_skipped_files(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("ingest", str(DATA / "formats"), "--index", str(tmp_path / "ix"))
+    assert result.exit_code == 0, result.output
+    assert "Files:" in result.output and "chunks/s" in result.output
+    assert "encrypted.pdf: encrypted PDF" in result.output
+    assert "corrupt.pdf: corrupt PDF" in result.output
+    again = run("ingest", str(DATA / "formats"), "--index", str(tmp_path / "ix"), "--json")
+    summary = json.loads(again.output)
+    assert summary["ingested"] == 0 and summary["unchanged"] > 0 and summary["embedded"] == 0
+    assert {Path(s["path"]).name for s in summary["skipped"]} >= {"empty.txt", "binary.txt"}
+
+
+def test_search_json_has_the_documented_shape(run, index_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("search", "who invented the printing press", "--index", str(index_dir), "-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["query"] == "who invented the printing press"
+    assert len(data["results"]) == 3
+    first = data["results"][0]
+    assert {"chunk_id", "document_id", "path", "title", "page", "text", "score"} <= set(first)
+    assert first["path"].endswith("printing-press.html")
+
+
+def test_search_for_people_trims_text_and_shows_pages(run, index_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("search", "evaporation from the oceans", "--index", str(index_dir), "-k", "2")
+    assert result.exit_code == 0
+    assert "water-cycle.pdf" in result.output and "p. " in result.output
+    assert all(len(line) < 400 for line in result.output.splitlines())
+
+
+def test_search_explain_shows_both_ranks(run, index_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(run("search", "Gutenberg", "--index", str(index_dir), "--explain", "--json").output)
+    assert "lexical_rank" in data["results"][0]["explain"]
+
+
+def test_ask_is_extractive_and_cites(run, index_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(run("ask", "How do plants turn sunlight into energy?", "--index", str(index_dir), "--json").output)
+    assert data["mode"] == "extractive"
+    assert data["citations"] and data["citations"][0]["path"].endswith("photosynthesis.md")
+    text = run("ask", "How do plants turn sunlight into energy?", "--index", str(index_dir)).output
+    assert "[1]" in text and "extractive" in text
+
+
+def test_stats(run, index_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(run("stats", "--index", str(index_dir), "--json").output)
+    assert data["documents"] >= 10 and data["chunks"] > data["documents"]
+    assert data["embedding_model"] == "local/all-MiniLM-L6-v2" and data["index_type"] == "flat"
+    assert data["size_bytes"] > 0
+
+
+def test_index_comes_from_the_environment(run, index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SEMSEARCH_INDEX", str(index_dir))
+    result = run("search", "chess", "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["results"]
+
+
+def test_default_index_is_outside_the_source_tree() -> None:
+    from search.settings import Settings
+
+    folder = Settings.from_env({}).index_dir
+    assert Path(__file__).resolve().parents[1] not in folder.resolve().parents
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "   "], "empty"),
+        (["search", "x", "-k", "0"], "-k"),
+        (["search", "x", "-k", "1000"], "-k"),
+        (["search", "x", "--mode", "fuzzy"], "--mode"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(run, index_dir: Path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(*args, "--index", str(index_dir))
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_missing_index_exits_2_and_says_how_to_make_one(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for command in (["search", "x"], ["ask", "x"], ["stats"]):
+        result = run(*command, "--index", str(tmp_path / "none"))
+        assert result.exit_code == 2
+        assert "semsearch ingest" in result.output
+
+
+def test_help_shows_examples_for_every_command(run) -> None:  # type: ignore[no-untyped-def]
+    top = run("--help").output
+    for command in ("ingest", "search", "ask", "serve", "stats", "eval"):
+        assert command in top
+        assert f"semsearch {command}" in run(command, "--help").output
+
+
+def test_eval_on_a_tiny_beir_collection(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dataset = tmp_path / "tiny"
+    (dataset / "qrels").mkdir(parents=True)
+    docs = {
+        "d1": ("Photosynthesis", "Plants turn sunlight into chemical energy in chloroplasts."),
+        "d2": ("Printing press", "Gutenberg invented movable metal type printing around 1450."),
+        "d3": ("Chess", "The bishop moves diagonally across the board."),
+        "d4": ("Coffee", "Espresso forces hot water through finely ground coffee."),
+    }
+    (dataset / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in docs.items()))
+    queries = {"q1": "how do plants make energy from light", "q2": "who made the first printing press", "q3": "how does a bishop move"}
+    (dataset / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items()))
+    (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n")
+    result = run("eval", str(dataset), "--index", str(tmp_path / "ix"), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["queries"] == 3 and data["mode"] == "hybrid"
+    assert data["ndcg@10"] == pytest.approx(1.0) and data["mrr@10"] == pytest.approx(1.0) and data["recall@100"] == pytest.approx(1.0)
+    lexical = json.loads(run("eval", str(dataset), "--index", str(tmp_path / "ix"), "--mode", "lexical", "--json").output)
+    assert lexical["documents_ingested"] == 0, "the second run reuses the ingested index"
+    assert 0 < lexical["ndcg@10"] <= 1

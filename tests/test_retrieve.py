@@ -1,0 +1,99 @@
+"""Retrieval over a real index of the sample corpus: modes, fusion, explain, bad queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest import WalkOptions, ingest_paths, open_index
+from search import InvalidQuery, SearchService, fuse, rank_documents
+
+from .conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, embedder) -> SearchService:  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("retrieve") / "ix"
+    index, chunking = open_index(folder, embedder, None)
+    ingest_paths(index, embedder, [DATA / "sample"], chunking, WalkOptions())
+    return SearchService(index, embedder)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("who invented the printing press", "printing-press.html"),
+        ("how do plants turn light into energy", "photosynthesis.md"),
+        ("TCP congestion window after packet loss", "tcp-congestion-control.rst"),
+        ("how does evaporation and rain move water around the planet", "water-cycle.pdf"),
+    ],
+)
+def test_the_right_document_comes_first(service: SearchService, mode: str, query: str, expected: str) -> None:
+    hits = service.search(query, 3, mode)
+    assert Path(hits[0].path).name == expected
+
+
+def test_dense_finds_meaning_without_shared_words(service: SearchService) -> None:
+    hits = service.search("green leaves capture sunshine", 1, "dense")
+    assert Path(hits[0].path).name == "photosynthesis.md"
+
+
+def test_results_carry_what_a_user_needs_to_open_the_source(service: SearchService) -> None:
+    hit = service.search("water vapour condenses into clouds", 1)[0]
+    assert hit.path.endswith("water-cycle.pdf") and hit.page in {1, 2, 3}
+    assert hit.title and hit.text and hit.chunk_id > 0 and hit.document_id > 0
+    assert hit.char_start is not None and hit.char_end is not None and hit.char_end > hit.char_start
+
+
+def test_k_limits_the_results_and_scores_descend(service: SearchService) -> None:
+    for mode in ("hybrid", "dense", "lexical"):
+        hits = service.search("history", 4, mode)
+        assert 0 < len(hits) <= 4
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_hybrid_explains_both_sides(service: SearchService) -> None:
+    hit = service.search("Gutenberg movable type", 1, "hybrid")[0]
+    assert hit.explain["dense_rank"] is not None and hit.explain["lexical_rank"] is not None
+    assert hit.score == pytest.approx(1 / (60 + hit.explain["dense_rank"]) + 1 / (60 + hit.explain["lexical_rank"]))
+
+
+@pytest.mark.parametrize("query", ['"unbalanced', "AND OR NOT", "near(a b)", "col:umn * ^ -x", "(((", "C++ && || !"])
+def test_fts5_syntax_in_queries_never_errors(service: SearchService, query: str) -> None:
+    for mode in ("lexical", "hybrid"):
+        service.search(query, 5, mode)
+
+
+def test_bad_queries_say_what_to_fix(service: SearchService) -> None:
+    with pytest.raises(InvalidQuery, match="empty"):
+        service.search("   ", 5)
+    with pytest.raises(InvalidQuery, match="k must be between 1 and 100"):
+        service.search("x", 0)
+    with pytest.raises(InvalidQuery, match="k must be"):
+        service.search("x", 101)
+    with pytest.raises(InvalidQuery, match="mode"):
+        service.search("x", 5, "fuzzy")
+
+
+def test_fuse_is_reciprocal_rank_fusion() -> None:
+    fused = fuse([(1, 0.9), (2, 0.8)], [(2, 7.0), (3, 5.0)])
+    assert [cid for cid, _, _ in fused] == [2, 1, 3]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_documents_rank_by_their_best_passage(service: SearchService) -> None:
+    ranked = rank_documents(service.index, service.embedder, "printing press", "hybrid", depth=5)
+    paths = [p for p, _ in ranked]
+    assert len(paths) == len(set(paths)) <= 5
+    assert paths[0].endswith("printing-press.html")
+
+
+def test_extractive_answer_quotes_and_cites(service: SearchService) -> None:
+    answer = service.ask("Who invented the printing press with movable type?", 3)
+    assert answer.mode == "extractive"
+    assert "Gutenberg" in answer.answer
+    assert answer.citations and all(f"[{c.number}]" in answer.answer for c in answer.citations)
+    for c in answer.citations:
+        assert c.quote in " ".join(answer.results[c.number - 1].text.split())
