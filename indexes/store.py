@@ -173,6 +173,12 @@ class Reader:
                 found[row[0]] = StoredChunk(*row)
         return found
 
+    def all_chunks(self) -> Iterator[StoredChunk]:
+        """Every passage, in chunk id order."""
+        sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id"
+        for row in self._conn.execute(sql):
+            yield StoredChunk(*row)
+
     def counts(self) -> dict[str, Any]:
         """Documents, chunks and tokens in this snapshot."""
         docs, last = self._conn.execute("SELECT count(*), max(ingested_at) FROM documents").fetchone()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -211,6 +210,30 @@ def eval_command(dataset_dir: Path, index_dir: Path | None, mode: str, split: st
 
     settings = Settings.from_env()
     report = run_evaluation(dataset_dir, settings, index_dir, mode, split, show_progress=not as_json)
+    output.print_eval(report, as_json)
+
+
+@cli.command()
+@click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--documents", type=click.IntRange(1), default=1000, show_default=True, help="Documents of the corpus to ingest.")
+@click.option("--queries", type=click.IntRange(1), default=300, show_default=True, help="Queries to time.")
+@click.option("--mode", "modes", type=click.Choice(MODES), multiple=True, help="Modes to time (repeatable) [default: all].")
+@click.option("--http/--no-http", default=True, show_default=True, help="Also time searches over HTTP (uvicorn on 127.0.0.1).")
+@json_option
+@_errors
+def bench(dataset_dir: Path, documents: int, queries: int, modes: tuple[str, ...], http: bool, as_json: bool) -> None:
+    """Measure ingest throughput against the bare model, and search latency.
+
+    Ingests the first documents of a BEIR-layout collection into a temporary
+    index, embeds the same passages with the model alone, then times the
+    collection's queries in process and over HTTP (p50/p95 in milliseconds).
+
+    \b
+    semsearch bench ../shared/datasets/scifact --documents 1000 --json
+    """
+    from .bench import run_benchmark
+
+    report = run_benchmark(dataset_dir, Settings.from_env(), documents=documents, queries=queries, modes=modes or MODES, http=http)
     output.print_eval(report, as_json)
 
 

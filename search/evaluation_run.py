@@ -23,7 +23,7 @@ def run_evaluation(dataset_dir: Path, settings: Settings, index_dir: Path | None
     index, chunking = open_index(folder, embedder, None)
     with output.progress("Ingesting corpus", enabled=show_progress) as progress:
         summary = ingest_documents(
-            index, embedder, _documents(dataset), chunking,
+            index, embedder, beir_documents(dataset), chunking,
             total=dataset.corpus_size() if progress else 0, progress=progress, remove_missing=True,
         )
     with output.progress("Running queries", enabled=show_progress) as progress:
@@ -32,6 +32,7 @@ def run_evaluation(dataset_dir: Path, settings: Settings, index_dir: Path | None
     return {
         **report.to_json(), "mode": mode, "dataset": dataset.name, "index": str(folder),
         "documents_ingested": summary.ingested, "documents_unchanged": summary.unchanged,
+        "ingest_seconds": round(summary.elapsed, 2), "ingest_chunks_per_second": round(summary.chunks_per_second, 2),
     }
 
 
@@ -41,15 +42,13 @@ def _default_index(dataset_dir: Path, settings: Settings) -> Path:
     return settings.cache_dir / "eval" / slug
 
 
-def _documents(dataset: BeirDataset) -> Iterator[LoadedDocument]:
+def beir_documents(dataset: BeirDataset) -> Iterator[LoadedDocument]:
+    """The collection's records as documents whose path is their id (what the qrels name)."""
     for record in dataset.iter_corpus():
-        document = _as_document(record)
-        if document is not None:
-            yield document
+        yield _as_document(record)
 
 
-def _as_document(record: CorpusRecord) -> LoadedDocument | None:
-    """A corpus record as a document whose path is its id (what the qrels name)."""
+def _as_document(record: CorpusRecord) -> LoadedDocument:
     text = record.text.strip() or record.title.strip()
     blocks = (Block(text),) if text else ()
     return LoadedDocument(path=record.doc_id, type="text", title=record.title.strip(), blocks=blocks)

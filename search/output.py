@@ -124,4 +124,6 @@ def _trim(text: str) -> str:
 
 
 def _num(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_num(v)}" for k, v in value.items())
     return f"{value:.4f}" if isinstance(value, float) else str(value)
