@@ -13,9 +13,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from indexes import DimensionMismatch, IndexNotFound, IndexStoreError
-from ingest import IngestError
+from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, UpstreamError, make_embedder
 
 from .errors import InvalidQuery, SearchError
+from .openai_routes import LocalModelHolder, openai_router
 from .retrieve import MAX_K, MAX_QUERY_CHARS
 from .service import SearchService
 from .settings import Settings
@@ -47,7 +48,9 @@ class _ServiceHolder:
     def get(self) -> SearchService:
         with self._lock:
             if self.service is None:
-                self.service = SearchService.open(self.settings.index_dir, cache_dir=self.settings.cache_dir)
+                self.service = SearchService.open(
+                    self.settings.index_dir, cache_dir=self.settings.cache_dir, remote=self.settings.remote()
+                )
             return self.service
 
     def close(self) -> None:
@@ -68,6 +71,18 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Semantic search and question answering over a folder of documents.")
     app.state.holder = holder
     _install_error_handlers(app)
+
+    def local_model() -> Embedder:
+        """The index's own local model when it has one (one copy in memory), else a new one."""
+        try:
+            embedder = holder.get().embedder
+            if embedder.name == DEFAULT_EMBEDDING_MODEL:
+                return embedder
+        except (IndexStoreError, IngestError):
+            pass
+        return make_embedder(DEFAULT_EMBEDDING_MODEL, cache_dir=settings.cache_dir)
+
+    app.include_router(openai_router(LocalModelHolder(local_model)))
 
     def service() -> SearchService:
         return holder.get()
@@ -117,6 +132,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def mismatch(request: Request, exc: Exception) -> JSONResponse:
         return _error(409, "model_mismatch", str(exc))
 
+    async def upstream(request: Request, exc: Exception) -> JSONResponse:
+        return _error(502, "upstream_error", str(exc))
+
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         return _error(500, "internal_error", str(exc))
 
@@ -124,5 +142,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(IndexNotFound, not_found)
     app.add_exception_handler(DimensionMismatch, mismatch)
+    app.add_exception_handler(UpstreamError, upstream)
     for family in (SearchError, IndexStoreError, IngestError):
         app.add_exception_handler(family, server_error)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from indexes import DimensionMismatch, IndexNotFound, IndexStoreError
-from ingest import IngestConfigError, IngestError
+from ingest import TIER_LIMITS, IngestConfigError, IngestError
 
 from . import output
 from .errors import DatasetError, InvalidQuery, SearchError
@@ -75,41 +75,67 @@ def cli() -> None:
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
 @click.option("--max-file-mb", type=click.FloatRange(min=0.001), default=50.0, show_default=True, help="Skip files larger than this.")
-@click.option("--chunk-tokens", type=click.IntRange(32, 8192), help="Largest passage, in model tokens [default: 256, or the index's].")
-@click.option("--chunk-overlap", type=click.IntRange(0, 4096), help="Tokens shared by consecutive passages [default: 32, or the index's].")
-@click.option("--batch-size", type=click.IntRange(1, 2048), default=64, show_default=True, help="Passages per embedding batch.")
-@click.option("--embedding-model", envvar="SEMSEARCH_EMBEDDING_MODEL", help="provider/name of the embedding model for a new index.")
+@click.option("--chunk-tokens", type=click.IntRange(32, 8192), help="Largest passage, in model tokens [default: 256 local, 512 remote, or the index's].")
+@click.option("--chunk-overlap", type=click.IntRange(0, 4096), help="Tokens shared by consecutive passages [default: 1/8 of the chunk, or the index's].")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), help="Passages per embedding batch [default: 64 local, 1024 remote].")
+@click.option("--embedding-model", envvar="SEMSEARCH_EMBEDDING_MODEL", help="provider/name for a new index: local/all-MiniLM-L6-v2 (default) or openai/NAME.")
+@click.option("--base-url", help="OpenAI-compatible endpoint [default: $OPENAI_BASE_URL, else OpenAI's].")
+@click.option("--dimensions", type=click.IntRange(1, 65536), help="Vector size to ask for (text-embedding-3 models).")
+@click.option("--tier", type=click.Choice(sorted(TIER_LIMITS)), help="OpenAI usage tier: preset RPM/TPM limits to pace under.")
+@click.option("--rpm", type=click.FloatRange(min=1), help="Requests per minute to stay under.")
+@click.option("--tpm", type=click.FloatRange(min=1), help="Tokens per minute to stay under.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Embedding requests in flight.")
+@click.option("--max-retries", type=click.IntRange(0, 100), default=6, show_default=True, help="Retries of a failed request.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds to wait for a reply.")
+@click.option("--embedding-max-tokens", type=click.IntRange(16, 1_000_000), help="Input limit of an unknown remote model [default: 512].")
+@click.option("--dry-run", is_flag=True, help="Count files, chunks, tokens and the price; embed and write nothing.")
 @json_option
 @_errors
 def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, ...], exclude: tuple[str, ...],
-           max_file_mb: float, chunk_tokens: int | None, chunk_overlap: int | None, batch_size: int,
-           embedding_model: str | None, as_json: bool) -> None:
+           max_file_mb: float, chunk_tokens: int | None, chunk_overlap: int | None, batch_size: int | None,
+           embedding_model: str | None, base_url: str | None, dimensions: int | None, tier: str | None,
+           rpm: float | None, tpm: float | None, concurrency: int, max_retries: int, timeout: float,
+           embedding_max_tokens: int | None, dry_run: bool, as_json: bool) -> None:
     """Ingest files and folders into an index (again: only what changed).
 
     \b
     semsearch ingest docs/ --index ./my-index
     semsearch ingest ~/papers --include '*.pdf' --exclude 'drafts/**'
+    semsearch ingest docs/ --embedding-model openai/text-embedding-3-small --tier 1 --dry-run
     """
-    from ingest import ChunkingConfig, WalkOptions, ingest_paths, make_embedder, open_index
+    from ingest import ChunkingConfig, WalkOptions, embedder_for_index, ingest_paths, make_embedder, open_index
 
     settings = _settings(index_dir)
+    remote = settings.remote(
+        base_url=base_url, dimensions=dimensions, tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency,
+        max_retries=max_retries, timeout=timeout, max_tokens=embedding_max_tokens,
+    )
+    manifest = _manifest_of(settings.index_dir)
+    if manifest is not None:  # an existing index keeps its embedder
+        embedder = embedder_for_index(manifest.embedder, manifest.embedding_model, cache_dir=settings.cache_dir, remote=remote)
+    else:
+        embedder = make_embedder(embedding_model or settings.embedding_model, cache_dir=settings.cache_dir, remote=remote)
     chunking = None
     if chunk_tokens is not None or chunk_overlap is not None:
-        chunking = ChunkingConfig(chunk_tokens or 256, 32 if chunk_overlap is None else chunk_overlap)
-    model = embedding_model or settings.embedding_model
-    embedder = make_embedder(_model_of(settings.index_dir) or model, cache_dir=settings.cache_dir)
-    index, chunking = open_index(settings.index_dir, embedder, chunking)
+        size = chunk_tokens or min(embedder.max_tokens, 512)
+        chunking = ChunkingConfig(size, size // 8 if chunk_overlap is None else chunk_overlap)
+    index, chunking = open_index(settings.index_dir, embedder, chunking, create=not dry_run)
+    batch = batch_size or (64 if embedder.name.startswith("local/") else 1024)
     options = WalkOptions(include, exclude, int(max_file_mb * 2**20))
-    with output.progress("Ingesting", enabled=not as_json) as progress:
-        summary = ingest_paths(index, embedder, paths, chunking, options, batch_size=batch_size, progress=progress)
-    output.print_ingest(summary, settings.index_dir, as_json)
+    try:
+        with output.progress("Ingesting", enabled=not as_json) as progress:
+            summary = ingest_paths(index, embedder, paths, chunking, options, batch_size=batch, progress=progress, dry_run=dry_run)
+    finally:
+        if index is not None:
+            index.close()
+    output.print_ingest(summary, settings.index_dir, embedder.name, as_json)
 
 
-def _model_of(folder: Path) -> str | None:
-    """The embedding model an existing index was built with (None for a new index)."""
+def _manifest_of(folder: Path) -> Any:
+    """The manifest of an existing index (None for a new one)."""
     from indexes import Index
 
-    return Index.open(folder).manifest.embedding_model if Index.exists(folder) else None
+    return Index.open(folder).manifest if Index.exists(folder) else None
 
 
 @cli.command("search")
@@ -242,7 +268,7 @@ def _service(index_dir: Path | None) -> Iterator[Any]:
     from .service import SearchService
 
     settings = _settings(index_dir)
-    service = SearchService.open(settings.index_dir, cache_dir=settings.cache_dir)
+    service = SearchService.open(settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote())
     try:
         yield service
     finally:

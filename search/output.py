@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ingest import IngestSummary
+from ingest import IngestSummary, price_of
 
 from .answer import Answer
 from .retrieve import Hit
@@ -87,19 +87,36 @@ def print_answer(answer: Answer, as_json: bool) -> None:
         click.echo(click.style(f"\n({note})", dim=True))
 
 
-def print_ingest(summary: IngestSummary, index_dir: Path, as_json: bool) -> None:
+def print_ingest(summary: IngestSummary, index_dir: Path, model: str, as_json: bool) -> None:
+    name = model.partition("/")[2]
+    cost = {"estimated" if summary.dry_run else "paid": _price(name, summary.embedded_tokens)}
     if as_json:
-        _dump({"index": str(index_dir), **summary.as_dict()})
+        _dump({"index": str(index_dir), "embedding_model": model, **summary.as_dict(), "cost_usd": cost})
         return
     s = summary
-    click.echo(f"Index: {index_dir}")
-    click.echo(f"Files: {s.seen} seen, {s.ingested} ingested, {s.unchanged} unchanged, {s.removed} removed, {len(s.skipped)} skipped")
-    click.echo(f"Chunks: {s.chunks:,} ({s.embedded:,} embedded, {s.chunks - s.embedded:,} reused), tokens: {s.tokens:,}")
-    click.echo(f"Time: {s.elapsed:.1f} s ({s.chunks_per_second:.1f} chunks/s; embedding {s.embed_seconds:.1f} s)")
+    click.echo(("Dry run (nothing embedded or written) for " if s.dry_run else "Index: ") + str(index_dir))
+    click.echo(f"Files: {s.seen} seen, {s.ingested} {'to ingest' if s.dry_run else 'ingested'}, {s.unchanged} unchanged, "
+               f"{s.removed} removed, {len(s.skipped)} skipped")
+    click.echo(f"Chunks: {s.chunks:,} ({s.embedded:,} to embed, {s.chunks - s.embedded:,} reused), tokens: {s.tokens:,}"
+               f" ({s.embedded_tokens:,} sent to {model})")
+    if not s.dry_run:
+        click.echo(f"Time: {s.elapsed:.1f} s ({s.chunks_per_second:.1f} chunks/s; embedding {s.embed_seconds:.1f} s)")
+    if s.upstream and not s.dry_run:
+        u = s.upstream
+        click.echo(f"Requests: {u['requests']} ({u['retries']} retries, {u['rate_limited']} rate-limited), "
+                   f"{u['tokens']:,} tokens billed, {u['tokens_per_minute']:,.0f} tokens/min")
+    for kind, prices in cost.items():
+        if prices is not None:
+            click.echo(f"Cost ({kind}): ${prices['standard']:,.6f} standard, ${prices['batch']:,.6f} with the batch API")
     if s.skipped:
         click.echo("Skipped:")
         for item in s.skipped:
             click.echo(f"  {display_path(item.path)}: {item.reason}")
+
+
+def _price(model: str, tokens: int) -> dict[str, float] | None:
+    standard, batch = price_of(model, tokens), price_of(model, tokens, batch=True)
+    return None if standard is None or batch is None else {"standard": round(standard, 6), "batch": round(batch, 6)}
 
 
 def print_stats(stats: dict[str, Any], as_json: bool) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from indexes import Index
-from ingest import Embedder, make_embedder
+from ingest import Embedder, RemoteOptions, embedder_for_index
 
 from .answer import Answer, extractive_answer
 from .retrieve import Hit, check_query, search
@@ -21,10 +21,11 @@ class SearchService:
         self.embedder = embedder
 
     @classmethod
-    def open(cls, folder: Path, *, cache_dir: Path) -> SearchService:
-        """Open the index at `folder` and the embedder it was built with."""
+    def open(cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None) -> SearchService:
+        """Open the index at `folder` and the embedder its manifest records."""
         index = Index.open(folder)
-        return cls(index, make_embedder(index.manifest.embedding_model, cache_dir=cache_dir))
+        manifest = index.manifest
+        return cls(index, embedder_for_index(manifest.embedder, manifest.embedding_model, cache_dir=cache_dir, remote=remote))
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         """The k best passages for `query`."""
