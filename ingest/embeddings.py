@@ -42,6 +42,10 @@ class Embedder(Protocol):
         """Requests, retries, rate limiting and tokens so far (empty for in-process models)."""
         ...
 
+    def close(self) -> None:
+        """Release connections (a no-op for in-process models)."""
+        ...
+
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Cut any iterable into lists of at most `size` items."""

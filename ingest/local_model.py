@@ -210,6 +210,9 @@ class LocalEmbedder(LocalTokenizer):
         """Nothing to report: no requests are made."""
         return {}
 
+    def close(self) -> None:
+        """Nothing to release (the ONNX session goes with the object)."""
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of shape (len(texts), 384); texts are cut at 256 tokens."""
         vectors = np.zeros((len(texts), DIMENSION), dtype=np.float32)

@@ -38,10 +38,11 @@ class RemoteOptions:
     max_retries: int = 6
     backoff: float = 0.5
     max_tokens: int | None = None
+    rate_period: float = 60.0  # seconds the RPM/TPM limits count over (shorter only in tests)
 
     def limiter(self) -> RateLimiter:
         rpm, tpm = TIER_LIMITS[self.tier] if self.tier else (None, None)
-        return RateLimiter(self.rpm or rpm, self.tpm or tpm)
+        return RateLimiter(self.rpm or rpm, self.tpm or tpm, period=self.rate_period)
 
 
 def make_embedder(name: str, *, cache_dir: Path, remote: RemoteOptions | None = None) -> Embedder:

@@ -132,15 +132,20 @@ class OpenAIEmbedder:
     def _send(self, positions: list[int], texts: Sequence[str], counts: list[int]) -> dict[int, np.ndarray]:
         inputs = [texts[i] for i in positions]
         tokens = sum(counts[i] for i in positions)
+        asked_base64 = self._base64
         try:
-            vectors = self._request(inputs, tokens, base64_vectors=self._base64)
+            vectors = self._request(inputs, tokens, base64_vectors=asked_base64)
         except UpstreamRejected as exc:
-            if not (self._base64 and exc.status == 400 and ("base64" in str(exc) or "encoding_format" in str(exc))):
+            if not (asked_base64 and _refuses_base64(exc)):
                 raise
             with self._lock:
                 self._base64 = False  # this server wants floats; ask for floats from now on
             vectors = self._request(inputs, tokens, base64_vectors=False)
         return dict(zip(positions, vectors))
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.client.close()
 
     def _request(self, inputs: list[str], tokens: int, *, base64_vectors: bool) -> list[np.ndarray]:
         body: dict[str, Any] = {"model": self.model, "input": inputs, "encoding_format": "base64" if base64_vectors else "float"}
@@ -171,6 +176,12 @@ class OpenAIEmbedder:
             norm = float(np.linalg.norm(vector))
             by_index[index] = vector / norm if norm > 0 else vector
         return [by_index[i] for i in range(expected)]
+
+
+def _refuses_base64(error: UpstreamRejected) -> bool:
+    """A 400 that blames the encoding format: the server only sends floats."""
+    text = str(error).lower()
+    return error.status == 400 and ("base64" in text or "encoding_format" in text)
 
 
 def _decode(embedding: Any) -> np.ndarray:

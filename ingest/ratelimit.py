@@ -35,14 +35,16 @@ def parse_duration(text: str) -> float | None:
 
 
 class _Bucket:
-    def __init__(self, per_minute: float | None, now: float) -> None:
-        self.per_minute = per_minute
+    def __init__(self, per_minute: float | None, now: float, period: float) -> None:
+        self.per_minute = per_minute  # per `period` seconds: 60 for OpenAI's limits
+        self.period = period
         self.level = self.rate * 1.0 if per_minute else 0.0
         self.updated = now
 
     @property
     def rate(self) -> float:
-        return (self.per_minute or 0.0) * _SAFETY / 60.0
+        """Refill per second."""
+        return (self.per_minute or 0.0) * _SAFETY / self.period
 
     def refill(self, now: float) -> None:
         if self.per_minute:
@@ -67,13 +69,14 @@ class RateLimiter:
         rpm: float | None = None,
         tpm: float | None = None,
         *,
+        period: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._clock, self._sleep = clock, sleep
         now = clock()
-        self._requests = _Bucket(rpm, now)
-        self._tokens = _Bucket(tpm, now)
+        self._requests = _Bucket(rpm, now, period)
+        self._tokens = _Bucket(tpm, now, period)
         self._paused_until = 0.0
         self._lock = threading.Lock()
         self.waited = 0.0

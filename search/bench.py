@@ -49,6 +49,7 @@ def run_benchmark(dataset_dir: Path, settings: Settings, *, documents: int, quer
             report.update(_http_latency(folder, settings, texts, modes))
         report["queries"] = len(texts)
         index.close()
+        embedder.close()
     return report
 
 

@@ -126,6 +126,7 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, 
         with output.progress("Ingesting", enabled=not as_json) as progress:
             summary = ingest_paths(index, embedder, paths, chunking, options, batch_size=batch, progress=progress, dry_run=dry_run)
     finally:
+        embedder.close()
         if index is not None:
             index.close()
     output.print_ingest(summary, settings.index_dir, embedder.name, as_json)

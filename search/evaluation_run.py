@@ -29,6 +29,7 @@ def run_evaluation(dataset_dir: Path, settings: Settings, index_dir: Path | None
     with output.progress("Running queries", enabled=show_progress) as progress:
         report = run_beir(dataset, lambda query: rank_documents(index, embedder, query, mode, 100), progress=progress)
     index.close()
+    embedder.close()
     return {
         **report.to_json(), "mode": mode, "dataset": dataset.name, "index": str(folder),
         "documents_ingested": summary.ingested, "documents_unchanged": summary.unchanged,

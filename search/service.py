@@ -41,4 +41,6 @@ class SearchService:
         return self.index.stats()
 
     def close(self) -> None:
+        """Close the catalog connection and the embedder's HTTP connections."""
         self.index.close()
+        self.embedder.close()

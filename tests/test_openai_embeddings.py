@@ -1,0 +1,230 @@
+"""Embedding through OpenAI-compatible servers: our own /v1, and the OpenAI simulator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from openai import OpenAI
+
+from indexes import Index
+from ingest import (
+    QuotaExceeded,
+    RemoteOptions,
+    UpstreamRejected,
+    WalkOptions,
+    embedding_input,
+    ingest_paths,
+    make_embedder,
+    open_index,
+)
+from search import SearchService, Settings, create_app
+from search.cli import cli
+from search.openai_sim import create_simulator
+from search.openai_sim_state import SimulatorConfig, simulated_embedding
+
+from .conftest import DATA, ServerThread
+
+KEY = "sk-test-key-123"
+
+
+@pytest.fixture(scope="module")
+def semsearch_v1(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`semsearch serve`'s app (no index needed for /v1) on loopback; yields its /v1 URL."""
+    app = create_app(Settings(index_dir=tmp_path_factory.mktemp("none") / "ix", cache_dir=model_cache))
+    with ServerThread(app) as server:
+        yield f"{server.url}/v1"
+
+
+def simulator(**config: object) -> ServerThread:
+    return ServerThread(create_simulator(SimulatorConfig(api_key=KEY, **config)))  # type: ignore[arg-type]
+
+
+def fast(url: str, **options: object) -> RemoteOptions:
+    """Client options for tests: quick backoff and timeouts."""
+    return RemoteOptions(**{"base_url": url, "api_key": KEY, "backoff": 0.01, "max_retries": 8, "timeout": 5.0, **options})  # type: ignore[arg-type]
+
+
+def ingest_folder(index_dir: Path, model: str, remote: RemoteOptions, cache: Path, folder: Path = DATA / "sample"):  # type: ignore[no-untyped-def]
+    embedder = make_embedder(model, cache_dir=cache, remote=remote)
+    index, chunking = open_index(index_dir, embedder, None)
+    assert index is not None
+    try:
+        return ingest_paths(index, embedder, [folder], chunking, WalkOptions(), batch_size=16)
+    finally:
+        index.close()
+        embedder.close()
+
+
+def stored_vectors_match_the_simulator(index_dir: Path, dimensions: int) -> int:
+    """Every chunk is stored once, with the simulator's vector for its exact embedding input."""
+    index = Index.open(index_dir)
+    with index.read() as reader:
+        rows = list(reader.all_chunks())
+        vectors = dict(index.connection().execute("SELECT id, vector FROM chunks").fetchall())
+    keys = [(r.path, r.ordinal) for r in rows]
+    assert len(keys) == len(set(keys))
+    for row in rows:
+        expected = simulated_embedding(embedding_input(row.title, row.heading, row.text), dimensions)
+        assert np.allclose(np.frombuffer(vectors[row.chunk_id], dtype="<f4"), expected, atol=1e-6)
+    return len(rows)
+
+
+# -- our own /v1/embeddings ----------------------------------------------------
+
+
+def test_official_openai_client_gets_the_in_process_vectors(semsearch_v1: str, embedder) -> None:  # type: ignore[no-untyped-def]
+    client = OpenAI(base_url=semsearch_v1, api_key="anything")
+    texts = ["How do plants make sugar?", "TCP slow start doubles the window every round trip."]
+    expected = embedder.embed_documents(texts)
+    default = client.embeddings.create(model="all-MiniLM-L6-v2", input=texts)  # the client asks for base64
+    floats = client.embeddings.create(model="all-MiniLM-L6-v2", input=texts, encoding_format="float")
+    for reply in (default, floats):
+        got = np.array([d.embedding for d in sorted(reply.data, key=lambda d: d.index)])
+        assert np.allclose(got, expected, atol=1e-5)
+        assert reply.usage.prompt_tokens == reply.usage.total_tokens > 0
+    assert [m.id for m in client.models.list()] == ["all-MiniLM-L6-v2"]
+
+
+def test_our_v1_rejects_what_it_cannot_do_in_openai_shape(semsearch_v1: str) -> None:
+    client = OpenAI(base_url=semsearch_v1, api_key="anything", max_retries=0)
+    import openai
+
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    with pytest.raises(openai.BadRequestError, match="empty"):
+        client.embeddings.create(model="all-MiniLM-L6-v2", input=["ok", ""])
+    with pytest.raises(openai.BadRequestError, match="384"):
+        client.embeddings.create(model="all-MiniLM-L6-v2", input="x", dimensions=12)
+
+
+def test_ingest_through_our_own_v1_gives_the_in_process_results(semsearch_v1: str, model_cache: Path, tmp_path: Path) -> None:
+    ingest_folder(tmp_path / "remote", "openai/all-MiniLM-L6-v2", fast(semsearch_v1), model_cache)
+    ingest_folder(tmp_path / "local", "local/all-MiniLM-L6-v2", RemoteOptions(), model_cache)
+    remote = SearchService.open(tmp_path / "remote", cache_dir=model_cache, remote=RemoteOptions(api_key="x"))
+    local = SearchService.open(tmp_path / "local", cache_dir=model_cache)
+    for query in ("who invented the printing press", "congestion window after loss", "how do aqueducts carry water"):
+        for mode in ("dense", "hybrid"):
+            got = [(Path(h.path).name, h.text, round(h.score, 4)) for h in remote.search(query, 5, mode)]
+            want = [(Path(h.path).name, h.text, round(h.score, 4)) for h in local.search(query, 5, mode)]
+            assert got == want
+    remote.close()
+    local.close()
+
+
+# -- the client against the OpenAI simulator -----------------------------------
+
+
+def test_faults_are_retried_and_every_chunk_is_embedded_exactly_once(model_cache: Path, tmp_path: Path) -> None:
+    faults = ("500", "429", "drop", "malformed", "wrong_count", "wrong_dimension", "shuffled", "503", "502")
+    with simulator(faults=faults, retry_after=0.05) as sim:
+        summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=32), model_cache)
+        state = sim.server.config.app.state.sim  # type: ignore[attr-defined]
+    assert summary.ingested == 10 and summary.skipped == []
+    assert summary.upstream["retries"] >= 7 and summary.upstream["rate_limited"] >= 1
+    assert stored_vectors_match_the_simulator(tmp_path / "ix", 32) == summary.chunks
+    assert sum(state.faults_injected.values()) == len(faults)
+    manifest = json.loads((tmp_path / "ix" / "config.json").read_text())
+    assert manifest["embedder"]["dimensions"] == 32 and manifest["embedder"]["base_url"] == f"{sim.url}/v1"
+    assert KEY not in (tmp_path / "ix" / "config.json").read_text()
+
+
+def test_a_slow_reply_times_out_and_is_retried(model_cache: Path, tmp_path: Path) -> None:
+    with simulator(faults=("slow",), slow_seconds=3.0) as sim:
+        began = time.monotonic()
+        summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", timeout=0.5, dimensions=16), model_cache)
+    assert summary.upstream["retries"] >= 1 and time.monotonic() - began < 3.0
+    stored_vectors_match_the_simulator(tmp_path / "ix", 16)
+
+
+def test_retry_after_is_honoured(model_cache: Path, tmp_path: Path) -> None:
+    with simulator(faults=("429", "429"), retry_after=0.4) as sim:
+        began = time.monotonic()
+        summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", concurrency=1, dimensions=16), model_cache, DATA / "sample" / "chess-rules.html")
+    assert summary.upstream["rate_limited"] == 2
+    assert time.monotonic() - began >= 0.8
+
+
+def test_servers_without_base64_get_floats(model_cache: Path, tmp_path: Path) -> None:
+    with simulator(supports_base64=False) as sim:
+        ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=24), model_cache)
+        formats = [entry.get("encoding_format") for entry in sim.server.config.app.state.sim.requests_log]  # type: ignore[attr-defined]
+    assert "float" in formats
+    stored_vectors_match_the_simulator(tmp_path / "ix", 24)
+
+
+def test_unknown_models_learn_their_size_from_the_server(model_cache: Path, tmp_path: Path) -> None:
+    with simulator(dimensions=48) as sim:
+        embedder = make_embedder("openai/nomic-embed-text", cache_dir=model_cache, remote=fast(f"{sim.url}/v1"))
+        assert (embedder.dimension, embedder.max_tokens) == (48, 512)
+        assert embedder.embed_documents(["a", "", "b"]).shape == (3, 48)
+        embedder.close()
+        inputs = [e["n_inputs"] for e in sim.server.config.app.state.sim.requests_log]  # type: ignore[attr-defined]
+    assert inputs[-1] == 2, "empty strings are never sent"
+
+
+def test_quota_errors_stop_at_once_and_keep_what_was_embedded(model_cache: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    shutil.copytree(DATA / "sample", folder)
+    faults = ("ok", "quota")
+    with simulator(faults=faults) as sim:
+        remote = fast(f"{sim.url}/v1", concurrency=1, dimensions=16)
+        with pytest.raises(QuotaExceeded, match="quota"):
+            ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, folder)
+        state = sim.server.config.app.state.sim  # type: ignore[attr-defined]
+        assert state.faults_injected["quota"] == 1 and state.requests == 2, "no retry after insufficient_quota"
+        assert Index.open(tmp_path / "ix").stats()["documents"] == 0, "nothing half-published"
+        resumed = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, folder)
+    assert resumed.ingested == 10
+    assert 0 < resumed.embedded < resumed.chunks, "what the first run embedded was kept"
+    assert stored_vectors_match_the_simulator(tmp_path / "ix", 16) == resumed.chunks
+
+
+def test_a_bad_key_fails_with_a_clear_message_from_the_cli(model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with simulator() as sim:
+        monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{sim.url}/v1")
+        args = ["ingest", str(DATA / "sample"), "--index", str(tmp_path / "ix"), "--embedding-model", "openai/text-embedding-3-small"]
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert "HTTP 401" in result.output and "OPENAI_API_KEY" in result.output
+    assert "sk-wrong" not in result.output
+
+
+def test_dry_run_prices_without_calling_the_server(model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
+    args = ["ingest", str(DATA / "sample"), "--index", str(tmp_path / "ix"), "--embedding-model", "openai/text-embedding-3-large", "--dry-run", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["dry_run"] and data["chunks"] > 0 and data["embedded_tokens"] > data["tokens"] > 0
+    assert data["cost_usd"]["estimated"]["standard"] == pytest.approx(data["embedded_tokens"] * 0.13 / 1e6, rel=1e-3)
+    assert data["cost_usd"]["estimated"]["batch"] == pytest.approx(data["cost_usd"]["estimated"]["standard"] / 2, rel=1e-3)
+    assert not (tmp_path / "ix").exists()
+
+
+def test_search_reuses_the_recorded_embedder_with_the_key_from_the_environment(model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with simulator() as sim:
+        ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=64), model_cache)
+        monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        result = CliRunner().invoke(cli, ["search", "printing press Gutenberg", "--index", str(tmp_path / "ix"), "--mode", "dense", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["results"][0]["path"].endswith("printing-press.html")
+
+
+def test_pacing_keeps_under_the_limits_without_429s(model_cache: Path, tmp_path: Path) -> None:
+    """A 2-second window stands in for OpenAI's minute; the limiter is told the same period."""
+    with simulator(rpm=8, tpm=6000, window=2.0, latency=0.02) as sim:
+        remote = fast(f"{sim.url}/v1", dimensions=16, rpm=8, tpm=6000, rate_period=2.0, concurrency=4)
+        summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache)
+    assert summary.upstream["rate_limited"] <= 1
+    stored_vectors_match_the_simulator(tmp_path / "ix", 16)
