@@ -94,7 +94,7 @@ class RateLimiter:
                 self._requests.refill(now)
                 self._tokens.refill(now)
                 delay = max(self._paused_until - now, self._requests.wait_for(1), self._tokens.wait_for(tokens))
-                if delay <= 0:
+                if delay <= 1e-6:  # rounding must never leave a sender waiting for nothing
                     self._requests.level -= 1
                     self._tokens.level -= tokens
                     return

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from .openai_sim_state import (
@@ -189,6 +190,8 @@ def _mask(key: str) -> str:
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
+    except ClientDisconnect:  # a client that timed out before we read its body: log it, do not crash
+        raise ApiError(499, "The client closed the connection before sending the whole request.") from None
     except ValueError:
         body = None
     if not isinstance(body, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -240,6 +241,18 @@ def test_a_slow_answer_times_the_client_out(configure: Configure, url: str, clie
     while len(sim.requests_log) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert [entry["status"] for entry in sim.requests_log] == [499, 499]
+
+
+def test_a_client_that_hangs_up_mid_request_is_logged_as_499(configure: Configure, url: str) -> None:
+    sim = configure(api_key=None)
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as raw:
+        raw.sendall(b"POST /v1/embeddings HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                    b"content-length: 100\r\n\r\n{\"model\": ")
+    deadline = time.monotonic() + 2
+    while not sim.requests_log and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [entry["status"] for entry in sim.requests_log] == [499]
 
 
 def test_bad_200_answers(configure: Configure, http: httpx.Client) -> None:
