@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ingest.tokenizer import tiktoken_encoding
+
 FAULT_KINDS = frozenset(
     {"ok", "500", "502", "503", "429", "quota", "400", "drop", "slow", "malformed",
      "wrong_count", "wrong_dimension", "shuffled", "no_base64"}
@@ -78,8 +80,8 @@ def simulated_embedding(text: str, dimensions: int) -> npt.NDArray[np.float32]:
 
 
 def estimate_tokens(text: str) -> int:
-    """Tokens as the simulator counts them: about four UTF-8 bytes per token, at least one."""
-    return len(text.encode()) // 4 + 1
+    """Tokens as OpenAI bills them for its embedding and chat models: cl100k_base, at least one."""
+    return max(1, len(tiktoken_encoding("cl100k_base").encode_ordinary(text)))
 
 
 def format_duration(seconds: float) -> str:
