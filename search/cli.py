@@ -264,6 +264,29 @@ def bench(dataset_dir: Path, documents: int, queries: int, modes: tuple[str, ...
     output.print_eval(report, as_json)
 
 
+@cli.command("bench-embeddings")
+@click.option("--rpm", type=click.IntRange(1), default=60, show_default=True, help="Requests per minute the simulated server allows.")
+@click.option("--tpm", type=click.IntRange(1), default=150_000, show_default=True, help="Tokens per minute the simulated server allows.")
+@click.option("--latency", type=click.FloatRange(0), default=0.05, show_default=True, help="Seconds the server takes per request.")
+@click.option("--seconds", type=click.FloatRange(1), default=120.0, show_default=True, help="How long each run lasts.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Requests in flight for the paced client.")
+@json_option
+@_errors
+def bench_embeddings(rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, as_json: bool) -> None:
+    """Measure the embeddings client against a rate-limited OpenAI simulator on 127.0.0.1.
+
+    Prints the tokens per minute the server accepted as a fraction of its limit,
+    and the 429s received, for our paced client and for naive sequential requests.
+
+    \b
+    semsearch bench-embeddings --rpm 60 --tpm 150000 --latency 0.05 --seconds 120
+    """
+    from .bench_embeddings import run_rate_benchmark
+
+    report = run_rate_benchmark(rpm=rpm, tpm=tpm, latency=latency, seconds=seconds, concurrency=concurrency, cache_dir=Settings.from_env().cache_dir)
+    output.print_eval(report, as_json)
+
+
 @contextmanager
 def _service(index_dir: Path | None) -> Iterator[Any]:
     from .service import SearchService

@@ -1,0 +1,86 @@
+"""`semsearch bench-embeddings`: how close the embeddings client runs to a server's rate limits.
+
+It starts the OpenAI simulator on 127.0.0.1 with RPM/TPM limits and a latency, then
+embeds for a fixed time twice: with our client (paced, concurrent, adapting to the
+x-ratelimit headers) and with naive sequential requests (no pacing; on a 429 it waits
+the retry-after and tries again, as the official client does). It reports the tokens
+per minute the server accepted, as a fraction of the limit, and the 429s it sent.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from ingest import OpenAIClient, RateLimiter, RemoteOptions, make_embedder
+
+from .openai_sim import create_simulator
+from .openai_sim_state import SimulatorConfig
+from .server import ServerThread
+
+_WORDS = ("search vector index passage query token model ranking fusion document chunk embedding "
+          "latency throughput limit request server client retry window minute").split()
+
+
+def run_rate_benchmark(*, rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, cache_dir: Any) -> dict[str, Any]:
+    """Both runs against a fresh simulator each; returns their figures."""
+    texts = _texts(4096, words=36, seed=7)
+    # Requests of 64 inputs of ~40 tokens: ~2,500 tokens, so 60 RPM and 150,000 TPM bind together.
+    return {
+        "limits": {"rpm": rpm, "tpm": tpm, "latency_ms": latency * 1000, "seconds": seconds},
+        "paced": _paced(texts, rpm, tpm, latency, seconds, concurrency, cache_dir),
+        "naive_sequential": _naive(texts, rpm, tpm, latency, seconds),
+    }
+
+
+def _paced(texts: list[str], rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, cache_dir: Any) -> dict[str, Any]:
+    with ServerThread(create_simulator(SimulatorConfig(rpm=rpm, tpm=tpm, latency=latency, dimensions=32))) as sim:
+        options = RemoteOptions(base_url=f"{sim.url}/v1", api_key="bench", rpm=rpm, tpm=tpm, concurrency=concurrency, dimensions=32)
+        embedder = make_embedder("openai/text-embedding-3-small", cache_dir=cache_dir, remote=options)
+        began = time.monotonic()
+        position = 0
+        while time.monotonic() - began < seconds:
+            embedder.embed_documents(texts[position : position + 64 * concurrency])
+            position = (position + 64 * concurrency) % (len(texts) - 64 * concurrency)
+        elapsed = time.monotonic() - began
+        embedder.close()
+        return _figures(sim, elapsed, tpm)
+
+
+def _naive(texts: list[str], rpm: int, tpm: int, latency: float, seconds: float) -> dict[str, Any]:
+    with ServerThread(create_simulator(SimulatorConfig(rpm=rpm, tpm=tpm, latency=latency, dimensions=32))) as sim:
+        client = OpenAIClient(f"{sim.url}/v1", "bench", limiter=_Unpaced(), max_retries=1000)
+        began = time.monotonic()
+        position = 0
+        while time.monotonic() - began < seconds:
+            body = {"model": "text-embedding-3-small", "input": texts[position : position + 64], "dimensions": 32}
+            client.post("/embeddings", body, parse=lambda reply: reply["usage"]["total_tokens"])
+            position = (position + 64) % (len(texts) - 64)
+        elapsed = time.monotonic() - began
+        client.close()
+        return _figures(sim, elapsed, tpm)
+
+
+class _Unpaced(RateLimiter):
+    """Sends at once; only a 429's retry-after holds it back."""
+
+    def observe(self, headers: Any) -> None:
+        return None
+
+
+def _figures(sim: ServerThread, elapsed: float, tpm: int) -> dict[str, Any]:
+    state = sim.server.config.app.state.sim  # type: ignore[attr-defined]
+    accepted = [e for e in state.requests_log if e["status"] == 200]
+    tokens = sum(e["tokens"] for e in accepted)
+    per_minute = tokens / (elapsed / 60)
+    return {
+        "elapsed_s": round(elapsed, 1), "requests_ok": len(accepted), "tokens": tokens,
+        "tokens_per_minute": round(per_minute), "fraction_of_tpm": round(per_minute / tpm, 4),
+        "requests_per_minute": round(len(accepted) / (elapsed / 60), 1), "http_429": state.rejected_429,
+    }
+
+
+def _texts(count: int, *, words: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(_WORDS) for _ in range(words)) + f" #{i}" for i in range(count)]
