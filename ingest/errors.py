@@ -38,9 +38,10 @@ class ModelNotAvailable(EmbeddingError):
 class UpstreamError(IngestError):
     """An OpenAI-compatible server did not give a usable answer."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code  # the server's error code, e.g. "context_length_exceeded"
         self.partial: dict[int, object] = {}  # results obtained before the failure, by position
 
 

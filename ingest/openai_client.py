@@ -12,7 +12,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -80,6 +80,32 @@ class OpenAIClient:
 
     def post(self, path: str, body: dict[str, Any], *, tokens: int = 0, parse: Callable[[dict[str, Any]], T]) -> T:
         """POST `body` to `path`; `parse` turns the JSON reply into a result or raises `MalformedResponse`."""
+        url = f"{self.base_url}{path}"
+        return self._retrying(url, tokens, lambda: self._http.post(url, json=body), parse)
+
+    def stream(self, path: str, body: dict[str, Any], *, tokens: int = 0) -> Iterator[dict[str, Any]]:
+        """POST and yield the server-sent events of the reply (retried until the first byte only)."""
+        url = f"{self.base_url}{path}"
+        request = self._http.build_request("POST", url, json=body)
+        response: httpx.Response = self._retrying(url, tokens, lambda: self._http.send(request, stream=True), None)
+        try:
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    yield json.loads(data)
+                except json.JSONDecodeError as exc:
+                    raise UpstreamUnavailable(f"{url} sent an unreadable event: {data[:100]!r}") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"the reply from {url} broke off: {type(exc).__name__}: {exc}") from exc
+        finally:
+            response.close()
+
+    def _retrying(self, url: str, tokens: int, send: Callable[[], httpx.Response], parse: Callable[[dict[str, Any]], T] | None) -> Any:
+        """Send until a usable reply: the parsed result, or the open response when `parse` is None."""
         problem = "no attempt made"
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -87,14 +113,19 @@ class OpenAIClient:
             self.limiter.acquire(tokens)
             self.stats.add(requests=1)
             try:
-                response = self._http.post(f"{self.base_url}{path}", json=body)
+                response = send()
             except httpx.TimeoutException as exc:
                 problem = f"timed out ({type(exc).__name__})"
             except httpx.TransportError as exc:
                 problem = f"connection failed ({type(exc).__name__}: {exc})"
             else:
                 self.limiter.observe(response.headers)
-                outcome = self._outcome(response, parse)
+                if parse is None and response.status_code == 200:
+                    return response
+                if parse is None:
+                    response.read()
+                    response.close()
+                outcome = self._outcome(response, parse or _no_parse)
                 if not isinstance(outcome, _Retry):
                     return outcome
                 problem = outcome.problem
@@ -103,7 +134,7 @@ class OpenAIClient:
                     continue
             time.sleep(self._delay(attempt))
         self.stats.add(failures=1)
-        raise UpstreamUnavailable(f"{self.base_url}{path} failed {self.max_retries + 1} times; last: {problem}")
+        raise UpstreamUnavailable(f"{url} failed {self.max_retries + 1} times; last: {problem}")
 
     def _outcome(self, response: httpx.Response, parse: Callable[[dict[str, Any]], T]) -> T | _Retry:
         status = response.status_code
@@ -115,13 +146,13 @@ class OpenAIClient:
         message, code = _error_of(response)
         if status == 429:
             if code == "insufficient_quota":
-                raise QuotaExceeded(f"{self.base_url}: {message} (HTTP 429 insufficient_quota)", status=status)
+                raise QuotaExceeded(f"{self.base_url}: {message} (HTTP 429 insufficient_quota)", status=status, code=code)
             self.stats.add(rate_limited=1)
             return _Retry(f"HTTP 429: {message}", wait=retry_after(response.headers) or self._delay(0))
         if status in _RETRYABLE_STATUS:
             return _Retry(f"HTTP {status}: {message}")
         hint = " (check OPENAI_API_KEY)" if status in (401, 403) else ""
-        raise UpstreamRejected(f"{self.base_url} refused the request: HTTP {status}: {message}{hint}", status=status)
+        raise UpstreamRejected(f"{self.base_url} refused the request: HTTP {status}: {message}{hint}", status=status, code=code)
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter between half and the whole step."""
@@ -142,6 +173,10 @@ class OpenAIClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _no_parse(reply: dict[str, Any]) -> None:
+    return None
 
 
 @dataclass(frozen=True)

@@ -47,15 +47,20 @@ class Answer:
 
     question: str
     answer: str
-    mode: str
+    mode: str  # "extractive" or "chat"
     citations: tuple[Citation, ...] = ()
     results: tuple[Hit, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    model: str | None = None
+    abstained: bool = False
+    dropped_citations: tuple[int, ...] = ()
+    usage: dict[str, float | int | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "question": self.question, "answer": self.answer, "mode": self.mode,
-            "citations": [c.as_dict() for c in self.citations],
+            "question": self.question, "answer": self.answer, "mode": self.mode, "model": self.model,
+            "abstained": self.abstained, "citations": [c.as_dict() for c in self.citations],
+            "dropped_citations": list(self.dropped_citations), "usage": self.usage,
             "results": [h.as_dict() for h in self.results], "notes": list(self.notes),
         }
 

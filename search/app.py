@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from indexes import DimensionMismatch, IndexNotFound, IndexStoreError
-from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, UpstreamError, make_embedder
+from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, UpstreamError, UpstreamUnavailable, make_embedder
 
-from .errors import InvalidQuery, SearchError
+from .errors import AnswerRefused, ConfigError, InvalidQuery, SearchError
 from .openai_routes import LocalModelHolder, openai_router
 from .retrieve import MAX_K, MAX_QUERY_CHARS
 from .service import SearchService
@@ -33,8 +35,9 @@ class SearchRequest(BaseModel):
 
 class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, examples=["who invented the printing press?"])
-    k: int = Field(default=5, ge=1, le=MAX_K)
+    k: int = Field(default=8, ge=1, le=MAX_K, description="passages to retrieve")
     mode: str = Mode
+    stream: bool = Field(default=False, description="server-sent events: answer deltas, then the citations and usage")
 
 
 class _ServiceHolder:
@@ -48,9 +51,7 @@ class _ServiceHolder:
     def get(self) -> SearchService:
         with self._lock:
             if self.service is None:
-                self.service = SearchService.open(
-                    self.settings.index_dir, cache_dir=self.settings.cache_dir, remote=self.settings.remote()
-                )
+                self.service = SearchService.from_settings(self.settings)
             return self.service
 
     def close(self) -> None:
@@ -93,8 +94,12 @@ def create_app(settings: Settings) -> FastAPI:
         return {"query": body.query, "mode": body.mode, "results": [h.as_dict(explain=body.explain) for h in hits]}
 
     @app.post("/ask", summary="An answer drawn from the best passages, with citations")
-    def ask(body: AskRequest, svc: SearchService = Depends(service)) -> dict[str, Any]:
-        return svc.ask(body.question, body.k, body.mode).as_dict()
+    def ask(body: AskRequest, svc: SearchService = Depends(service)) -> Any:
+        if not body.stream:
+            return svc.ask(body.question, body.k, body.mode).as_dict()
+        events = svc.ask_stream(body.question, body.k, body.mode)
+        first = next(events)  # errors before the first byte still get their own status code
+        return StreamingResponse(_sse(itertools.chain([first], events)), media_type="text/event-stream")
 
     @app.get("/healthz", summary="Liveness and whether the index opens")
     def healthz() -> JSONResponse:
@@ -109,6 +114,18 @@ def create_app(settings: Settings) -> FastAPI:
         return svc.stats()
 
     return app
+
+
+def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+    """Server-sent events: `data: {json}` per event, then `data: [DONE]`; a late error is an event too."""
+    try:
+        for event in events:
+            if event["type"] == "answer":
+                event = {"type": "answer", **event["answer"].as_dict()}
+            yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+    except (SearchError, IngestError, IndexStoreError) as exc:
+        yield f"data: {json.dumps({'type': 'error', 'error': {'type': type(exc).__name__, 'message': str(exc)}})}\n\n"
+    yield "data: [DONE]\n\n"
 
 
 def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
@@ -135,6 +152,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def upstream(request: Request, exc: Exception) -> JSONResponse:
         return _error(502, "upstream_error", str(exc))
 
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return _error(503, "upstream_unavailable", str(exc))
+
+    async def refused(request: Request, exc: Exception) -> JSONResponse:
+        return _error(400, "question_refused", str(exc))
+
+    async def config(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, "configuration_error", str(exc))
+
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         return _error(500, "internal_error", str(exc))
 
@@ -143,5 +169,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IndexNotFound, not_found)
     app.add_exception_handler(DimensionMismatch, mismatch)
     app.add_exception_handler(UpstreamError, upstream)
+    app.add_exception_handler(UpstreamUnavailable, unavailable)
+    app.add_exception_handler(AnswerRefused, refused)
+    app.add_exception_handler(ConfigError, config)
     for family in (SearchError, IndexStoreError, IngestError):
         app.add_exception_handler(family, server_error)

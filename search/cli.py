@@ -15,14 +15,14 @@ from indexes import DimensionMismatch, IndexNotFound, IndexStoreError
 from ingest import TIER_LIMITS, IngestConfigError, IngestError
 
 from . import output
-from .errors import DatasetError, InvalidQuery, SearchError
+from .errors import ConfigError, DatasetError, InvalidQuery, SearchError
 from .retrieve import MAX_K, MODES
 from .settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Errors a user fixes by changing the command: exit code 2, like a usage error.
-_USAGE_ERRORS = (InvalidQuery, IndexNotFound, IngestConfigError, DatasetError, DimensionMismatch)
+_USAGE_ERRORS = (InvalidQuery, IndexNotFound, IngestConfigError, DatasetError, DimensionMismatch, ConfigError)
 
 
 def _errors(command: F) -> F:
@@ -154,7 +154,7 @@ def search_command(query: str, index_dir: Path | None, k: int, mode: str, explai
     semsearch search "vector index types" -k 5
     semsearch search "error 42" --mode lexical --json | jq '.results[0].path'
     """
-    with _service(index_dir) as service:
+    with _service(_settings(index_dir).with_chat(chat_model="none")) as service:
         hits = service.search(query, k, mode)
     output.print_hits(query, mode, hits, as_json=as_json, explain=explain)
 
@@ -162,22 +162,41 @@ def search_command(query: str, index_dir: Path | None, k: int, mode: str, explai
 @cli.command()
 @click.argument("question")
 @index_option
-@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=5, show_default=True, help="Passages to draw from.")
+@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=8, show_default=True, help="Passages to retrieve.")
 @mode_option
+@click.option("--chat-model", help="openai/NAME of the chat model [default: $SEMSEARCH_CHAT_MODEL, else openai/gpt-4o-mini when OPENAI_API_KEY is set, else extractive].")
+@click.option("--chat-base-url", help="OpenAI-compatible chat endpoint [default: $SEMSEARCH_CHAT_BASE_URL, else $OPENAI_BASE_URL].")
+@click.option("--chat-context-window", type=click.IntRange(512), help="Context window of a model semsearch does not know.")
+@click.option("--min-score", type=float, help="Abstain when no passage's cosine reaches this [default: 0.25].")
+@click.option("--moderate", is_flag=True, default=None, help="Screen the question with /v1/moderations first.")
+@click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it is written.")
 @json_option
 @_errors
-def ask(question: str, index_dir: Path | None, k: int, mode: str, as_json: bool) -> None:
+def ask(question: str, index_dir: Path | None, k: int, mode: str, chat_model: str | None, chat_base_url: str | None,
+        chat_context_window: int | None, min_score: float | None, moderate: bool | None, stream: bool, as_json: bool) -> None:
     """Answer QUESTION from the indexed documents, citing passages as [n].
 
-    With no chat model configured the answer is extractive: sentences quoted
-    from the best passages.
+    With a chat model the answer is written from the best passages and every
+    citation is checked; without one it is extractive: sentences quoted from them.
 
     \b
     semsearch ask "who invented the printing press?"
+    SEMSEARCH_CHAT_MODEL=openai/gpt-4o-mini semsearch ask "what does the contract say about renewal?" --json
     """
-    with _service(index_dir) as service:
-        answer = service.ask(question, k, mode)
-    output.print_answer(answer, as_json)
+    settings = _settings(index_dir).with_chat(
+        chat_model=chat_model, chat_base_url=chat_base_url, chat_context_window=chat_context_window,
+        min_score=min_score, moderate=moderate,
+    )
+    with _service(settings) as service:
+        if as_json or not stream:
+            output.print_answer(service.ask(question, k, mode), as_json)
+            return
+        for event in service.ask_stream(question, k, mode):
+            if event["type"] == "delta":
+                click.echo(event["text"], nl=False)
+            else:
+                click.echo()
+                output.print_answer(event["answer"], False, body=False)
 
 
 @cli.command()
@@ -190,7 +209,7 @@ def stats(index_dir: Path | None, as_json: bool) -> None:
     \b
     semsearch stats --index ./my-index --json
     """
-    with _service(index_dir) as service:
+    with _service(_settings(index_dir)) as service:
         output.print_stats(service.stats(), as_json)
 
 
@@ -288,11 +307,10 @@ def bench_embeddings(rpm: int, tpm: int, latency: float, seconds: float, concurr
 
 
 @contextmanager
-def _service(index_dir: Path | None) -> Iterator[Any]:
+def _service(settings: Settings) -> Iterator[Any]:
     from .service import SearchService
 
-    settings = _settings(index_dir)
-    service = SearchService.open(settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote())
+    service = SearchService.from_settings(settings)
     try:
         yield service
     finally:

@@ -74,17 +74,24 @@ def print_hits(query: str, mode: str, hits: Sequence[Hit], *, as_json: bool, exp
         click.echo()
 
 
-def print_answer(answer: Answer, as_json: bool) -> None:
+def print_answer(answer: Answer, as_json: bool, *, body: bool = True) -> None:
     if as_json:
         _dump(answer.as_dict())
         return
-    click.echo(answer.answer)
+    if body:
+        click.echo(answer.answer)
     if answer.citations:
         click.echo()
         for c in answer.citations:
             click.echo(f"[{c.number}] {display_path(c.path)}" + (f", p. {c.page}" if c.page else "") + (f" ({c.title})" if c.title else ""))
-    for note in answer.notes:
-        click.echo(click.style(f"\n({note})", dim=True))
+            click.echo(click.style(f"    \"{c.quote}\"", dim=True))
+    notes = list(answer.notes)
+    usage = answer.usage
+    if usage.get("total_tokens"):
+        cost = f", ${usage['cost_usd']:.6f}" if usage.get("cost_usd") is not None else ""
+        notes.append(f"{answer.model}: {usage['prompt_tokens']} tokens in, {usage['completion_tokens']} out{cost}")
+    for note in notes:
+        click.echo(click.style(f"({note})", dim=True))
 
 
 def print_ingest(summary: IngestSummary, index_dir: Path, model: str, as_json: bool) -> None:

@@ -1,46 +1,94 @@
-"""The search service: an opened index with the embedder its manifest names."""
+"""The search service: an opened index, the embedder its manifest names, and an answerer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from indexes import Index
-from ingest import Embedder, RemoteOptions, embedder_for_index
+from ingest import Embedder, OpenAIClient, RateLimiter, RemoteOptions, embedder_for_index
+from ingest.openai_models import DEFAULT_BASE_URL
 
 from .answer import Answer, extractive_answer
+from .chat import ChatAnswerer, ChatOptions
+from .errors import ConfigError
 from .retrieve import Hit, check_query, search
+from .settings import Settings
+
+_EXTRACTIVE_NOTE = "no chat model is configured (set SEMSEARCH_CHAT_MODEL or OPENAI_API_KEY for written answers)"
 
 
 class SearchService:
     """Search and ask over one index; safe to share between threads."""
 
-    def __init__(self, index: Index, embedder: Embedder) -> None:
+    def __init__(self, index: Index, embedder: Embedder, answerer: ChatAnswerer | None = None) -> None:
         index.manifest.check_model(embedder.name, embedder.dimension)
         self.index = index
         self.embedder = embedder
+        self.answerer = answerer
 
     @classmethod
-    def open(cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None) -> SearchService:
+    def open(cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None, answerer: ChatAnswerer | None = None) -> SearchService:
         """Open the index at `folder` and the embedder its manifest records."""
         index = Index.open(folder)
         manifest = index.manifest
-        return cls(index, embedder_for_index(manifest.embedder, manifest.embedding_model, cache_dir=cache_dir, remote=remote))
+        embedder = embedder_for_index(manifest.embedder, manifest.embedding_model, cache_dir=cache_dir, remote=remote)
+        return cls(index, embedder, answerer)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SearchService:
+        """The service the CLI and the app run: index, embedder and answerer from settings."""
+        return cls.open(settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote(), answerer=make_answerer(settings))
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         """The k best passages for `query`."""
         return search(self.index, self.embedder, query, k, mode)
 
-    def ask(self, question: str, k: int = 5, mode: str = "hybrid") -> Answer:
-        """An answer drawn from the k best passages."""
+    def ask(self, question: str, k: int = 8, mode: str = "hybrid") -> Answer:
+        """An answer drawn from the k best passages: written by the chat model, or extractive."""
         text = check_query(question, k, mode)
-        return extractive_answer(text, self.search(text, k, mode), self.embedder)
+        hits = self.search(text, k, mode)
+        if self.answerer is None:
+            answer = extractive_answer(text, hits[:5], self.embedder)
+            return Answer(**{**answer.__dict__, "notes": (*answer.notes, _EXTRACTIVE_NOTE), "results": tuple(hits)})
+        return self.answerer.answer(text, hits)
+
+    def ask_stream(self, question: str, k: int = 8, mode: str = "hybrid") -> Iterator[dict[str, Any]]:
+        """The answer as events: text deltas, then {"type": "answer", "answer": Answer}."""
+        text = check_query(question, k, mode)
+        if self.answerer is None:
+            answer = self.ask(text, k, mode)
+            yield {"type": "delta", "text": answer.answer}
+            yield {"type": "answer", "answer": answer}
+            return
+        yield from self.answerer.stream(text, self.search(text, k, mode))
 
     def stats(self) -> dict[str, Any]:
-        """Documents, chunks, model, index type, size on disk."""
-        return self.index.stats()
+        """Documents, chunks, model, index type, size on disk, and chat usage."""
+        stats = self.index.stats()
+        if self.answerer is not None:
+            stats["chat"] = {"model": self.answerer.options.model, **self.answerer.spent.as_dict()}
+        return stats
 
     def close(self) -> None:
-        """Close the catalog connection and the embedder's HTTP connections."""
+        """Close the catalog connection and the HTTP connections."""
         self.index.close()
         self.embedder.close()
+        if self.answerer is not None:
+            self.answerer.close()
+
+
+def make_answerer(settings: Settings, **options: Any) -> ChatAnswerer | None:
+    """The chat answerer the settings ask for (None: answers stay extractive)."""
+    if not settings.chat_model:
+        return None
+    provider, _, model = settings.chat_model.partition("/")
+    if provider != "openai" or not model:
+        raise ConfigError(f"chat model {settings.chat_model!r}: use openai/NAME, e.g. openai/gpt-4o-mini")
+    base_url = settings.chat_base_url or settings.openai_base_url or DEFAULT_BASE_URL
+    client = OpenAIClient(base_url, settings.openai_api_key, limiter=RateLimiter(), max_retries=3, timeout=120.0)
+    chosen = {"model": model, "context_window": settings.chat_context_window, "min_score": settings.min_score,
+              "moderate": settings.moderate, **{k: v for k, v in options.items() if v is not None}}
+    return ChatAnswerer(client, ChatOptions(**chosen))
+

@@ -11,6 +11,8 @@ import platformdirs
 
 from ingest import DEFAULT_EMBEDDING_MODEL, RemoteOptions
 
+from .chat_models import DEFAULT_CHAT_MODEL
+
 
 def default_index_dir() -> Path:
     """The per-user data folder's index (never inside the source tree)."""
@@ -22,6 +24,9 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("semsearch", appauthor=False))
 
 
+_NO_CHAT = ("none", "off", "extractive")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the CLI and the app need to know, with defaults."""
@@ -31,6 +36,11 @@ class Settings:
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     openai_api_key: str | None = None
     openai_base_url: str | None = None
+    chat_model: str | None = None  # "openai/NAME"; None: extractive answers
+    chat_base_url: str | None = None
+    chat_context_window: int | None = None
+    min_score: float = 0.25
+    moderate: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,13 +52,33 @@ class Settings:
             embedding_model=env.get("SEMSEARCH_EMBEDDING_MODEL") or DEFAULT_EMBEDDING_MODEL,
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            chat_model=_chat_model(env),
+            chat_base_url=env.get("SEMSEARCH_CHAT_BASE_URL") or None,
+            chat_context_window=int(env["SEMSEARCH_CHAT_CONTEXT_WINDOW"]) if env.get("SEMSEARCH_CHAT_CONTEXT_WINDOW") else None,
+            min_score=float(env.get("SEMSEARCH_MIN_SCORE") or 0.25),
+            moderate=(env.get("SEMSEARCH_MODERATE") or "").lower() in ("1", "true", "yes", "on"),
         )
 
     def with_index(self, index_dir: Path | None) -> Settings:
         """A copy pointing at another index folder (a `--index` flag)."""
         return self if index_dir is None else replace(self, index_dir=index_dir.expanduser())
 
+    def with_chat(self, **overrides: object) -> Settings:
+        """A copy with chat settings from flags that were given."""
+        given: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
+        if str(given.get("chat_model", "")).lower() in _NO_CHAT:
+            given["chat_model"] = None
+        return replace(self, **given)  # type: ignore[arg-type]
+
     def remote(self, **overrides: object) -> RemoteOptions:
         """How to reach the OpenAI-compatible server: the environment, then flags that were given."""
         given = {k: v for k, v in overrides.items() if v is not None}
         return RemoteOptions(**{"base_url": self.openai_base_url, "api_key": self.openai_api_key, **given})  # type: ignore[arg-type]
+
+
+def _chat_model(env: Mapping[str, str]) -> str | None:
+    """SEMSEARCH_CHAT_MODEL; else gpt-4o-mini when an OpenAI key is set; "none" turns chat off."""
+    named = env.get("SEMSEARCH_CHAT_MODEL")
+    if named:
+        return None if named.lower() in _NO_CHAT else named
+    return DEFAULT_CHAT_MODEL if env.get("OPENAI_API_KEY") else None
