@@ -14,7 +14,7 @@ from .retrieve import Hit
 
 NOT_COVERED = "The documents do not contain the answer to this question."
 
-SYSTEM_PROMPT = f"""You answer questions using only the numbered passages provided by the user message, \
+SYSTEM_PROMPT = f"""You answer questions using only the numbered passages ([1], [2], ...) provided in the user message, \
 which come from the user's documents.
 
 Rules:
@@ -34,7 +34,7 @@ def passage_block(number: int, hit: Hit) -> str:
     where = hit.path + (f", page {hit.page}" if hit.page else "")
     title = f" - {hit.title}" if hit.title else ""
     text = _TAG.sub("[tag removed]", hit.text)
-    return f'<passage number="{number}" source="{_attr(where)}{_attr(title)}">\n{text}\n</passage>'
+    return f'[{number}] <passage source="{_attr(where)}{_attr(title)}">\n{text}\n</passage>'
 
 
 def user_message(question: str, blocks: Sequence[str]) -> str:
