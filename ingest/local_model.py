@@ -137,6 +137,8 @@ def _publish(built: Path, target: Path) -> None:
 def _session(path: Path, threads: int | None) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle worker threads must not spin: in a server they would take the cores from the event loop.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads is not None:
         options.intra_op_num_threads = threads  # the default, 0, means one per core
     try:
