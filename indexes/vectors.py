@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -90,7 +91,7 @@ def remove_stale(folder: Path, keep: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def _call(function, *args):  # type: ignore[no-untyped-def]
+def _call(function: Any, *args: Any) -> Any:
     try:
         return function(*args)
     except RuntimeError as exc:

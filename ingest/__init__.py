@@ -18,7 +18,7 @@ from .errors import (
 from .models import DEFAULT_EMBEDDING_MODEL, RemoteOptions, embedder_for_index, make_embedder
 from .openai_client import OpenAIClient, retry_after
 from .openai_models import KNOWN_EMBEDDING_MODELS, TIER_LIMITS, price_of
-from .pipeline import WalkOptions, default_chunking, ingest_documents, ingest_paths, open_index
+from .pipeline import WalkOptions, default_chunking, find_index, ingest_documents, ingest_paths, open_index
 from .ratelimit import RateLimiter
 from .records import Block, Chunk, ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
 from .run import IngestSummary
@@ -54,6 +54,7 @@ __all__ = [
     "document_text",
     "embedder_for_index",
     "embedding_input",
+    "find_index",
     "ingest_documents",
     "ingest_paths",
     "make_embedder",

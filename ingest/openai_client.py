@@ -81,7 +81,8 @@ class OpenAIClient:
     def post(self, path: str, body: dict[str, Any], *, tokens: int = 0, parse: Callable[[dict[str, Any]], T]) -> T:
         """POST `body` to `path`; `parse` turns the JSON reply into a result or raises `MalformedResponse`."""
         url = f"{self.base_url}{path}"
-        return self._retrying(url, tokens, lambda: self._http.post(url, json=body), parse)
+        result: T = self._retrying(url, tokens, lambda: self._http.post(url, json=body), parse)
+        return result
 
     def stream(self, path: str, body: dict[str, Any], *, tokens: int = 0) -> Iterator[dict[str, Any]]:
         """POST and yield the server-sent events of the reply (retried until the first byte only)."""
@@ -156,7 +157,7 @@ class OpenAIClient:
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter between half and the whole step."""
-        step = min(self.max_backoff, self.backoff * 2**attempt)
+        step: float = min(self.max_backoff, self.backoff * 2.0**attempt)
         return step * random.uniform(0.5, 1.0)
 
     def get(self, path: str) -> dict[str, Any]:

@@ -114,10 +114,8 @@ def _usual_width(lines: list[str]) -> int:
 def _join(lines: list[str]) -> str:
     text = lines[0]
     for line in lines[1:]:
-        if _HYPHEN_END.search(text) and line[:1].islower():
-            text = text[:-1] + line  # "exam-" + "ple" -> "example"
-        else:
-            text = f"{text} {line}"
+        joins_word = bool(_HYPHEN_END.search(text)) and line[:1].islower()  # "exam-" + "ple" -> "example"
+        text = text[:-1] + line if joins_word else f"{text} {line}"
     return text
 
 

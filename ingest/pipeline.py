@@ -39,21 +39,11 @@ def default_chunking(embedder: Embedder) -> ChunkingConfig:
     return ChunkingConfig(size, size // 8)
 
 
-def open_index(folder: Path, embedder: Embedder, chunking: ChunkingConfig | None, *, create: bool = True) -> tuple[Index | None, ChunkingConfig]:
-    """Open the index at `folder` for `embedder` (creating it unless `create` is false)."""
-    if Index.exists(folder):
-        index = Index.open(folder)
-        index.manifest.check_model(embedder.name, embedder.dimension)
-        stored = ChunkingConfig(**index.manifest.chunking)
-        if chunking is not None and chunking != stored:
-            raise IngestConfigError(
-                f"the index at {folder} was chunked with {stored.max_tokens} tokens and "
-                f"{stored.overlap_tokens} overlap; ingest with the same settings or into a new index"
-            )
-        return index, stored
-    chunking = chunking or default_chunking(embedder)
-    if not create:
-        return None, chunking
+def open_index(folder: Path, embedder: Embedder, chunking: ChunkingConfig | None) -> tuple[Index, ChunkingConfig]:
+    """Open the index at `folder` for `embedder`, creating it if needed; returns its chunking."""
+    index, chunking = find_index(folder, embedder, chunking)
+    if index is not None:
+        return index, chunking
     manifest = Manifest(
         embedding_model=embedder.name,
         dimension=embedder.dimension,
@@ -61,6 +51,21 @@ def open_index(folder: Path, embedder: Embedder, chunking: ChunkingConfig | None
         embedder=embedder.describe(),
     )
     return Index.create(folder, manifest), chunking
+
+
+def find_index(folder: Path, embedder: Embedder, chunking: ChunkingConfig | None) -> tuple[Index | None, ChunkingConfig]:
+    """The index at `folder` checked against `embedder` and `chunking` (None if there is none yet)."""
+    if not Index.exists(folder):
+        return None, chunking or default_chunking(embedder)
+    index = Index.open(folder)
+    index.manifest.check_model(embedder.name, embedder.dimension)
+    stored = ChunkingConfig(**index.manifest.chunking)
+    if chunking is not None and chunking != stored:
+        raise IngestConfigError(
+            f"the index at {folder} was chunked with {stored.max_tokens} tokens and "
+            f"{stored.overlap_tokens} overlap; ingest with the same settings or into a new index"
+        )
+    return index, stored
 
 
 def ingest_paths(

@@ -8,6 +8,7 @@ times the collection's queries in process and over HTTP (a real uvicorn server o
 
 from __future__ import annotations
 
+import functools
 import itertools
 import tempfile
 import time
@@ -44,13 +45,17 @@ def run_benchmark(dataset_dir: Path, settings: Settings, *, documents: int, quer
         report.update(_model_alone(index, embedder))
         report["pipeline_overhead"] = round(report["model_chunks_per_second"] / max(summary.chunks_per_second, 1e-9) - 1, 4)
         for mode in modes:
-            report[f"search_{mode}_ms"] = _latency(lambda q: search(index, embedder, q, 10, mode), texts)
+            report[f"search_{mode}_ms"] = _latency(functools.partial(_search, index, embedder, mode), texts)
         if http:
             report.update(_http_latency(folder, settings, texts, modes))
         report["queries"] = len(texts)
         index.close()
         embedder.close()
     return report
+
+
+def _search(index: Index, embedder: Embedder, mode: str, query: str) -> object:
+    return search(index, embedder, query, 10, mode)
 
 
 def _model_alone(index: Index, embedder: Embedder) -> dict[str, float]:

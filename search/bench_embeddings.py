@@ -70,7 +70,7 @@ class _Unpaced(RateLimiter):
 
 
 def _figures(sim: ServerThread, elapsed: float, tpm: int) -> dict[str, Any]:
-    state = sim.server.config.app.state.sim  # type: ignore[attr-defined]
+    state = sim.app.state.sim
     accepted = [e for e in state.requests_log if e["status"] == 200]
     tokens = sum(e["tokens"] for e in accepted)
     per_minute = tokens / (elapsed / 60)

@@ -103,7 +103,7 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, 
     semsearch ingest ~/papers --include '*.pdf' --exclude 'drafts/**'
     semsearch ingest docs/ --embedding-model openai/text-embedding-3-small --tier 1 --dry-run
     """
-    from ingest import ChunkingConfig, WalkOptions, embedder_for_index, ingest_paths, make_embedder, open_index
+    from ingest import ChunkingConfig, WalkOptions, embedder_for_index, find_index, ingest_paths, make_embedder, open_index
 
     settings = _settings(index_dir)
     remote = settings.remote(
@@ -119,7 +119,7 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, 
     if chunk_tokens is not None or chunk_overlap is not None:
         size = chunk_tokens or min(embedder.max_tokens, 512)
         chunking = ChunkingConfig(size, size // 8 if chunk_overlap is None else chunk_overlap)
-    index, chunking = open_index(settings.index_dir, embedder, chunking, create=not dry_run)
+    index, chunking = (find_index if dry_run else open_index)(settings.index_dir, embedder, chunking)
     batch = batch_size or (64 if embedder.name.startswith("local/") else 1024)
     options = WalkOptions(include, exclude, int(max_file_mb * 2**20))
     try:
@@ -164,7 +164,10 @@ def search_command(query: str, index_dir: Path | None, k: int, mode: str, explai
 @index_option
 @click.option("-k", "k", type=click.IntRange(1, MAX_K), default=8, show_default=True, help="Passages to retrieve.")
 @mode_option
-@click.option("--chat-model", help="openai/NAME of the chat model [default: $SEMSEARCH_CHAT_MODEL, else openai/gpt-4o-mini when OPENAI_API_KEY is set, else extractive].")
+@click.option(
+    "--chat-model",
+    help="openai/NAME of the chat model [default: $SEMSEARCH_CHAT_MODEL, else openai/gpt-4o-mini when OPENAI_API_KEY is set, else extractive].",
+)
 @click.option("--chat-base-url", help="OpenAI-compatible chat endpoint [default: $SEMSEARCH_CHAT_BASE_URL, else $OPENAI_BASE_URL].")
 @click.option("--chat-context-window", type=click.IntRange(512), help="Context window of a model semsearch does not know.")
 @click.option("--min-score", type=float, help="Abstain when no passage's cosine reaches this [default: 0.25].")

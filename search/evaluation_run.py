@@ -15,7 +15,9 @@ from .retrieve import rank_documents
 from .settings import Settings
 
 
-def run_evaluation(dataset_dir: Path, settings: Settings, index_dir: Path | None, mode: str, split: str = "test", *, show_progress: bool = True) -> dict[str, Any]:
+def run_evaluation(
+    dataset_dir: Path, settings: Settings, index_dir: Path | None, mode: str, split: str = "test", *, show_progress: bool = True
+) -> dict[str, Any]:
     """Evaluate retrieval on the collection in `dataset_dir`; returns the metrics as a dict."""
     dataset = load_beir(dataset_dir, split)
     folder = index_dir or _default_index(dataset_dir, settings)

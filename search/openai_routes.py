@@ -65,9 +65,9 @@ def openai_router(model: LocalModelHolder) -> APIRouter:
         problem = _check(body)
         if problem is not None:
             return problem
-        texts = [body.input] if isinstance(body.input, str) else list(body.input)
+        texts = [body.input] if isinstance(body.input, str) else [str(t) for t in body.input]
         embedder = model.get()
-        vectors = embedder.embed_documents(texts)  # type: ignore[arg-type]
+        vectors = embedder.embed_documents(texts)
         tokens = sum(embedder.count_tokens(texts)) + 2 * len(texts)  # [CLS] and [SEP] are read too
         data = [
             {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}

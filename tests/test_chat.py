@@ -49,7 +49,7 @@ def sim() -> Iterator[ServerThread]:
 def configure(sim: ServerThread, **config: object) -> SimulatorState:
     """A fresh simulator state (the running server reads it on every request)."""
     state = SimulatorState(SimulatorConfig(api_key=KEY, **config))  # type: ignore[arg-type]
-    sim.server.config.app.state.sim = state  # type: ignore[attr-defined]
+    sim.app.state.sim = state
     return state
 
 
@@ -171,7 +171,8 @@ def test_cli_streams_and_prints_sources(index_dir: Path, model_cache: Path, sim:
     assert "[1] " in result.output and "printing-press.html" in result.output and "gpt-4o-mini" in result.output
     as_json = json.loads(CliRunner().invoke(cli, ["ask", "Who invented the printing press?", "--index", str(index_dir), "--json"]).output)
     assert as_json["mode"] == "chat" and as_json["citations"]
-    extractive = json.loads(CliRunner().invoke(cli, ["ask", "Who invented the printing press?", "--index", str(index_dir), "--json", "--chat-model", "none"]).output)
+    args = ["ask", "Who invented the printing press?", "--index", str(index_dir), "--json", "--chat-model", "none"]
+    extractive = json.loads(CliRunner().invoke(cli, args).output)
     assert extractive["mode"] == "extractive" and any("no chat model" in n for n in extractive["notes"])
 
 

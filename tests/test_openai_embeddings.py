@@ -17,7 +17,6 @@ from indexes import Index
 from ingest import (
     QuotaExceeded,
     RemoteOptions,
-    UpstreamRejected,
     WalkOptions,
     embedding_input,
     ingest_paths,
@@ -125,7 +124,7 @@ def test_faults_are_retried_and_every_chunk_is_embedded_exactly_once(model_cache
     faults = ("500", "429", "drop", "malformed", "wrong_count", "wrong_dimension", "shuffled", "503", "502")
     with simulator(faults=faults, retry_after=0.05) as sim:
         summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=32), model_cache)
-        state = sim.server.config.app.state.sim  # type: ignore[attr-defined]
+        state = sim.app.state.sim
     assert summary.ingested == 10 and summary.skipped == []
     assert summary.upstream["retries"] >= 7 and summary.upstream["rate_limited"] >= 1
     assert stored_vectors_match_the_simulator(tmp_path / "ix", 32) == summary.chunks
@@ -146,7 +145,8 @@ def test_a_slow_reply_times_out_and_is_retried(model_cache: Path, tmp_path: Path
 def test_retry_after_is_honoured(model_cache: Path, tmp_path: Path) -> None:
     with simulator(faults=("429", "429"), retry_after=0.4) as sim:
         began = time.monotonic()
-        summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", concurrency=1, dimensions=16), model_cache, DATA / "sample" / "chess-rules.html")
+        remote = fast(f"{sim.url}/v1", concurrency=1, dimensions=16)
+        summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, DATA / "sample" / "chess-rules.html")
     assert summary.upstream["rate_limited"] == 2
     assert time.monotonic() - began >= 0.8
 
@@ -154,7 +154,7 @@ def test_retry_after_is_honoured(model_cache: Path, tmp_path: Path) -> None:
 def test_servers_without_base64_get_floats(model_cache: Path, tmp_path: Path) -> None:
     with simulator(supports_base64=False) as sim:
         ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=24), model_cache)
-        formats = [entry.get("encoding_format") for entry in sim.server.config.app.state.sim.requests_log]  # type: ignore[attr-defined]
+        formats = [entry.get("encoding_format") for entry in sim.app.state.sim.requests_log]
     assert "float" in formats
     stored_vectors_match_the_simulator(tmp_path / "ix", 24)
 
@@ -165,7 +165,7 @@ def test_unknown_models_learn_their_size_from_the_server(model_cache: Path, tmp_
         assert (embedder.dimension, embedder.max_tokens) == (48, 512)
         assert embedder.embed_documents(["a", "", "b"]).shape == (3, 48)
         embedder.close()
-        inputs = [e["n_inputs"] for e in sim.server.config.app.state.sim.requests_log]  # type: ignore[attr-defined]
+        inputs = [e["n_inputs"] for e in sim.app.state.sim.requests_log]
     assert inputs[-1] == 2, "empty strings are never sent"
 
 
@@ -177,7 +177,7 @@ def test_quota_errors_stop_at_once_and_keep_what_was_embedded(model_cache: Path,
         remote = fast(f"{sim.url}/v1", concurrency=1, dimensions=16)
         with pytest.raises(QuotaExceeded, match="quota"):
             ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, folder)
-        state = sim.server.config.app.state.sim  # type: ignore[attr-defined]
+        state = sim.app.state.sim
         assert state.faults_injected["quota"] == 1 and state.requests == 2, "no retry after insufficient_quota"
         assert Index.open(tmp_path / "ix").stats()["documents"] == 0, "nothing half-published"
         resumed = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, folder)

@@ -115,9 +115,8 @@ def test_staged_work_survives_a_crash_and_its_vectors_are_reused(index: Index) -
 
 
 def test_a_second_writer_is_refused(index: Index) -> None:
-    with IndexWriter(index):
-        with pytest.raises(IndexBusy):
-            IndexWriter(Index.open(index.folder)).__enter__()
+    with IndexWriter(index), pytest.raises(IndexBusy):
+        IndexWriter(Index.open(index.folder)).__enter__()
 
 
 def test_missing_or_corrupt_faiss_file_is_rebuilt_from_the_catalog(index: Index) -> None:
