@@ -173,6 +173,17 @@ class Reader:
                 found[row[0]] = StoredChunk(*row)
         return found
 
+    def snippets(self, match: str, ids: Sequence[int], *, tokens: int = 32) -> dict[int, str]:
+        """For each chunk that matches, its best fragment with the matching words in <mark> tags."""
+        if not match or not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        sql = (
+            "SELECT rowid, snippet(chunks_fts, 2, '<mark>', '</mark>', '…', ?) FROM chunks_fts "
+            f"WHERE chunks_fts MATCH ? AND rowid IN ({marks})"
+        )
+        return {int(row[0]): str(row[1]) for row in self._conn.execute(sql, (tokens, match, *ids))}
+
     def all_chunks(self) -> Iterator[StoredChunk]:
         """Every passage, in chunk id order."""
         sql = f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id"

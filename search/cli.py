@@ -240,25 +240,38 @@ def serve(index_dir: Path | None, host: str, port: int) -> None:
 
 
 @cli.command("eval")
-@click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("dataset", type=click.Path(path_type=Path, exists=True))
 @index_option
 @mode_option
-@click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to use.")
+@click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to use (BEIR collections).")
+@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=50, show_default=True, help="Passages retrieved per query (golden sets).")
 @json_option
 @_errors
-def eval_command(dataset_dir: Path, index_dir: Path | None, mode: str, split: str, as_json: bool) -> None:
-    """Measure retrieval on a BEIR-layout collection: nDCG@10, recall@100, MRR@10.
+def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k: int, as_json: bool) -> None:
+    """Measure retrieval: on a BEIR-layout collection, or on your own golden set.
 
-    The corpus is ingested first (into --index, or a cache folder per dataset;
-    an index already holding it is reused).
+    A BEIR folder (corpus.jsonl[.gz], queries.jsonl, qrels/test.tsv) is ingested
+    first (into --index, or a cache folder per dataset; reused when already
+    there) and scored with nDCG@10, recall@100 and MRR@10. A golden set is a
+    JSONL file of {"query": ..., "expected": ["path", "path#page", ...]} run
+    against an existing index, scored with hit@k, MRR@10, nDCG@10, recall@10.
 
     \b
     semsearch eval ../shared/datasets/scifact --mode hybrid --json
+    semsearch eval golden.jsonl --index ./my-index --mode lexical
     """
+    if dataset.is_file():
+        from .golden import load_golden, run_golden
+
+        queries = load_golden(dataset)
+        settings = _settings(index_dir).with_chat(chat_model="none")
+        with _service(settings) as service:
+            report = {**run_golden(queries, lambda q: service.search(q, k, mode)), "mode": mode, "k": k}
+        output.print_eval(report, as_json)
+        return
     from .evaluation_run import run_evaluation
 
-    settings = Settings.from_env()
-    report = run_evaluation(dataset_dir, settings, index_dir, mode, split, show_progress=not as_json)
+    report = run_evaluation(dataset, Settings.from_env(), index_dir, mode, split, show_progress=not as_json)
     output.print_eval(report, as_json)
 
 

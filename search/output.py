@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -68,7 +69,7 @@ def print_hits(query: str, mode: str, hits: Sequence[Hit], *, as_json: bool, exp
         heading = f"{hit.title} > {hit.heading}" if hit.heading and hit.heading != hit.title else hit.title
         if heading:
             click.echo(f"    {heading}")
-        click.echo(f"    {_trim(hit.text)}")
+        click.echo(f"    {_marked(hit.snippet) if hit.snippet else _trim(hit.text)}")
         if explain and hit.explain:
             click.echo("    " + ", ".join(f"{k}={_num(v)}" for k, v in hit.explain.items()))
         click.echo()
@@ -140,6 +141,12 @@ def print_eval(report: dict[str, Any], as_json: bool) -> None:
         return
     for key, value in report.items():
         click.echo(f"{key:>16}: {_num(value)}")
+
+
+def _marked(snippet: str) -> str:
+    """A snippet for a terminal: matching words in bold, on one line."""
+    flat = " ".join(snippet.split())
+    return re.sub(r"<mark>(.*?)</mark>", lambda m: click.style(m.group(1), bold=True), flat)
 
 
 def _trim(text: str) -> str:

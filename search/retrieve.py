@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from indexes import Index, Reader, StoredChunk
 from ingest import Embedder
@@ -32,12 +32,14 @@ class Hit:
     char_start: int | None = None
     char_end: int | None = None
     explain: dict[str, float | int | None] = field(default_factory=dict)
+    snippet: str = ""  # the passage's best fragment, query words in <mark> tags
 
     def as_dict(self, *, explain: bool = False) -> dict[str, object]:
         out: dict[str, object] = {
             "chunk_id": self.chunk_id, "document_id": self.document_id, "path": self.path,
             "title": self.title, "page": self.page, "text": self.text, "score": round(self.score, 6),
             "heading": self.heading, "char_start": self.char_start, "char_end": self.char_end,
+            "snippet": self.snippet,
         }
         if explain:
             out["explain"] = self.explain
@@ -64,7 +66,15 @@ def search(index: Index, embedder: Embedder, query: str, k: int = 10, mode: str 
     depth = max(50, 4 * k)
     with index.read() as reader:
         ranked = rank_chunks(reader, embedder, text, mode, depth)[:k]
-        return _hits(reader, ranked)
+        hits = _hits(reader, ranked)
+        marked = reader.snippets(match_expression(text), [h.chunk_id for h in hits])
+    return [replace(h, snippet=marked.get(h.chunk_id) or _lead(h.text)) for h in hits]
+
+
+def _lead(text: str, limit: int = 200) -> str:
+    """The opening of a passage that matched no query word (found by meaning alone)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def rank_chunks(reader: Reader, embedder: Embedder, text: str, mode: str, depth: int) -> list[tuple[int, float, dict[str, float | int | None]]]:
