@@ -145,16 +145,17 @@ def _manifest_of(folder: Path) -> Any:
 @click.option("-k", "k", type=click.IntRange(1, MAX_K), default=10, show_default=True, help="Number of passages.")
 @mode_option
 @click.option("--explain", is_flag=True, help="Show the dense and lexical ranks behind each result.")
+@click.option("--reranker", envvar="SEMSEARCH_RERANKER", help="Rerank with a cross-encoder folder (model.onnx + tokenizer.json) or a /rerank base URL.")
 @json_option
 @_errors
-def search_command(query: str, index_dir: Path | None, k: int, mode: str, explain: bool, as_json: bool) -> None:
+def search_command(query: str, index_dir: Path | None, k: int, mode: str, explain: bool, reranker: str | None, as_json: bool) -> None:
     """Print the passages that best match QUERY.
 
     \b
     semsearch search "vector index types" -k 5
     semsearch search "error 42" --mode lexical --json | jq '.results[0].path'
     """
-    with _service(_settings(index_dir).with_chat(chat_model="none")) as service:
+    with _service(_settings(index_dir).with_chat(chat_model="none", reranker=reranker)) as service:
         hits = service.search(query, k, mode)
     output.print_hits(query, mode, hits, as_json=as_json, explain=explain)
 

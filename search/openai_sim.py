@@ -124,6 +124,12 @@ async def chat_completions(request: Request, sim: Sim) -> Response:
     return await _serve(request, sim, _chat, record=True)
 
 
+@router.post("/v1/rerank")
+async def rerank(request: Request, sim: Sim) -> Response:
+    """A Cohere/Jina-style rerank endpoint, as vLLM and TEI serve it."""
+    return await _serve(request, sim, _rerank)
+
+
 @router.post("/v1/moderations")
 async def moderations(request: Request, sim: Sim) -> Response:
     """Flags inputs containing one of `config.flagged_words`."""
@@ -308,3 +314,14 @@ def _moderate(body: dict[str, Any], sim: SimulatorState, call: _Call) -> Respons
     sim.admit(model, call.tokens)
     results = [moderation_result(text, sim.config.flagged_words) for text in texts]
     return JSONResponse({"id": f"modr-{uuid.uuid4().hex[:24]}", "model": model, "results": results})
+
+
+def _rerank(body: dict[str, Any], sim: SimulatorState, call: _Call) -> Response:
+    """Scores: the share of the query's words found in each document (deterministic, meaningful)."""
+    query, documents = str(body.get("query") or ""), input_texts(body.get("documents"))
+    call.n_inputs, call.tokens = len(documents), estimate_tokens(query) * len(documents) + sum(estimate_tokens(d) for d in documents)
+    sim.admit(str(body.get("model") or "rerank"), call.tokens)
+    words = set(query.lower().split())
+    scores = [len(words & set(d.lower().split())) / max(len(words), 1) for d in documents]
+    order = sorted(range(len(documents)), key=lambda i: -scores[i])[: int(body.get("top_n") or len(documents))]
+    return JSONResponse({"model": body.get("model"), "results": [{"index": i, "relevance_score": scores[i]} for i in order]})

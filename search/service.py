@@ -13,7 +13,8 @@ from ingest.openai_models import DEFAULT_BASE_URL
 from .answer import Answer, extractive_answer
 from .chat import ChatAnswerer, ChatOptions
 from .errors import ConfigError
-from .retrieve import Hit, check_query, search
+from .rerank import Reranker, make_reranker, rerank_hits
+from .retrieve import MAX_K, Hit, check_query, search
 from .settings import Settings
 
 _EXTRACTIVE_NOTE = "no chat model is configured (set SEMSEARCH_CHAT_MODEL or OPENAI_API_KEY for written answers)"
@@ -22,28 +23,39 @@ _EXTRACTIVE_NOTE = "no chat model is configured (set SEMSEARCH_CHAT_MODEL or OPE
 class SearchService:
     """Search and ask over one index; safe to share between threads."""
 
-    def __init__(self, index: Index, embedder: Embedder, answerer: ChatAnswerer | None = None) -> None:
+    def __init__(
+        self, index: Index, embedder: Embedder, answerer: ChatAnswerer | None = None,
+        reranker: Reranker | None = None, rerank_depth: int = 30,
+    ) -> None:
         index.manifest.check_model(embedder.name, embedder.dimension)
         self.index = index
         self.embedder = embedder
         self.answerer = answerer
+        self.reranker, self.rerank_depth = reranker, rerank_depth
 
     @classmethod
-    def open(cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None, answerer: ChatAnswerer | None = None) -> SearchService:
+    def open(cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None, **extras: Any) -> SearchService:
         """Open the index at `folder` and the embedder its manifest records."""
         index = Index.open(folder)
         manifest = index.manifest
         embedder = embedder_for_index(manifest.embedder, manifest.embedding_model, cache_dir=cache_dir, remote=remote)
-        return cls(index, embedder, answerer)
+        return cls(index, embedder, **extras)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchService:
-        """The service the CLI and the app run: index, embedder and answerer from settings."""
-        return cls.open(settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote(), answerer=make_answerer(settings))
+        """The service the CLI and the app run: index, embedder, answerer and reranker from settings."""
+        reranker = make_reranker(settings.reranker, model=settings.rerank_model, api_key=settings.openai_api_key)
+        return cls.open(
+            settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote(),
+            answerer=make_answerer(settings), reranker=reranker, rerank_depth=settings.rerank_depth,
+        )
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
-        """The k best passages for `query`."""
-        return search(self.index, self.embedder, query, k, mode)
+        """The k best passages for `query` (reranked from a deeper candidate list when a reranker is set)."""
+        if self.reranker is None:
+            return search(self.index, self.embedder, query, k, mode)
+        candidates = search(self.index, self.embedder, query, max(k, min(self.rerank_depth, MAX_K)), mode)
+        return rerank_hits(self.reranker, query, candidates, k)
 
     def ask(self, question: str, k: int = 8, mode: str = "hybrid") -> Answer:
         """An answer drawn from the k best passages: written by the chat model, or extractive."""
@@ -77,6 +89,8 @@ class SearchService:
         self.embedder.close()
         if self.answerer is not None:
             self.answerer.close()
+        if self.reranker is not None:
+            self.reranker.close()
 
 
 def make_answerer(settings: Settings, **options: Any) -> ChatAnswerer | None:

@@ -41,6 +41,9 @@ class Settings:
     chat_context_window: int | None = None
     min_score: float = 0.25
     moderate: bool = False
+    reranker: str | None = None  # an http(s) base URL with /rerank, or a cross-encoder folder
+    rerank_model: str | None = None
+    rerank_depth: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +60,9 @@ class Settings:
             chat_context_window=int(env["SEMSEARCH_CHAT_CONTEXT_WINDOW"]) if env.get("SEMSEARCH_CHAT_CONTEXT_WINDOW") else None,
             min_score=float(env.get("SEMSEARCH_MIN_SCORE") or 0.25),
             moderate=(env.get("SEMSEARCH_MODERATE") or "").lower() in ("1", "true", "yes", "on"),
+            reranker=env.get("SEMSEARCH_RERANKER") or None,
+            rerank_model=env.get("SEMSEARCH_RERANK_MODEL") or None,
+            rerank_depth=int(env.get("SEMSEARCH_RERANK_DEPTH") or 30),
         )
 
     def with_index(self, index_dir: Path | None) -> Settings:
