@@ -17,12 +17,8 @@ from .conftest import DATA, ServerThread
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
-    folder = tmp_path_factory.mktemp("app") / "ix"
-    index, chunking = open_index(folder, embedder, None)
-    ingest_paths(index, embedder, [DATA / "sample"], chunking, WalkOptions())
-    index.close()
-    return folder
+def index_dir(sample_index: Path) -> Path:
+    return sample_index
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer
 
-from ingest import WalkOptions, ingest_paths, open_index
+from ingest import open_index
 from ingest.local_model import model_files
 from search import SearchService
 from search.cli import cli
@@ -21,16 +21,12 @@ from search.errors import ConfigError
 from search.openai_sim import create_simulator
 from search.rerank import CrossEncoderReranker, HttpReranker, make_reranker
 
-from .conftest import DATA, ServerThread
+from .conftest import ServerThread
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
-    folder = tmp_path_factory.mktemp("rerank") / "ix"
-    index, chunking = open_index(folder, embedder, None)
-    ingest_paths(index, embedder, [DATA / "sample"], chunking, WalkOptions())
-    index.close()
-    return folder
+def index_dir(sample_index: Path) -> Path:
+    return sample_index
 
 
 def keyword_cross_encoder(folder: Path, keyword: str) -> Path:

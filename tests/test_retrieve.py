@@ -6,18 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest import WalkOptions, ingest_paths, open_index
+from indexes import Index
 from search import InvalidQuery, SearchService, fuse, rank_documents
-
-from .conftest import DATA
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, embedder) -> SearchService:  # type: ignore[no-untyped-def]
-    folder = tmp_path_factory.mktemp("retrieve") / "ix"
-    index, chunking = open_index(folder, embedder, None)
-    ingest_paths(index, embedder, [DATA / "sample"], chunking, WalkOptions())
-    return SearchService(index, embedder)
+def service(sample_index: Path, embedder) -> SearchService:  # type: ignore[no-untyped-def]
+    return SearchService(Index.open(sample_index), embedder)
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
