@@ -173,6 +173,17 @@ class Reader:
                 found[row[0]] = StoredChunk(*row)
         return found
 
+    def documents_of(self, ids: Sequence[int]) -> dict[int, int]:
+        """The document id of each chunk id."""
+        marks = ",".join("?" * len(ids))
+        return dict(self._conn.execute(f"SELECT id, document_id FROM chunks WHERE id IN ({marks})", list(ids)).fetchall()) if ids else {}
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these chunks, in the order given."""
+        marks = ",".join("?" * len(ids))
+        found = dict(self._conn.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", list(ids)).fetchall()) if ids else {}
+        return vectors.as_matrix([found[i] for i in ids if i in found], self._dimension)
+
     def snippets(self, match: str, ids: Sequence[int], *, tokens: int = 32) -> dict[int, str]:
         """For each chunk that matches, its best fragment with the matching words in <mark> tags."""
         if not match or not ids:

@@ -6,11 +6,13 @@ from .answer import Answer, Citation, extractive_answer
 from .app import create_app
 from .errors import AnswerError, DatasetError, InvalidQuery, SearchError
 from .evaluate import BeirDataset, EvalReport, evaluate, load_beir, run_beir
-from .retrieve import MODES, Hit, fuse, rank_documents, search
+from .fusion import FUSIONS, fuse
+from .retrieve import MODES, Hit, rank_documents, search
 from .service import SearchService
 from .settings import Settings
 
 __all__ = [
+    "FUSIONS",
     "MODES",
     "Answer",
     "AnswerError",

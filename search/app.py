@@ -30,6 +30,7 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, examples=["how does TCP avoid congestion?"])
     k: int = Field(default=10, ge=1, le=MAX_K)
     mode: str = Mode
+    fusion: str = Field(default="zscore", pattern="^(zscore|rrf)$", description="how hybrid mode combines the two sides")
     explain: bool = False
 
 
@@ -90,7 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/search", summary="The passages that best match a query")
     def search(body: SearchRequest, svc: SearchService = Depends(service)) -> dict[str, Any]:
-        hits = svc.search(body.query, body.k, body.mode)
+        hits = svc.search(body.query, body.k, body.mode, body.fusion)
         return {"query": body.query, "mode": body.mode, "results": [h.as_dict(explain=body.explain) for h in hits]}
 
     @app.post("/ask", summary="An answer drawn from the best passages, with citations")

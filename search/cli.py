@@ -16,6 +16,7 @@ from ingest import TIER_LIMITS, IngestConfigError, IngestError
 
 from . import output
 from .errors import ConfigError, DatasetError, InvalidQuery, SearchError
+from .fusion import FUSIONS
 from .retrieve import MAX_K, MODES
 from .settings import Settings
 
@@ -144,11 +145,14 @@ def _manifest_of(folder: Path) -> Any:
 @index_option
 @click.option("-k", "k", type=click.IntRange(1, MAX_K), default=10, show_default=True, help="Number of passages.")
 @mode_option
+@click.option("--fusion", type=click.Choice(FUSIONS), default="zscore", show_default=True, help="How hybrid mode combines the two sides.")
 @click.option("--explain", is_flag=True, help="Show the dense and lexical ranks behind each result.")
 @click.option("--reranker", envvar="SEMSEARCH_RERANKER", help="Rerank with a cross-encoder folder (model.onnx + tokenizer.json) or a /rerank base URL.")
 @json_option
 @_errors
-def search_command(query: str, index_dir: Path | None, k: int, mode: str, explain: bool, reranker: str | None, as_json: bool) -> None:
+def search_command(
+    query: str, index_dir: Path | None, k: int, mode: str, fusion: str, explain: bool, reranker: str | None, as_json: bool
+) -> None:
     """Print the passages that best match QUERY.
 
     \b
@@ -156,7 +160,7 @@ def search_command(query: str, index_dir: Path | None, k: int, mode: str, explai
     semsearch search "error 42" --mode lexical --json | jq '.results[0].path'
     """
     with _service(_settings(index_dir).with_chat(chat_model="none", reranker=reranker)) as service:
-        hits = service.search(query, k, mode)
+        hits = service.search(query, k, mode, fusion)
     output.print_hits(query, mode, hits, as_json=as_json, explain=explain)
 
 
@@ -246,9 +250,10 @@ def serve(index_dir: Path | None, host: str, port: int) -> None:
 @mode_option
 @click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to use (BEIR collections).")
 @click.option("-k", "k", type=click.IntRange(1, MAX_K), default=50, show_default=True, help="Passages retrieved per query (golden sets).")
+@click.option("--fusion", type=click.Choice(FUSIONS), default="zscore", show_default=True, help="How hybrid mode combines the two sides.")
 @json_option
 @_errors
-def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k: int, as_json: bool) -> None:
+def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k: int, fusion: str, as_json: bool) -> None:
     """Measure retrieval: on a BEIR-layout collection, or on your own golden set.
 
     A BEIR folder (corpus.jsonl[.gz], queries.jsonl, qrels/test.tsv) is ingested
@@ -267,12 +272,12 @@ def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k
         queries = load_golden(dataset)
         settings = _settings(index_dir).with_chat(chat_model="none")
         with _service(settings) as service:
-            report = {**run_golden(queries, lambda q: service.search(q, k, mode)), "mode": mode, "k": k}
+            report = {**run_golden(queries, lambda q: service.search(q, k, mode, fusion)), "mode": mode, "fusion": fusion, "k": k}
         output.print_eval(report, as_json)
         return
     from .evaluation_run import run_evaluation
 
-    report = run_evaluation(dataset, Settings.from_env(), index_dir, mode, split, show_progress=not as_json)
+    report = run_evaluation(dataset, Settings.from_env(), index_dir, mode, split, fusion=fusion, show_progress=not as_json)
     output.print_eval(report, as_json)
 
 

@@ -16,7 +16,8 @@ from .settings import Settings
 
 
 def run_evaluation(
-    dataset_dir: Path, settings: Settings, index_dir: Path | None, mode: str, split: str = "test", *, show_progress: bool = True
+    dataset_dir: Path, settings: Settings, index_dir: Path | None, mode: str, split: str = "test", *,
+    fusion: str = "zscore", show_progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate retrieval on the collection in `dataset_dir`; returns the metrics as a dict."""
     dataset = load_beir(dataset_dir, split)
@@ -29,11 +30,11 @@ def run_evaluation(
             total=dataset.corpus_size() if progress else 0, progress=progress, remove_missing=True,
         )
     with output.progress("Running queries", enabled=show_progress) as progress:
-        report = run_beir(dataset, lambda query: rank_documents(index, embedder, query, mode, 100), progress=progress)
+        report = run_beir(dataset, lambda query: rank_documents(index, embedder, query, mode, 100, fusion), progress=progress)
     index.close()
     embedder.close()
     return {
-        **report.to_json(), "mode": mode, "dataset": dataset.name, "index": str(folder),
+        **report.to_json(), "mode": mode, "fusion": fusion, "dataset": dataset.name, "index": str(folder),
         "documents_ingested": summary.ingested, "documents_unchanged": summary.unchanged,
         "ingest_seconds": round(summary.elapsed, 2), "ingest_chunks_per_second": round(summary.chunks_per_second, 2),
     }

@@ -9,12 +9,13 @@ from indexes import Index, Reader, StoredChunk
 from ingest import Embedder
 
 from .errors import InvalidQuery
+from .fusion import FUSIONS, Fused, feedback_query, fuse
 from .lexical import match_expression
 
 MODES = ("hybrid", "dense", "lexical")
 MAX_K = 100
 MAX_QUERY_CHARS = 4000
-RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al., 2009)
+DEPTH = 300  # candidates from each side: fewer cost recall, more cost time for nothing
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ class Hit:
         return out
 
 
-def check_query(query: str, k: int, mode: str) -> str:
-    """Validate a query's text, k and mode; returns the stripped text."""
+def check_query(query: str, k: int, mode: str, fusion: str = "zscore") -> str:
+    """Validate a query's text, k, mode and fusion; returns the stripped text."""
     text = query.strip() if isinstance(query, str) else ""
     if not text:
         raise InvalidQuery("the query is empty: give some words to search for")
@@ -57,15 +58,16 @@ def check_query(query: str, k: int, mode: str) -> str:
         raise InvalidQuery(f"k must be between 1 and {MAX_K}, not {k}")
     if mode not in MODES:
         raise InvalidQuery(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if fusion not in FUSIONS:
+        raise InvalidQuery(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
     return text
 
 
-def search(index: Index, embedder: Embedder, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+def search(index: Index, embedder: Embedder, query: str, k: int = 10, mode: str = "hybrid", fusion: str = "zscore") -> list[Hit]:
     """The k best passages for a query."""
-    text = check_query(query, k, mode)
-    depth = max(50, 4 * k)
+    text = check_query(query, k, mode, fusion)
     with index.read() as reader:
-        ranked = rank_chunks(reader, embedder, text, mode, depth)[:k]
+        ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, 4 * k), fusion)[:k]
         hits = _hits(reader, ranked)
         marked = reader.snippets(match_expression(text), [h.chunk_id for h in hits])
     return [replace(h, snippet=marked.get(h.chunk_id) or _lead(h.text)) for h in hits]
@@ -77,29 +79,25 @@ def _lead(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def rank_chunks(reader: Reader, embedder: Embedder, text: str, mode: str, depth: int) -> list[tuple[int, float, dict[str, float | int | None]]]:
-    """Chunk ids with fused scores and the per-side ranks/scores behind them, best first."""
-    dense = reader.dense(embedder.embed_query(text), depth) if mode != "lexical" else []
+def rank_chunks(reader: Reader, embedder: Embedder, text: str, mode: str, depth: int, fusion: str = "zscore") -> Fused:
+    """Chunk ids with fused scores and the per-side ranks/scores behind them, best first.
+
+    Hybrid search runs twice on the dense side: the second time with the query moved
+    towards the best passages of the first fused pass (pseudo-relevance feedback).
+    """
+    query = embedder.embed_query(text) if mode != "lexical" else None
+    dense = reader.dense(query, depth) if query is not None else []
     lexical = reader.lexical(match_expression(text), depth) if mode != "dense" else []
     if mode == "dense":
         return [(cid, s, {"dense_rank": r, "dense_score": s}) for r, (cid, s) in enumerate(dense, 1)]
     if mode == "lexical":
         return [(cid, s, {"lexical_rank": r, "lexical_score": s}) for r, (cid, s) in enumerate(lexical, 1)]
-    return fuse(dense, lexical)
-
-
-def fuse(dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]]) -> list[tuple[int, float, dict[str, float | int | None]]]:
-    """Reciprocal-rank fusion: each list adds 1 / (RRF_K + rank) to a chunk's score."""
-    detail: dict[int, dict[str, float | int | None]] = {}
-    for side, ranking in (("dense", dense), ("lexical", lexical)):
-        for rank, (chunk_id, score) in enumerate(ranking, 1):
-            entry = detail.setdefault(chunk_id, {"dense_rank": None, "dense_score": None, "lexical_rank": None, "lexical_score": None, "fused": 0.0})
-            entry[f"{side}_rank"] = rank
-            entry[f"{side}_score"] = score
-            entry["fused"] = float(entry["fused"] or 0.0) + 1.0 / (RRF_K + rank)
-    fused = [(cid, float(d["fused"] or 0.0), d) for cid, d in detail.items()]
-    fused.sort(key=lambda item: (-item[1], item[0]))
-    return fused
+    fused = fuse(dense, lexical, fusion)
+    if query is None or not dense:
+        return fused
+    top = [cid for cid, _, _ in fused[:50]]
+    moved = feedback_query(query, fused, reader.documents_of(top), reader.vectors)
+    return fuse(reader.dense(moved, depth), lexical, fusion)
 
 
 def _hits(reader: Reader, ranked: Sequence[tuple[int, float, dict[str, float | int | None]]]) -> list[Hit]:
@@ -115,11 +113,13 @@ def _hit(row: StoredChunk, score: float, detail: dict[str, float | int | None]) 
     )
 
 
-def rank_documents(index: Index, embedder: Embedder, query: str, mode: str = "hybrid", depth: int = 100) -> list[tuple[str, float]]:
+def rank_documents(
+    index: Index, embedder: Embedder, query: str, mode: str = "hybrid", depth: int = 100, fusion: str = "zscore"
+) -> list[tuple[str, float]]:
     """Documents (by path) scored by their best passage, best first: what evaluation ranks."""
-    text = check_query(query, 1, mode)
+    text = check_query(query, 1, mode, fusion)
     with index.read() as reader:
-        ranked = rank_chunks(reader, embedder, text, mode, depth * 3)
+        ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, depth * 3), fusion)
         rows = reader.chunks([cid for cid, _, _ in ranked])
     best: dict[str, float] = {}
     for cid, score, _ in ranked:

@@ -50,11 +50,11 @@ class SearchService:
             answerer=make_answerer(settings), reranker=reranker, rerank_depth=settings.rerank_depth,
         )
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", fusion: str = "zscore") -> list[Hit]:
         """The k best passages for `query` (reranked from a deeper candidate list when a reranker is set)."""
         if self.reranker is None:
-            return search(self.index, self.embedder, query, k, mode)
-        candidates = search(self.index, self.embedder, query, max(k, min(self.rerank_depth, MAX_K)), mode)
+            return search(self.index, self.embedder, query, k, mode, fusion)
+        candidates = search(self.index, self.embedder, query, max(k, min(self.rerank_depth, MAX_K)), mode, fusion)
         return rerank_hits(self.reranker, query, candidates, k)
 
     def ask(self, question: str, k: int = 8, mode: str = "hybrid") -> Answer:

@@ -52,7 +52,9 @@ def test_k_limits_the_results_and_scores_descend(service: SearchService) -> None
 def test_hybrid_explains_both_sides(service: SearchService) -> None:
     hit = service.search("Gutenberg movable type", 1, "hybrid")[0]
     assert hit.explain["dense_rank"] is not None and hit.explain["lexical_rank"] is not None
-    assert hit.score == pytest.approx(1 / (60 + hit.explain["dense_rank"]) + 1 / (60 + hit.explain["lexical_rank"]))
+    assert hit.explain["fused"] == pytest.approx(hit.score, abs=1e-6)
+    rrf = service.search("Gutenberg movable type", 1, "hybrid", "rrf")[0]
+    assert rrf.score == pytest.approx(1 / (60 + rrf.explain["dense_rank"]) + 1 / (60 + rrf.explain["lexical_rank"]))
 
 
 @pytest.mark.parametrize("query", ['"unbalanced', "AND OR NOT", "near(a b)", "col:umn * ^ -x", "(((", "C++ && || !"])
@@ -72,10 +74,25 @@ def test_bad_queries_say_what_to_fix(service: SearchService) -> None:
         service.search("x", 5, "fuzzy")
 
 
-def test_fuse_is_reciprocal_rank_fusion() -> None:
-    fused = fuse([(1, 0.9), (2, 0.8)], [(2, 7.0), (3, 5.0)])
+def test_rrf_fusion() -> None:
+    fused = fuse([(1, 0.9), (2, 0.8)], [(2, 7.0), (3, 5.0)], "rrf")
     assert [cid for cid, _, _ in fused] == [2, 1, 3]
     assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_zscore_fusion_weighs_standardised_scores() -> None:
+    # dense z: 1 -> +1, 2 -> -1 (floor -1); lexical z: 2 -> +1, 3 -> -1 (floor -1).
+    fused = dict((cid, score) for cid, score, _ in fuse([(1, 0.9), (2, 0.8)], [(2, 7.0), (3, 5.0)], "zscore"))
+    assert fused[2] == pytest.approx(0.55 * -1 + 0.45 * 1)
+    assert fused[1] == pytest.approx(0.55 * 1 + 0.45 * -1)
+    assert fused[3] == pytest.approx(0.55 * -1 + 0.45 * -1)
+    only_dense = fuse([(1, 0.9), (2, 0.8)], [], "zscore")
+    assert [cid for cid, _, _ in only_dense] == [1, 2] and only_dense[0][1] == pytest.approx(1.0)
+
+
+def test_unknown_fusion_is_refused(service: SearchService) -> None:
+    with pytest.raises(InvalidQuery, match="fusion"):
+        service.search("x", 5, "hybrid", "max")
 
 
 def test_documents_rank_by_their_best_passage(service: SearchService) -> None:
