@@ -95,6 +95,11 @@ class IndexWriter:
                 self._conn.execute("DELETE FROM staged_chunks WHERE path = ?", (path,))
                 self._conn.execute("DELETE FROM staged_documents WHERE path = ?", (path,))
 
+    def set_attributes(self, document_id: int, attributes: dict[str, object]) -> None:
+        """Replace a document's attributes in one statement (readers see old or new)."""
+        with self._transaction():
+            self._conn.execute("UPDATE documents SET attributes = ? WHERE id = ?", (json.dumps(attributes), document_id))
+
     def touch(self, path: str, mtime: float) -> None:
         """Record a new mtime for a document whose content did not change."""
         with self._transaction():

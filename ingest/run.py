@@ -9,9 +9,11 @@ resumes after them. A dry run does everything but embed and write.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,15 +79,23 @@ class IngestRun:
         self.pending: list[tuple[DocumentRecord, list[Chunk]]] = []
         self.pending_chunks = 0
 
-    def offer_file(self, item: FoundFile) -> None:
-        """Take a file found by the walk: skip it if unchanged, else load and queue it."""
+    def offer_file(self, item: FoundFile, attributes: dict[str, Any] | None = None) -> None:
+        """Take a file found by the walk: skip it if unchanged, else load and queue it.
+
+        Attributes come from the caller (an upload) or from a sidecar `NAME.meta.json`;
+        the sidecar is part of the document's content hash, so editing it re-ingests.
+        """
         key = str(item.path)
         known = self.known.get(key)
-        if known and known.size == item.size and known.mtime == item.mtime:
+        sidecar = sidecar_path(item.path)
+        mtime = max(item.mtime, sidecar.stat().st_mtime) if attributes is None and sidecar.is_file() else item.mtime
+        if known and known.size == item.size and known.mtime == mtime and attributes is None:
             self.summary.unchanged += 1
             return
         try:
-            digest = hash_file(item.path)
+            if attributes is None:
+                attributes = read_sidecar(sidecar)
+            digest = hash_file(item.path, json.dumps(attributes, sort_keys=True) if attributes else "")
             if known and known.content_hash == digest:
                 if self.writer and not self.dry_run:
                     self.writer.touch(key, item.mtime)
@@ -102,7 +112,7 @@ class IngestRun:
             return
         record = DocumentRecord(
             path=key, content_hash=digest, type=document.type, title=document.title,
-            size=item.size, mtime=item.mtime, pages=document.pages,
+            size=item.size, mtime=mtime, pages=document.pages, attributes=attributes or {},
         )
         self._add(record, document)
 
@@ -218,13 +228,33 @@ def _chunk_record(chunk: Chunk, text_hash: str, vector: bytes) -> ChunkRecord:
     )
 
 
-def hash_file(path: Path) -> str:
-    """sha256 of a file's bytes."""
+def hash_file(path: Path, extra: str = "") -> str:
+    """sha256 of a file's bytes (and of `extra`, such as its attributes)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
+    if extra:
+        digest.update(b"\x00" + extra.encode("utf-8"))
     return digest.hexdigest()
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where a file's attributes may be kept: `report.pdf` -> `report.pdf.meta.json`."""
+    return path.with_name(path.name + ".meta.json")
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """A sidecar's attributes (a JSON object of scalars), or {} when there is none."""
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UnreadableDocument(str(path), f"unreadable attributes sidecar: {exc}") from exc
+    if not isinstance(value, dict):
+        raise UnreadableDocument(str(path), "the attributes sidecar must hold a JSON object")
+    return value
 
 
 def hash_text(text: str) -> str:

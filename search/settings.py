@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import platformdirs
@@ -41,6 +41,9 @@ class Settings:
     chat_context_window: int | None = None
     min_score: float = 0.25
     moderate: bool = False
+    named_indexes: dict[str, Path] = field(default_factory=dict)  # served besides the default one
+    index_root: Path | None = None  # where POST /indexes creates indexes; its subfolders are served
+    ingest_roots: tuple[Path, ...] = ()  # folders POST /ingest may read; none by default
     reranker: str | None = None  # an http(s) base URL with /rerank, or a cross-encoder folder
     rerank_model: str | None = None
     rerank_depth: int = 30
@@ -60,6 +63,9 @@ class Settings:
             chat_context_window=int(env["SEMSEARCH_CHAT_CONTEXT_WINDOW"]) if env.get("SEMSEARCH_CHAT_CONTEXT_WINDOW") else None,
             min_score=float(env.get("SEMSEARCH_MIN_SCORE") or 0.25),
             moderate=(env.get("SEMSEARCH_MODERATE") or "").lower() in ("1", "true", "yes", "on"),
+            named_indexes=_named(env.get("SEMSEARCH_INDEXES") or ""),
+            index_root=Path(env["SEMSEARCH_INDEX_ROOT"]).expanduser() if env.get("SEMSEARCH_INDEX_ROOT") else None,
+            ingest_roots=tuple(Path(p).expanduser() for p in (env.get("SEMSEARCH_INGEST_ROOTS") or "").split(os.pathsep) if p),
             reranker=env.get("SEMSEARCH_RERANKER") or None,
             rerank_model=env.get("SEMSEARCH_RERANK_MODEL") or None,
             rerank_depth=int(env.get("SEMSEARCH_RERANK_DEPTH") or 30),
@@ -88,3 +94,9 @@ def _chat_model(env: Mapping[str, str]) -> str | None:
     if named:
         return None if named.lower() in _NO_CHAT else named
     return DEFAULT_CHAT_MODEL if env.get("OPENAI_API_KEY") else None
+
+
+def _named(spec: str) -> dict[str, Path]:
+    """`SEMSEARCH_INDEXES`: comma-separated NAME=FOLDER pairs."""
+    pairs = [part.split("=", 1) for part in spec.split(",") if part.strip()]
+    return {name.strip(): Path(folder.strip()).expanduser() for name, folder in (p for p in pairs if len(p) == 2)}

@@ -1,0 +1,169 @@
+"""Documents over HTTP: uploads (stored, deduplicated, ingested), listing, attributes, deletion.
+
+Uploaded files are kept in the index folder under `uploads/<sha256>/<name>`, so a
+document can be re-chunked later and the same content uploaded twice is recognised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indexes import Index, IndexNotFound, IndexWriter
+from ingest import ChunkingConfig, FoundFile, IngestSummary
+from ingest.run import IngestRun
+from ingest.walk import SUPPORTED_EXTENSIONS
+
+from .errors import InvalidQuery
+from .service import SearchService
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_DOCUMENT_COLUMNS = "id, path, content_hash, mtime, size, type, title, pages, attributes, chunks, tokens, ingested_at"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: its name, bytes and attributes."""
+
+    filename: str
+    data: bytes
+    attributes: dict[str, Any]
+
+
+def store_and_ingest(service: SearchService, uploads: list[Upload]) -> list[dict[str, Any]]:
+    """Store each upload and ingest it; returns one result per file (document, or error)."""
+    results: list[dict[str, Any]] = []
+    stored: list[tuple[Upload, Path]] = []
+    for upload in uploads:
+        problem = _check(upload)
+        if problem:
+            results.append({"filename": upload.filename, "status": "failed", "error": problem})
+            continue
+        stored.append((upload, _store(service.index.folder, upload)))
+    summary = IngestSummary()
+    with IndexWriter(service.index) as writer:
+        run = IngestRun(writer, service.embedder, ChunkingConfig(**service.index.manifest.chunking), summary, 64)
+        before = {p: k.content_hash for p, k in run.known.items()}
+        for upload, path in stored:
+            stat = path.stat()
+            run.offer_file(FoundFile(path, stat.st_size, stat.st_mtime), attributes=upload.attributes)
+        run.flush()
+        run.finish([])
+    skipped = {s.path: s.reason for s in summary.skipped}
+    for upload, path in stored:
+        results.append(_result(service.index, upload, path, skipped.get(str(path)), str(path) in before))
+    return results
+
+
+def _check(upload: Upload) -> str | None:
+    suffix = Path(upload.filename).suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
+        return f"unsupported file type {suffix or '(none)'}; upload one of {', '.join(sorted(SUPPORTED_EXTENSIONS))}"
+    if not upload.data:
+        return "empty file"
+    return None
+
+
+def _store(folder: Path, upload: Upload) -> Path:
+    """Content-addressed storage: the same bytes land at the same path."""
+    digest = hashlib.sha256(upload.data).hexdigest()
+    name = _SAFE_NAME.sub("_", Path(upload.filename).name).strip() or "upload"
+    target = folder / "uploads" / digest / name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp.write_bytes(upload.data)
+        os.replace(tmp, target)
+    return target
+
+
+def _result(index: Index, upload: Upload, path: Path, error: str | None, existed: bool) -> dict[str, Any]:
+    if error is not None:
+        return {"filename": upload.filename, "status": "failed", "error": error}
+    document = find_by_path(index, str(path))
+    return {"filename": upload.filename, "status": "completed", "duplicate": existed, "document": document}
+
+
+def find_by_path(index: Index, path: str) -> dict[str, Any] | None:
+    row = index.connection().execute(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE path = ?", (path,)).fetchone()
+    return _document(row) if row else None
+
+
+def get_document(index: Index, document_id: int) -> dict[str, Any]:
+    row = index.connection().execute(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE id = ?", (document_id,)).fetchone()
+    if row is None:
+        raise IndexNotFound(f"no document {document_id} in this index")
+    return _document(row)
+
+
+def list_documents(index: Index, *, limit: int, after: int, where: str = "1", params: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """A page of documents in id order, optionally filtered (SQL over alias `d`)."""
+    sql = f"SELECT {_DOCUMENT_COLUMNS} FROM documents d WHERE d.id > ? AND ({where}) ORDER BY d.id LIMIT ?"
+    rows = index.connection().execute(sql, (after, *params, limit + 1)).fetchall()
+    data = [_document(r) for r in rows[:limit]]
+    return {"object": "list", "data": data, "has_more": len(rows) > limit, "last_id": data[-1]["id"] if data else None}
+
+
+def set_attributes(index: Index, document_id: int, attributes: dict[str, Any]) -> dict[str, Any]:
+    """Replace a document's attributes (filters see them at once; nothing is re-embedded)."""
+    get_document(index, document_id)
+    with IndexWriter(index) as writer:
+        writer.set_attributes(document_id, attributes)
+    return get_document(index, document_id)
+
+
+def delete_document(index: Index, document_id: int) -> dict[str, Any]:
+    """Remove a document and its passages (and its stored upload)."""
+    document = get_document(index, document_id)
+    with IndexWriter(index) as writer:
+        writer.publish(removed=[document["path"]])
+    uploads = index.folder / "uploads"
+    path = Path(document["path"])
+    if uploads in path.parents:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    return {"id": document_id, "object": "document.deleted", "deleted": True}
+
+
+def parse_attributes(raw: str | None, count: int) -> list[dict[str, Any]]:
+    """The `attributes` form field: one object for every file, or a list with one per file."""
+    if not raw:
+        return [{} for _ in range(count)]
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidQuery(f"attributes: not JSON ({exc.msg})") from exc
+    values = value if isinstance(value, list) else [value] * count
+    if len(values) != count or not all(isinstance(v, dict) for v in values):
+        raise InvalidQuery("attributes: give one JSON object for all files, or a list of one object per file")
+    for item in values:
+        check_attributes(item)
+    return values
+
+
+def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Attributes are at most 16 keys of strings (<= 512 chars), numbers or booleans, as in OpenAI's API."""
+    if len(attributes) > 16:
+        raise InvalidQuery("attributes: at most 16 keys")
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not 0 < len(key) <= 64:
+            raise InvalidQuery(f"attributes: key {key!r} must be a string of 1 to 64 characters")
+        if not isinstance(value, str | int | float | bool) or (isinstance(value, str) and len(value) > 512):
+            raise InvalidQuery(f"attributes.{key}: a string (up to 512 characters), number or boolean")
+    return attributes
+
+
+def _document(row: tuple[Any, ...]) -> dict[str, Any]:
+    (doc_id, path, content_hash, mtime, size, kind, title, pages, attributes, chunks, tokens, ingested_at) = row
+    return {
+        "id": doc_id, "object": "document", "path": path, "title": title, "type": kind, "size": size,
+        "modified": mtime, "pages": pages, "attributes": json.loads(attributes or "{}"), "chunks": chunks,
+        "tokens": tokens, "status": "completed", "content_hash": content_hash, "ingested_at": ingested_at,
+        "created_at": ingested_at or time.time(),
+    }

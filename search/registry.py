@@ -1,0 +1,85 @@
+"""The indexes one server serves: the default one, named ones, and new ones made over HTTP.
+
+Each index opens on first use (so the server can start before the first ingest) and
+has one in-process write lock, taken by uploads, deletes and ingest jobs so they run
+one at a time (the index's file lock keeps other processes out as well).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from indexes import Index, IndexExists, IndexNotFound
+from ingest import make_embedder, open_index
+
+from .errors import InvalidQuery
+from .service import SearchService
+from .settings import Settings
+
+DEFAULT = "default"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class IndexRegistry:
+    """Name -> index folder -> opened `SearchService`; thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._services: dict[str, SearchService] = {}
+        self._write_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def folders(self) -> dict[str, Path]:
+        """Every index this server knows, by name (the default first)."""
+        found = {DEFAULT: self.settings.index_dir, **self.settings.named_indexes}
+        root = self.settings.index_root
+        if root is not None and root.is_dir():
+            for child in sorted(root.iterdir()):
+                if Index.exists(child) and _NAME.match(child.name):
+                    found.setdefault(child.name, child)
+        return found
+
+    def folder(self, name: str) -> Path:
+        folder = self.folders().get(name)
+        if folder is None:
+            raise IndexNotFound(f"no index named {name!r}; GET /indexes lists them")
+        return folder
+
+    def service(self, name: str = DEFAULT) -> SearchService:
+        """The opened service of an index (opened on first use)."""
+        with self._lock:
+            service = self._services.get(name)
+            if service is None:
+                service = SearchService.from_settings(replace(self.settings, index_dir=self.folder(name)))
+                self._services[name] = service
+            return service
+
+    def write_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._write_locks.setdefault(name, threading.Lock())
+
+    def create(self, name: str, embedding_model: str | None) -> Path:
+        """A new, empty index under the index root."""
+        if not _NAME.match(name):
+            raise InvalidQuery("an index name is 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit")
+        root = self.settings.index_root
+        if root is None:
+            raise InvalidQuery("this server has no --index-root, so it cannot create indexes")
+        if name in self.folders():
+            raise IndexExists(f"an index named {name!r} already exists")
+        embedder = make_embedder(embedding_model or self.settings.embedding_model, cache_dir=self.settings.cache_dir, remote=self.settings.remote())
+        try:
+            index, _ = open_index(root / name, embedder, None)
+            index.close()
+        finally:
+            embedder.close()
+        return root / name
+
+    def close(self) -> None:
+        with self._lock:
+            for service in self._services.values():
+                service.close()
+            self._services.clear()

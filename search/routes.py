@@ -1,0 +1,193 @@
+"""The HTTP routes: search, ask and documents for each index, and the server-wide ones.
+
+The same per-index router is mounted twice: at the root for the default index and
+under `/indexes/{name}` for every index the server knows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from indexes import IndexStoreError
+from ingest import IngestError, WalkOptions
+
+from . import documents as docs
+from .errors import InvalidQuery, SearchError
+from .jobs import JobManager
+from .registry import DEFAULT, IndexRegistry
+from .retrieve import MAX_K, MAX_QUERY_CHARS
+from .service import SearchService
+
+Mode = Field(default="hybrid", pattern="^(hybrid|dense|lexical)$", description="hybrid, dense or lexical")
+MAX_FILES = 20
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, examples=["how does TCP avoid congestion?"])
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    mode: str = Mode
+    fusion: str = Field(default="zscore", pattern="^(zscore|rrf)$", description="how hybrid mode combines the two sides")
+    explain: bool = False
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, examples=["who invented the printing press?"])
+    k: int = Field(default=8, ge=1, le=MAX_K, description="passages to retrieve")
+    mode: str = Mode
+    stream: bool = Field(default=False, description="server-sent events: answer deltas, then the citations and usage")
+
+
+class AttributesPatch(BaseModel):
+    attributes: dict[str, str | int | float | bool]
+
+
+class IngestRequest(BaseModel):
+    path: str = Field(min_length=1, description="a folder or file under one of the server's --ingest-root folders")
+    include: list[str] = []
+    exclude: list[str] = []
+
+
+class NewIndex(BaseModel):
+    name: str
+    embedding_model: str | None = None
+
+
+def registry(request: Request) -> IndexRegistry:
+    registry: IndexRegistry = request.app.state.registry
+    return registry
+
+
+def index_name(request: Request) -> str:
+    return str(request.path_params.get("name", DEFAULT))
+
+
+def service(request: Request) -> SearchService:
+    return registry(request).service(index_name(request))
+
+
+def index_router() -> APIRouter:
+    """Search, ask, stats, documents and ingest jobs for one index."""
+    router = APIRouter()
+
+    @router.post("/search", summary="The passages that best match a query")
+    def search(body: SearchRequest, svc: SearchService = Depends(service)) -> dict[str, Any]:
+        hits = svc.search(body.query, body.k, body.mode, body.fusion)
+        return {"query": body.query, "mode": body.mode, "results": [h.as_dict(explain=body.explain) for h in hits]}
+
+    @router.post("/ask", summary="An answer drawn from the best passages, with citations")
+    def ask(body: AskRequest, svc: SearchService = Depends(service)) -> Any:
+        if not body.stream:
+            return svc.ask(body.question, body.k, body.mode).as_dict()
+        events = svc.ask_stream(body.question, body.k, body.mode)
+        first = next(events)  # errors before the first byte still get their own status code
+        return StreamingResponse(_sse(itertools.chain([first], events)), media_type="text/event-stream")
+
+    @router.get("/stats", summary="Documents, chunks, model, index type, size on disk")
+    def stats(svc: SearchService = Depends(service)) -> dict[str, Any]:
+        return svc.stats()
+
+    @router.post("/documents", status_code=201, summary="Upload files (multipart) with optional JSON attributes")
+    def upload(request: Request, files: list[UploadFile] = File(...), attributes: str | None = Form(None),
+               svc: SearchService = Depends(service)) -> dict[str, Any]:
+        if len(files) > MAX_FILES:
+            raise InvalidQuery(f"at most {MAX_FILES} files per request, not {len(files)}")
+        values = docs.parse_attributes(attributes, len(files))
+        uploads = [docs.Upload(f.filename or "upload", f.file.read(), a) for f, a in zip(files, values)]
+        with registry(request).write_lock(index_name(request)):
+            return {"object": "list", "data": docs.store_and_ingest(svc, uploads)}
+
+    @router.get("/documents", summary="Documents, a page at a time")
+    def list_documents(limit: int = Query(20, ge=1, le=100), after: int = Query(0, ge=0), type: str | None = None,
+                       path_prefix: str | None = None, svc: SearchService = Depends(service)) -> dict[str, Any]:
+        where, params = _document_filter(type, path_prefix)
+        return docs.list_documents(svc.index, limit=limit, after=after, where=where, params=params)
+
+    @router.get("/documents/{document_id}", summary="One document: status, chunks, attributes")
+    def get_document(document_id: int, svc: SearchService = Depends(service)) -> dict[str, Any]:
+        return docs.get_document(svc.index, document_id)
+
+    @router.patch("/documents/{document_id}", summary="Replace a document's attributes")
+    def patch_document(request: Request, document_id: int, body: AttributesPatch, svc: SearchService = Depends(service)) -> dict[str, Any]:
+        with registry(request).write_lock(index_name(request)):
+            return docs.set_attributes(svc.index, document_id, docs.check_attributes(dict(body.attributes)))
+
+    @router.delete("/documents/{document_id}", summary="Remove a document and its passages")
+    def delete_document(request: Request, document_id: int, svc: SearchService = Depends(service)) -> dict[str, Any]:
+        with registry(request).write_lock(index_name(request)):
+            return docs.delete_document(svc.index, document_id)
+
+    @router.post("/ingest", status_code=202, summary="Ingest a server-side folder as a background job")
+    def ingest(request: Request, body: IngestRequest) -> dict[str, Any]:
+        jobs: JobManager = request.app.state.jobs
+        return jobs.submit(index_name(request), body.path, WalkOptions(body.include, body.exclude)).as_dict()
+
+    return router
+
+
+def server_router() -> APIRouter:
+    """Routes about the server as a whole: its indexes and its jobs."""
+    router = APIRouter()
+
+    @router.get("/indexes", summary="The indexes this server serves")
+    def list_indexes(request: Request) -> dict[str, Any]:
+        reg = registry(request)
+        data = []
+        for name, folder in reg.folders().items():
+            entry: dict[str, Any] = {"name": name, "object": "index", "folder": str(folder)}
+            try:
+                entry.update(reg.service(name).stats())
+            except (IndexStoreError, IngestError, SearchError) as exc:
+                entry["error"] = str(exc)
+            data.append(entry)
+        return {"object": "list", "data": data}
+
+    @router.post("/indexes", status_code=201, summary="Create an empty index under the server's --index-root")
+    def create_index(request: Request, body: NewIndex) -> dict[str, Any]:
+        folder = registry(request).create(body.name, body.embedding_model)
+        return {"name": body.name, "object": "index", "folder": str(folder)}
+
+    @router.get("/jobs", summary="Ingest jobs, newest first")
+    def list_jobs(request: Request) -> dict[str, Any]:
+        return {"object": "list", "data": [job.as_dict() for job in request.app.state.jobs.list()]}
+
+    @router.get("/jobs/{job_id}", summary="An ingest job: status, counts, per-file errors, progress, ETA")
+    def get_job(request: Request, job_id: str) -> dict[str, Any]:
+        return dict(request.app.state.jobs.get(job_id).as_dict())
+
+    @router.delete("/jobs/{job_id}", summary="Cancel an ingest job")
+    def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+        return dict(request.app.state.jobs.cancel(job_id).as_dict())
+
+    return router
+
+
+def _document_filter(kind: str | None, path_prefix: str | None) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if kind:
+        clauses.append("d.type = ?")
+        params.append(kind)
+    if path_prefix:
+        clauses.append("substr(d.path, 1, ?) = ?")
+        params.extend([len(path_prefix), path_prefix])
+    return (" AND ".join(clauses) or "1"), tuple(params)
+
+
+def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+    """Server-sent events: `data: {json}` per event, then `data: [DONE]`; a late error is an event too."""
+    try:
+        for event in events:
+            if event["type"] == "answer":
+                event = {"type": "answer", **event["answer"].as_dict()}
+            yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+    except (SearchError, IngestError, IndexStoreError) as exc:
+        yield f"data: {json.dumps({'type': 'error', 'error': {'type': type(exc).__name__, 'message': str(exc)}})}\n\n"
+    yield "data: [DONE]\n\n"
+
