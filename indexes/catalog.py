@@ -7,6 +7,7 @@ publishes everything in one transaction that also bumps `meta.generation`.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -80,10 +81,16 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.create_function("regexp", 2, _regexp, deterministic=True)
         _migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise IndexCorrupt(f"cannot open the catalog {path}: {exc}") from exc
     return conn
+
+
+def _regexp(pattern: str, value: object) -> bool:
+    """`value REGEXP pattern` (SQLite leaves the operator undefined): Python `re.search`, false for non-text."""
+    return isinstance(value, str) and re.search(pattern, value) is not None
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -147,19 +147,34 @@ class Reader:
         self._index = index
         self._dimension = dimension
 
-    def dense(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """Nearest chunks to a query vector: (chunk id, cosine), best first."""
-        return vectors.search(self._index, query, k)
+    def allowed_chunks(self, where_sql: str, params: Sequence[object] = ()) -> np.ndarray:
+        """Ids (int64, ascending) of the chunks whose document `d` satisfies `where_sql`.
 
-    def lexical(self, match: str, k: int, weights: Sequence[float] = (2.0, 1.5, 1.0)) -> list[tuple[int, float]]:
-        """FTS5 BM25 over title, heading and text: (chunk id, score), best first."""
+        `where_sql` is a boolean expression over `documents d`; it may use `REGEXP` (Python `re.search`).
+        """
+        sql = f"SELECT id FROM chunks WHERE document_id IN (SELECT d.id FROM documents d WHERE {where_sql}) ORDER BY id"
+        return np.fromiter((row[0] for row in self._conn.execute(sql, list(params))), dtype=np.int64)
+
+    def dense(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Nearest chunks to a query vector: (chunk id, cosine), best first; only `allowed` chunk ids if given."""
+        return vectors.search(self._index, query, k, allowed)
+
+    def lexical(
+        self, match: str, k: int, weights: Sequence[float] = (2.0, 1.5, 1.0), where_sql: str | None = None, params: Sequence[object] = ()
+    ) -> list[tuple[int, float]]:
+        """FTS5 BM25 over title, heading and text: (chunk id, score), best first.
+
+        With `where_sql` (as for `allowed_chunks`), only chunks whose document satisfies it, in the same statement.
+        """
         if not match or k <= 0:
             return []
+        joins = "" if where_sql is None else "JOIN chunks c ON c.id = chunks_fts.rowid JOIN documents d ON d.id = c.document_id "
+        condition = "" if where_sql is None else f"AND ({where_sql}) "
         sql = (
-            "SELECT rowid, -bm25(chunks_fts, ?, ?, ?) FROM chunks_fts "
-            "WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, ?, ?, ?) LIMIT ?"
+            f"SELECT chunks_fts.rowid, -bm25(chunks_fts, ?, ?, ?) FROM chunks_fts {joins}"
+            f"WHERE chunks_fts MATCH ? {condition}ORDER BY bm25(chunks_fts, ?, ?, ?) LIMIT ?"
         )
-        rows = self._conn.execute(sql, (*weights, match, *weights, k)).fetchall()
+        rows = self._conn.execute(sql, (*weights, match, *params, *weights, k)).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:

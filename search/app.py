@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from indexes import DimensionMismatch, IndexBusy, IndexExists, IndexNotFound, IndexStoreError
-from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, UpstreamError, UpstreamUnavailable, make_embedder
+from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, UpstreamError, UpstreamUnavailable, WalkOptions, make_embedder
 
 from .errors import AnswerRefused, ConfigError, InvalidQuery, SearchError
 from .jobs import JobManager, JobNotFound, PathNotAllowed
@@ -19,6 +19,7 @@ from .openai_routes import LocalModelHolder, openai_router
 from .registry import DEFAULT, IndexRegistry
 from .routes import index_router, server_router
 from .settings import Settings
+from .watch import Watcher
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -28,7 +29,10 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.jobs = JobManager(registry)
+        watchers = [_watcher(registry, settings).start()] if settings.watch_paths else []
         yield
+        for watcher in watchers:
+            watcher.stop()
         app.state.jobs.close()
         registry.close()
 
@@ -50,6 +54,11 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"status": "ok", "documents": counts["documents"], "chunks": counts["chunks"]})
 
     return app
+
+
+def _watcher(registry: IndexRegistry, settings: Settings) -> Watcher:
+    """Keeps the default index in sync with the folders given to `serve --watch`."""
+    return Watcher(registry.service(DEFAULT), settings.watch_paths, WalkOptions(), lock=registry.write_lock(DEFAULT))
 
 
 def _local_model(registry: IndexRegistry, settings: Settings) -> Embedder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -90,19 +90,22 @@ def cli() -> None:
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds to wait for a reply.")
 @click.option("--embedding-max-tokens", type=click.IntRange(16, 1_000_000), help="Input limit of an unknown remote model [default: 512].")
 @click.option("--dry-run", is_flag=True, help="Count files, chunks, tokens and the price; embed and write nothing.")
+@click.option("--watch", is_flag=True, help="Keep running: re-ingest what is added, changed, renamed or deleted.")
+@click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True, help="Seconds between passes with --watch.")
 @json_option
 @_errors
 def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, ...], exclude: tuple[str, ...],
            max_file_mb: float, chunk_tokens: int | None, chunk_overlap: int | None, batch_size: int | None,
            embedding_model: str | None, base_url: str | None, dimensions: int | None, tier: str | None,
            rpm: float | None, tpm: float | None, concurrency: int, max_retries: int, timeout: float,
-           embedding_max_tokens: int | None, dry_run: bool, as_json: bool) -> None:
+           embedding_max_tokens: int | None, dry_run: bool, watch: bool, interval: float, as_json: bool) -> None:
     """Ingest files and folders into an index (again: only what changed).
 
     \b
     semsearch ingest docs/ --index ./my-index
     semsearch ingest ~/papers --include '*.pdf' --exclude 'drafts/**'
     semsearch ingest docs/ --embedding-model openai/text-embedding-3-small --tier 1 --dry-run
+    semsearch ingest ~/notes --watch
     """
     from ingest import ChunkingConfig, WalkOptions, embedder_for_index, find_index, ingest_paths, make_embedder, open_index
 
@@ -131,6 +134,23 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, 
         if index is not None:
             index.close()
     output.print_ingest(summary, settings.index_dir, embedder.name, as_json)
+    if watch and not dry_run:
+        _watch(settings, paths, options, interval, as_json)
+
+
+def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: float, as_json: bool) -> None:
+    """Ingest again every `interval` seconds, printing a summary when something changed."""
+    from .watch import Watcher
+
+    def report(result: Any) -> None:
+        if isinstance(result, Exception):
+            click.echo(f"Error: {result}", err=True)
+        elif result.ingested or result.removed or result.skipped:
+            output.print_ingest(result, settings.index_dir, "", as_json)
+
+    click.echo(f"Watching {', '.join(map(str, paths))} (Ctrl-C to stop)", err=True)
+    with _service(settings.updated(chat_model="none")) as service, suppress(KeyboardInterrupt):
+        Watcher(service, paths, options, interval=interval, report=report).run_forever()
 
 
 def _manifest_of(folder: Path) -> Any:
@@ -159,7 +179,7 @@ def search_command(
     semsearch search "vector index types" -k 5
     semsearch search "error 42" --mode lexical --json | jq '.results[0].path'
     """
-    with _service(_settings(index_dir).with_chat(chat_model="none", reranker=reranker)) as service:
+    with _service(_settings(index_dir).updated(chat_model="none", reranker=reranker)) as service:
         hits = service.search(query, k, mode, fusion)
     output.print_hits(query, mode, hits, as_json=as_json, explain=explain)
 
@@ -191,7 +211,7 @@ def ask(question: str, index_dir: Path | None, k: int, mode: str, chat_model: st
     semsearch ask "who invented the printing press?"
     SEMSEARCH_CHAT_MODEL=openai/gpt-4o-mini semsearch ask "what does the contract say about renewal?" --json
     """
-    settings = _settings(index_dir).with_chat(
+    settings = _settings(index_dir).updated(
         chat_model=chat_model, chat_base_url=chat_base_url, chat_context_window=chat_context_window,
         min_score=min_score, moderate=moderate,
     )
@@ -225,8 +245,14 @@ def stats(index_dir: Path | None, as_json: bool) -> None:
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--named-index", "named", multiple=True, metavar="NAME=DIR", help="Also serve DIR as /indexes/NAME (repeatable).")
+@click.option("--index-root", type=click.Path(path_type=Path, file_okay=False), help="Serve every index under DIR; POST /indexes creates new ones there.")
+@click.option("--ingest-root", "ingest_roots", multiple=True, type=click.Path(path_type=Path), help="A folder POST /ingest may read (repeatable).")
+@click.option("--watch", "watch_paths", multiple=True, type=click.Path(path_type=Path), help="Keep the default index in sync with this folder (repeatable).")
+@click.option("--api-keys-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="API keys, one per line (KEY or KEY:ro).")
 @_errors
-def serve(index_dir: Path | None, host: str, port: int) -> None:
+def serve(index_dir: Path | None, host: str, port: int, named: tuple[str, ...], index_root: Path | None,
+          ingest_roots: tuple[Path, ...], watch_paths: tuple[Path, ...], api_keys_file: Path | None) -> None:
     """Serve the index over HTTP (POST /search, POST /ask, GET /stats, docs at /docs).
 
     \b
@@ -237,11 +263,28 @@ def serve(index_dir: Path | None, host: str, port: int) -> None:
 
     from .app import create_app
 
-    settings = _settings(index_dir)
-    from indexes import Index
-
-    Index.open(settings.index_dir)  # a missing index is an error now, not at the first request
+    pairs = [item.split("=", 1) for item in named]
+    if any(len(p) != 2 or not p[0] for p in pairs):
+        raise click.UsageError("--named-index takes NAME=DIR")
+    settings = _settings(index_dir).updated(
+        named_indexes={**_settings(index_dir).named_indexes, **{n: Path(d).expanduser() for n, d in pairs}} or None,
+        index_root=index_root, ingest_roots=tuple(ingest_roots) or None, watch_paths=tuple(watch_paths) or None,
+        api_keys_file=api_keys_file,
+    )
+    _ensure_default_index(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _ensure_default_index(settings: Settings) -> None:
+    """A fresh server gets an empty default index, so documents can be uploaded at once."""
+    from indexes import Index
+    from ingest import make_embedder, open_index
+
+    if not Index.exists(settings.index_dir):
+        embedder = make_embedder(settings.embedding_model, cache_dir=settings.cache_dir, remote=settings.remote())
+        index, _ = open_index(settings.index_dir, embedder, None)
+        index.close()
+        embedder.close()
 
 
 @cli.command("eval")
@@ -270,7 +313,7 @@ def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k
         from .golden import load_golden, run_golden
 
         queries = load_golden(dataset)
-        settings = _settings(index_dir).with_chat(chat_model="none")
+        settings = _settings(index_dir).updated(chat_model="none")
         with _service(settings) as service:
             report = {**run_golden(queries, lambda q: service.search(q, k, mode, fusion)), "mode": mode, "fusion": fusion, "k": k}
         output.print_eval(report, as_json)

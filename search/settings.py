@@ -44,6 +44,11 @@ class Settings:
     named_indexes: dict[str, Path] = field(default_factory=dict)  # served besides the default one
     index_root: Path | None = None  # where POST /indexes creates indexes; its subfolders are served
     ingest_roots: tuple[Path, ...] = ()  # folders POST /ingest may read; none by default
+    watch_paths: tuple[Path, ...] = ()  # folders the server keeps the default index in sync with
+    api_keys: str | None = None  # SEMSEARCH_API_KEYS: "key1,key2:ro"
+    api_keys_file: Path | None = None
+    rate_limit: float = 0.0  # requests per minute per API key; 0: no limit
+    max_upload_bytes: int = 50 * 2**20
     reranker: str | None = None  # an http(s) base URL with /rerank, or a cross-encoder folder
     rerank_model: str | None = None
     rerank_depth: int = 30
@@ -66,6 +71,9 @@ class Settings:
             named_indexes=_named(env.get("SEMSEARCH_INDEXES") or ""),
             index_root=Path(env["SEMSEARCH_INDEX_ROOT"]).expanduser() if env.get("SEMSEARCH_INDEX_ROOT") else None,
             ingest_roots=tuple(Path(p).expanduser() for p in (env.get("SEMSEARCH_INGEST_ROOTS") or "").split(os.pathsep) if p),
+            api_keys=env.get("SEMSEARCH_API_KEYS") or None,
+            rate_limit=float(env.get("SEMSEARCH_RATE_LIMIT") or 0),
+            max_upload_bytes=int(float(env.get("SEMSEARCH_MAX_UPLOAD_MB") or 50) * 2**20),
             reranker=env.get("SEMSEARCH_RERANKER") or None,
             rerank_model=env.get("SEMSEARCH_RERANK_MODEL") or None,
             rerank_depth=int(env.get("SEMSEARCH_RERANK_DEPTH") or 30),
@@ -75,8 +83,8 @@ class Settings:
         """A copy pointing at another index folder (a `--index` flag)."""
         return self if index_dir is None else replace(self, index_dir=index_dir.expanduser())
 
-    def with_chat(self, **overrides: object) -> Settings:
-        """A copy with chat settings from flags that were given."""
+    def updated(self, **overrides: object) -> Settings:
+        """A copy with the flags that were given (None means not given)."""
         given: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
         if str(given.get("chat_model", "")).lower() in _NO_CHAT:
             given["chat_model"] = None

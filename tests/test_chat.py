@@ -55,7 +55,7 @@ def configure(sim: ServerThread, **config: object) -> SimulatorState:
 
 def settings(index_dir: Path, model_cache: Path, sim: ServerThread, **chat: object) -> Settings:
     return Settings(index_dir=index_dir, cache_dir=model_cache, openai_api_key=KEY, openai_base_url=f"{sim.url}/v1",
-                    chat_model="openai/gpt-4o-mini").with_chat(**chat)
+                    chat_model="openai/gpt-4o-mini").updated(**chat)
 
 
 @pytest.fixture
