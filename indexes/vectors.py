@@ -60,7 +60,8 @@ def search(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | 
         # The selector skips other ids during the scan (IndexIDMap2 translates it to our ids),
         # so k matching chunks come back whenever k exist, however badly they rank overall.
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        params = faiss.SearchParameters(sel=selector)
+        params = faiss.SearchParameters()
+        params.sel = selector
         scores, ids = _call(index.search, matrix, min(k, index.ntotal, len(allowed)), params=params)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .answer import Answer, Citation, extractive_answer
 from .app import create_app
-from .errors import AnswerError, DatasetError, InvalidQuery, SearchError
+from .errors import AnswerError, DatasetError, InvalidFilter, InvalidQuery, SearchError
 from .evaluate import BeirDataset, EvalReport, evaluate, load_beir, run_beir
+from .filters import Filter, parse_filters
 from .fusion import FUSIONS, fuse
 from .retrieve import MODES, Hit, rank_documents, search
 from .service import SearchService
@@ -20,7 +21,9 @@ __all__ = [
     "Citation",
     "DatasetError",
     "EvalReport",
+    "Filter",
     "Hit",
+    "InvalidFilter",
     "InvalidQuery",
     "SearchError",
     "SearchService",
@@ -30,6 +33,7 @@ __all__ = [
     "extractive_answer",
     "fuse",
     "load_beir",
+    "parse_filters",
     "rank_documents",
     "run_beir",
     "search",

@@ -9,6 +9,7 @@ from indexes import Index, Reader, StoredChunk
 from ingest import Embedder
 
 from .errors import InvalidQuery
+from .filters import Filter
 from .fusion import FUSIONS, Fused, feedback_query, fuse
 from .lexical import match_expression
 
@@ -63,11 +64,13 @@ def check_query(query: str, k: int, mode: str, fusion: str = "zscore") -> str:
     return text
 
 
-def search(index: Index, embedder: Embedder, query: str, k: int = 10, mode: str = "hybrid", fusion: str = "zscore") -> list[Hit]:
-    """The k best passages for a query."""
+def search(
+    index: Index, embedder: Embedder, query: str, k: int = 10, mode: str = "hybrid", fusion: str = "zscore", filters: Filter | None = None
+) -> list[Hit]:
+    """The k best passages for a query (among the documents that match `filters`, if given)."""
     text = check_query(query, k, mode, fusion)
     with index.read() as reader:
-        ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, 4 * k), fusion)[:k]
+        ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, 4 * k), fusion, filters)[:k]
         hits = _hits(reader, ranked)
         marked = reader.snippets(match_expression(text), [h.chunk_id for h in hits])
     return [replace(h, snippet=marked.get(h.chunk_id) or _lead(h.text)) for h in hits]
@@ -79,15 +82,23 @@ def _lead(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def rank_chunks(reader: Reader, embedder: Embedder, text: str, mode: str, depth: int, fusion: str = "zscore") -> Fused:
+def rank_chunks(
+    reader: Reader, embedder: Embedder, text: str, mode: str, depth: int, fusion: str = "zscore", filters: Filter | None = None
+) -> Fused:
     """Chunk ids with fused scores and the per-side ranks/scores behind them, best first.
 
     Hybrid search runs twice on the dense side: the second time with the query moved
     towards the best passages of the first fused pass (pseudo-relevance feedback).
+    Filters apply inside each search (a FAISS id selector, a SQL condition), never after
+    it, so `depth` candidates come back whenever that many matching chunks exist.
     """
+    where, params = filters.sql() if filters is not None else (None, [])
+    allowed = reader.allowed_chunks(where, params) if where is not None and mode != "lexical" else None
+    if allowed is not None and len(allowed) == 0:
+        return []
     query = embedder.embed_query(text) if mode != "lexical" else None
-    dense = reader.dense(query, depth) if query is not None else []
-    lexical = reader.lexical(match_expression(text), depth) if mode != "dense" else []
+    dense = reader.dense(query, depth, allowed) if query is not None else []
+    lexical = reader.lexical(match_expression(text), depth, where_sql=where, params=params) if mode != "dense" else []
     if mode == "dense":
         return [(cid, s, {"dense_rank": r, "dense_score": s}) for r, (cid, s) in enumerate(dense, 1)]
     if mode == "lexical":
@@ -97,7 +108,7 @@ def rank_chunks(reader: Reader, embedder: Embedder, text: str, mode: str, depth:
         return fused
     top = [cid for cid, _, _ in fused[:50]]
     moved = feedback_query(query, fused, reader.documents_of(top), reader.vectors)
-    return fuse(reader.dense(moved, depth), lexical, fusion)
+    return fuse(reader.dense(moved, depth, allowed), lexical, fusion)
 
 
 def _hits(reader: Reader, ranked: Sequence[tuple[int, float, dict[str, float | int | None]]]) -> list[Hit]:
@@ -114,12 +125,12 @@ def _hit(row: StoredChunk, score: float, detail: dict[str, float | int | None]) 
 
 
 def rank_documents(
-    index: Index, embedder: Embedder, query: str, mode: str = "hybrid", depth: int = 100, fusion: str = "zscore"
+    index: Index, embedder: Embedder, query: str, mode: str = "hybrid", depth: int = 100, fusion: str = "zscore", filters: Filter | None = None
 ) -> list[tuple[str, float]]:
     """Documents (by path) scored by their best passage, best first: what evaluation ranks."""
     text = check_query(query, 1, mode, fusion)
     with index.read() as reader:
-        ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, depth * 3), fusion)
+        ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, depth * 3), fusion, filters)
         rows = reader.chunks([cid for cid, _, _ in ranked])
     best: dict[str, float] = {}
     for cid, score, _ in ranked:

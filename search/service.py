@@ -13,6 +13,7 @@ from ingest.openai_models import DEFAULT_BASE_URL
 from .answer import Answer, extractive_answer
 from .chat import ChatAnswerer, ChatOptions
 from .errors import ConfigError
+from .filters import Filter
 from .rerank import Reranker, make_reranker, rerank_hits
 from .retrieve import MAX_K, Hit, check_query, search
 from .settings import Settings
@@ -50,31 +51,31 @@ class SearchService:
             answerer=make_answerer(settings), reranker=reranker, rerank_depth=settings.rerank_depth,
         )
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid", fusion: str = "zscore") -> list[Hit]:
-        """The k best passages for `query` (reranked from a deeper candidate list when a reranker is set)."""
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", fusion: str = "zscore", filters: Filter | None = None) -> list[Hit]:
+        """The k best passages for `query` among documents matching `filters` (reranked from a deeper list when a reranker is set)."""
         if self.reranker is None:
-            return search(self.index, self.embedder, query, k, mode, fusion)
-        candidates = search(self.index, self.embedder, query, max(k, min(self.rerank_depth, MAX_K)), mode, fusion)
+            return search(self.index, self.embedder, query, k, mode, fusion, filters)
+        candidates = search(self.index, self.embedder, query, max(k, min(self.rerank_depth, MAX_K)), mode, fusion, filters)
         return rerank_hits(self.reranker, query, candidates, k)
 
-    def ask(self, question: str, k: int = 8, mode: str = "hybrid") -> Answer:
-        """An answer drawn from the k best passages: written by the chat model, or extractive."""
+    def ask(self, question: str, k: int = 8, mode: str = "hybrid", filters: Filter | None = None) -> Answer:
+        """An answer drawn from the k best passages (of documents matching `filters`): written by the chat model, or extractive."""
         text = check_query(question, k, mode)
-        hits = self.search(text, k, mode)
+        hits = self.search(text, k, mode, filters=filters)
         if self.answerer is None:
             answer = extractive_answer(text, hits[:5], self.embedder)
             return Answer(**{**answer.__dict__, "notes": (*answer.notes, _EXTRACTIVE_NOTE), "results": tuple(hits)})
         return self.answerer.answer(text, hits)
 
-    def ask_stream(self, question: str, k: int = 8, mode: str = "hybrid") -> Iterator[dict[str, Any]]:
+    def ask_stream(self, question: str, k: int = 8, mode: str = "hybrid", filters: Filter | None = None) -> Iterator[dict[str, Any]]:
         """The answer as events: text deltas, then {"type": "answer", "answer": Answer}."""
         text = check_query(question, k, mode)
         if self.answerer is None:
-            answer = self.ask(text, k, mode)
+            answer = self.ask(text, k, mode, filters)
             yield {"type": "delta", "text": answer.answer}
             yield {"type": "answer", "answer": answer}
             return
-        yield from self.answerer.stream(text, self.search(text, k, mode))
+        yield from self.answerer.stream(text, self.search(text, k, mode, filters=filters))
 
     def stats(self) -> dict[str, Any]:
         """Documents, chunks, model, index type, size on disk, and chat usage."""

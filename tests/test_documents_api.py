@@ -1,0 +1,199 @@
+"""Documents, ingest jobs, several indexes and watch mode, over a real server on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ingest import open_index
+from search import Settings, create_app
+
+from .conftest import DATA, ServerThread
+
+
+@pytest.fixture
+def server(tmp_path: Path, model_cache: Path, embedder) -> Iterator[tuple[httpx.Client, Path]]:  # type: ignore[no-untyped-def]
+    """A server with an empty default index, an index root, and one allowed ingest root."""
+    index, _ = open_index(tmp_path / "default", embedder, None)
+    index.close()
+    roots = tmp_path / "allowed"
+    shutil.copytree(DATA / "sample", roots / "sample")
+    settings = Settings(index_dir=tmp_path / "default", cache_dir=model_cache, index_root=tmp_path / "indexes", ingest_roots=(roots,))
+    (tmp_path / "indexes").mkdir()
+    with ServerThread(create_app(settings)) as running, httpx.Client(base_url=running.url, timeout=120) as client:
+        yield client, tmp_path
+
+
+def upload(client: httpx.Client, *names: str, attributes: str | None = None, prefix: str = "") -> httpx.Response:
+    files = [("files", (name, (DATA / "sample" / name).read_bytes())) for name in names]
+    data = {"attributes": attributes} if attributes else {}
+    return client.post(f"{prefix}/documents", files=files, data=data)
+
+
+def test_upload_list_get_patch_delete(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    response = upload(client, "water-cycle.pdf", "printing-press.html", "photosynthesis.md", attributes='{"team": "science", "year": 2024}')
+    assert response.status_code == 201, response.text
+    results = response.json()["data"]
+    assert [r["status"] for r in results] == ["completed"] * 3
+    pdf = results[0]["document"]
+    assert pdf["type"] == "pdf" and pdf["pages"] == 3 and pdf["chunks"] >= 3 and pdf["attributes"] == {"team": "science", "year": 2024}
+    again = upload(client, "water-cycle.pdf", attributes='{"team": "science", "year": 2024}').json()["data"][0]
+    assert again["duplicate"] and again["document"]["id"] == pdf["id"], "the same content is recognised"
+    page = client.get("/documents", params={"limit": 2}).json()
+    assert len(page["data"]) == 2 and page["has_more"]
+    rest = client.get("/documents", params={"after": page["last_id"]}).json()
+    assert len(rest["data"]) == 1 and not rest["has_more"]
+    assert [d["type"] for d in client.get("/documents", params={"type": "pdf"}).json()["data"]] == ["pdf"]
+    patched = client.patch(f"/documents/{pdf['id']}", json={"attributes": {"team": "hydrology"}}).json()
+    assert patched["attributes"] == {"team": "hydrology"} and patched["chunks"] == pdf["chunks"]
+    assert client.get(f"/documents/{pdf['id']}").json()["attributes"] == {"team": "hydrology"}
+    hits = client.post("/search", json={"query": "evaporation and condensation", "k": 3}).json()["results"]
+    assert hits[0]["path"].endswith("water-cycle.pdf")
+    assert client.delete(f"/documents/{pdf['id']}").json()["deleted"]
+    assert client.get(f"/documents/{pdf['id']}").status_code == 404
+    hits = client.post("/search", json={"query": "evaporation and condensation", "k": 3}).json()["results"]
+    assert not any(h["path"].endswith("water-cycle.pdf") for h in hits)
+
+
+def test_bad_uploads_say_what_is_wrong(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    files = [("files", ("notes.docx", b"PK...")), ("files", ("empty.md", b"")), ("files", ("broken.pdf", (DATA / "formats" / "corrupt.pdf").read_bytes()))]
+    results = client.post("/documents", files=files).json()["data"]
+    assert [r["status"] for r in results] == ["failed"] * 3
+    assert "unsupported file type .docx" in results[0]["error"] and results[1]["error"] == "empty file"
+    assert results[2]["error"].startswith("corrupt PDF")
+    bad = client.post("/documents", files=[("files", ("a.md", b"# hi\n\nthere"))], data={"attributes": "{not json"})
+    assert bad.status_code == 422 and "attributes" in bad.json()["error"]["message"]
+    assert client.patch("/documents/1", json={"attributes": {"x": [1, 2]}}).status_code == 422
+
+
+def test_ingest_job_runs_to_completion_and_searches_keep_working(server: tuple[httpx.Client, Path]) -> None:
+    client, tmp = server
+    job = client.post("/ingest", json={"path": str(tmp / "allowed" / "sample")})
+    assert job.status_code == 202 and job.json()["status"] in ("queued", "in_progress")
+    errors: list[str] = []
+    done = threading.Event()
+
+    def search_loop() -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=60) as http:
+            while not done.is_set():
+                response = http.post("/search", json={"query": "printing press", "k": 5})
+                if response.status_code != 200:
+                    errors.append(response.text)
+
+    thread = threading.Thread(target=search_loop)
+    thread.start()
+    status = _wait(client, job.json()["id"])
+    done.set()
+    thread.join()
+    assert not errors
+    assert status["status"] == "completed" and status["counts"]["ingested"] == 10
+    assert status["progress"]["files_done"] == status["progress"]["files_total"] == 10
+    assert client.get("/stats").json()["documents"] == 10
+
+
+def test_ingest_paths_outside_the_allowed_roots_are_refused(server: tuple[httpx.Client, Path]) -> None:
+    client, tmp = server
+    outside = tmp / "secret"
+    outside.mkdir()
+    (outside / "s.md").write_text("# secret\n\npasswords")
+    (tmp / "allowed" / "escape").symlink_to(outside)
+    for path in (str(outside), str(tmp / "allowed" / ".." / "secret"), str(tmp / "allowed" / "escape"), "/etc"):
+        response = client.post("/ingest", json={"path": path})
+        assert response.status_code == 403, path
+        assert response.json()["error"]["message"]
+    assert client.post("/ingest", json={"path": str(tmp / "allowed" / "nope")}).status_code == 422
+
+
+def test_jobs_can_be_cancelled_and_unknown_jobs_are_404(server: tuple[httpx.Client, Path]) -> None:
+    client, tmp = server
+    many = tmp / "allowed" / "many"
+    many.mkdir()
+    for n in range(40):
+        (many / f"n{n}.txt").write_text(" ".join(f"Note {n} sentence {i}." for i in range(150)))
+    job = client.post("/ingest", json={"path": str(many)}).json()
+    cancelled = client.delete(f"/jobs/{job['id']}").json()
+    assert cancelled["status"] in ("cancelled", "in_progress")
+    assert _wait(client, job["id"])["status"] == "cancelled"
+    assert client.get("/stats").json()["documents"] == 0, "a cancelled job publishes nothing"
+    assert client.get("/jobs/job_nope").status_code == 404
+
+
+def test_several_indexes(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    created = client.post("/indexes", json={"name": "team-b"})
+    assert created.status_code == 201
+    assert client.post("/indexes", json={"name": "team-b"}).status_code == 409
+    assert client.post("/indexes", json={"name": "Bad Name!"}).status_code == 422
+    upload(client, "chess-rules.html", prefix="/indexes/team-b")
+    upload(client, "coffee-brewing.txt")
+    names = {i["name"]: i for i in client.get("/indexes").json()["data"]}
+    assert names["team-b"]["documents"] == 1 and names["default"]["documents"] == 1
+    b = client.post("/indexes/team-b/search", json={"query": "how does the bishop move"}).json()["results"]
+    assert b and all(h["path"].endswith("chess-rules.html") for h in b)
+    default = client.post("/search", json={"query": "how does the bishop move"}).json()["results"]
+    assert all(h["path"].endswith("coffee-brewing.txt") for h in default)
+    assert client.post("/indexes/nope/search", json={"query": "x"}).status_code == 404
+
+
+def test_watch_keeps_the_index_in_sync(tmp_path: Path, model_cache: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("# Alpha\n\nThe alpha note talks about glaciers.")
+    env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
+    command = [sys.executable, "-c", "from search.cli import main; main()", "ingest", str(folder), "--index", str(tmp_path / "ix"), "--watch", "--interval", "0.3"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _until(lambda: _paths(tmp_path / "ix", model_cache) == {"a.md"})
+        (folder / "b.md").write_text("# Beta\n\nThe beta note is about volcanoes.")
+        _until(lambda: _paths(tmp_path / "ix", model_cache) == {"a.md", "b.md"})
+        (folder / "b.md").rename(folder / "c.md")
+        _until(lambda: _paths(tmp_path / "ix", model_cache) == {"a.md", "c.md"})
+        (folder / "a.md").unlink()
+        _until(lambda: _paths(tmp_path / "ix", model_cache) == {"c.md"})
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _paths(index_dir: Path, cache: Path) -> set[str]:
+    from indexes import Index
+
+    if not Index.exists(index_dir):
+        return set()
+    index = Index.open(index_dir)
+    try:
+        rows = index.connection().execute("SELECT path FROM documents").fetchall()
+        return {Path(r[0]).name for r in rows}
+    finally:
+        index.close()
+
+
+def _until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _wait(client: httpx.Client, job_id: str) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 120
+    while True:
+        status = client.get(f"/jobs/{job_id}").json()
+        if status["status"] in ("completed", "failed", "cancelled"):
+            return status
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+
