@@ -151,7 +151,8 @@ def test_watch_keeps_the_index_in_sync(tmp_path: Path, model_cache: Path) -> Non
     folder.mkdir()
     (folder / "a.md").write_text("# Alpha\n\nThe alpha note talks about glaciers.")
     env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
-    command = [sys.executable, "-c", "from search.cli import main; main()", "ingest", str(folder), "--index", str(tmp_path / "ix"), "--watch", "--interval", "0.3"]
+    command = [sys.executable, "-c", "from search.cli import main; main()", "ingest", str(folder),
+               "--index", str(tmp_path / "ix"), "--watch", "--interval", "0.3"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _until(lambda: _paths(tmp_path / "ix", model_cache) == {"a.md"})
