@@ -27,6 +27,7 @@ from fastapi.routing import APIRoute
 
 from .errors import Forbidden, KeyConfigError, Unauthorized
 from .limits import RateLimit
+from .metrics import flat_routes
 
 MIN_KEY_CHARS = 16
 _KEY_CHARS = frozenset(map(chr, range(0x21, 0x7F))) - set(",:#")
@@ -53,6 +54,7 @@ ANONYMOUS = Principal(id="anonymous")  # every caller when no keys are configure
 class _Key:
     digest: bytes  # SHA-256 of the key: equal lengths, so comparing leaks no length either
     principal: Principal
+    where: str  # "line 3 of keys.txt": for messages, which never show the key itself
 
 
 class ApiKeys:
@@ -68,7 +70,7 @@ class ApiKeys:
     def parse(cls, spec: str, *, source: str = "SEMSEARCH_API_KEYS") -> ApiKeys:
         """Keys from a comma-separated spec; errors name the entry by its position in `source`."""
         entries = (entry.strip() for entry in spec.split(","))
-        return cls(_unique((f"entry {n} of {source}", entry) for n, entry in enumerate(entries, 1) if entry))
+        return cls(_unique(_parse_entry(f"entry {n} of {source}", entry) for n, entry in enumerate(entries, 1) if entry))
 
     @classmethod
     def load(cls, path: Path) -> ApiKeys:
@@ -78,7 +80,7 @@ class ApiKeys:
         except (OSError, UnicodeDecodeError) as exc:
             raise KeyConfigError(f"cannot read the API keys file {path}: {exc}; check the path given to --api-keys-file") from exc
         lines = ((f"line {n} of {path}", line.split("#", 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1))
-        return cls(_unique((where, entry) for where, entry in lines if entry))
+        return cls(_unique(_parse_entry(where, entry) for where, entry in lines if entry))
 
     @classmethod
     def configure(cls, spec: str | None = None, path: Path | None = None) -> ApiKeys:
@@ -96,8 +98,8 @@ class ApiKeys:
         principal = self._match(token)
         if principal is None:
             raise Unauthorized("the API key is not valid: check the key sent in the Authorization header", headers=_CHALLENGE)
-        if write and not principal.write:
-            raise Forbidden(f"API key {principal.id} is read-only and this route changes data: use a read-write key")
+        if write:
+            _check_write(principal)
         if not principal.may_use(index):
             raise Forbidden(f"API key {principal.id} has no access to the index {index!r}: use a key scoped to it")
         return principal
@@ -120,14 +122,13 @@ def _bearer_token(header: str | None) -> str | None:
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
-def _unique(entries: Iterable[tuple[str, str] | _Key]) -> Iterator[_Key]:
-    """Parsed keys, refusing the same key twice (or two keys whose ids collide)."""
-    seen: set[str] = set()
-    for entry in entries:
-        key = _parse_entry(*entry) if isinstance(entry, tuple) else entry
+def _unique(keys: Iterable[_Key]) -> Iterator[_Key]:
+    """The keys, refusing the same key twice (or two keys whose ids collide)."""
+    seen: dict[str, str] = {}
+    for key in keys:
         if key.principal.id in seen:
-            raise KeyConfigError(f"the API key {key.principal.id} is configured twice: keep one entry per key")
-        seen.add(key.principal.id)
+            raise KeyConfigError(f"{key.where}: the same key as {seen[key.principal.id]}; keep one entry per key")
+        seen[key.principal.id] = key.where
         yield key
 
 
@@ -145,11 +146,18 @@ def _parse_entry(where: str, entry: str) -> _Key:
     if indexes is not None and "" in indexes:
         raise KeyConfigError(f"{where}: an empty index name in the key's scope; write ':rw:name1|name2'")
     digest = hashlib.sha256(secret.encode()).digest()
-    return _Key(digest, Principal(id=digest.hex()[:8], write=_ACCESS[access], indexes=indexes))
+    return _Key(digest, Principal(id=digest.hex()[:8], write=_ACCESS[access], indexes=indexes), where)
 
 
-def writes() -> None:
-    """Marks a route that changes data, so read-only keys get a 403: `dependencies=[Depends(writes)]`."""
+async def writes(request: Request) -> None:
+    """Marks a route that changes data, so read-only keys get a 403: `dependencies=[Depends(writes)]`.
+
+    Works whichever of it and the route's Guard runs first: the second one to run makes the check.
+    """
+    request.state.writes = True
+    principal = getattr(request.state, "principal", None)
+    if isinstance(principal, Principal):
+        _check_write(principal)
 
 
 class Guard:
@@ -160,9 +168,9 @@ class Guard:
 
     async def __call__(self, request: Request) -> Principal:
         index = request.path_params.get("name", self.default_index)
-        write = self.write or _marked_write(request.scope.get("route"))
+        write = self.write or getattr(request.state, "writes", False)
         principal = self.keys.check(request.headers.get("authorization"), write=write, index=index)
-        request.state.principal = principal  # for the access log, and for routes that list indexes
+        request.state.principal = principal  # for `writes`, the access log, and routes that list indexes
         if self.limit is not None and not getattr(request.state, "rate_counted", False):
             request.state.rate_counted = True  # two guards on one route spend one request, not two
             client = request.client.host if request.client else "unknown"
@@ -183,8 +191,8 @@ def require(keys: ApiKeys, *, write: bool = False, limit: RateLimit | None = Non
 def route_access(app: FastAPI) -> dict[str, str]:
     """`"METHOD /path" -> public | read | write` for every API route: a table for tests to pin down."""
     table: dict[str, str] = {}
-    for route in app.routes:
-        if isinstance(route, APIRoute):
+    for route in flat_routes(app):
+        if isinstance(getattr(route, "original_route", route), APIRoute):
             calls = list(_calls(route.dependant))
             guards = [c for c in calls if isinstance(c, Guard)]
             access = "public" if not guards else "write" if writes in calls or any(g.write for g in guards) else "read"
@@ -192,8 +200,9 @@ def route_access(app: FastAPI) -> dict[str, str]:
     return table
 
 
-def _marked_write(route: object) -> bool:
-    return isinstance(route, APIRoute) and writes in _calls(route.dependant)
+def _check_write(principal: Principal) -> None:
+    if not principal.write:
+        raise Forbidden(f"API key {principal.id} is read-only and this route changes data: use a read-write key")
 
 
 def _calls(dependant: Dependant) -> Iterator[object]:

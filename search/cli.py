@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -55,6 +56,25 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 mode_option = click.option(
     "--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
     help="dense (FAISS), lexical (FTS5 BM25) or hybrid (both, rank-fused).",
+)
+
+
+def _parse_filter(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if not value:
+        return None
+    from .filters import parse_filters
+
+    try:
+        return parse_filters(json.loads(value))
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc.msg})") from exc
+    except InvalidQuery as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+filter_option = click.option(
+    "--filter", "filters", metavar="JSON", callback=_parse_filter,
+    help='Only passages of documents matching an OpenAI-style filter, e.g. \'{"key": "type", "type": "eq", "value": "pdf"}\'.',
 )
 
 
@@ -168,10 +188,11 @@ def _manifest_of(folder: Path) -> Any:
 @click.option("--fusion", type=click.Choice(FUSIONS), default="zscore", show_default=True, help="How hybrid mode combines the two sides.")
 @click.option("--explain", is_flag=True, help="Show the dense and lexical ranks behind each result.")
 @click.option("--reranker", envvar="SEMSEARCH_RERANKER", help="Rerank with a cross-encoder folder (model.onnx + tokenizer.json) or a /rerank base URL.")
+@filter_option
 @json_option
 @_errors
 def search_command(
-    query: str, index_dir: Path | None, k: int, mode: str, fusion: str, explain: bool, reranker: str | None, as_json: bool
+    query: str, index_dir: Path | None, k: int, mode: str, fusion: str, explain: bool, reranker: str | None, filters: Any, as_json: bool
 ) -> None:
     """Print the passages that best match QUERY.
 
@@ -180,7 +201,7 @@ def search_command(
     semsearch search "error 42" --mode lexical --json | jq '.results[0].path'
     """
     with _service(_settings(index_dir).updated(chat_model="none", reranker=reranker)) as service:
-        hits = service.search(query, k, mode, fusion)
+        hits = service.search(query, k, mode, fusion, filters)
     output.print_hits(query, mode, hits, as_json=as_json, explain=explain)
 
 
@@ -198,10 +219,11 @@ def search_command(
 @click.option("--min-score", type=float, help="Abstain when no passage's cosine reaches this [default: 0.25].")
 @click.option("--moderate", is_flag=True, default=None, help="Screen the question with /v1/moderations first.")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it is written.")
+@filter_option
 @json_option
 @_errors
 def ask(question: str, index_dir: Path | None, k: int, mode: str, chat_model: str | None, chat_base_url: str | None,
-        chat_context_window: int | None, min_score: float | None, moderate: bool | None, stream: bool, as_json: bool) -> None:
+        chat_context_window: int | None, min_score: float | None, moderate: bool | None, stream: bool, filters: Any, as_json: bool) -> None:
     """Answer QUESTION from the indexed documents, citing passages as [n].
 
     With a chat model the answer is written from the best passages and every
@@ -217,9 +239,9 @@ def ask(question: str, index_dir: Path | None, k: int, mode: str, chat_model: st
     )
     with _service(settings) as service:
         if as_json or not stream:
-            output.print_answer(service.ask(question, k, mode), as_json)
+            output.print_answer(service.ask(question, k, mode, filters), as_json)
             return
-        for event in service.ask_stream(question, k, mode):
+        for event in service.ask_stream(question, k, mode, filters):
             if event["type"] == "delta":
                 click.echo(event["text"], nl=False)
             else:

@@ -25,6 +25,7 @@ from .errors import InvalidQuery
 from .service import SearchService
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_KEY = re.compile(r'[ !#-\[\]-~]{1,64}')  # what filters can address
 _DOCUMENT_COLUMNS = "id, path, content_hash, mtime, size, type, title, pages, attributes, chunks, tokens, ingested_at"
 
 
@@ -152,8 +153,8 @@ def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     if len(attributes) > 16:
         raise InvalidQuery("attributes: at most 16 keys")
     for key, value in attributes.items():
-        if not isinstance(key, str) or not 0 < len(key) <= 64:
-            raise InvalidQuery(f"attributes: key {key!r} must be a string of 1 to 64 characters")
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
+            raise InvalidQuery(f"attributes: key {key!r} must be 1 to 64 printable ASCII characters, without quotes or backslashes")
         if not isinstance(value, str | int | float | bool) or (isinstance(value, str) and len(value) > 512):
             raise InvalidQuery(f"attributes.{key}: a string (up to 512 characters), number or boolean")
     return attributes

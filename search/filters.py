@@ -76,7 +76,7 @@ class Compound(Filter):
 
     def sql(self) -> Sql:
         parts = [f.sql() for f in self.filters]
-        joined = f" {self.op.upper()} ".join(f"({text})" for text, _ in parts)
+        joined = f" {self.op.upper()} ".join(text for text, _ in parts)  # each part is parenthesised
         return f"({joined})", [p for _, params in parts for p in params]
 
     def matches(self, document: Mapping[str, Any]) -> bool:
@@ -231,10 +231,8 @@ def _number(value: int | float, where: str) -> int | float:
 
 
 def _text(value: str, where: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidFilter(f"{where}: {_show(value)} is not valid Unicode text") from None
+    if not _encodes(value):
+        raise InvalidFilter(f"{where}: the string is not valid Unicode text (it holds a lone surrogate)")
     return value
 
 
@@ -309,7 +307,17 @@ def _glob(pattern: str) -> tuple[str, str]:
 
 
 def _show(value: object) -> str:
+    """A value as JSON, for messages (escaped where it would not encode, so the message always does)."""
     try:
-        return json.dumps(value, ensure_ascii=False)
+        shown = json.dumps(value, ensure_ascii=False)
+        return shown if shown.isascii() or _encodes(shown) else json.dumps(value)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

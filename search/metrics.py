@@ -13,7 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
+import fastapi.routing
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -162,17 +164,26 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500  # what the server answers when the app raises before responding
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self._record(scope, status, time.perf_counter() - start)
 
         async def watched_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()  # before the last bytes leave: a client holding its answer finds it counted
             await send(message)
 
         try:
             await self.app(scope, receive, watched_send)
         finally:
-            self._record(scope, status, time.perf_counter() - start)
+            record()
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         route = route_template(scope)
@@ -187,14 +198,28 @@ class MetricsMiddleware:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path (`/indexes/{name}/search`), else the route that would match, else UNMATCHED."""
-    path = getattr(scope.get("route"), "path", None)
-    if isinstance(path, str):
-        return path
-    for route in getattr(scope.get("app"), "routes", ()):  # rejected before routing, by MaxBody for instance
-        if route.matches(scope)[0] is not Match.NONE and isinstance(getattr(route, "path", None), str):
+    """The path of the app's route matching this request (`/indexes/{name}/search`), else UNMATCHED.
+
+    Matched here rather than read from `scope["route"]`: that is set only once routing ran (not for a
+    413 from MaxBody), and newer FastAPI puts there the included route without its router's prefix.
+    """
+    partial = None
+    for route in flat_routes(scope.get("app")):
+        try:
+            match = route.matches(scope)[0]
+        except Exception:  # a path parameter its convertor refuses: not this route
+            continue
+        if match is Match.FULL:
             return str(route.path)
-    return UNMATCHED
+        partial = partial or (str(route.path) if match is Match.PARTIAL else None)
+    return partial or UNMATCHED
+
+
+def flat_routes(app: object) -> list[Any]:
+    """The app's routes with included routers' prefixes applied (FastAPI 0.16x includes routers lazily)."""
+    routes = list(getattr(app, "routes", ()))
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    return list(flatten(routes)) if flatten is not None else routes
 
 
 def _labels(pairs: Iterable[tuple[str, str]]) -> str:

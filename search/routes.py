@@ -19,7 +19,8 @@ from indexes import IndexStoreError
 from ingest import IngestError, WalkOptions
 
 from . import documents as docs
-from .errors import InvalidQuery, SearchError
+from .errors import InvalidFilter, InvalidQuery, SearchError
+from .filters import parse_filters
 from .jobs import JobManager
 from .registry import DEFAULT, IndexRegistry
 from .retrieve import MAX_K, MAX_QUERY_CHARS
@@ -35,6 +36,7 @@ class SearchRequest(BaseModel):
     mode: str = Mode
     fusion: str = Field(default="zscore", pattern="^(zscore|rrf)$", description="how hybrid mode combines the two sides")
     explain: bool = False
+    filters: dict[str, Any] | None = Field(default=None, description="OpenAI-style attribute filter, applied inside the search")
 
 
 class AskRequest(BaseModel):
@@ -42,6 +44,7 @@ class AskRequest(BaseModel):
     k: int = Field(default=8, ge=1, le=MAX_K, description="passages to retrieve")
     mode: str = Mode
     stream: bool = Field(default=False, description="server-sent events: answer deltas, then the citations and usage")
+    filters: dict[str, Any] | None = Field(default=None, description="OpenAI-style attribute filter, applied inside the search")
 
 
 class AttributesPatch(BaseModel):
@@ -78,14 +81,15 @@ def index_router() -> APIRouter:
 
     @router.post("/search", summary="The passages that best match a query")
     def search(body: SearchRequest, svc: SearchService = Depends(service)) -> dict[str, Any]:
-        hits = svc.search(body.query, body.k, body.mode, body.fusion)
+        hits = svc.search(body.query, body.k, body.mode, body.fusion, parse_filters(body.filters))
         return {"query": body.query, "mode": body.mode, "results": [h.as_dict(explain=body.explain) for h in hits]}
 
     @router.post("/ask", summary="An answer drawn from the best passages, with citations")
     def ask(body: AskRequest, svc: SearchService = Depends(service)) -> Any:
+        filters = parse_filters(body.filters)  # a bad filter is a 422 before any streaming
         if not body.stream:
-            return svc.ask(body.question, body.k, body.mode).as_dict()
-        events = svc.ask_stream(body.question, body.k, body.mode)
+            return svc.ask(body.question, body.k, body.mode, filters).as_dict()
+        events = svc.ask_stream(body.question, body.k, body.mode, filters)
         first = next(events)  # errors before the first byte still get their own status code
         return StreamingResponse(_sse(itertools.chain([first], events)), media_type="text/event-stream")
 
@@ -105,8 +109,9 @@ def index_router() -> APIRouter:
 
     @router.get("/documents", summary="Documents, a page at a time")
     def list_documents(limit: int = Query(20, ge=1, le=100), after: int = Query(0, ge=0), type: str | None = None,
-                       path_prefix: str | None = None, svc: SearchService = Depends(service)) -> dict[str, Any]:
-        where, params = _document_filter(type, path_prefix)
+                       path_prefix: str | None = None, filters: str | None = Query(None, description="a JSON filter, as in /search"),
+                       svc: SearchService = Depends(service)) -> dict[str, Any]:
+        where, params = _document_filter(type, path_prefix, filters)
         return docs.list_documents(svc.index, limit=limit, after=after, where=where, params=params)
 
     @router.get("/documents/{document_id}", summary="One document: status, chunks, attributes")
@@ -168,9 +173,18 @@ def server_router() -> APIRouter:
     return router
 
 
-def _document_filter(kind: str | None, path_prefix: str | None) -> tuple[str, tuple[Any, ...]]:
+def _document_filter(kind: str | None, path_prefix: str | None, filters: str | None) -> tuple[str, tuple[Any, ...]]:
     clauses: list[str] = []
     params: list[Any] = []
+    if filters:
+        try:
+            parsed = parse_filters(json.loads(filters))
+        except json.JSONDecodeError as exc:
+            raise InvalidFilter(f"filters: not JSON ({exc.msg})") from exc
+        if parsed is not None:
+            sql, values = parsed.sql()
+            clauses.append(f"({sql})")
+            params.extend(values)
     if kind:
         clauses.append("d.type = ?")
         params.append(kind)

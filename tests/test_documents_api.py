@@ -198,3 +198,36 @@ def _wait(client: httpx.Client, job_id: str) -> dict:  # type: ignore[type-arg]
 
 
 
+
+
+def test_filters_over_http(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    upload(client, "water-cycle.pdf", "roman-aqueducts.rst", attributes='[{"team": "science", "year": 2023}, {"team": "history", "year": 2021}]')
+    upload(client, "printing-press.html", attributes='{"team": "history", "year": 2024}')
+    only_history = {"type": "and", "filters": [{"key": "team", "type": "eq", "value": "history"}, {"key": "year", "type": "gte", "value": 2022}]}
+    hits = client.post("/search", json={"query": "water flowing through channels", "k": 5, "filters": only_history}).json()["results"]
+    assert hits and {Path(h["path"]).name for h in hits} == {"printing-press.html"}
+    by_path = {"key": "path", "type": "glob", "value": "**/*.rst"}
+    hits = client.post("/search", json={"query": "water", "k": 5, "filters": by_path}).json()["results"]
+    assert hits and all(h["path"].endswith(".rst") for h in hits)
+    bad = client.post("/search", json={"query": "water", "filters": {"key": "team", "type": "equals", "value": "x"}})
+    assert bad.status_code == 422 and '"equals" is not one of' in bad.json()["error"]["message"]
+    ask = client.post("/ask", json={"question": "who built aqueducts?", "filters": {"key": "team", "type": "eq", "value": "science"}}).json()
+    assert {Path(h["path"]).name for h in ask["results"]} == {"water-cycle.pdf"}
+    listed = client.get("/documents", params={"filters": '{"key": "year", "type": "lt", "value": 2024}'}).json()["data"]
+    assert sorted(Path(d["path"]).name for d in listed) == ["roman-aqueducts.rst", "water-cycle.pdf"]
+    assert client.get("/documents", params={"filters": "{nope"}).status_code == 422
+    assert client.patch("/documents/1", json={"attributes": {'bad"key': 1}}).status_code == 422
+
+
+def test_server_watch_setting(tmp_path: Path, model_cache: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    (folder / "one.md").write_text("# One\n\nFirst watched note about rivers.")
+    index, _ = open_index(tmp_path / "ix", embedder, None)
+    index.close()
+    settings = Settings(index_dir=tmp_path / "ix", cache_dir=model_cache, watch_paths=(folder,))
+    with ServerThread(create_app(settings)) as running, httpx.Client(base_url=running.url, timeout=60) as client:
+        _until(lambda: client.get("/stats").json()["documents"] == 1)
+        (folder / "two.md").write_text("# Two\n\nSecond watched note about mountains.")
+        _until(lambda: client.get("/stats").json()["documents"] == 2)

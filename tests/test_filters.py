@@ -1,0 +1,459 @@
+"""Metadata filters: the grammar, SQL against the Python reference, filtered search against brute force."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from indexes import ChunkRecord, DocumentRecord, Index, IndexWriter, Manifest, vectors
+from indexes.catalog import CATALOG_NAME, connect
+from search import Filter, InvalidFilter, InvalidQuery, SearchService, parse_filters, search
+from search.lexical import match_expression
+from search.retrieve import DEPTH
+
+TOPICS = {
+    "garden": "soil compost tomato seedling pruning mulch watering roses hedge spade",
+    "river": "current delta estuary flood bank sediment meander salmon dam bridge",
+    "coffee": "espresso roast bean grinder crema arabica brew barista milk cup",
+    "chess": "opening gambit endgame bishop knight rook checkmate pawn castle tempo",
+    "space": "orbit rocket comet galaxy telescope nebula satellite launch crater moon",
+    "music": "melody chord rhythm violin tempo concert harmony piano score rehearsal",
+    "bread": "dough yeast flour oven crust sourdough knead proof loaf starter",
+    "storms": "thunder lightning cyclone rainfall pressure gust forecast hail front cloud",
+}
+TYPES = {"text": "txt", "markdown": "md", "rst": "rst", "html": "html", "pdf": "pdf"}
+START, END = datetime(2019, 1, 1, tzinfo=UTC).timestamp(), datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+
+
+@dataclass
+class Corpus:
+    index: Index
+    documents: dict[int, dict[str, Any]]  # document id -> what Filter.matches reads
+    chunk_document: dict[int, int]
+    chunk_ids: np.ndarray
+    matrix: np.ndarray  # the stored vector of each chunk id, in chunk_ids order
+
+
+def _attributes(rng: np.random.Generator, i: int) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"year": int(rng.integers(2019, 2025)), "public": bool(rng.random() < 0.5), "score": round(float(rng.random()), 3)}
+    if rng.random() < 0.9:
+        attributes["team"] = str(rng.choice(["a", "b", "c"]))
+    if rng.random() < 0.7:
+        attributes["tags"] = str(rng.choice(["red", "green", "blue"]))
+    if i % 23 == 0:
+        attributes["year"] = str(attributes["year"])  # a string "2021" is not the number 2021
+    if i % 31 == 0:
+        attributes["a.b c"] = "odd key"
+    return attributes
+
+
+def _document(rng: np.random.Generator, i: int) -> tuple[DocumentRecord, list[str]]:
+    kind = str(rng.choice(list(TYPES)))
+    attributes = _attributes(rng, i)
+    folder = str(rng.choice(["", "notes/", "x/y/"]))
+    team = attributes.get("team", "none")
+    path = f"/data/{team}/{attributes['year']}/{folder}doc-{i:03d}.{TYPES[kind]}" if i else "/special/[draft] notes.md"
+    topic = str(rng.choice(list(TOPICS)))
+    words = TOPICS[topic].split()
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(6, 12)))) for _ in range(int(rng.integers(1, 5)))]
+    record = DocumentRecord(
+        path=path, content_hash=f"h{i}", type=kind, title=f"Document {i} on {topic}", size=int(rng.integers(100, 100_000)),
+        mtime=float(rng.uniform(START, END)), pages=int(rng.integers(1, 50)) if kind == "pdf" else None, attributes=attributes,
+    )
+    return record, texts
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, embedder) -> Corpus:  # type: ignore[no-untyped-def]
+    """Three hundred documents with varied attributes, 1-4 passages each, embedded by the real model."""
+    rng = np.random.default_rng(6)
+    made = [_document(rng, i) for i in range(300)]
+    all_texts = [t for _, texts in made for t in texts]
+    embedded = iter(embedder.embed_documents(all_texts))
+    index = Index.create(tmp_path_factory.mktemp("filters") / "ix", Manifest(embedder.name, embedder.dimension))
+    with IndexWriter(index) as writer:
+        for record, texts in made:
+            chunks = [
+                ChunkRecord(n, t, hashlib.sha256(f"{record.path}{n}{t}".encode()).hexdigest(), next(embedded).astype("<f4").tobytes(), len(t.split()))
+                for n, t in enumerate(texts)
+            ]
+            writer.stage(record, chunks)
+        writer.publish()
+    return _read_back(index)
+
+
+def _read_back(index: Index) -> Corpus:
+    conn = index.connection()
+    documents = {
+        row[0]: {"path": row[1], "type": row[2], "size": row[3], "modified": row[4], "title": row[5], "pages": row[6], "attributes": json.loads(row[7])}
+        for row in conn.execute("SELECT id, path, type, size, mtime, title, pages, attributes FROM documents")
+    }
+    chunk_document = dict(conn.execute("SELECT id, document_id FROM chunks ORDER BY id").fetchall())
+    chunk_ids = np.array(sorted(chunk_document), dtype=np.int64)
+    with index.read() as reader:
+        matrix = reader.vectors([int(i) for i in chunk_ids])
+    return Corpus(index, documents, chunk_document, chunk_ids, matrix)
+
+
+# --- random filters -------------------------------------------------------------------------
+
+def _leaf(rng: np.random.Generator) -> dict[str, Any]:
+    pick = int(rng.integers(0, 17))
+    team, year, iso = str(rng.choice(["a", "b", "c"])), int(rng.integers(2019, 2025)), f"{int(rng.integers(2019, 2025))}-{int(rng.integers(1, 13)):02d}-01"
+    op = str(rng.choice(["gt", "gte", "lt", "lte"]))
+    leaves: list[dict[str, Any]] = [
+        {"key": "team", "type": str(rng.choice(["eq", "ne"])), "value": team},
+        {"key": "team", "type": str(rng.choice(["in", "nin"])), "value": sorted({team, str(rng.choice(["a", "b", "c"]))})},
+        {"key": "year", "type": op, "value": year},
+        {"key": "year", "type": str(rng.choice(["eq", "ne", "in"])), "value": year if rng.random() < 0.7 else str(year)},
+        {"key": "year", "type": str(rng.choice(["in", "nin"])), "value": [year, str(year), year + 1]},
+        {"key": "public", "type": str(rng.choice(["eq", "ne"])), "value": bool(rng.random() < 0.5)},
+        {"key": "tags", "type": str(rng.choice(["eq", "ne", "prefix"])), "value": str(rng.choice(["red", "green", "gr"]))},
+        {"key": "score", "type": op, "value": round(float(rng.random()), 2)},
+        {"key": "type", "type": str(rng.choice(["eq", "ne", "in", "nin"])), "value": str(rng.choice(list(TYPES)))},
+        {"key": "size", "type": op, "value": int(rng.integers(100, 100_000))},
+        {"key": "modified", "type": op, "value": iso if rng.random() < 0.5 else f"{iso}T12:30:00+02:00"},
+        {"key": "modified", "type": op, "value": float(rng.uniform(START, END))},
+        {"key": "pages", "type": op, "value": int(rng.integers(1, 50))},
+        {"key": "path", "type": "prefix", "value": str(rng.choice([f"/data/{team}/", f"/data/{team}/{year}/", "/special"]))},
+        {"key": "path", "type": "glob", "value": str(rng.choice(["/data/*/*/*.md", "/data/**/notes/*", "**/*.pdf", f"/data/{team}/**", "/data/?/2020/**"]))},
+        {"key": "title", "type": "prefix", "value": f"Document {int(rng.integers(1, 30))}"},
+        {"key": str(rng.choice(["nope", "a.b c"])), "type": str(rng.choice(["eq", "ne"])), "value": "odd key"},
+    ]
+    leaf = leaves[pick]
+    if leaf["type"] in ("in", "nin") and not isinstance(leaf["value"], list):
+        leaf["value"] = [leaf["value"]]
+    return leaf
+
+
+def random_filter(rng: np.random.Generator, depth: int = 0) -> dict[str, Any]:
+    if depth < 3 and rng.random() < 0.4:
+        return {"type": str(rng.choice(["and", "or"])), "filters": [random_filter(rng, depth + 1) for _ in range(int(rng.integers(1, 4)))]}
+    return _leaf(rng)
+
+
+def random_query(rng: np.random.Generator) -> str:
+    words = " ".join(TOPICS.values()).split()
+    return " ".join(rng.choice(words, size=3))
+
+
+def matching_documents(corpus: Corpus, f: Filter) -> set[int]:
+    return {doc_id for doc_id, doc in corpus.documents.items() if f.matches(doc)}
+
+
+def sql_documents(corpus: Corpus, f: Filter) -> set[int]:
+    where, params = f.sql()
+    return {row[0] for row in corpus.index.connection().execute(f"SELECT d.id FROM documents d WHERE {where}", params)}
+
+
+# --- SQL against the Python reference -------------------------------------------------------
+
+def test_sql_and_python_agree_on_random_filters(corpus: Corpus) -> None:
+    rng = np.random.default_rng(1)
+    sizes = []
+    for _ in range(400):
+        f = parse_filters(random_filter(rng))
+        assert f is not None
+        expected = matching_documents(corpus, f)
+        assert sql_documents(corpus, f) == expected
+        sizes.append(len(expected))
+    assert sum(0 < n < len(corpus.documents) for n in sizes) > 200  # the filters are not trivial
+
+
+# --- filtered search against brute force ----------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(40))
+def test_dense_search_is_exact_within_the_filter(corpus: Corpus, embedder, seed: int) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(100 + seed)
+    f = parse_filters(random_filter(rng))
+    assert f is not None
+    query, k = embedder.embed_query(random_query(rng)), int(rng.choice([1, 5, 10, 50]))
+    docs = matching_documents(corpus, f)
+    mask = np.array([corpus.chunk_document[int(i)] in docs for i in corpus.chunk_ids], dtype=bool)
+    with corpus.index.read() as reader:
+        allowed = reader.allowed_chunks(*f.sql())
+        found = reader.dense(query, k, allowed)
+    assert allowed.tolist() == corpus.chunk_ids[mask].tolist()
+    scores = {int(i): float(s) for i, s in zip(corpus.chunk_ids[mask], corpus.matrix[mask] @ query)}
+    assert len(found) == min(k, len(scores))
+    assert all(corpus.chunk_document[cid] in docs for cid, _ in found)
+    for cid, score in found:
+        assert score == pytest.approx(scores[cid], abs=1e-5)
+    floor = found[-1][1] if found else np.inf
+    returned = {cid for cid, _ in found}
+    assert not [cid for cid, s in scores.items() if cid not in returned and s > floor + 1e-5]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lexical_search_is_exact_within_the_filter(corpus: Corpus, seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    f = parse_filters(random_filter(rng))
+    assert f is not None
+    match, k = match_expression(random_query(rng)), int(rng.choice([1, 5, 10, 50]))
+    docs = matching_documents(corpus, f)
+    where, params = f.sql()
+    with corpus.index.read() as reader:
+        everything = reader.lexical(match, 100_000)
+        found = reader.lexical(match, k, where_sql=where, params=params)
+    scores = {cid: s for cid, s in everything if corpus.chunk_document[cid] in docs}
+    assert len(found) == min(k, len(scores))
+    assert all(scores[cid] == pytest.approx(s) for cid, s in found)
+    floor = found[-1][1] if found else np.inf
+    returned = {cid for cid, _ in found}
+    assert not [cid for cid, s in scores.items() if cid not in returned and s > floor + 1e-9]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_search_returns_only_matching_passages(corpus: Corpus, embedder, mode: str) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(7)
+    for _ in range(15):
+        f = parse_filters(random_filter(rng))
+        assert f is not None
+        text, docs = random_query(rng), matching_documents(corpus, f)
+        hits = search(corpus.index, embedder, text, 10, mode, filters=f)
+        assert all(h.document_id in docs and corpus.documents[h.document_id]["path"] == h.path for h in hits)
+        if mode != "lexical":
+            assert len(hits) == min(10, sum(d in docs for d in corpus.chunk_document.values()))
+
+
+def _worst_documents(corpus: Corpus, embedder, text: str, chunks: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """Paths of the documents whose best passage ranks worst for `text`, holding at least `chunks` passages."""
+    scores = corpus.matrix @ embedder.embed_query(text)
+    best: dict[int, float] = {}
+    for cid, score in zip(corpus.chunk_ids.tolist(), scores.tolist()):
+        doc = corpus.chunk_document[cid]
+        best[doc] = max(best.get(doc, -np.inf), score)
+    paths, held = [], 0
+    for doc in sorted(best, key=best.__getitem__):
+        paths.append(corpus.documents[doc]["path"])
+        held += sum(d == doc for d in corpus.chunk_document.values())
+        if held >= chunks:
+            return paths
+    raise AssertionError("the corpus is too small")
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense"])
+def test_a_selective_filter_still_gets_k_passages(corpus: Corpus, embedder, mode: str) -> None:  # type: ignore[no-untyped-def]
+    text = "espresso roast grinder crema"
+    paths = _worst_documents(corpus, embedder, text, 5)
+    scores = corpus.matrix @ embedder.embed_query(text)
+    wanted = [corpus.documents[corpus.chunk_document[int(cid)]]["path"] in paths for cid in corpus.chunk_ids]
+    assert (scores > scores[wanted].max()).sum() > DEPTH  # below all that an unfiltered search would fetch
+    hits = search(corpus.index, embedder, text, 5, mode, filters=parse_filters({"key": "path", "type": "in", "value": paths}))
+    assert len(hits) == 5
+    assert {h.path for h in hits} <= set(paths)
+
+
+def test_no_matching_document_gives_no_results(corpus: Corpus, embedder) -> None:  # type: ignore[no-untyped-def]
+    f = parse_filters({"key": "team", "type": "eq", "value": "nobody"})
+    assert f is not None
+    with corpus.index.read() as reader:
+        assert reader.allowed_chunks(*f.sql()).tolist() == []
+        assert reader.dense(embedder.embed_query("coffee"), 5, np.array([], dtype=np.int64)) == []
+    for mode in ("hybrid", "dense", "lexical"):
+        assert search(corpus.index, embedder, "espresso", 5, mode, filters=f) == []
+
+
+def test_the_service_threads_filters_through_search_and_ask(corpus: Corpus, embedder) -> None:  # type: ignore[no-untyped-def]
+    service = SearchService(corpus.index, embedder)
+    f = parse_filters({"type": "and", "filters": [{"key": "team", "type": "eq", "value": "b"}, {"key": "type", "type": "eq", "value": "pdf"}]})
+    assert f is not None
+    docs = matching_documents(corpus, f)
+    assert all(h.document_id in docs for h in service.search("orbit rocket launch", 8, filters=f))
+    answer = service.ask("which rocket reached orbit?", 4, filters=f)
+    assert answer.results and all(h.document_id in docs for h in answer.results)
+    events = list(service.ask_stream("which rocket reached orbit?", 4, filters=f))
+    assert all(h.document_id in docs for h in events[-1]["answer"].results)
+    assert service.search("orbit rocket launch", 3) == service.search("orbit rocket launch", 3, filters=None)
+
+
+def test_the_id_map_honours_the_selector() -> None:
+    index = vectors.new_index(4)
+    matrix = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0, 1]]
+    vectors.add(index, [10, 20, 30, 40, 50, 60], matrix)
+    query = np.array([1, 0, 0, 0], dtype=np.float32)
+    assert [i for i, _ in vectors.search(index, query, 2)] in ([10, 50], [50, 10])
+    assert [i for i, _ in vectors.search(index, query, 3, np.array([20, 30, 50]))][0] == 50
+    assert sorted(i for i, _ in vectors.search(index, query, 10, np.array([20, 30, 99]))) == [20, 30]
+
+
+# --- the rules, case by case ----------------------------------------------------------------
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> sqlite3.Connection:
+    """A catalog holding only documents, as `connect` opens it (with REGEXP)."""
+    conn = connect(tmp_path / CATALOG_NAME, create=True)
+    rows = [
+        ("docs/a.md", "markdown", 10, 1704067200.0, "A", None, {"team": "a", "year": 2021, "public": True}),
+        ("docs/x/y/b.txt", "text", 20, 1704067199.5, None, None, {"team": "b", "year": "2021", "public": 1}),
+        ("docs/.md", "markdown", 30, 1600000000.0, "dot", None, {"year": 2022.0, "tags": ["x"]}),
+        ("other/docs/c.pdf", "pdf", 40, 1700000000.0, "C", 12, {"team": "c", "public": False, "v": None}),
+        ("[draft] notes.md", "markdown", 50, 1710000000.0, "D", None, {"a.b c": "odd", "team": "ä"}),
+        ("doc/a.md", "markdown", 60, 1720000000.0, "E", None, {}),
+    ]
+    conn.executemany(
+        "INSERT INTO documents (path, content_hash, type, size, mtime, title, pages, attributes) VALUES (?, 'h', ?, ?, ?, ?, ?, ?)",
+        [(*row[:6], json.dumps(row[6])) for row in rows],
+    )
+    return conn
+
+
+def _paths(catalog: sqlite3.Connection, raw: dict[str, Any]) -> set[str]:
+    f = parse_filters(raw)
+    assert f is not None
+    rows = catalog.execute("SELECT path, type, size, mtime, title, pages, attributes FROM documents").fetchall()
+    reference = {r[0] for r in rows if f.matches({**dict(zip(("path", "type", "size", "modified", "title", "pages"), r[:6])), "attributes": json.loads(r[6])})}
+    where, params = f.sql()
+    assert {r[0] for r in catalog.execute(f"SELECT d.path FROM documents d WHERE {where}", params)} == reference
+    return reference
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("docs/*.md", {"docs/a.md", "docs/.md"}),
+        ("docs/**", {"docs/a.md", "docs/x/y/b.txt", "docs/.md"}),
+        ("**/*.md", {"docs/a.md", "docs/.md", "[draft] notes.md", "doc/a.md"}),
+        ("docs/**/*.txt", {"docs/x/y/b.txt"}),
+        ("**/docs/*", {"docs/a.md", "docs/.md", "other/docs/c.pdf"}),
+        ("doc?/a.md", {"docs/a.md"}),
+        ("*", {"[draft] notes.md"}),
+        ("[draft]*", {"[draft] notes.md"}),
+        ("*.pdf", set()),
+        ("**.pdf", {"other/docs/c.pdf"}),
+    ],
+)
+def test_glob_on_path(catalog: sqlite3.Connection, pattern: str, expected: set[str]) -> None:
+    assert _paths(catalog, {"key": "path", "type": "glob", "value": pattern}) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"key": "path", "type": "prefix", "value": "docs/"}, {"docs/a.md", "docs/x/y/b.txt", "docs/.md"}),
+        ({"key": "path", "type": "prefix", "value": "doc"}, {"docs/a.md", "docs/x/y/b.txt", "docs/.md", "doc/a.md"}),
+        ({"key": "modified", "type": "gte", "value": "2024-01-01"}, {"docs/a.md", "[draft] notes.md", "doc/a.md"}),
+        ({"key": "modified", "type": "gte", "value": "2024-01-01T00:00:00Z"}, {"docs/a.md", "[draft] notes.md", "doc/a.md"}),
+        ({"key": "modified", "type": "lt", "value": "2024-01-01T01:00:00+01:00"}, {"docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf"}),
+        ({"key": "modified", "type": "eq", "value": "2024-01-01"}, {"docs/a.md"}),
+        ({"key": "modified", "type": "lt", "value": 1700000000}, {"docs/.md"}),
+        ({"key": "team", "type": "in", "value": ["a", "b"]}, {"docs/a.md", "docs/x/y/b.txt"}),
+        ({"key": "team", "type": "nin", "value": ["a", "b"]}, {"docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"}),
+        ({"key": "team", "type": "eq", "value": "ä"}, {"[draft] notes.md"}),
+        ({"key": "year", "type": "eq", "value": 2021}, {"docs/a.md"}),
+        ({"key": "year", "type": "eq", "value": "2021"}, {"docs/x/y/b.txt"}),
+        ({"key": "year", "type": "in", "value": [2022, "2021"]}, {"docs/x/y/b.txt", "docs/.md"}),
+        ({"key": "year", "type": "gte", "value": 2021.5}, {"docs/.md"}),
+        ({"key": "public", "type": "eq", "value": True}, {"docs/a.md"}),
+        ({"key": "public", "type": "ne", "value": True}, {"docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"}),
+        ({"key": "public", "type": "eq", "value": 1}, {"docs/x/y/b.txt"}),
+        ({"key": "tags", "type": "eq", "value": "x"}, set()),
+        ({"key": "v", "type": "ne", "value": "x"}, {"docs/a.md", "docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"}),
+        ({"key": "a.b c", "type": "eq", "value": "odd"}, {"[draft] notes.md"}),
+        ({"key": "title", "type": "ne", "value": "A"}, {"docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"}),
+        ({"key": "pages", "type": "gt", "value": 0}, {"other/docs/c.pdf"}),
+        ({"key": "size", "type": "in", "value": [10, 60.0]}, {"docs/a.md", "doc/a.md"}),
+        ({"key": "type", "type": "eq", "value": "x'); DROP TABLE documents; --"}, set()),
+        (
+            {"type": "or", "filters": [
+                {"type": "and", "filters": [{"key": "type", "type": "eq", "value": "markdown"}, {"key": "size", "type": "gt", "value": 30}]},
+                {"type": "and", "filters": [
+                    {"key": "team", "type": "eq", "value": "c"},
+                    {"type": "or", "filters": [{"key": "public", "type": "eq", "value": False}]},
+                ]},
+            ]},
+            {"[draft] notes.md", "doc/a.md", "other/docs/c.pdf"},
+        ),
+    ],
+)
+def test_comparison_rules(catalog: sqlite3.Connection, raw: dict[str, Any], expected: set[str]) -> None:
+    assert _paths(catalog, raw) == expected
+
+
+def test_values_are_bound_never_written_into_the_sql() -> None:
+    f = parse_filters({"key": "team", "type": "eq", "value": "x'); DROP TABLE documents; --"})
+    assert f is not None
+    where, params = f.sql()
+    assert "DROP" not in where and "x'); DROP TABLE documents; --" in params
+
+
+def test_parse_filters_takes_none_and_gives_typed_nodes() -> None:
+    assert parse_filters(None) is None
+    f = parse_filters({"key": "modified", "type": "gte", "value": "2024-01-01"})
+    assert f == parse_filters({"key": "modified", "type": "gte", "value": datetime(2024, 1, 1, tzinfo=UTC).timestamp()})
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"key": "team", "type": "eq", "value": "a"}
+    for _ in range(depth):
+        node = {"type": "and", "filters": [node]}
+    return node
+
+
+LEAF = {"key": "team", "type": "eq", "value": "a"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("team = a", r'^filters: expected an object such as .*, not "team = a"$'),
+        ([LEAF], r"^filters: expected an object"),
+        ({"key": "team", "value": "a"}, r"^filters\.type: missing; use one of eq, ne, gt"),
+        ({"type": "or", "filters": [LEAF, {"key": "team", "type": "equals", "value": "a"}]},
+         r'^filters\.filters\[1\]\.type: "equals" is not one of eq, ne, gt, gte, lt, lte, in, nin, prefix, glob, and, or$'),
+        ({"type": "and", "filters": []}, r"^filters\.filters: and needs a non-empty list of filters, not \[\]$"),
+        ({"type": "and", "filters": LEAF}, r"^filters\.filters: and needs a non-empty list"),
+        ({"type": "and", "filters": [LEAF], "key": "x"}, r'^filters: unknown field "key"; and filters have type, filters$'),
+        ({"key": "team", "type": "eq", "vaule": "a"}, r'^filters: unknown field "vaule"'),
+        ({"key": "team", "type": "eq"}, r"^filters\.value: missing; eq filters have key, type, value$"),
+        ({"type": "eq", "value": "a"}, r"^filters\.key: missing"),
+        ({"key": 3, "type": "eq", "value": "a"}, r"^filters\.key: expected a string, not 3$"),
+        ({"key": "", "type": "eq", "value": "a"}, r'^filters\.key: "" cannot be used: keys are 1 to 128 printable ASCII'),
+        ({"key": 'a"b', "type": "eq", "value": "a"}, r"^filters\.key: .* cannot be used"),
+        ({"key": "a\\b", "type": "eq", "value": "a"}, r"^filters\.key: .* cannot be used"),
+        ({"key": "équipe", "type": "eq", "value": "a"}, r"^filters\.key: .* cannot be used"),
+        ({"key": "team", "type": "eq", "value": None}, r"^filters\.value: team takes a string, a number or a boolean, not null$"),
+        ({"key": "team", "type": "eq", "value": {"x": 1}}, r"^filters\.value: team takes a string"),
+        ({"key": "team", "type": "eq", "value": ["a"]}, r"^filters\.value: team takes a string"),
+        ({"key": "size", "type": "eq", "value": "big"}, r'^filters\.value: size takes a number, not "big"$'),
+        ({"key": "size", "type": "eq", "value": True}, r"^filters\.value: size takes a number, not true$"),
+        ({"key": "path", "type": "eq", "value": 3}, r"^filters\.value: path takes a string, not 3$"),
+        ({"key": "team", "type": "in", "value": []}, r"^filters\.value: in needs a list of 1 to 1000 strings, numbers or booleans, not \[\]$"),
+        ({"key": "team", "type": "nin", "value": "a"}, r"^filters\.value: nin needs a list"),
+        ({"key": "team", "type": "in", "value": ["a", ["b"]]}, r"^filters\.value\[1\]: team takes a string"),
+        ({"key": "team", "type": "in", "value": ["a"] * 1001}, r"^filters\.value: in needs a list of 1 to 1000"),
+        ({"key": "year", "type": "gt", "value": "soon"}, r'^filters\.value: "soon" is neither a number nor an ISO 8601 date'),
+        ({"key": "year", "type": "gt", "value": True}, r"^filters\.value: gt on year needs a number or an ISO 8601 date, not true$"),
+        ({"key": "year", "type": "lt", "value": [2020]}, r"^filters\.value: lt on year needs a number or an ISO 8601 date"),
+        ({"key": "size", "type": "gt", "value": "2024-01-01"}, r"^filters\.value: gt on size needs a number, not"),
+        ({"key": "path", "type": "gt", "value": "a"}, r"^filters\.value: gt compares numbers and dates, but path is a string; use eq"),
+        ({"key": "modified", "type": "gte", "value": "yesterday"}, r'^filters\.value: "yesterday" is neither a number nor an ISO 8601 date'),
+        ({"key": "modified", "type": "in", "value": ["2024-01-01", "later"]}, r"^filters\.value\[1\]: \"later\" is neither"),
+        ({"key": "size", "type": "prefix", "value": "1"}, r"^filters\.value: prefix matches strings: give a string value and a string key, not size"),
+        ({"key": "path", "type": "glob", "value": 3}, r"^filters\.value: glob matches strings"),
+        ({"key": "year", "type": "eq", "value": float("nan")}, r"^filters\.value: nan is not a finite number$"),
+        ({"key": "year", "type": "eq", "value": 2**70}, r"^filters\.value: \d+ is out of range"),
+        ({"key": "team", "type": "eq", "value": "\ud800"}, r"^filters\.value: the string is not valid Unicode text"),
+        ({"key": "\ud800", "type": "eq", "value": "a"}, r'^filters\.key: "\\ud800" cannot be used'),
+        (_nested(20), r"^filters(\.filters\[0\]){20}: filters may nest at most 20 levels deep$"),
+        ({"type": "or", "filters": [LEAF] * 101}, r"^filters\.filters\[100\]: a filter may hold at most 100 comparisons$"),
+        ({"type": "or", "filters": [{"key": "k", "type": "in", "value": list(range(1000))}] * 11},
+         r"^filters\.filters\[10\]: a filter may hold at most 10000 values in all$"),
+    ],
+)
+def test_invalid_filters_say_what_is_wrong_and_where(raw: object, message: str) -> None:
+    with pytest.raises(InvalidFilter, match=message) as caught:
+        parse_filters(raw)
+    assert isinstance(caught.value, InvalidQuery)  # so the app's 422 handler covers it
+
+
+def test_nesting_up_to_the_limit_is_fine() -> None:
+    assert parse_filters(_nested(19)) is not None
