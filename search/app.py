@@ -6,15 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from indexes import DimensionMismatch, IndexBusy, IndexExists, IndexNotFound, IndexStoreError
-from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, UpstreamError, UpstreamUnavailable, WalkOptions, make_embedder
+from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, IngestSummary, UpstreamError, UpstreamUnavailable, WalkOptions, make_embedder
 
-from .errors import AnswerRefused, ConfigError, InvalidQuery, SearchError
+from .auth import ApiKeys, require
+from .errors import AnswerRefused, ConfigError, InvalidQuery, RequestRejected, SearchError
 from .jobs import JobManager, JobNotFound, PathNotAllowed
+from .limits import Limits, MaxBody, RateLimit, handle_rejected
+from .metrics import Metrics, MetricsMiddleware
 from .openai_routes import LocalModelHolder, openai_router
 from .registry import DEFAULT, IndexRegistry
 from .routes import index_router, server_router
@@ -26,9 +29,14 @@ def create_app(settings: Settings) -> FastAPI:
     """A FastAPI app serving the default index of `settings` and every other index it names."""
     registry = IndexRegistry(settings)
 
+    keys = ApiKeys.configure(settings.api_keys, settings.api_keys_file)  # a bad key file fails at start
+    limit = RateLimit(settings.rate_limit)
+    metrics = Metrics()
+    metrics.add_collector(lambda m: _index_gauges(m, registry))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.jobs = JobManager(registry)
+        app.state.jobs = JobManager(registry, on_summary=lambda index, s: _count_ingest(metrics, index, s))
         watchers = [_watcher(registry, settings).start()] if settings.watch_paths else []
         yield
         for watcher in watchers:
@@ -38,12 +46,21 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="semsearch", version="0.1.0", lifespan=lifespan,
                   description="Semantic search and question answering over a folder of documents.")
-    app.state.registry = registry
+    app.state.registry, app.state.metrics = registry, metrics
+    app.state.limits = Limits(max_upload_bytes=settings.max_upload_bytes)
     _install_error_handlers(app)
-    app.include_router(openai_router(LocalModelHolder(lambda: _local_model(registry, settings))))
-    app.include_router(index_router(), tags=["default index"])
-    app.include_router(index_router(), prefix="/indexes/{name}", tags=["named indexes"])
-    app.include_router(server_router(), tags=["server"])
+    app.add_middleware(MaxBody, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it sees the 413s too
+    guard = Depends(require(keys, limit=limit))
+    app.include_router(openai_router(LocalModelHolder(lambda: _local_model(registry, settings))), dependencies=[guard])
+    default_guard = Depends(require(keys, limit=limit, default_index=DEFAULT))
+    app.include_router(index_router(), tags=["default index"], dependencies=[default_guard])
+    app.include_router(index_router(), prefix="/indexes/{name}", tags=["named indexes"], dependencies=[guard])
+    app.include_router(server_router(), tags=["server"], dependencies=[guard])
+
+    @app.get("/metrics", summary="Prometheus metrics: requests, latencies, ingest counters, index sizes", dependencies=[guard])
+    def metrics_route() -> Response:
+        return metrics.response()
 
     @app.get("/healthz", summary="Liveness and whether the default index opens")
     def healthz() -> JSONResponse:
@@ -59,6 +76,20 @@ def create_app(settings: Settings) -> FastAPI:
 def _watcher(registry: IndexRegistry, settings: Settings) -> Watcher:
     """Keeps the default index in sync with the folders given to `serve --watch`."""
     return Watcher(registry.service(DEFAULT), settings.watch_paths, WalkOptions(), lock=registry.write_lock(DEFAULT))
+
+
+def _index_gauges(metrics: Metrics, registry: IndexRegistry) -> None:
+    """Refresh the index gauges from each opened index's stats (at scrape time)."""
+    for name in registry.opened():
+        stats = registry.service(name).index.stats()
+        metrics.index_documents.set(stats["documents"], index=name)
+        metrics.index_chunks.set(stats["chunks"], index=name)
+        metrics.index_size_bytes.set(stats["size_bytes"], index=name)
+
+
+def _count_ingest(metrics: Metrics, index: str, summary: IngestSummary) -> None:
+    metrics.ingest_documents.inc(summary.ingested, index=index)
+    metrics.ingest_chunks.inc(summary.embedded, index=index)
 
 
 def _local_model(registry: IndexRegistry, settings: Settings) -> Embedder:
@@ -110,3 +141,4 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(422, "invalid_request", "; ".join(problems), details=[{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()])
 
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(RequestRejected, handle_rejected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -294,7 +295,15 @@ def serve(index_dir: Path | None, host: str, port: int, named: tuple[str, ...], 
         api_keys_file=api_keys_file,
     )
     _ensure_default_index(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    app = create_app(settings)
+    # One structured JSON line per request from our own middleware; uvicorn's access line would repeat it
+    # with the query string.
+    access = logging.getLogger("semsearch.access")
+    access.setLevel(logging.INFO)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
 def _ensure_default_index(settings: Settings) -> None:

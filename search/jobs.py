@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,9 @@ class Job:
 class JobManager:
     """Runs ingest jobs on one worker thread, in the order they were asked for."""
 
-    def __init__(self, registry: IndexRegistry) -> None:
+    def __init__(self, registry: IndexRegistry, *, on_summary: Callable[[str, IngestSummary], None] | None = None) -> None:
         self.registry = registry
+        self._on_summary = on_summary or (lambda index, summary: None)
         self._jobs: dict[str, Job] = {}
         self._queue: queue.Queue[tuple[Job, WalkOptions] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="semsearch-ingest", daemon=True)
@@ -133,6 +134,7 @@ class JobManager:
                 chunking = _chunking(service)
                 job.summary = ingest_paths(service.index, service.embedder, [Path(job.path)], chunking, options, progress=progress)
             job.status = "completed"
+            self._on_summary(job.index, job.summary)
         except JobCancelled:
             job.status = "cancelled"
         except (IngestError, IndexStoreError, SearchError, OSError) as exc:

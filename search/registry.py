@@ -57,6 +57,11 @@ class IndexRegistry:
                 self._services[name] = service
             return service
 
+    def opened(self) -> list[str]:
+        """Names of the indexes opened so far."""
+        with self._lock:
+            return list(self._services)
+
     def write_lock(self, name: str) -> threading.Lock:
         with self._lock:
             return self._write_locks.setdefault(name, threading.Lock())

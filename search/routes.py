@@ -19,7 +19,8 @@ from indexes import IndexStoreError
 from ingest import IngestError, WalkOptions
 
 from . import documents as docs
-from .errors import InvalidFilter, InvalidQuery, SearchError
+from .auth import writes
+from .errors import Forbidden, InvalidFilter, SearchError
 from .filters import parse_filters
 from .jobs import JobManager
 from .registry import DEFAULT, IndexRegistry
@@ -27,7 +28,6 @@ from .retrieve import MAX_K, MAX_QUERY_CHARS
 from .service import SearchService
 
 Mode = Field(default="hybrid", pattern="^(hybrid|dense|lexical)$", description="hybrid, dense or lexical")
-MAX_FILES = 20
 
 
 class SearchRequest(BaseModel):
@@ -97,15 +97,18 @@ def index_router() -> APIRouter:
     def stats(svc: SearchService = Depends(service)) -> dict[str, Any]:
         return svc.stats()
 
-    @router.post("/documents", status_code=201, summary="Upload files (multipart) with optional JSON attributes")
+    @router.post("/documents", status_code=201, summary="Upload files (multipart) with optional JSON attributes", dependencies=[Depends(writes)])
     def upload(request: Request, files: list[UploadFile] = File(...), attributes: str | None = Form(None),
                svc: SearchService = Depends(service)) -> dict[str, Any]:
-        if len(files) > MAX_FILES:
-            raise InvalidQuery(f"at most {MAX_FILES} files per request, not {len(files)}")
+        request.app.state.limits.check_files(len(files))
         values = docs.parse_attributes(attributes, len(files))
         uploads = [docs.Upload(f.filename or "upload", f.file.read(), a) for f, a in zip(files, values)]
         with registry(request).write_lock(index_name(request)):
-            return {"object": "list", "data": docs.store_and_ingest(svc, uploads)}
+            results = docs.store_and_ingest(svc, uploads)
+        fresh = [r for r in results if r["status"] == "completed" and not r["duplicate"]]
+        request.app.state.metrics.ingest_documents.inc(len(fresh), index=index_name(request))
+        request.app.state.metrics.ingest_chunks.inc(sum(r["document"]["chunks"] for r in fresh), index=index_name(request))
+        return {"object": "list", "data": results}
 
     @router.get("/documents", summary="Documents, a page at a time")
     def list_documents(limit: int = Query(20, ge=1, le=100), after: int = Query(0, ge=0), type: str | None = None,
@@ -118,17 +121,17 @@ def index_router() -> APIRouter:
     def get_document(document_id: int, svc: SearchService = Depends(service)) -> dict[str, Any]:
         return docs.get_document(svc.index, document_id)
 
-    @router.patch("/documents/{document_id}", summary="Replace a document's attributes")
+    @router.patch("/documents/{document_id}", summary="Replace a document's attributes", dependencies=[Depends(writes)])
     def patch_document(request: Request, document_id: int, body: AttributesPatch, svc: SearchService = Depends(service)) -> dict[str, Any]:
         with registry(request).write_lock(index_name(request)):
             return docs.set_attributes(svc.index, document_id, docs.check_attributes(dict(body.attributes)))
 
-    @router.delete("/documents/{document_id}", summary="Remove a document and its passages")
+    @router.delete("/documents/{document_id}", summary="Remove a document and its passages", dependencies=[Depends(writes)])
     def delete_document(request: Request, document_id: int, svc: SearchService = Depends(service)) -> dict[str, Any]:
         with registry(request).write_lock(index_name(request)):
             return docs.delete_document(svc.index, document_id)
 
-    @router.post("/ingest", status_code=202, summary="Ingest a server-side folder as a background job")
+    @router.post("/ingest", status_code=202, summary="Ingest a server-side folder as a background job", dependencies=[Depends(writes)])
     def ingest(request: Request, body: IngestRequest) -> dict[str, Any]:
         jobs: JobManager = request.app.state.jobs
         return jobs.submit(index_name(request), body.path, WalkOptions(body.include, body.exclude)).as_dict()
@@ -145,6 +148,8 @@ def server_router() -> APIRouter:
         reg = registry(request)
         data = []
         for name, folder in reg.folders().items():
+            if not request.state.principal.may_use(name):
+                continue
             entry: dict[str, Any] = {"name": name, "object": "index", "folder": str(folder)}
             try:
                 entry.update(reg.service(name).stats())
@@ -153,8 +158,10 @@ def server_router() -> APIRouter:
             data.append(entry)
         return {"object": "list", "data": data}
 
-    @router.post("/indexes", status_code=201, summary="Create an empty index under the server's --index-root")
+    @router.post("/indexes", status_code=201, summary="Create an empty index under the server's --index-root", dependencies=[Depends(writes)])
     def create_index(request: Request, body: NewIndex) -> dict[str, Any]:
+        if not request.state.principal.may_use(body.name):
+            raise Forbidden(f"this API key has no access to an index named {body.name!r}")
         folder = registry(request).create(body.name, body.embedding_model)
         return {"name": body.name, "object": "index", "folder": str(folder)}
 
@@ -166,7 +173,7 @@ def server_router() -> APIRouter:
     def get_job(request: Request, job_id: str) -> dict[str, Any]:
         return dict(request.app.state.jobs.get(job_id).as_dict())
 
-    @router.delete("/jobs/{job_id}", summary="Cancel an ingest job")
+    @router.delete("/jobs/{job_id}", summary="Cancel an ingest job", dependencies=[Depends(writes)])
     def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
         return dict(request.app.state.jobs.cancel(job_id).as_dict())
 

@@ -72,6 +72,7 @@ class Settings:
             index_root=Path(env["SEMSEARCH_INDEX_ROOT"]).expanduser() if env.get("SEMSEARCH_INDEX_ROOT") else None,
             ingest_roots=tuple(Path(p).expanduser() for p in (env.get("SEMSEARCH_INGEST_ROOTS") or "").split(os.pathsep) if p),
             api_keys=env.get("SEMSEARCH_API_KEYS") or None,
+            api_keys_file=Path(env["SEMSEARCH_API_KEYS_FILE"]).expanduser() if env.get("SEMSEARCH_API_KEYS_FILE") else None,
             rate_limit=float(env.get("SEMSEARCH_RATE_LIMIT") or 0),
             max_upload_bytes=int(float(env.get("SEMSEARCH_MAX_UPLOAD_MB") or 50) * 2**20),
             reranker=env.get("SEMSEARCH_RERANKER") or None,
