@@ -48,7 +48,8 @@ def load(path: Path) -> LoadedDocument:
         title, blocks = parse_html(str(path), text)
     else:
         title, blocks = _PARSERS[kind](text)
-    return _document(path, kind, title, blocks)
+    document = _document(path, kind, title, blocks)
+    return replace(document, attributes=front_matter(text)) if kind == "markdown" else document
 
 
 def _read(path: Path) -> bytes:
@@ -124,6 +125,7 @@ def _parse_text(text: str) -> Parsed:
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _FRONT_TITLE = re.compile(r"^title:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+_FRONT_SCALAR = re.compile(r"^([A-Za-z_][\w.-]{0,63}):[ \t]+([^\[{\n][^\n]*?)[ \t]*$")  # skips lists and maps
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
 _ATX_CLOSE = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
@@ -152,6 +154,31 @@ def _parse_markdown(text: str) -> Parsed:
     blocks = list(_markdown_blocks(body.split("\n")))
     first_h1 = next((b.text for b in blocks if b.kind == "heading" and b.level == 1), "")
     return meta_title or first_h1, blocks
+
+
+def front_matter(text: str) -> dict[str, object]:
+    """Scalar `key: value` lines of a Markdown file's front matter, as document attributes."""
+    match = _FRONT_MATTER.match(text)
+    attributes: dict[str, object] = {}
+    for line in (match.group(1) or "").splitlines() if match else []:
+        item = _FRONT_SCALAR.match(line)
+        if item and len(attributes) < 16:
+            attributes[item.group(1)] = _scalar(item.group(2).strip())
+    return attributes
+
+
+def _scalar(value: str) -> object:
+    """A front-matter value: true/false, a number, or a (possibly quoted) string."""
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value)
+    except ValueError:
+        return value.strip("'\"")[:512]
 
 
 def _split_front_matter(text: str) -> tuple[str, str]:

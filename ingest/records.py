@@ -29,6 +29,7 @@ class LoadedDocument:
     title: str
     blocks: tuple[Block, ...]
     pages: int | None = None
+    attributes: dict[str, object] = field(default_factory=dict)  # e.g. from Markdown front matter
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class IngestRun:
             return
         record = DocumentRecord(
             path=key, content_hash=digest, type=document.type, title=document.title,
-            size=item.size, mtime=mtime, pages=document.pages, attributes=attributes or {},
+            size=item.size, mtime=mtime, pages=document.pages, attributes={**document.attributes, **(attributes or {})},
         )
         self._add(record, document)
 

@@ -152,3 +152,22 @@ def _staged(index_dir: Path) -> int:
             return int(conn.execute("SELECT count(*) FROM staged_documents").fetchone()[0])
     except sqlite3.Error:
         return 0
+
+
+def test_attributes_from_front_matter_and_sidecars(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("---\ntitle: Alpha\nteam: research\nyear: 2024\ndraft: false\ntags: [x, y]\n---\n\n# Alpha\n\nGlaciers move slowly.")
+    (folder / "b.txt").write_text("Volcanoes erupt when pressure builds.")
+    (folder / "b.txt.meta.json").write_text(json.dumps({"team": "geology", "reviewed": True}))
+    ingest(tmp_path / "ix", embedder, folder)
+    rows = dict(Index.open(tmp_path / "ix").connection().execute("SELECT path, attributes FROM documents").fetchall())
+    assert json.loads(rows[str(folder / "a.md")]) == {"title": "Alpha", "team": "research", "year": 2024, "draft": False}
+    assert json.loads(rows[str(folder / "b.txt")]) == {"team": "geology", "reviewed": True}
+    (folder / "b.txt.meta.json").write_text(json.dumps({"team": "volcanology"}))
+    again = ingest(tmp_path / "ix", embedder, folder)
+    assert again.ingested == 1 and again.embedded == 0, "a sidecar edit re-ingests the file, reusing its vectors"
+    rows = dict(Index.open(tmp_path / "ix").connection().execute("SELECT path, attributes FROM documents").fetchall())
+    assert json.loads(rows[str(folder / "b.txt")]) == {"team": "volcanology"}
