@@ -165,6 +165,6 @@ def _document(row: tuple[Any, ...]) -> dict[str, Any]:
     return {
         "id": doc_id, "object": "document", "path": path, "title": title, "type": kind, "size": size,
         "modified": mtime, "pages": pages, "attributes": json.loads(attributes or "{}"), "chunks": chunks,
-        "tokens": tokens, "status": "completed", "content_hash": content_hash, "ingested_at": ingested_at,
+        "tokens": tokens, "status": "completed", "last_error": None, "content_hash": content_hash, "ingested_at": ingested_at,
         "created_at": ingested_at or time.time(),
     }
