@@ -1,10 +1,11 @@
 """Pacing requests under requests-per-minute and tokens-per-minute limits.
 
-Two token buckets (requests, tokens) refill continuously at 98% of the limit. They
-start with one second's worth, not a minute's: a client that bursts a whole
-minute at once is then locked out by a sliding-window server for the rest of it.
-The server's `x-ratelimit-*` headers correct both the limits and what is left, and
-a 429's `retry-after` pauses every sender, so the pace adapts to the real account.
+The limiter keeps a log of what it sent in the last period (a minute for OpenAI's
+limits) and lets a request go only while the log, with it, stays within 98% of each
+limit: the rule a sliding-window server enforces, and stricter than a token bucket
+that refills continuously, so it keeps clear of 429s with either kind. The server's
+`x-ratelimit-*` headers correct the limits and what is left; a 429's `retry-after`
+pauses every sender.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 
 _SAFETY = 0.98
@@ -34,31 +36,48 @@ def parse_duration(text: str) -> float | None:
     return hours * 3600 + minutes * 60 + seconds + millis / 1000
 
 
-class _Bucket:
-    def __init__(self, per_minute: float | None, now: float, period: float) -> None:
-        self.per_minute = per_minute  # per `period` seconds: 60 for OpenAI's limits
-        self.period = period
-        self.level = self.rate * 1.0 if per_minute else 0.0
-        self.updated = now
+class _Window:
+    """What was sent in the last `period` seconds against one limit."""
 
-    @property
-    def rate(self) -> float:
-        """Refill per second."""
-        return (self.per_minute or 0.0) * _SAFETY / self.period
+    def __init__(self, limit: float | None, period: float) -> None:
+        self.limit, self.period = limit, period
+        self.entries: deque[tuple[float, float]] = deque()  # (time it stops counting, amount)
+        self.used = 0.0
 
-    def refill(self, now: float) -> None:
-        if self.per_minute:
-            elapsed = max(0.0, now - self.updated)  # `updated` is in the future during a pause
-            self.level = min(self.per_minute * _SAFETY, self.level + elapsed * self.rate)
-        self.updated = max(self.updated, now)
+    def _expire(self, now: float) -> None:
+        while self.entries and self.entries[0][0] <= now:
+            self.used -= self.entries.popleft()[1]
 
-    def wait_for(self, amount: float) -> float:
-        """Seconds until `amount` is available (0 when unlimited)."""
-        if not self.per_minute:
+    def wait_for(self, amount: float, now: float) -> float:
+        """Seconds until `amount` more fits (0 when unlimited; an amount over the limit waits for an empty log)."""
+        if not self.limit:
             return 0.0
-        # A request bigger than the bucket can ever hold waits for a full bucket instead.
-        needed = min(amount, self.per_minute * _SAFETY) - self.level
-        return max(0.0, needed / self.rate)
+        self._expire(now)
+        cap = self.limit * _SAFETY
+        excess = self.used + min(amount, cap) - cap
+        for ends, size in self.entries:
+            if excess <= 1e-9:
+                break
+            excess -= size
+            if excess <= 1e-9:
+                return ends - now
+        return 0.0 if excess <= 1e-9 else self.period
+
+    def record(self, amount: float, now: float, *, lasts: float | None = None) -> None:
+        if self.limit and amount > 0:
+            # A request reaches the server a little after we count it here: keep it in our log a
+            # little longer than the server keeps it in its own (1% of the period, 0.1 s at least).
+            ends = now + (self.period + max(0.1, 0.01 * self.period) if lasts is None else lasts)
+            # Keep the log in expiry order (a header may add an entry that ends before others).
+            position = len(self.entries)
+            while position and self.entries[position - 1][0] > ends:
+                position -= 1
+            self.entries.insert(position, (ends, amount))
+            self.used += amount
+
+    def remaining(self, now: float) -> float:
+        self._expire(now)
+        return (self.limit or 0.0) * _SAFETY - self.used
 
 
 class RateLimiter:
@@ -74,9 +93,8 @@ class RateLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._clock, self._sleep = clock, sleep
-        now = clock()
-        self._requests = _Bucket(rpm, now, period)
-        self._tokens = _Bucket(tpm, now, period)
+        self._requests = _Window(rpm, period)
+        self._tokens = _Window(tpm, period)
         self._paused_until = 0.0
         self._lock = threading.Lock()
         self.waited = 0.0
@@ -84,47 +102,42 @@ class RateLimiter:
     @property
     def limits(self) -> tuple[float | None, float | None]:
         """The (RPM, TPM) limits in force."""
-        return self._requests.per_minute, self._tokens.per_minute
+        return self._requests.limit, self._tokens.limit
 
     def acquire(self, tokens: int) -> None:
         """Wait until one request of `tokens` tokens may be sent, and count it as sent."""
         while True:
             with self._lock:
                 now = self._clock()
-                self._requests.refill(now)
-                self._tokens.refill(now)
-                delay = max(self._paused_until - now, self._requests.wait_for(1), self._tokens.wait_for(tokens))
+                delay = max(self._paused_until - now, self._requests.wait_for(1, now), self._tokens.wait_for(tokens, now))
                 if delay <= 1e-6:  # rounding must never leave a sender waiting for nothing
-                    self._requests.level -= 1
-                    self._tokens.level -= tokens
+                    self._requests.record(1, now)
+                    self._tokens.record(min(tokens, (self._tokens.limit or tokens) * _SAFETY), now)
                     return
                 self.waited += delay
             self._sleep(min(delay, 5.0))
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Adopt the limits and remaining capacity the server reports."""
+        """Adopt the limits and the remaining capacity the server reports."""
         with self._lock:
             now = self._clock()
-            for bucket, kind in ((self._requests, "requests"), (self._tokens, "tokens")):
+            for window, kind in ((self._requests, "requests"), (self._tokens, "tokens")):
                 limit = _number(headers.get(f"x-ratelimit-limit-{kind}"))
                 if limit:
-                    bucket.refill(now)
-                    bucket.per_minute = limit
+                    window.limit = limit
                 remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
-                if remaining is not None and bucket.per_minute:
-                    bucket.refill(now)
-                    # Requests still in flight are not in the server's count yet: only lower.
-                    bucket.level = min(bucket.level, remaining * _SAFETY)
+                if remaining is None or not window.limit:
+                    continue
+                # Usage the server counts and we do not (other clients, requests before we started):
+                # hold it until the server says its count resets.
+                unseen = window.remaining(now) - remaining * _SAFETY
+                reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}") or "")
+                window.record(unseen, now, lasts=reset)
 
     def pause(self, seconds: float) -> None:
-        """Hold every sender for `seconds` (a 429's retry-after) and empty the buckets."""
+        """Hold every sender for `seconds` (a 429's retry-after)."""
         with self._lock:
-            now = self._clock()
-            self._paused_until = max(self._paused_until, now + seconds)
-            self._requests.level = min(self._requests.level, 0.0)
-            self._tokens.level = min(self._tokens.level, 0.0)
-            for bucket in (self._requests, self._tokens):
-                bucket.updated = max(bucket.updated, now + seconds)
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
 
 
 def _number(value: str | None) -> float | None:

@@ -221,10 +221,19 @@ def test_search_reuses_the_recorded_embedder_with_the_key_from_the_environment(m
     assert json.loads(result.output)["results"][0]["path"].endswith("printing-press.html")
 
 
-def test_pacing_keeps_under_the_limits_without_429s(model_cache: Path, tmp_path: Path) -> None:
-    """A 2-second window stands in for OpenAI's minute; the limiter is told the same period."""
-    with simulator(rpm=8, tpm=6000, window=2.0, latency=0.02) as sim:
-        remote = fast(f"{sim.url}/v1", dimensions=16, rpm=8, tpm=6000, rate_period=2.0, concurrency=4)
-        summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache)
-    assert summary.upstream["rate_limited"] <= 1
-    stored_vectors_match_the_simulator(tmp_path / "ix", 16)
+def test_pacing_keeps_under_the_limits_without_429s(model_cache: Path) -> None:
+    """A 1-second window stands in for OpenAI's minute; the limiter is told the same period."""
+    texts = [f"note {i} about pacing requests under limits" for i in range(16 * 12)]
+    with simulator(rpm=4, tpm=400, window=1.0, latency=0.01) as sim:
+        remote = fast(f"{sim.url}/v1", dimensions=16, rpm=4, tpm=400, rate_period=1.0, concurrency=4)
+        embedder = make_embedder("openai/text-embedding-3-small", cache_dir=model_cache, remote=remote)
+        began = time.monotonic()
+        vectors = [embedder.embed_documents(texts[i : i + 16]) for i in range(0, len(texts), 16)]
+        elapsed = time.monotonic() - began
+        usage = embedder.usage()
+        embedder.close()
+        state = sim.app.state.sim
+    assert usage["rate_limited"] == 0 and state.rejected_429 == 0
+    assert elapsed >= 2.0, "twelve requests under 4 per second and 400 tokens per second had to be paced"
+    expected = np.array([simulated_embedding(t, 16) for t in texts])
+    assert np.allclose(np.vstack(vectors), expected, atol=1e-6)
