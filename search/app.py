@@ -47,7 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="semsearch", version="0.1.0", lifespan=lifespan,
                   description="Semantic search and question answering over a folder of documents.")
     app.state.registry, app.state.metrics = registry, metrics
-    app.state.limits = Limits(max_upload_bytes=settings.max_upload_bytes)
+    app.state.limits = Limits(settings.max_upload_bytes, settings.max_files, settings.max_query_chars, settings.max_k)
     _install_error_handlers(app)
     app.add_middleware(MaxBody, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it sees the 413s too

@@ -80,12 +80,14 @@ def index_router() -> APIRouter:
     router = APIRouter()
 
     @router.post("/search", summary="The passages that best match a query")
-    def search(body: SearchRequest, svc: SearchService = Depends(service)) -> dict[str, Any]:
+    def search(request: Request, body: SearchRequest, svc: SearchService = Depends(service)) -> dict[str, Any]:
+        _check(request, body.query, body.k)
         hits = svc.search(body.query, body.k, body.mode, body.fusion, parse_filters(body.filters))
         return {"query": body.query, "mode": body.mode, "results": [h.as_dict(explain=body.explain) for h in hits]}
 
     @router.post("/ask", summary="An answer drawn from the best passages, with citations")
-    def ask(body: AskRequest, svc: SearchService = Depends(service)) -> Any:
+    def ask(request: Request, body: AskRequest, svc: SearchService = Depends(service)) -> Any:
+        _check(request, body.question, body.k)
         filters = parse_filters(body.filters)  # a bad filter is a 422 before any streaming
         if not body.stream:
             return svc.ask(body.question, body.k, body.mode, filters).as_dict()
@@ -178,6 +180,12 @@ def server_router() -> APIRouter:
         return dict(request.app.state.jobs.cancel(job_id).as_dict())
 
     return router
+
+
+def _check(request: Request, text: str, k: int) -> None:
+    """The server's own limits on query length and k (422 beyond them)."""
+    request.app.state.limits.check_query(text)
+    request.app.state.limits.check_k(k)
 
 
 def _document_filter(kind: str | None, path_prefix: str | None, filters: str | None) -> tuple[str, tuple[Any, ...]]:

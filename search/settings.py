@@ -49,6 +49,9 @@ class Settings:
     api_keys_file: Path | None = None
     rate_limit: float = 0.0  # requests per minute per API key; 0: no limit
     max_upload_bytes: int = 50 * 2**20
+    max_files: int = 20  # per upload request
+    max_query_chars: int = 4000  # can only tighten the built-in cap
+    max_k: int = 100  # likewise
     reranker: str | None = None  # an http(s) base URL with /rerank, or a cross-encoder folder
     rerank_model: str | None = None
     rerank_depth: int = 30
@@ -75,6 +78,9 @@ class Settings:
             api_keys_file=Path(env["SEMSEARCH_API_KEYS_FILE"]).expanduser() if env.get("SEMSEARCH_API_KEYS_FILE") else None,
             rate_limit=float(env.get("SEMSEARCH_RATE_LIMIT") or 0),
             max_upload_bytes=int(float(env.get("SEMSEARCH_MAX_UPLOAD_MB") or 50) * 2**20),
+            max_files=int(env.get("SEMSEARCH_MAX_FILES") or 20),
+            max_query_chars=int(env.get("SEMSEARCH_MAX_QUERY_CHARS") or 4000),
+            max_k=int(env.get("SEMSEARCH_MAX_K") or 100),
             reranker=env.get("SEMSEARCH_RERANKER") or None,
             rerank_model=env.get("SEMSEARCH_RERANK_MODEL") or None,
             rerank_depth=int(env.get("SEMSEARCH_RERANK_DEPTH") or 30),

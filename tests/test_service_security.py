@@ -93,3 +93,14 @@ def test_metrics(secured: str) -> None:
     assert 'semsearch_http_request_duration_seconds_bucket{route="/search",le="+Inf"}' in text
     assert 'semsearch_ingest_documents_total{index="default"} 1' in text
     assert 'semsearch_index_documents{index="default"}' in text
+
+
+def test_limits_are_configurable(sample_index: Path, model_cache: Path) -> None:
+    settings = Settings(index_dir=sample_index, cache_dir=model_cache, max_query_chars=20, max_k=5, max_files=1)
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        assert client.post("/search", json={"query": "x" * 21}).status_code == 422
+        too_many = client.post("/search", json={"query": "chess", "k": 6})
+        assert too_many.status_code == 422 and "between 1 and 5" in too_many.json()["error"]["message"]
+        assert client.post("/search", json={"query": "chess", "k": 5}).status_code == 200
+        two = [("files", ("a.md", b"# a\n\nb")), ("files", ("b.md", b"# b\n\nc"))]
+        assert client.post("/documents", files=two).status_code == 413
