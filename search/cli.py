@@ -2,81 +2,21 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from indexes import DimensionMismatch, IndexNotFound, IndexStoreError
-from ingest import TIER_LIMITS, IngestConfigError, IngestError
+from ingest import TIER_LIMITS
 
 from . import output
-from .errors import ConfigError, DatasetError, InvalidQuery, SearchError
+from .cli_common import errors, filter_option, index_option, json_option, mode_option, open_service, settings_for
+from .cli_measure import COMMANDS
 from .fusion import FUSIONS
-from .retrieve import MAX_K, MODES
+from .retrieve import MAX_K
 from .settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-# Errors a user fixes by changing the command: exit code 2, like a usage error.
-_USAGE_ERRORS = (InvalidQuery, IndexNotFound, IngestConfigError, DatasetError, DimensionMismatch, ConfigError)
-
-
-def _errors(command: F) -> F:
-    """Turn our error families into one line on stderr and an exit code (2: fix the command)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except _USAGE_ERRORS as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
-        except (SearchError, IngestError, IndexStoreError) as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings(index: Path | None) -> Settings:
-    return Settings.from_env().with_index(index)
-
-
-index_option = click.option(
-    "--index", "index_dir", type=click.Path(path_type=Path, file_okay=False),
-    help="Index folder (default: $SEMSEARCH_INDEX, else a per-user data folder).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-mode_option = click.option(
-    "--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
-    help="dense (FAISS), lexical (FTS5 BM25) or hybrid (both, rank-fused).",
-)
-
-
-def _parse_filter(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    if not value:
-        return None
-    from .filters import parse_filters
-
-    try:
-        return parse_filters(json.loads(value))
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON ({exc.msg})") from exc
-    except InvalidQuery as exc:
-        raise click.BadParameter(str(exc)) from exc
-
-
-filter_option = click.option(
-    "--filter", "filters", metavar="JSON", callback=_parse_filter,
-    help='Only passages of documents matching an OpenAI-style filter, e.g. \'{"key": "type", "type": "eq", "value": "pdf"}\'.',
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,7 +54,7 @@ def cli() -> None:
 @click.option("--watch", is_flag=True, help="Keep running: re-ingest what is added, changed, renamed or deleted.")
 @click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True, help="Seconds between passes with --watch.")
 @json_option
-@_errors
+@errors
 def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, ...], exclude: tuple[str, ...],
            max_file_mb: float, chunk_tokens: int | None, chunk_overlap: int | None, batch_size: int | None,
            embedding_model: str | None, base_url: str | None, dimensions: int | None, tier: str | None,
@@ -130,7 +70,7 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, 
     """
     from ingest import ChunkingConfig, WalkOptions, embedder_for_index, find_index, ingest_paths, make_embedder, open_index
 
-    settings = _settings(index_dir)
+    settings = settings_for(index_dir)
     remote = settings.remote(
         base_url=base_url, dimensions=dimensions, tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency,
         max_retries=max_retries, timeout=timeout, max_tokens=embedding_max_tokens,
@@ -170,7 +110,7 @@ def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: 
             output.print_ingest(result, settings.index_dir, "", as_json)
 
     click.echo(f"Watching {', '.join(map(str, paths))} (Ctrl-C to stop)", err=True)
-    with _service(settings.updated(chat_model="none")) as service, suppress(KeyboardInterrupt):
+    with open_service(settings.updated(chat_model="none")) as service, suppress(KeyboardInterrupt):
         Watcher(service, paths, options, interval=interval, report=report).run_forever()
 
 
@@ -191,7 +131,7 @@ def _manifest_of(folder: Path) -> Any:
 @click.option("--reranker", envvar="SEMSEARCH_RERANKER", help="Rerank with a cross-encoder folder (model.onnx + tokenizer.json) or a /rerank base URL.")
 @filter_option
 @json_option
-@_errors
+@errors
 def search_command(
     query: str, index_dir: Path | None, k: int, mode: str, fusion: str, explain: bool, reranker: str | None, filters: Any, as_json: bool
 ) -> None:
@@ -201,7 +141,7 @@ def search_command(
     semsearch search "vector index types" -k 5
     semsearch search "error 42" --mode lexical --json | jq '.results[0].path'
     """
-    with _service(_settings(index_dir).updated(chat_model="none", reranker=reranker)) as service:
+    with open_service(settings_for(index_dir).updated(chat_model="none", reranker=reranker)) as service:
         hits = service.search(query, k, mode, fusion, filters)
     output.print_hits(query, mode, hits, as_json=as_json, explain=explain)
 
@@ -222,7 +162,7 @@ def search_command(
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it is written.")
 @filter_option
 @json_option
-@_errors
+@errors
 def ask(question: str, index_dir: Path | None, k: int, mode: str, chat_model: str | None, chat_base_url: str | None,
         chat_context_window: int | None, min_score: float | None, moderate: bool | None, stream: bool, filters: Any, as_json: bool) -> None:
     """Answer QUESTION from the indexed documents, citing passages as [n].
@@ -234,11 +174,11 @@ def ask(question: str, index_dir: Path | None, k: int, mode: str, chat_model: st
     semsearch ask "who invented the printing press?"
     SEMSEARCH_CHAT_MODEL=openai/gpt-4o-mini semsearch ask "what does the contract say about renewal?" --json
     """
-    settings = _settings(index_dir).updated(
+    settings = settings_for(index_dir).updated(
         chat_model=chat_model, chat_base_url=chat_base_url, chat_context_window=chat_context_window,
         min_score=min_score, moderate=moderate,
     )
-    with _service(settings) as service:
+    with open_service(settings) as service:
         if as_json or not stream:
             output.print_answer(service.ask(question, k, mode, filters), as_json)
             return
@@ -253,14 +193,14 @@ def ask(question: str, index_dir: Path | None, k: int, mode: str, chat_model: st
 @cli.command()
 @index_option
 @json_option
-@_errors
+@errors
 def stats(index_dir: Path | None, as_json: bool) -> None:
     """Documents, chunks, model, index type and size on disk.
 
     \b
     semsearch stats --index ./my-index --json
     """
-    with _service(_settings(index_dir)) as service:
+    with open_service(settings_for(index_dir)) as service:
         output.print_stats(service.stats(), as_json)
 
 
@@ -273,7 +213,7 @@ def stats(index_dir: Path | None, as_json: bool) -> None:
 @click.option("--ingest-root", "ingest_roots", multiple=True, type=click.Path(path_type=Path), help="A folder POST /ingest may read (repeatable).")
 @click.option("--watch", "watch_paths", multiple=True, type=click.Path(path_type=Path), help="Keep the default index in sync with this folder (repeatable).")
 @click.option("--api-keys-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="API keys, one per line (KEY or KEY:ro).")
-@_errors
+@errors
 def serve(index_dir: Path | None, host: str, port: int, named: tuple[str, ...], index_root: Path | None,
           ingest_roots: tuple[Path, ...], watch_paths: tuple[Path, ...], api_keys_file: Path | None) -> None:
     """Serve the index over HTTP (POST /search, POST /ask, GET /stats, docs at /docs).
@@ -289,8 +229,8 @@ def serve(index_dir: Path | None, host: str, port: int, named: tuple[str, ...], 
     pairs = [item.split("=", 1) for item in named]
     if any(len(p) != 2 or not p[0] for p in pairs):
         raise click.UsageError("--named-index takes NAME=DIR")
-    settings = _settings(index_dir).updated(
-        named_indexes={**_settings(index_dir).named_indexes, **{n: Path(d).expanduser() for n, d in pairs}} or None,
+    settings = settings_for(index_dir).updated(
+        named_indexes={**settings_for(index_dir).named_indexes, **{n: Path(d).expanduser() for n, d in pairs}} or None,
         index_root=index_root, ingest_roots=tuple(ingest_roots) or None, watch_paths=tuple(watch_paths) or None,
         api_keys_file=api_keys_file,
     )
@@ -318,99 +258,8 @@ def _ensure_default_index(settings: Settings) -> None:
         embedder.close()
 
 
-@cli.command("eval")
-@click.argument("dataset", type=click.Path(path_type=Path, exists=True))
-@index_option
-@mode_option
-@click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to use (BEIR collections).")
-@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=50, show_default=True, help="Passages retrieved per query (golden sets).")
-@click.option("--fusion", type=click.Choice(FUSIONS), default="zscore", show_default=True, help="How hybrid mode combines the two sides.")
-@json_option
-@_errors
-def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k: int, fusion: str, as_json: bool) -> None:
-    """Measure retrieval: on a BEIR-layout collection, or on your own golden set.
-
-    A BEIR folder (corpus.jsonl[.gz], queries.jsonl, qrels/test.tsv) is ingested
-    first (into --index, or a cache folder per dataset; reused when already
-    there) and scored with nDCG@10, recall@100 and MRR@10. A golden set is a
-    JSONL file of {"query": ..., "expected": ["path", "path#page", ...]} run
-    against an existing index, scored with hit@k, MRR@10, nDCG@10, recall@10.
-
-    \b
-    semsearch eval ../shared/datasets/scifact --mode hybrid --json
-    semsearch eval golden.jsonl --index ./my-index --mode lexical
-    """
-    if dataset.is_file():
-        from .golden import load_golden, run_golden
-
-        queries = load_golden(dataset)
-        settings = _settings(index_dir).updated(chat_model="none")
-        with _service(settings) as service:
-            report = {**run_golden(queries, lambda q: service.search(q, k, mode, fusion)), "mode": mode, "fusion": fusion, "k": k}
-        output.print_eval(report, as_json)
-        return
-    from .evaluation_run import run_evaluation
-
-    report = run_evaluation(dataset, Settings.from_env(), index_dir, mode, split, fusion=fusion, show_progress=not as_json)
-    output.print_eval(report, as_json)
-
-
-@cli.command()
-@click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.option("--documents", type=click.IntRange(1), default=1000, show_default=True, help="Documents of the corpus to ingest.")
-@click.option("--queries", type=click.IntRange(1), default=300, show_default=True, help="Queries to time.")
-@click.option("--mode", "modes", type=click.Choice(MODES), multiple=True, help="Modes to time (repeatable) [default: all].")
-@click.option("--http/--no-http", default=True, show_default=True, help="Also time searches over HTTP (uvicorn on 127.0.0.1).")
-@json_option
-@_errors
-def bench(dataset_dir: Path, documents: int, queries: int, modes: tuple[str, ...], http: bool, as_json: bool) -> None:
-    """Measure ingest throughput against the bare model, and search latency.
-
-    Ingests the first documents of a BEIR-layout collection into a temporary
-    index, embeds the same passages with the model alone, then times the
-    collection's queries in process and over HTTP (p50/p95 in milliseconds).
-
-    \b
-    semsearch bench ../shared/datasets/scifact --documents 1000 --json
-    """
-    from .bench import run_benchmark
-
-    report = run_benchmark(dataset_dir, Settings.from_env(), documents=documents, queries=queries, modes=modes or MODES, http=http)
-    output.print_eval(report, as_json)
-
-
-@cli.command("bench-embeddings")
-@click.option("--rpm", type=click.IntRange(1), default=60, show_default=True, help="Requests per minute the simulated server allows.")
-@click.option("--tpm", type=click.IntRange(1), default=150_000, show_default=True, help="Tokens per minute the simulated server allows.")
-@click.option("--latency", type=click.FloatRange(0), default=0.05, show_default=True, help="Seconds the server takes per request.")
-@click.option("--seconds", type=click.FloatRange(1), default=120.0, show_default=True, help="How long each run lasts.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Requests in flight for the paced client.")
-@json_option
-@_errors
-def bench_embeddings(rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, as_json: bool) -> None:
-    """Measure the embeddings client against a rate-limited OpenAI simulator on 127.0.0.1.
-
-    Prints the tokens per minute the server accepted as a fraction of its limit,
-    and the 429s received, for our paced client and for naive sequential requests.
-
-    \b
-    semsearch bench-embeddings --rpm 60 --tpm 150000 --latency 0.05 --seconds 120
-    """
-    from .bench_embeddings import run_rate_benchmark
-
-    report = run_rate_benchmark(rpm=rpm, tpm=tpm, latency=latency, seconds=seconds, concurrency=concurrency, cache_dir=Settings.from_env().cache_dir)
-    output.print_eval(report, as_json)
-
-
-@contextmanager
-def _service(settings: Settings) -> Iterator[Any]:
-    from .service import SearchService
-
-    service = SearchService.from_settings(settings)
-    try:
-        yield service
-    finally:
-        service.close()
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

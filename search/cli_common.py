@@ -1,0 +1,87 @@
+"""What the `semsearch` commands share: options, settings, error handling, the service."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from indexes import DimensionMismatch, IndexNotFound, IndexStoreError
+from ingest import IngestConfigError, IngestError
+
+from .errors import ConfigError, DatasetError, InvalidQuery, SearchError
+from .retrieve import MODES
+from .settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Errors a user fixes by changing the command: exit code 2, like a usage error.
+_USAGE_ERRORS = (InvalidQuery, IndexNotFound, IngestConfigError, DatasetError, DimensionMismatch, ConfigError)
+
+
+def errors(command: F) -> F:
+    """Turn our error families into one line on stderr and an exit code (2: fix the command)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except _USAGE_ERRORS as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except (SearchError, IngestError, IndexStoreError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_for(index: Path | None) -> Settings:
+    return Settings.from_env().with_index(index)
+
+
+index_option = click.option(
+    "--index", "index_dir", type=click.Path(path_type=Path, file_okay=False),
+    help="Index folder (default: $SEMSEARCH_INDEX, else a per-user data folder).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+mode_option = click.option(
+    "--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
+    help="dense (FAISS), lexical (FTS5 BM25) or hybrid (both, rank-fused).",
+)
+
+
+def _parse_filter(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if not value:
+        return None
+    from .filters import parse_filters
+
+    try:
+        return parse_filters(json.loads(value))
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc.msg})") from exc
+    except InvalidQuery as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+filter_option = click.option(
+    "--filter", "filters", metavar="JSON", callback=_parse_filter,
+    help='Only passages of documents matching an OpenAI-style filter, e.g. \'{"key": "type", "type": "eq", "value": "pdf"}\'.',
+)
+
+
+@contextmanager
+def open_service(settings: Settings) -> Iterator[Any]:
+    from .service import SearchService
+
+    service = SearchService.from_settings(settings)
+    try:
+        yield service
+    finally:
+        service.close()

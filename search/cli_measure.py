@@ -1,0 +1,100 @@
+"""The measuring commands: `eval`, `bench` and `bench-embeddings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import output
+from .cli_common import errors, index_option, json_option, mode_option, open_service, settings_for
+from .fusion import FUSIONS
+from .retrieve import MAX_K, MODES
+from .settings import Settings
+
+
+@click.command("eval")
+@click.argument("dataset", type=click.Path(path_type=Path, exists=True))
+@index_option
+@mode_option
+@click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to use (BEIR collections).")
+@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=50, show_default=True, help="Passages retrieved per query (golden sets).")
+@click.option("--fusion", type=click.Choice(FUSIONS), default="zscore", show_default=True, help="How hybrid mode combines the two sides.")
+@json_option
+@errors
+def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k: int, fusion: str, as_json: bool) -> None:
+    """Measure retrieval: on a BEIR-layout collection, or on your own golden set.
+
+    A BEIR folder (corpus.jsonl[.gz], queries.jsonl, qrels/test.tsv) is ingested
+    first (into --index, or a cache folder per dataset; reused when already
+    there) and scored with nDCG@10, recall@100 and MRR@10. A golden set is a
+    JSONL file of {"query": ..., "expected": ["path", "path#page", ...]} run
+    against an existing index, scored with hit@k, MRR@10, nDCG@10, recall@10.
+
+    \b
+    semsearch eval ../shared/datasets/scifact --mode hybrid --json
+    semsearch eval golden.jsonl --index ./my-index --mode lexical
+    """
+    if dataset.is_file():
+        from .golden import load_golden, run_golden
+
+        queries = load_golden(dataset)
+        settings = settings_for(index_dir).updated(chat_model="none")
+        with open_service(settings) as service:
+            report = {**run_golden(queries, lambda q: service.search(q, k, mode, fusion)), "mode": mode, "fusion": fusion, "k": k}
+        output.print_eval(report, as_json)
+        return
+    from .evaluation_run import run_evaluation
+
+    report = run_evaluation(dataset, Settings.from_env(), index_dir, mode, split, fusion=fusion, show_progress=not as_json)
+    output.print_eval(report, as_json)
+
+
+@click.command()
+@click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--documents", type=click.IntRange(1), default=1000, show_default=True, help="Documents of the corpus to ingest.")
+@click.option("--queries", type=click.IntRange(1), default=300, show_default=True, help="Queries to time.")
+@click.option("--mode", "modes", type=click.Choice(MODES), multiple=True, help="Modes to time (repeatable) [default: all].")
+@click.option("--http/--no-http", default=True, show_default=True, help="Also time searches over HTTP (uvicorn on 127.0.0.1).")
+@json_option
+@errors
+def bench(dataset_dir: Path, documents: int, queries: int, modes: tuple[str, ...], http: bool, as_json: bool) -> None:
+    """Measure ingest throughput against the bare model, and search latency.
+
+    Ingests the first documents of a BEIR-layout collection into a temporary
+    index, embeds the same passages with the model alone, then times the
+    collection's queries in process and over HTTP (p50/p95 in milliseconds).
+
+    \b
+    semsearch bench ../shared/datasets/scifact --documents 1000 --json
+    """
+    from .bench import run_benchmark
+
+    report = run_benchmark(dataset_dir, Settings.from_env(), documents=documents, queries=queries, modes=modes or MODES, http=http)
+    output.print_eval(report, as_json)
+
+
+@click.command("bench-embeddings")
+@click.option("--rpm", type=click.IntRange(1), default=60, show_default=True, help="Requests per minute the simulated server allows.")
+@click.option("--tpm", type=click.IntRange(1), default=150_000, show_default=True, help="Tokens per minute the simulated server allows.")
+@click.option("--latency", type=click.FloatRange(0), default=0.05, show_default=True, help="Seconds the server takes per request.")
+@click.option("--seconds", type=click.FloatRange(1), default=120.0, show_default=True, help="How long each run lasts.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Requests in flight for the paced client.")
+@json_option
+@errors
+def bench_embeddings(rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, as_json: bool) -> None:
+    """Measure the embeddings client against a rate-limited OpenAI simulator on 127.0.0.1.
+
+    Prints the tokens per minute the server accepted as a fraction of its limit,
+    and the 429s received, for our paced client and for naive sequential requests.
+
+    \b
+    semsearch bench-embeddings --rpm 60 --tpm 150000 --latency 0.05 --seconds 120
+    """
+    from .bench_embeddings import run_rate_benchmark
+
+    report = run_rate_benchmark(rpm=rpm, tpm=tpm, latency=latency, seconds=seconds, concurrency=concurrency, cache_dir=Settings.from_env().cache_dir)
+    output.print_eval(report, as_json)
+
+
+COMMANDS = (eval_command, bench, bench_embeddings)
