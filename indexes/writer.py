@@ -112,19 +112,43 @@ class IndexWriter:
         self._write_vectors(result.generation, old_ids, first_new)
         return result
 
-    def _publish_catalog(self, removed: list[str]) -> tuple[PublishResult, list[int], int]:
+    def remove(self, paths: Iterable[str]) -> PublishResult:
+        """Take published documents out at once, leaving staged work (an unfinished ingest's) alone."""
+        with self._transaction():
+            removed, old_ids = self._drop(list(paths), replace_staged=False)
+            generation = self._bump()
+            last = self._last_chunk_id()
+        self._write_vectors(generation, old_ids, last)
+        return PublishResult(generation, 0, removed, 0, len(old_ids))
+
+    def _drop(self, removed: list[str], *, replace_staged: bool) -> tuple[int, list[int]]:
+        """Delete documents `removed` (and those staged anew, if `replace_staged`) with their passages."""
         conn = self._conn
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS gone (path TEXT PRIMARY KEY)")
         conn.execute("DELETE FROM gone")
         conn.executemany("INSERT OR IGNORE INTO gone VALUES (?)", [(p,) for p in removed])
-        conn.execute("DELETE FROM gone WHERE path IN (SELECT path FROM staged_documents)")
-        removed_docs = conn.execute("SELECT count(*) FROM documents WHERE path IN (SELECT path FROM gone)").fetchone()[0]
-        conn.execute("INSERT OR IGNORE INTO gone SELECT path FROM staged_documents")
+        if replace_staged:
+            conn.execute("DELETE FROM gone WHERE path IN (SELECT path FROM staged_documents)")
+        removed_docs = int(conn.execute("SELECT count(*) FROM documents WHERE path IN (SELECT path FROM gone)").fetchone()[0])
+        if replace_staged:
+            conn.execute("INSERT OR IGNORE INTO gone SELECT path FROM staged_documents")
         replaced = "SELECT id FROM documents WHERE path IN (SELECT path FROM gone)"
         old_ids = [r[0] for r in conn.execute(f"SELECT id FROM chunks WHERE document_id IN ({replaced})")]
         conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in old_ids])
         conn.execute("DELETE FROM documents WHERE path IN (SELECT path FROM gone)")
-        first_new = conn.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'chunks'").fetchone()[0]
+        return removed_docs, old_ids
+
+    def _bump(self) -> int:
+        self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        return int(self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def _last_chunk_id(self) -> int:
+        return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'chunks'").fetchone()[0])
+
+    def _publish_catalog(self, removed: list[str]) -> tuple[PublishResult, list[int], int]:
+        conn = self._conn
+        removed_docs, old_ids = self._drop(removed, replace_staged=True)
+        first_new = self._last_chunk_id()
         written = conn.execute(
             f"INSERT INTO documents ({_DOC_COLUMNS}, ingested_at) SELECT {_DOC_COLUMNS}, ? FROM staged_documents",
             (time.time(),),
@@ -141,8 +165,7 @@ class IndexWriter:
         ).rowcount
         conn.execute("DELETE FROM staged_chunks")
         conn.execute("DELETE FROM staged_documents")
-        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-        generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        generation = self._bump()
         return PublishResult(generation, written, removed_docs, added, len(old_ids)), old_ids, first_new
 
     def _write_vectors(self, generation: int, old_ids: list[int], first_new: int) -> None:

@@ -98,7 +98,7 @@ class IngestRun:
             digest = hash_file(item.path, json.dumps(attributes, sort_keys=True) if attributes else "")
             if known and known.content_hash == digest:
                 if self.writer and not self.dry_run:
-                    self.writer.touch(key, item.mtime)
+                    self.writer.touch(key, mtime)  # the time compared above, sidecar included
                 self.summary.unchanged += 1
                 return
             if self._already_staged(key, digest):

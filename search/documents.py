@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,11 +124,12 @@ def delete_document(index: Index, document_id: int) -> dict[str, Any]:
     """Remove a document and its passages (and its stored upload)."""
     document = get_document(index, document_id)
     with IndexWriter(index) as writer:
-        writer.publish(removed=[document["path"]])
-    uploads = index.folder / "uploads"
+        writer.remove([document["path"]])
     path = Path(document["path"])
-    if uploads in path.parents:
-        shutil.rmtree(path.parent, ignore_errors=True)
+    if index.folder / "uploads" in path.parents:
+        path.unlink(missing_ok=True)  # only this name: the same bytes may be stored under another
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # gone once empty
     return {"id": document_id, "object": "document.deleted", "deleted": True}
 
 

@@ -167,3 +167,16 @@ def test_readers_see_one_generation_while_a_writer_publishes(index: Index) -> No
         thread.join()
     assert not errors, errors
     assert seen <= {0, 20}
+
+
+def test_remove_leaves_an_unfinished_ingest_staged(index: Index) -> None:
+    with IndexWriter(index) as writer:
+        writer.stage(document("a"), [chunk(0, "alpha text", 1)])
+        writer.publish()
+        writer.stage(document("b"), [chunk(0, "beta text", 2)])  # an ingest that has not finished
+        result = writer.remove(["a"])
+        assert (result.documents_removed, result.chunks_removed) == (1, 1)
+        assert set(writer.staged_documents()) == {"b"}
+    with index.read() as reader:
+        assert reader.counts()["documents"] == 0
+        assert reader.dense(np.frombuffer(vector(2), dtype="<f4"), 5) == []
