@@ -18,7 +18,7 @@ from .errors import (
 from .models import DEFAULT_EMBEDDING_MODEL, RemoteOptions, embedder_for_index, make_embedder
 from .openai_client import OpenAIClient, retry_after
 from .openai_models import KNOWN_EMBEDDING_MODELS, TIER_LIMITS, price_of
-from .pipeline import WalkOptions, default_chunking, find_index, ingest_documents, ingest_paths, open_index
+from .pipeline import WalkOptions, chunking_of, default_chunking, find_index, ingest_documents, ingest_paths, open_index
 from .ratelimit import RateLimiter
 from .records import Block, Chunk, ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
 from .run import IngestSummary
@@ -50,6 +50,7 @@ __all__ = [
     "WalkOptions",
     "batched",
     "chunk_document",
+    "chunking_of",
     "default_chunking",
     "document_text",
     "embedder_for_index",

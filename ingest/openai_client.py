@@ -160,18 +160,6 @@ class OpenAIClient:
         step: float = min(self.max_backoff, self.backoff * 2.0**attempt)
         return step * random.uniform(0.5, 1.0)
 
-    def get(self, path: str) -> dict[str, Any]:
-        """GET `path` once (for listings like /models); errors are `UpstreamError`s."""
-        try:
-            response = self._http.get(f"{self.base_url}{path}")
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(f"{self.base_url}{path}: {exc}") from exc
-        if response.status_code != 200:
-            message, _ = _error_of(response)
-            raise UpstreamRejected(f"{self.base_url}{path}: HTTP {response.status_code}: {message}", status=response.status_code)
-        result: dict[str, Any] = response.json()
-        return result
-
     def close(self) -> None:
         self._http.close()
 

@@ -33,6 +33,11 @@ class WalkOptions:
     max_bytes: int = 50 * 2**20
 
 
+def chunking_of(index: Index) -> ChunkingConfig:
+    """The chunking an index was built with (its manifest's)."""
+    return ChunkingConfig(**index.manifest.chunking)
+
+
 def default_chunking(embedder: Embedder) -> ChunkingConfig:
     """256-token passages for the local model, 512 for remote models with longer inputs."""
     size = min(embedder.max_tokens, 512)
@@ -59,7 +64,7 @@ def find_index(folder: Path, embedder: Embedder, chunking: ChunkingConfig | None
         return None, chunking or default_chunking(embedder)
     index = Index.open(folder)
     index.manifest.check_model(embedder.name, embedder.dimension)
-    stored = ChunkingConfig(**index.manifest.chunking)
+    stored = chunking_of(index)
     if chunking is not None and chunking != stored:
         raise IngestConfigError(
             f"the index at {folder} was chunked with {stored.max_tokens} tokens and "

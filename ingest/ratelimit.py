@@ -97,7 +97,6 @@ class RateLimiter:
         self._tokens = _Window(tpm, period)
         self._paused_until = 0.0
         self._lock = threading.Lock()
-        self.waited = 0.0
 
     @property
     def limits(self) -> tuple[float | None, float | None]:
@@ -114,7 +113,6 @@ class RateLimiter:
                     self._requests.record(1, now)
                     self._tokens.record(min(tokens, (self._tokens.limit or tokens) * _SAFETY), now)
                     return
-                self.waited += delay
             self._sleep(min(delay, 5.0))
 
     def observe(self, headers: Mapping[str, str]) -> None:

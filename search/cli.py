@@ -117,8 +117,9 @@ def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: 
 def _manifest_of(folder: Path) -> Any:
     """The manifest of an existing index (None for a new one)."""
     from indexes import Index
+    from indexes.manifest import read_manifest
 
-    return Index.open(folder).manifest if Index.exists(folder) else None
+    return read_manifest(folder) if Index.exists(folder) else None
 
 
 @cli.command("search")

@@ -6,18 +6,18 @@ document can be re-chunked later and the same content uploaded twice is recognis
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from indexes import Index, IndexNotFound, IndexWriter
-from ingest import ChunkingConfig, FoundFile, IngestSummary
+from ingest import FoundFile, IngestSummary, chunking_of
 from ingest.run import IngestRun
 from ingest.walk import SUPPORTED_EXTENSIONS
 
@@ -50,7 +50,7 @@ def store_and_ingest(service: SearchService, uploads: list[Upload]) -> list[dict
         stored.append((upload, _store(service.index.folder, upload)))
     summary = IngestSummary()
     with IndexWriter(service.index) as writer:
-        run = IngestRun(writer, service.embedder, ChunkingConfig(**service.index.manifest.chunking), summary, 64)
+        run = IngestRun(writer, service.embedder, chunking_of(service.index), summary, 64)
         before = {p: k.content_hash for p, k in run.known.items()}
         for upload, path in stored:
             stat = path.stat()

@@ -9,7 +9,6 @@ recall@10 over the ranked distinct documents (or pages) of each query's results.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DatasetError
+from .evaluate import mrr_at_k, ndcg_at_k, recall_at_k
 from .retrieve import Hit
 
 K_VALUES = (1, 3, 5, 10)
@@ -124,11 +124,12 @@ def _relevance(item: GoldenQuery, hits: list[Hit]) -> list[bool]:
 
 
 def _metrics(relevant: list[bool], expected: int) -> dict[str, float]:
+    """The BEIR metrics over a ranking of results, binary relevance: expected ones never found count too."""
+    ranking = [f"result{i}" for i in range(len(relevant))]
+    judged = {f"result{i}": 1 for i, hit in enumerate(relevant) if hit}
+    judged.update({f"missing{j}": 1 for j in range(expected - len(judged))})
     out = {f"hit@{k}": float(any(relevant[:k])) for k in K_VALUES}
-    first = next((i for i, r in enumerate(relevant[:10], 1) if r), None)
-    out["mrr@10"] = 1.0 / first if first else 0.0
-    dcg = sum(1.0 / math.log2(i + 2) for i, r in enumerate(relevant[:10]) if r)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(expected, 10)))
-    out["ndcg@10"] = dcg / ideal if ideal else 0.0
-    out["recall@10"] = sum(relevant[:10]) / expected
+    out["mrr@10"] = mrr_at_k(ranking, judged, 10)
+    out["ndcg@10"] = ndcg_at_k(ranking, judged, 10)
+    out["recall@10"] = recall_at_k(ranking, judged, 10)
     return out

@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from indexes import IndexStoreError
-from ingest import IngestError, IngestSummary, WalkOptions, ingest_paths
+from ingest import IngestError, IngestSummary, WalkOptions, chunking_of, ingest_paths
 
 from .errors import InvalidQuery, SearchError
 from .registry import IndexRegistry
-
-STATUSES = ("queued", "in_progress", "completed", "failed", "cancelled")
 
 
 class PathNotAllowed(SearchError):
@@ -131,7 +129,7 @@ class JobManager:
         try:
             service = self.registry.service(job.index)
             with self.registry.write_lock(job.index):
-                chunking = _chunking(service)
+                chunking = chunking_of(service.index)
                 job.summary = ingest_paths(service.index, service.embedder, [Path(job.path)], chunking, options, progress=progress)
             job.status = "completed"
             self._on_summary(job.index, job.summary)
@@ -162,11 +160,6 @@ def allowed_path(path: str, roots: Sequence[Path]) -> Path:
             return real
     raise PathNotAllowed(f"{path!r} is outside the folders this server may ingest from")
 
-
-def _chunking(service: Any) -> Any:
-    from ingest import ChunkingConfig
-
-    return ChunkingConfig(**service.index.manifest.chunking)
 
 
 

@@ -25,7 +25,6 @@ DEFAULT_MAX_UPLOAD_BYTES = 50 * 2**20
 DEFAULT_MAX_FILES = 20
 DEFAULT_MAX_QUERY_CHARS = MAX_QUERY_CHARS
 DEFAULT_MAX_K = MAX_K
-DEFAULT_RATE_LIMIT = 0.0  # requests per minute per key; 0: no limit
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ class IndexRegistry:
         self.settings = settings
         self._services: dict[str, SearchService] = {}
         self._write_locks: dict[str, threading.Lock] = {}
+        self._opening: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def folders(self) -> dict[str, Path]:
@@ -49,12 +50,19 @@ class IndexRegistry:
         return folder
 
     def service(self, name: str = DEFAULT) -> SearchService:
-        """The opened service of an index (opened on first use)."""
+        """The opened service of an index (opened on first use, without holding up the other indexes)."""
         with self._lock:
             service = self._services.get(name)
+            opening = self._opening.setdefault(name, threading.Lock())
+        if service is not None:
+            return service
+        with opening:  # one opening per index; others are served meanwhile
+            with self._lock:
+                service = self._services.get(name)
             if service is None:
                 service = SearchService.from_settings(replace(self.settings, index_dir=self.folder(name)))
-                self._services[name] = service
+                with self._lock:
+                    self._services[name] = service
             return service
 
     def opened(self) -> list[str]:

@@ -22,7 +22,7 @@ from . import documents as docs
 from .auth import writes
 from .errors import Forbidden, InvalidFilter, SearchError
 from .filters import parse_filters
-from .jobs import JobManager
+from .jobs import Job, JobManager
 from .registry import DEFAULT, IndexRegistry
 from .retrieve import MAX_K, MAX_QUERY_CHARS
 from .service import SearchService
@@ -169,17 +169,26 @@ def server_router() -> APIRouter:
 
     @router.get("/jobs", summary="Ingest jobs, newest first")
     def list_jobs(request: Request) -> dict[str, Any]:
-        return {"object": "list", "data": [job.as_dict() for job in request.app.state.jobs.list()]}
+        jobs = [job for job in request.app.state.jobs.list() if request.state.principal.may_use(job.index)]
+        return {"object": "list", "data": [job.as_dict() for job in jobs]}
 
     @router.get("/jobs/{job_id}", summary="An ingest job: status, counts, per-file errors, progress, ETA")
     def get_job(request: Request, job_id: str) -> dict[str, Any]:
-        return dict(request.app.state.jobs.get(job_id).as_dict())
+        return dict(_job(request, job_id).as_dict())
 
     @router.delete("/jobs/{job_id}", summary="Cancel an ingest job", dependencies=[Depends(writes)])
     def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
-        return dict(request.app.state.jobs.cancel(job_id).as_dict())
+        return dict(request.app.state.jobs.cancel(_job(request, job_id).id).as_dict())
 
     return router
+
+
+def _job(request: Request, job_id: str) -> Job:
+    """A job the caller's key may see (another index's job is a 403, like its other routes)."""
+    job: Job = request.app.state.jobs.get(job_id)
+    if not request.state.principal.may_use(job.index):
+        raise Forbidden(f"this API key has no access to the index of job {job_id}")
+    return job
 
 
 def _check(request: Request, text: str, k: int) -> None:

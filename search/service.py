@@ -38,18 +38,30 @@ class SearchService:
     def open(cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None, **extras: Any) -> SearchService:
         """Open the index at `folder` and the embedder its manifest records."""
         index = Index.open(folder)
-        manifest = index.manifest
-        embedder = embedder_for_index(manifest.embedder, manifest.embedding_model, cache_dir=cache_dir, remote=remote)
-        return cls(index, embedder, **extras)
+        try:
+            manifest = index.manifest
+            embedder = embedder_for_index(manifest.embedder, manifest.embedding_model, cache_dir=cache_dir, remote=remote)
+        except BaseException:
+            index.close()
+            raise
+        try:
+            return cls(index, embedder, **extras)
+        except BaseException:
+            embedder.close()
+            index.close()
+            raise
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchService:
         """The service the CLI and the app run: index, embedder, answerer and reranker from settings."""
-        reranker = make_reranker(settings.reranker, model=settings.rerank_model, api_key=settings.openai_api_key)
-        return cls.open(
-            settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote(),
-            answerer=make_answerer(settings), reranker=reranker, rerank_depth=settings.rerank_depth,
-        )
+        service = cls.open(settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote(), rerank_depth=settings.rerank_depth)
+        try:  # the index opens first: a missing one must not leave HTTP clients behind
+            service.answerer = make_answerer(settings)
+            service.reranker = make_reranker(settings.reranker, model=settings.rerank_model, api_key=settings.openai_api_key)
+        except BaseException:
+            service.close()
+            raise
+        return service
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", fusion: str = "zscore", filters: Filter | None = None) -> list[Hit]:
         """The k best passages for `query` among documents matching `filters` (reranked from a deeper list when a reranker is set)."""

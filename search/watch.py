@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from indexes import IndexStoreError
-from ingest import ChunkingConfig, IngestError, IngestSummary, WalkOptions, ingest_paths
+from ingest import IngestError, IngestSummary, WalkOptions, chunking_of, ingest_paths
 
 from .service import SearchService
 
@@ -33,7 +33,7 @@ class Watcher:
 
     def run_once(self) -> IngestSummary:
         """One pass: bring the index in line with the folders now."""
-        chunking = ChunkingConfig(**self.service.index.manifest.chunking)
+        chunking = chunking_of(self.service.index)
         with self._lock:
             summary = ingest_paths(self.service.index, self.service.embedder, self.paths, chunking, self.options)
         self.passes += 1
