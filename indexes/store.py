@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,8 @@ class Index:
         conn.execute("BEGIN")
         try:
             generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-            yield Reader(conn, self._vectors_for(conn, generation), self.manifest.dimension)
+            # The FAISS index loads on the first dense search only: stats and lexical search never wait for it.
+            yield Reader(conn, lambda: self._vectors_for(conn, generation), self.manifest.dimension)
         except sqlite3.DatabaseError as exc:
             raise IndexCorrupt(f"cannot read the catalog in {self.folder}: {exc}") from exc
         finally:
@@ -142,9 +143,9 @@ class Index:
 class Reader:
     """Queries against one snapshot of the index."""
 
-    def __init__(self, conn: sqlite3.Connection, index: faiss.Index, dimension: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, load_vectors: Callable[[], faiss.Index], dimension: int) -> None:
         self._conn = conn
-        self._index = index
+        self._load_vectors = load_vectors
         self._dimension = dimension
 
     def allowed_chunks(self, where_sql: str, params: Sequence[object] = ()) -> np.ndarray:
@@ -157,7 +158,7 @@ class Reader:
 
     def dense(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Nearest chunks to a query vector: (chunk id, cosine), best first; only `allowed` chunk ids if given."""
-        return vectors.search(self._index, query, k, allowed)
+        return vectors.search(self._load_vectors(), query, k, allowed)
 
     def lexical(
         self, match: str, k: int, weights: Sequence[float] = (2.0, 1.5, 1.0), where_sql: str | None = None, params: Sequence[object] = ()
