@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from indexes import DimensionMismatch, IndexBusy, IndexExists, IndexNotFound, IndexStoreError
-from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, IngestSummary, UpstreamError, UpstreamUnavailable, WalkOptions, make_embedder
+from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, IngestSummary, UpstreamError, UpstreamUnavailable, WalkOptions
 
 from .auth import ApiKeys, require
 from .errors import AnswerRefused, ConfigError, InvalidQuery, RequestRejected, SearchError
@@ -93,14 +93,8 @@ def _count_ingest(metrics: Metrics, index: str, summary: IngestSummary) -> None:
 
 
 def _local_model(registry: IndexRegistry, settings: Settings) -> Embedder:
-    """The default index's own local model when it has one (one copy in memory), else a new one."""
-    try:
-        embedder = registry.service(DEFAULT).embedder
-        if embedder.name == DEFAULT_EMBEDDING_MODEL:
-            return embedder
-    except (IndexStoreError, IngestError, SearchError):
-        pass
-    return make_embedder(DEFAULT_EMBEDDING_MODEL, cache_dir=settings.cache_dir)
+    """The local model, the same copy the indexes built with it use."""
+    return registry.embedder(DEFAULT_EMBEDDING_MODEL)
 
 
 def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:

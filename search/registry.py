@@ -7,13 +7,16 @@ one at a time (the index's file lock keeps other processes out as well).
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from indexes import Index, IndexExists, IndexNotFound
-from ingest import make_embedder, open_index
+from indexes.manifest import read_manifest
+from ingest import Embedder, embedder_for_index, make_embedder, open_index
 
 from .errors import InvalidQuery
 from .service import SearchService
@@ -31,6 +34,7 @@ class IndexRegistry:
         self._services: dict[str, SearchService] = {}
         self._write_locks: dict[str, threading.Lock] = {}
         self._opening: dict[str, threading.Lock] = {}
+        self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()
 
     def folders(self) -> dict[str, Path]:
@@ -60,10 +64,32 @@ class IndexRegistry:
             with self._lock:
                 service = self._services.get(name)
             if service is None:
-                service = SearchService.from_settings(replace(self.settings, index_dir=self.folder(name)))
+                folder = self.folder(name)
+                service = SearchService.from_settings(replace(self.settings, index_dir=folder), embedder=self._embedder_for(folder))
                 with self._lock:
                     self._services[name] = service
             return service
+
+    def _embedder_for(self, folder: Path) -> Embedder:
+        """The embedder an index needs, shared with every other index built the same way (one model in memory)."""
+        manifest = read_manifest(folder) if Index.exists(folder) else None
+        if manifest is None:
+            raise IndexNotFound(f"no index at {folder}: run `semsearch ingest PATH --index {folder}` first")
+        return self.embedder(manifest.embedding_model, manifest.embedder)
+
+    def embedder(self, model: str, recorded: dict[str, Any] | None = None) -> Embedder:
+        """A shared embedder: by name for local models, by the manifest's record for remote ones."""
+        key = model if model.startswith("local/") else json.dumps([model, recorded or {}], sort_keys=True)
+        with self._lock:
+            found = self._embedders.get(key)
+        if found is not None:
+            return found
+        made = embedder_for_index(recorded or {}, model, cache_dir=self.settings.cache_dir, remote=self.settings.remote())
+        with self._lock:
+            kept = self._embedders.setdefault(key, made)
+        if kept is not made:
+            made.close()  # another thread made the same one first
+        return kept
 
     def opened(self) -> list[str]:
         """Names of the indexes opened so far."""
@@ -95,4 +121,7 @@ class IndexRegistry:
         with self._lock:
             for service in self._services.values():
                 service.close()
+            for embedder in self._embedders.values():
+                embedder.close()
             self._services.clear()
+            self._embedders.clear()

@@ -26,13 +26,14 @@ class SearchService:
 
     def __init__(
         self, index: Index, embedder: Embedder, answerer: ChatAnswerer | None = None,
-        reranker: Reranker | None = None, rerank_depth: int = 30,
+        reranker: Reranker | None = None, rerank_depth: int = 30, owns_embedder: bool = True,
     ) -> None:
         index.manifest.check_model(embedder.name, embedder.dimension)
         self.index = index
         self.embedder = embedder
         self.answerer = answerer
         self.reranker, self.rerank_depth = reranker, rerank_depth
+        self.owns_embedder = owns_embedder
 
     @classmethod
     def open(cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None, **extras: Any) -> SearchService:
@@ -52,9 +53,20 @@ class SearchService:
             raise
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SearchService:
-        """The service the CLI and the app run: index, embedder, answerer and reranker from settings."""
-        service = cls.open(settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote(), rerank_depth=settings.rerank_depth)
+    def from_settings(cls, settings: Settings, *, embedder: Embedder | None = None) -> SearchService:
+        """The service the CLI and the app run: index, embedder, answerer and reranker from settings.
+
+        An `embedder` given (shared by several indexes) must be the index's own and is not closed here.
+        """
+        if embedder is None:
+            service = cls.open(settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote(), rerank_depth=settings.rerank_depth)
+        else:
+            index = Index.open(settings.index_dir)
+            try:
+                service = cls(index, embedder, rerank_depth=settings.rerank_depth, owns_embedder=False)
+            except BaseException:
+                index.close()
+                raise
         try:  # the index opens first: a missing one must not leave HTTP clients behind
             service.answerer = make_answerer(settings)
             service.reranker = make_reranker(settings.reranker, model=settings.rerank_model, api_key=settings.openai_api_key)
@@ -99,7 +111,8 @@ class SearchService:
     def close(self) -> None:
         """Close the catalog connection and the HTTP connections."""
         self.index.close()
-        self.embedder.close()
+        if self.owns_embedder:
+            self.embedder.close()
         if self.answerer is not None:
             self.answerer.close()
         if self.reranker is not None:

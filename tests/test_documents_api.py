@@ -231,3 +231,18 @@ def test_server_watch_setting(tmp_path: Path, model_cache: Path, embedder) -> No
         _until(lambda: client.get("/stats").json()["documents"] == 1)
         (folder / "two.md").write_text("# Two\n\nSecond watched note about mountains.")
         _until(lambda: client.get("/stats").json()["documents"] == 2)
+
+
+def test_indexes_built_the_same_way_share_one_embedder(tmp_path: Path, model_cache: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from search.registry import IndexRegistry
+
+    for name in ("one", "two"):
+        index, _ = open_index(tmp_path / name, embedder, None)
+        index.close()
+    registry = IndexRegistry(Settings(index_dir=tmp_path / "one", cache_dir=model_cache, named_indexes={"two": tmp_path / "two"}))
+    try:
+        first, second = registry.service("default"), registry.service("two")
+        assert first is not second and first.embedder is second.embedder
+        assert registry.embedder("local/all-MiniLM-L6-v2") is first.embedder, "/v1/embeddings uses the same copy"
+    finally:
+        registry.close()
