@@ -36,10 +36,10 @@ _PARAGRAPH_BREAK = re.compile(r"\n[ \t\f\v]*\n\s*")
 Parsed = tuple[str, list[Block]]
 
 
-def load(path: Path) -> LoadedDocument:
-    """Read and parse one document; raise `UnreadableDocument` if it yields no text."""
+def load(path: Path, data: bytes | None = None) -> LoadedDocument:
+    """Read (unless its bytes are given) and parse one document; raise `UnreadableDocument` if it yields no text."""
     kind = file_type(path)
-    data = _read(path)
+    data = _read(path) if data is None else _nonempty(path, data)
     if kind == "pdf":
         title, blocks, pages = load_pdf(str(path), data)
         return _document(path, kind, title, blocks, pages)
@@ -59,6 +59,15 @@ def _read(path: Path) -> bytes:
         raise UnreadableDocument(str(path), "permission denied") from exc
     except OSError as exc:
         raise UnreadableDocument(str(path), (exc.strerror or str(exc)).lower()) from exc
+    return _nonempty(path, data)
+
+
+def read_file(path: Path) -> bytes:
+    """A file's bytes, or `UnreadableDocument` saying why not (permission denied, ...)."""
+    return _read(path)
+
+
+def _nonempty(path: Path, data: bytes) -> bytes:
     if not data.strip():
         raise UnreadableDocument(str(path), "empty file")
     return data

@@ -22,7 +22,7 @@ from indexes import ChunkRecord, DocumentRecord, IndexWriter, KnownDocument, Sta
 from .chunking import chunk_document, embedding_input
 from .embeddings import Embedder
 from .errors import UnreadableDocument, UpstreamError
-from .loaders import load
+from .loaders import load, read_file
 from .records import Chunk, ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
 
 
@@ -95,7 +95,8 @@ class IngestRun:
         try:
             if attributes is None:
                 attributes = read_sidecar(sidecar)
-            digest = hash_file(item.path, json.dumps(attributes, sort_keys=True) if attributes else "")
+            data = read_file(item.path)  # read once: hashed here, parsed below
+            digest = hash_bytes(data, json.dumps(attributes, sort_keys=True) if attributes else "")
             if known and known.content_hash == digest:
                 if self.writer and not self.dry_run:
                     self.writer.touch(key, mtime)  # the time compared above, sidecar included
@@ -103,7 +104,7 @@ class IngestRun:
                 return
             if self._already_staged(key, digest):
                 return
-            document = load(item.path)
+            document = load(item.path, data)
         except UnreadableDocument as exc:
             self.summary.skipped.append(SkippedFile(key, exc.reason))
             return
@@ -228,12 +229,9 @@ def _chunk_record(chunk: Chunk, text_hash: str, vector: bytes) -> ChunkRecord:
     )
 
 
-def hash_file(path: Path, extra: str = "") -> str:
+def hash_bytes(data: bytes, extra: str = "") -> str:
     """sha256 of a file's bytes (and of `extra`, such as its attributes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
+    digest = hashlib.sha256(data)
     if extra:
         digest.update(b"\x00" + extra.encode("utf-8"))
     return digest.hexdigest()
