@@ -105,7 +105,7 @@ def print_ingest(summary: IngestSummary, index_dir: Path, model: str, as_json: b
     click.echo(("Dry run (nothing embedded or written) for " if s.dry_run else "Index: ") + str(index_dir))
     click.echo(f"Files: {s.seen} seen, {s.ingested} {'to ingest' if s.dry_run else 'ingested'}, {s.unchanged} unchanged, "
                f"{s.removed} removed, {len(s.skipped)} skipped")
-    click.echo(f"Chunks: {s.chunks:,} ({s.embedded:,} to embed, {s.chunks - s.embedded:,} reused), tokens: {s.tokens:,}"
+    click.echo(f"Chunks: {s.chunks:,} ({s.embedded:,} {'to embed' if s.dry_run else 'embedded'}, {s.chunks - s.embedded:,} reused), tokens: {s.tokens:,}"
                f" ({s.embedded_tokens:,} sent to {model})")
     if not s.dry_run:
         click.echo(f"Time: {s.elapsed:.1f} s ({s.chunks_per_second:.1f} chunks/s; embedding {s.embed_seconds:.1f} s)")
