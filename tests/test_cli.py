@@ -147,3 +147,19 @@ def test_eval_on_a_tiny_beir_collection(run, tmp_path: Path) -> None:  # type: i
     lexical = json.loads(run("eval", str(dataset), "--index", str(tmp_path / "ix"), "--mode", "lexical", "--json").output)
     assert lexical["documents_ingested"] == 0, "the second run reuses the ingested index"
     assert 0 < lexical["ndcg@10"] <= 1
+
+
+def test_bench_commands_print_their_figures(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dataset = tmp_path / "tiny"
+    (dataset / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "title": f"Doc {i}", "text": f"Text number {i} about topic {i}."} for i in range(6)]
+    (dataset / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (dataset / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"topic {i}"}) + "\n" for i in range(3)))
+    (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(3)))
+    report = json.loads(run("bench", str(dataset), "--documents", "6", "--queries", "3", "--json").output)
+    assert report["documents"] == 6 and report["chunks"] >= 6 and report["queries"] == 3
+    assert report["ingest_chunks_per_second"] > 0 and report["model_chunks_per_second"] > 0
+    assert set(report["search_hybrid_ms"]) == {"p50", "p95"} and report["http_lexical_ms"]["p50"] > 0
+    rates = json.loads(run("bench-embeddings", "--seconds", "1", "--rpm", "600", "--tpm", "1000000", "--json").output)
+    for side in ("paced", "naive_sequential"):
+        assert rates[side]["requests_ok"] > 0 and rates[side]["http_429"] == 0 and rates[side]["fraction_of_tpm"] > 0
