@@ -122,7 +122,7 @@ def test_other_model_or_chunking_on_an_existing_index_is_an_error(tmp_path: Path
 def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(tmp_path: Path, embedder, model_cache: Path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "many"
     folder.mkdir()
-    for n in range(30):
+    for n in range(60):  # enough work (a few seconds) to be caught in the middle
         (folder / f"note-{n:02}.txt").write_text(f"Note {n}. " + " ".join(f"Topic {n} sentence {i} about item {i * n}." for i in range(40)))
     index_dir = tmp_path / "ix"
     ingest(index_dir, embedder, DATA / "sample" / "photosynthesis.md")  # a published state to keep
@@ -141,9 +141,9 @@ def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(tmp_p
     index = Index.open(index_dir)
     assert index.stats()["documents"] == 1, "readers still see the last published state"
     resumed = ingest(index_dir, embedder, folder)
-    assert resumed.ingested == 30
+    assert resumed.ingested == 60
     assert resumed.embedded < resumed.chunks, "what was staged before the kill is not embedded again"
-    assert Index.open(index_dir).stats()["documents"] == 31
+    assert Index.open(index_dir).stats()["documents"] == 61
 
 
 def _staged(index_dir: Path) -> int:
