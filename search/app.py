@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +15,7 @@ from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, IngestSummary
 from .auth import ApiKeys, require
 from .errors import AnswerRefused, ConfigError, InvalidQuery, RequestRejected, SearchError
 from .jobs import JobManager, JobNotFound, PathNotAllowed
-from .limits import Limits, MaxBody, RateLimit, handle_rejected
+from .limits import Limits, MaxBody, RateLimit, error_response, handle_rejected
 from .metrics import Metrics, MetricsMiddleware
 from .openai_routes import LocalModelHolder, openai_router
 from .registry import DEFAULT, IndexRegistry
@@ -97,10 +96,6 @@ def _local_model(registry: IndexRegistry, settings: Settings) -> Embedder:
     return registry.embedder(DEFAULT_EMBEDDING_MODEL)
 
 
-def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
-
-
 _STATUS: list[tuple[type[Exception], int, str]] = [
     # Looked up along each error's class hierarchy, so the most specific entry wins.
     (InvalidQuery, 422, "invalid_query"),
@@ -125,14 +120,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     for family, status, kind in _STATUS:
 
         async def handler(request: Request, exc: Exception, status: int = status, kind: str = kind) -> JSONResponse:
-            return _error(status, kind, str(exc))
+            return error_response(status, kind, str(exc))
 
         app.add_exception_handler(family, handler)
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
-        return _error(422, "invalid_request", "; ".join(problems), details=[{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()])
+        return error_response(422, "invalid_request", "; ".join(problems), details=[{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()])
 
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(RequestRejected, handle_rejected)

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from indexes import Index
 from ingest import Embedder, embedding_input, ingest_documents, make_embedder, open_index
 
-from .evaluate import load_beir
+from .evaluate import load_beir, percentiles
 from .evaluation_run import beir_documents
 from .retrieve import search
 from .settings import Settings
@@ -76,7 +75,8 @@ def _latency(run: Callable[[str], object], texts: Sequence[str]) -> dict[str, fl
         began = time.perf_counter()
         run(text)
         times.append((time.perf_counter() - began) * 1000)
-    return {"p50": round(float(np.percentile(times, 50)), 2), "p95": round(float(np.percentile(times, 95)), 2)}
+    p50, p95 = percentiles(times)
+    return {"p50": round(p50, 2), "p95": round(p95, 2)}
 
 
 def _http_latency(folder: Path, settings: Settings, texts: Sequence[str], modes: Sequence[str]) -> dict[str, Any]:

@@ -72,13 +72,14 @@ class EvalReport:
 
     def to_json(self) -> dict[str, float | int]:
         """A JSON-ready dict: the metrics, `queries` and p50/p95 latency in milliseconds."""
-        lat = self.latencies_ms or [0.0]
-        return {
-            **self.metrics,
-            "queries": self.queries,
-            "latency_p50_ms": float(np.percentile(lat, 50)),
-            "latency_p95_ms": float(np.percentile(lat, 95)),
-        }
+        p50, p95 = percentiles(self.latencies_ms)
+        return {**self.metrics, "queries": self.queries, "latency_p50_ms": p50, "latency_p95_ms": p95}
+
+
+def percentiles(values: Sequence[float]) -> tuple[float, float]:
+    """The median and the 95th percentile (0.0 and 0.0 for no values)."""
+    data = list(values) or [0.0]
+    return float(np.percentile(data, 50)), float(np.percentile(data, 95))
 
 
 # -- loading ------------------------------------------------------------------

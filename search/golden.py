@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import DatasetError
-from .evaluate import mrr_at_k, ndcg_at_k, recall_at_k
+from .evaluate import mrr_at_k, ndcg_at_k, percentiles, recall_at_k
 from .retrieve import Hit
 
 K_VALUES = (1, 3, 5, 10)
@@ -98,10 +96,8 @@ def run_golden(queries: Sequence[GoldenQuery], search: Callable[[str], list[Hit]
         if not any(relevant[:10]):
             misses.append(item.query)
     report: dict[str, Any] = {name: round(value / len(queries), 4) for name, value in totals.items()}
-    report.update({
-        "queries": len(queries), "latency_p50_ms": round(float(np.percentile(latencies, 50)), 2),
-        "latency_p95_ms": round(float(np.percentile(latencies, 95)), 2), "missed_in_top_10": misses[:20],
-    })
+    p50, p95 = percentiles(latencies)
+    report.update({"queries": len(queries), "latency_p50_ms": round(p50, 2), "latency_p95_ms": round(p95, 2), "missed_in_top_10": misses[:20]})
     return report
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -93,9 +94,14 @@ class RateLimit:
         return RateLimited(f"too many requests for this key ({rate}); retry in {seconds} s", headers={"retry-after": str(seconds)})
 
 
+def error_response(status: int, kind: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+    """The API's one error shape: `{"error": {"type", "message", ...}}`."""
+    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status, headers=dict(headers or {}))
+
+
 def rejection_response(exc: RequestRejected) -> JSONResponse:
-    """`{"error": {"type", "message"}}` with the rejection's status and headers."""
-    return JSONResponse({"error": {"type": exc.kind, "message": str(exc)}}, status_code=exc.status_code, headers=exc.headers)
+    """An error response with the rejection's status and headers."""
+    return error_response(exc.status_code, exc.kind, str(exc), exc.headers)
 
 
 async def handle_rejected(request: Request, exc: Exception) -> JSONResponse:
