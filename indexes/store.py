@@ -12,9 +12,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faiss
 import numpy as np
 
 from . import vectors
@@ -22,6 +21,9 @@ from .catalog import CATALOG_NAME, connect
 from .errors import IndexCorrupt, IndexExists, IndexNotFound
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .records import StoredChunk
+
+if TYPE_CHECKING:
+    import faiss
 
 _CHUNK_COLUMNS = """c.id, c.document_id, d.path, d.title, c.text, c.heading, c.page,
     c.page_end, c.char_start, c.char_end, c.ordinal"""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faiss
 import numpy as np
 
 from .errors import IndexCorrupt, IndexStoreError
+
+if TYPE_CHECKING:  # FAISS loads on the first use of vectors, not when the CLI starts
+    import faiss
 
 VECTORS_PREFIX = "vectors-"
 VECTORS_SUFFIX = ".faiss"
@@ -22,6 +24,8 @@ SUPPORTED_TYPES = ("flat",)
 
 def new_index(dimension: int, index_type: str = "flat") -> faiss.Index:
     """An empty ID-mapped FAISS index of the given type."""
+    import faiss
+
     if index_type not in SUPPORTED_TYPES:
         raise IndexStoreError(f"unknown FAISS index type {index_type!r}; use one of {SUPPORTED_TYPES}")
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
@@ -49,6 +53,8 @@ def remove(index: faiss.Index, ids: Sequence[int]) -> None:
 
 def search(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
     """The k nearest chunk ids with their inner-product scores, best first; only ids in `allowed` if given."""
+    import faiss
+
     if index.ntotal == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
         return []
     matrix = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
@@ -73,6 +79,8 @@ def file_for(folder: Path, generation: int) -> Path:
 
 def load(path: Path) -> faiss.Index:
     """Read a FAISS file, raising `IndexCorrupt` if it cannot be read."""
+    import faiss
+
     try:
         return faiss.read_index(str(path))
     except RuntimeError as exc:
@@ -81,6 +89,8 @@ def load(path: Path) -> faiss.Index:
 
 def save(index: faiss.Index, path: Path) -> None:
     """Write a FAISS file atomically: temp file, fsync, rename."""
+    import faiss
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         faiss.write_index(index, str(tmp))

@@ -1,11 +1,14 @@
-"""Queries -> passages -> answers: retrieval, fusion, answers, the HTTP app and the CLI."""
+"""Queries -> passages -> answers: retrieval and fusion here; answers/, evaluation/, http/ and cli/ beside.
+
+The edges (`search.http`, `search.cli`) import this core, never the reverse; importing
+`search` loads neither FastAPI nor a model.
+"""
 
 from __future__ import annotations
 
-from .answer import Answer, Citation, extractive_answer
-from .app import create_app
+from .answers.extractive import Answer, Citation, extractive_answer
 from .errors import AnswerError, DatasetError, InvalidFilter, InvalidQuery, SearchError
-from .evaluate import BeirDataset, EvalReport, evaluate, load_beir, run_beir
+from .evaluation.beir import BeirDataset, EvalReport, evaluate, load_beir, run_beir
 from .filters import Filter, parse_filters
 from .fusion import FUSIONS, fuse
 from .retrieve import MODES, Hit, rank_documents, search
@@ -28,7 +31,6 @@ __all__ = [
     "SearchError",
     "SearchService",
     "Settings",
-    "create_app",
     "evaluate",
     "extractive_answer",
     "fuse",

@@ -9,9 +9,9 @@ from typing import Any
 from indexes import Index
 from ingest import Embedder, OpenAIClient, RateLimiter, RemoteOptions, embedder_for_index
 from ingest.openai_models import DEFAULT_BASE_URL
+from search.answers.chat import ChatAnswerer, ChatOptions
+from search.answers.extractive import Answer, extractive_answer
 
-from .answer import Answer, extractive_answer
-from .chat import ChatAnswerer, ChatOptions
 from .errors import ConfigError
 from .filters import Filter
 from .rerank import Reranker, make_reranker, rerank_hits

@@ -10,8 +10,7 @@ from pathlib import Path
 import platformdirs
 
 from ingest import DEFAULT_EMBEDDING_MODEL, RemoteOptions
-
-from .chat_models import DEFAULT_CHAT_MODEL
+from search.answers.chat_models import DEFAULT_CHAT_MODEL
 
 
 def default_index_dir() -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from search.server import ServerThread, free_port
+from search.http.server import ServerThread, free_port
 
 __all__ = ["DATA", "SHARED_DATASETS", "ServerThread", "free_port"]
 

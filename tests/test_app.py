@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from ingest import WalkOptions, ingest_paths, open_index
-from search import Settings, create_app
+from search import Settings
+from search.http import create_app
 
 from .conftest import DATA, ServerThread
 

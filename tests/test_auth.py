@@ -13,11 +13,11 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 
-from search import auth
-from search.auth import ANONYMOUS, ApiKeys, Principal, require, route_access, writes
+from search.http import auth
 from search.errors import Forbidden, KeyConfigError, RequestRejected, Unauthorized
-from search.limits import handle_rejected
-from search.metrics import Metrics, MetricsMiddleware
+from search.http.auth import ANONYMOUS, ApiKeys, Principal, require, route_access, writes
+from search.http.limits import handle_rejected
+from search.http.metrics import Metrics, MetricsMiddleware
 
 from .conftest import ServerThread
 

@@ -12,11 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from ingest import WalkOptions, ingest_paths, open_index
-from search import Settings, create_app
-from search.cli import cli
-from search.openai_sim import create_simulator
-from search.openai_sim_state import SimulatorConfig, SimulatorState
-from search.prompts import NOT_COVERED, SYSTEM_PROMPT
+from search import Settings
+from search.answers.prompts import NOT_COVERED, SYSTEM_PROMPT
+from search.cli.main import cli
+from search.http import create_app
+from tests.support.openai_sim import create_simulator
+from tests.support.openai_sim_state import SimulatorConfig, SimulatorState
 
 from .conftest import DATA, ServerThread
 

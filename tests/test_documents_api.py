@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from ingest import open_index
-from search import Settings, create_app
+from search import Settings
+from search.http import create_app
 
 from .conftest import DATA, ServerThread
 
@@ -151,7 +152,7 @@ def test_watch_keeps_the_index_in_sync(tmp_path: Path, model_cache: Path) -> Non
     folder.mkdir()
     (folder / "a.md").write_text("# Alpha\n\nThe alpha note talks about glaciers.")
     env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
-    command = [sys.executable, "-c", "from search.cli import main; main()", "ingest", str(folder),
+    command = [sys.executable, "-c", "from search.cli.main import main; main()", "ingest", str(folder),
                "--index", str(tmp_path / "ix"), "--watch", "--interval", "0.3"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -234,7 +235,7 @@ def test_server_watch_setting(tmp_path: Path, model_cache: Path, embedder) -> No
 
 
 def test_indexes_built_the_same_way_share_one_embedder(tmp_path: Path, model_cache: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    from search.registry import IndexRegistry
+    from search.http.registry import IndexRegistry
 
     for name in ("one", "two"):
         index, _ = open_index(tmp_path / name, embedder, None)

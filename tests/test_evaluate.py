@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from search.errors import DatasetError, SearchError
-from search.evaluate import (
+from search.evaluation.beir import (
     BeirDataset,
     CorpusRecord,
     EvalReport,

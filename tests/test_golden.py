@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from search.cli import cli
+from search.cli.main import cli
 from search.errors import DatasetError
-from search.golden import GoldenQuery, load_golden, run_golden
+from search.evaluation.golden import GoldenQuery, load_golden, run_golden
 from search.retrieve import Hit
 
 from .conftest import DATA
@@ -40,7 +40,7 @@ def test_a_path_must_match_whole_components() -> None:
 
 
 def load_expected(text: str):  # type: ignore[no-untyped-def]
-    from search.golden import _expected
+    from search.evaluation.golden import _expected
 
     return _expected(text, "test")
 

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 
-from search.auth import ApiKeys, Principal, require
 from search.errors import InvalidQuery, RateLimited, RequestRejected, TooLarge
-from search.limits import Limits, MaxBody, RateLimit, handle_rejected
+from search.http.auth import ApiKeys, Principal, require
+from search.http.limits import Limits, MaxBody, RateLimit, handle_rejected
 
 from .conftest import ServerThread
 

@@ -12,10 +12,10 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import Response
 
-from search.auth import ApiKeys, Principal, require
 from search.errors import RequestRejected
-from search.limits import MaxBody, handle_rejected
-from search.metrics import BUCKETS, CONTENT_TYPE, UNMATCHED, Counter, Gauge, Histogram, Metrics, MetricsMiddleware
+from search.http.auth import ApiKeys, Principal, require
+from search.http.limits import MaxBody, handle_rejected
+from search.http.metrics import BUCKETS, CONTENT_TYPE, UNMATCHED, Counter, Gauge, Histogram, Metrics, MetricsMiddleware
 
 from .conftest import ServerThread
 

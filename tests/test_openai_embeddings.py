@@ -23,10 +23,11 @@ from ingest import (
     make_embedder,
     open_index,
 )
-from search import SearchService, Settings, create_app
-from search.cli import cli
-from search.openai_sim import create_simulator
-from search.openai_sim_state import SimulatorConfig, simulated_embedding
+from search import SearchService, Settings
+from search.cli.main import cli
+from search.http import create_app
+from tests.support.openai_sim import create_simulator
+from tests.support.openai_sim_state import SimulatorConfig, simulated_embedding
 
 from .conftest import DATA, ServerThread
 

@@ -17,9 +17,9 @@ import pytest
 from fastapi import FastAPI
 from openai import OpenAI
 
-from search.openai_sim import create_simulator
-from search.openai_sim_state import FaultPlan, SimulatorConfig, SimulatorState, estimate_tokens, format_duration
-from search.openai_sim_state import simulated_embedding as vector_of
+from tests.support.openai_sim import create_simulator
+from tests.support.openai_sim_state import FaultPlan, SimulatorConfig, SimulatorState, estimate_tokens, format_duration
+from tests.support.openai_sim_state import simulated_embedding as vector_of
 
 from .conftest import ServerThread
 

@@ -127,7 +127,7 @@ def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(tmp_p
     index_dir = tmp_path / "ix"
     ingest(index_dir, embedder, DATA / "sample" / "photosynthesis.md")  # a published state to keep
     env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
-    command = [sys.executable, "-c", "from search.cli import main; main()", "ingest", str(folder), "--index", str(index_dir), "--batch-size", "4"]
+    command = [sys.executable, "-c", "from search.cli.main import main; main()", "ingest", str(folder), "--index", str(index_dir), "--batch-size", "4"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120

@@ -16,10 +16,10 @@ from tokenizers import Tokenizer
 from ingest import open_index
 from ingest.local_model import model_files
 from search import SearchService
-from search.cli import cli
+from search.cli.main import cli
 from search.errors import ConfigError
-from search.openai_sim import create_simulator
 from search.rerank import CrossEncoderReranker, HttpReranker, make_reranker
+from tests.support.openai_sim import create_simulator
 
 from .conftest import ServerThread
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from search import Settings, create_app
-from search.auth import route_access
+from search import Settings
+from search.http import create_app
+from search.http.auth import route_access
 
 from .conftest import ServerThread
 

@@ -19,8 +19,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import InvalidQuery, RateLimited, RequestRejected, TooLarge
-from .retrieve import MAX_K, MAX_QUERY_CHARS
+from search.errors import InvalidQuery, RateLimited, RequestRejected, TooLarge
+from search.retrieve import MAX_K, MAX_QUERY_CHARS
 
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 2**20
 DEFAULT_MAX_FILES = 20

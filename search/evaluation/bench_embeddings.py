@@ -10,14 +10,14 @@ per minute the server accepted, as a fraction of the limit, and the 429s it sent
 from __future__ import annotations
 
 import random
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ingest import OpenAIClient, RateLimiter, RemoteOptions, make_embedder
-
-from .openai_sim import create_simulator
-from .openai_sim_state import SimulatorConfig
-from .server import ServerThread
+from search.errors import ConfigError
+from search.http.server import ServerThread
 
 _WORDS = ("search vector index passage query token model ranking fusion document chunk embedding "
           "latency throughput limit request server client retry window minute").split()
@@ -34,8 +34,24 @@ def run_rate_benchmark(*, rpm: int, tpm: int, latency: float, seconds: float, co
     }
 
 
+def _simulator(rpm: int, tpm: int, latency: float) -> ServerThread:
+    """A fresh OpenAI simulator on loopback. It is a test fixture (tests/support), found in the source tree."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "tests" / "support" / "openai_sim.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    try:
+        from tests.support.openai_sim import create_simulator
+        from tests.support.openai_sim_state import SimulatorConfig
+    except ImportError as exc:
+        raise ConfigError(
+            "bench-embeddings runs against the OpenAI simulator in the source tree's tests/support: "
+            "run it from a checkout installed with `pip install -e .`"
+        ) from exc
+    return ServerThread(create_simulator(SimulatorConfig(rpm=rpm, tpm=tpm, latency=latency, dimensions=32)))
+
+
 def _paced(texts: list[str], rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, cache_dir: Any) -> dict[str, Any]:
-    with ServerThread(create_simulator(SimulatorConfig(rpm=rpm, tpm=tpm, latency=latency, dimensions=32))) as sim:
+    with _simulator(rpm, tpm, latency) as sim:
         options = RemoteOptions(base_url=f"{sim.url}/v1", api_key="bench", rpm=rpm, tpm=tpm, concurrency=concurrency, dimensions=32)
         embedder = make_embedder("openai/text-embedding-3-small", cache_dir=cache_dir, remote=options)
         began = time.monotonic()
@@ -49,7 +65,7 @@ def _paced(texts: list[str], rpm: int, tpm: int, latency: float, seconds: float,
 
 
 def _naive(texts: list[str], rpm: int, tpm: int, latency: float, seconds: float) -> dict[str, Any]:
-    with ServerThread(create_simulator(SimulatorConfig(rpm=rpm, tpm=tpm, latency=latency, dimensions=32))) as sim:
+    with _simulator(rpm, tpm, latency) as sim:
         client = OpenAIClient(f"{sim.url}/v1", "bench", limiter=_Unpaced(), max_retries=1000)
         began = time.monotonic()
         position = 0

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from . import output
-from .cli_common import errors, index_option, json_option, mode_option, open_service, settings_for
-from .fusion import FUSIONS
-from .retrieve import MAX_K, MODES
-from .settings import Settings
+from search.cli import output
+from search.fusion import FUSIONS
+from search.retrieve import MAX_K, MODES
+from search.settings import Settings
+
+from .common import errors, index_option, json_option, mode_option, open_service, settings_for
 
 
 @click.command("eval")
@@ -36,7 +37,7 @@ def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k
     semsearch eval golden.jsonl --index ./my-index --mode lexical
     """
     if dataset.is_file():
-        from .golden import load_golden, run_golden
+        from search.evaluation.golden import load_golden, run_golden
 
         queries = load_golden(dataset)
         settings = settings_for(index_dir).updated(chat_model="none")
@@ -44,7 +45,7 @@ def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k
             report = {**run_golden(queries, lambda q: service.search(q, k, mode, fusion)), "mode": mode, "fusion": fusion, "k": k}
         output.print_eval(report, as_json)
         return
-    from .evaluation_run import run_evaluation
+    from search.evaluation.run import run_evaluation
 
     report = run_evaluation(dataset, Settings.from_env(), index_dir, mode, split, fusion=fusion, show_progress=not as_json)
     output.print_eval(report, as_json)
@@ -68,7 +69,7 @@ def bench(dataset_dir: Path, documents: int, queries: int, modes: tuple[str, ...
     \b
     semsearch bench ../shared/datasets/scifact --documents 1000 --json
     """
-    from .bench import run_benchmark
+    from search.evaluation.bench import run_benchmark
 
     report = run_benchmark(dataset_dir, Settings.from_env(), documents=documents, queries=queries, modes=modes or MODES, http=http)
     output.print_eval(report, as_json)
@@ -91,7 +92,7 @@ def bench_embeddings(rpm: int, tpm: int, latency: float, seconds: float, concurr
     \b
     semsearch bench-embeddings --rpm 60 --tpm 150000 --latency 0.05 --seconds 120
     """
-    from .bench_embeddings import run_rate_benchmark
+    from search.evaluation.bench_embeddings import run_rate_benchmark
 
     report = run_rate_benchmark(rpm=rpm, tpm=tpm, latency=latency, seconds=seconds, concurrency=concurrency, cache_dir=Settings.from_env().cache_dir)
     output.print_eval(report, as_json)

@@ -10,13 +10,13 @@ from typing import Any
 import click
 
 from ingest import TIER_LIMITS
+from search.cli import output
+from search.fusion import FUSIONS
+from search.retrieve import MAX_K
+from search.settings import Settings
 
-from . import output
-from .cli_common import errors, filter_option, index_option, json_option, mode_option, open_service, settings_for
-from .cli_measure import COMMANDS
-from .fusion import FUSIONS
-from .retrieve import MAX_K
-from .settings import Settings
+from .common import errors, filter_option, index_option, json_option, mode_option, open_service, settings_for
+from .measure import COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,7 +101,7 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, 
 
 def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: float, as_json: bool) -> None:
     """Ingest again every `interval` seconds, printing a summary when something changed."""
-    from .watch import Watcher
+    from search.watch import Watcher
 
     def report(result: Any) -> None:
         if isinstance(result, Exception):
@@ -225,7 +225,7 @@ def serve(index_dir: Path | None, host: str, port: int, named: tuple[str, ...], 
     """
     import uvicorn
 
-    from .app import create_app
+    from search.http.app import create_app
 
     pairs = [item.split("=", 1) for item in named]
     if any(len(p) != 2 or not p[0] for p in pairs):

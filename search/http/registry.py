@@ -17,10 +17,9 @@ from typing import Any
 from indexes import Index, IndexExists, IndexNotFound
 from indexes.manifest import read_manifest
 from ingest import Embedder, embedder_for_index, make_embedder, open_index
-
-from .errors import InvalidQuery
-from .service import SearchService
-from .settings import Settings
+from search.errors import InvalidQuery
+from search.service import SearchService
+from search.settings import Settings
 
 DEFAULT = "default"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

@@ -17,15 +17,15 @@ from pydantic import BaseModel, Field
 
 from indexes import IndexStoreError
 from ingest import IngestError, WalkOptions
+from search.errors import Forbidden, InvalidFilter, SearchError
+from search.filters import parse_filters
+from search.http import documents as docs
+from search.retrieve import MAX_K, MAX_QUERY_CHARS
+from search.service import SearchService
 
-from . import documents as docs
 from .auth import writes
-from .errors import Forbidden, InvalidFilter, SearchError
-from .filters import parse_filters
 from .jobs import Job, JobManager
 from .registry import DEFAULT, IndexRegistry
-from .retrieve import MAX_K, MAX_QUERY_CHARS
-from .service import SearchService
 
 Mode = Field(default="hybrid", pattern="^(hybrid|dense|lexical)$", description="hybrid, dense or lexical")
 

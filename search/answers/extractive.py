@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ingest import Embedder
-
-from .lexical import query_terms
-from .retrieve import Hit
+from search.lexical import query_terms
+from search.retrieve import Hit
 
 _SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _MIN_WORDS, _MAX_CHARS = 4, 400

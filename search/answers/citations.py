@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .answer import Citation, split_sentences
-from .lexical import query_terms
-from .retrieve import Hit
+from search.lexical import query_terms
+from search.retrieve import Hit
+
+from .extractive import Citation, split_sentences
 
 _MARKER = re.compile(r"\[(\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*)\]")
 _ANSWER_SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?](?:\s*\[[^\]]*\])*|$)")

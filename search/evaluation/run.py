@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from ingest import Block, LoadedDocument, ingest_documents, make_embedder, open_index
+from search.cli import output
+from search.retrieve import rank_documents
+from search.settings import Settings
 
-from . import output
-from .evaluate import BeirDataset, CorpusRecord, load_beir, run_beir
-from .retrieve import rank_documents
-from .settings import Settings
+from .beir import BeirDataset, CorpusRecord, load_beir, run_beir
 
 
 def run_evaluation(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .retrieve import Hit
+from search.retrieve import Hit
 
 NOT_COVERED = "The documents do not contain the answer to this question."
 

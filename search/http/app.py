@@ -11,17 +11,17 @@ from fastapi.responses import JSONResponse, Response
 
 from indexes import DimensionMismatch, IndexBusy, IndexExists, IndexNotFound, IndexStoreError
 from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, IngestSummary, UpstreamError, UpstreamUnavailable, WalkOptions
+from search.errors import AnswerRefused, ConfigError, InvalidQuery, RequestRejected, SearchError
+from search.settings import Settings
+from search.watch import Watcher
 
 from .auth import ApiKeys, require
-from .errors import AnswerRefused, ConfigError, InvalidQuery, RequestRejected, SearchError
 from .jobs import JobManager, JobNotFound, PathNotAllowed
 from .limits import Limits, MaxBody, RateLimit, error_response, handle_rejected
 from .metrics import Metrics, MetricsMiddleware
-from .openai_routes import LocalModelHolder, openai_router
+from .openai import LocalModelHolder, openai_router
 from .registry import DEFAULT, IndexRegistry
 from .routes import index_router, server_router
-from .settings import Settings
-from .watch import Watcher
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DatasetError
-from .evaluate import mrr_at_k, ndcg_at_k, percentiles, recall_at_k
-from .retrieve import Hit
+from search.errors import DatasetError
+from search.retrieve import Hit
+
+from .beir import mrr_at_k, ndcg_at_k, percentiles, recall_at_k
 
 K_VALUES = (1, 3, 5, 10)
 

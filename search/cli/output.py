@@ -14,9 +14,8 @@ from typing import Any
 import click
 
 from ingest import IngestSummary, price_of
-
-from .answer import Answer
-from .retrieve import Hit
+from search.answers.extractive import Answer
+from search.retrieve import Hit
 
 _TRIM = 320
 

@@ -25,7 +25,8 @@ from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from .errors import Forbidden, KeyConfigError, Unauthorized
+from search.errors import Forbidden, KeyConfigError, Unauthorized
+
 from .limits import RateLimit
 from .metrics import flat_routes
 

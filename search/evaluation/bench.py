@@ -20,11 +20,11 @@ import httpx
 
 from indexes import Index
 from ingest import Embedder, embedding_input, ingest_documents, make_embedder, open_index
+from search.retrieve import search
+from search.settings import Settings
 
-from .evaluate import load_beir, percentiles
-from .evaluation_run import beir_documents
-from .retrieve import search
-from .settings import Settings
+from .beir import load_beir, percentiles
+from .run import beir_documents
 
 
 def run_benchmark(dataset_dir: Path, settings: Settings, *, documents: int, queries: int, modes: Sequence[str], http: bool) -> dict[str, Any]:
@@ -80,8 +80,8 @@ def _latency(run: Callable[[str], object], texts: Sequence[str]) -> dict[str, fl
 
 
 def _http_latency(folder: Path, settings: Settings, texts: Sequence[str], modes: Sequence[str]) -> dict[str, Any]:
-    from .app import create_app
-    from .server import ServerThread
+    from search.http.app import create_app
+    from search.http.server import ServerThread
 
     app = create_app(Settings(index_dir=folder, cache_dir=settings.cache_dir, embedding_model=settings.embedding_model))
     out: dict[str, Any] = {}

@@ -16,13 +16,13 @@ from typing import Any
 from ingest import OpenAIClient, UpstreamRejected
 from ingest.openai_client import MalformedResponse
 from ingest.tokenizer import TiktokenCounter
+from search.errors import AnswerRefused
+from search.retrieve import Hit
 
-from .answer import Answer
 from .chat_models import ChatModelInfo, chat_model_info, chat_price
 from .citations import resolve
-from .errors import AnswerRefused
+from .extractive import Answer
 from .prompts import NOT_COVERED, messages, passage_block
-from .retrieve import Hit
 
 _MESSAGE_OVERHEAD = 16  # tokens the chat format adds around the messages
 

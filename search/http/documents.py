@@ -20,9 +20,8 @@ from indexes import Index, IndexNotFound, IndexWriter
 from ingest import FoundFile, IngestSummary, chunking_of
 from ingest.run import IngestRun
 from ingest.walk import SUPPORTED_EXTENSIONS
-
-from .errors import InvalidQuery
-from .service import SearchService
+from search.errors import InvalidQuery
+from search.service import SearchService
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _KEY = re.compile(r'[ !#-\[\]-~]{1,64}')  # what filters can address

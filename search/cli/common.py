@@ -14,10 +14,9 @@ import click
 
 from indexes import DimensionMismatch, IndexNotFound, IndexStoreError
 from ingest import IngestConfigError, IngestError
-
-from .errors import ConfigError, DatasetError, InvalidQuery, SearchError
-from .retrieve import MODES
-from .settings import Settings
+from search.errors import ConfigError, DatasetError, InvalidQuery, SearchError
+from search.retrieve import MODES
+from search.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,7 +59,7 @@ mode_option = click.option(
 def _parse_filter(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     if not value:
         return None
-    from .filters import parse_filters
+    from search.filters import parse_filters
 
     try:
         return parse_filters(json.loads(value))
@@ -78,7 +77,7 @@ filter_option = click.option(
 
 @contextmanager
 def open_service(settings: Settings) -> Iterator[Any]:
-    from .service import SearchService
+    from search.service import SearchService
 
     service = SearchService.from_settings(settings)
     try:

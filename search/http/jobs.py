@@ -19,8 +19,8 @@ from typing import Any
 
 from indexes import IndexStoreError
 from ingest import IngestError, IngestSummary, WalkOptions, chunking_of, ingest_paths
+from search.errors import InvalidQuery, SearchError
 
-from .errors import InvalidQuery, SearchError
 from .registry import IndexRegistry
 
 

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from .openai_sim_state import (
+from tests.support.openai_sim_state import (
     ApiError,
     RateDecision,
     SimulatorConfig,

@@ -1,0 +1,1 @@
+"""Measuring retrieval: BEIR collections, golden sets, ingest and query benchmarks."""
