@@ -18,10 +18,11 @@ from search.watch import Watcher
 from .auth import ApiKeys, require
 from .jobs import JobManager, JobNotFound, PathNotAllowed
 from .limits import Limits, MaxBody, RateLimit, error_response, handle_rejected
-from .metrics import Metrics, MetricsMiddleware
+from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from .openai import LocalModelHolder, openai_router
 from .registry import DEFAULT, IndexRegistry
 from .routes import index_router, server_router
+from .schemas import GUARDED, Health, HealthUnavailable, errors, text_body
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -51,17 +52,23 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(MaxBody, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it sees the 413s too
     guard = Depends(require(keys, limit=limit))
-    app.include_router(openai_router(LocalModelHolder(lambda: _local_model(registry, settings))), dependencies=[guard])
+    guarded, index_errors = errors(*GUARDED), errors(*GUARDED, 404, 409, 502, 503)
+    local_model = LocalModelHolder(lambda: _local_model(registry, settings))
+    app.include_router(openai_router(local_model), dependencies=[guard], responses=guarded)
     default_guard = Depends(require(keys, limit=limit, default_index=DEFAULT))
-    app.include_router(index_router(), tags=["default index"], dependencies=[default_guard])
-    app.include_router(index_router(), prefix="/indexes/{name}", tags=["named indexes"], dependencies=[guard])
-    app.include_router(server_router(), tags=["server"], dependencies=[guard])
+    app.include_router(index_router(), tags=["default index"], dependencies=[default_guard], responses=index_errors)
+    app.include_router(index_router(), prefix="/indexes/{name}", tags=["named indexes"], dependencies=[guard],
+                       responses=index_errors)
+    app.include_router(server_router(), tags=["server"], dependencies=[guard], responses=errors(*GUARDED, 404, 409))
 
-    @app.get("/metrics", summary="Prometheus metrics: requests, latencies, ingest counters, index sizes", dependencies=[guard])
+    @app.get("/metrics", summary="Prometheus metrics: requests, latencies, ingest counters, index sizes",
+             dependencies=[guard], response_class=Response,
+             responses={**guarded, **text_body(CONTENT_TYPE, "The Prometheus text exposition format")})
     def metrics_route() -> Response:
         return metrics.response()
 
-    @app.get("/healthz", summary="Liveness and whether the default index opens")
+    @app.get("/healthz", summary="Liveness and whether the default index opens", response_model=Health,
+             responses={503: {"model": HealthUnavailable, "description": "The default index does not open"}})
     def healthz() -> JSONResponse:
         try:
             counts = registry.service(DEFAULT).index.stats()

@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field
 
 from ingest import Embedder
 
+from .schemas import EmbeddingList, ModelList, OpenAIError, errors, returns
+
 MODEL_ID = "all-MiniLM-L6-v2"
 _ALIASES = {MODEL_ID, f"local/{MODEL_ID}", f"sentence-transformers/{MODEL_ID}"}
 _MAX_INPUTS = 2048
@@ -56,11 +58,12 @@ def openai_router(model: LocalModelHolder) -> APIRouter:
     """The `/v1` routes over the local model."""
     router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
-    @router.get("/models", summary="Models this server embeds with")
+    @router.get("/models", summary="Models this server embeds with", **returns(ModelList))
     def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "semsearch"}]}
 
-    @router.post("/embeddings", summary="Embed texts with the local model (OpenAI's request and reply)")
+    @router.post("/embeddings", summary="Embed texts with the local model (OpenAI's request and reply)",
+                 responses=errors(400, 404, model=OpenAIError), **returns(EmbeddingList))
     def embeddings(body: EmbeddingsRequest) -> Any:
         problem = _check(body)
         if problem is not None:

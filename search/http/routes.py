@@ -23,10 +23,16 @@ from search.http import documents as docs
 from search.retrieve import MAX_K, MAX_QUERY_CHARS
 from search.service import SearchService
 
+from . import schemas
 from .auth import writes
 from .jobs import Job, JobManager
 from .registry import DEFAULT, IndexRegistry
+from .schemas import returns, text_body
 
+_STREAMED = (
+    "The answer; with `stream: true`, server-sent events instead: "
+    "`data: {json}` each (answer deltas, then the answer), then `data: [DONE]`"
+)
 Mode = Field(default="hybrid", pattern="^(hybrid|dense|lexical)$", description="hybrid, dense or lexical")
 
 
@@ -79,13 +85,15 @@ def index_router() -> APIRouter:
     """Search, ask, stats, documents and ingest jobs for one index."""
     router = APIRouter()
 
-    @router.post("/search", summary="The passages that best match a query")
+    @router.post("/search", summary="The passages that best match a query", **returns(schemas.SearchResponse))
     def search(request: Request, body: SearchRequest, svc: SearchService = Depends(service)) -> dict[str, Any]:
         _check(request, body.query, body.k)
         hits = svc.search(body.query, body.k, body.mode, body.fusion, parse_filters(body.filters))
         return {"query": body.query, "mode": body.mode, "results": [h.as_dict(explain=body.explain) for h in hits]}
 
-    @router.post("/ask", summary="An answer drawn from the best passages, with citations")
+    @router.post("/ask", summary="An answer drawn from the best passages, with citations",
+                 responses={**schemas.errors(400), **text_body("text/event-stream", _STREAMED)},
+                 **returns(schemas.AskResponse))
     def ask(request: Request, body: AskRequest, svc: SearchService = Depends(service)) -> Any:
         _check(request, body.question, body.k)
         filters = parse_filters(body.filters)  # a bad filter is a 422 before any streaming
@@ -95,11 +103,12 @@ def index_router() -> APIRouter:
         first = next(events)  # errors before the first byte still get their own status code
         return StreamingResponse(_sse(itertools.chain([first], events)), media_type="text/event-stream")
 
-    @router.get("/stats", summary="Documents, chunks, model, index type, size on disk")
+    @router.get("/stats", summary="Documents, chunks, model, index type, size on disk", **returns(schemas.IndexStats))
     def stats(svc: SearchService = Depends(service)) -> dict[str, Any]:
         return svc.stats()
 
-    @router.post("/documents", status_code=201, summary="Upload files (multipart) with optional JSON attributes", dependencies=[Depends(writes)])
+    @router.post("/documents", status_code=201, summary="Upload files (multipart) with optional JSON attributes",
+                 dependencies=[Depends(writes)], **returns(schemas.UploadList))
     def upload(request: Request, files: list[UploadFile] = File(...), attributes: str | None = Form(None),
                svc: SearchService = Depends(service)) -> dict[str, Any]:
         request.app.state.limits.check_files(len(files))
@@ -112,28 +121,32 @@ def index_router() -> APIRouter:
         request.app.state.metrics.ingest_chunks.inc(sum(r["document"]["chunks"] for r in fresh), index=index_name(request))
         return {"object": "list", "data": results}
 
-    @router.get("/documents", summary="Documents, a page at a time")
+    @router.get("/documents", summary="Documents, a page at a time", **returns(schemas.DocumentList))
     def list_documents(limit: int = Query(20, ge=1, le=100), after: int = Query(0, ge=0), type: str | None = None,
                        path_prefix: str | None = None, filters: str | None = Query(None, description="a JSON filter, as in /search"),
                        svc: SearchService = Depends(service)) -> dict[str, Any]:
         where, params = _document_filter(type, path_prefix, filters)
         return docs.list_documents(svc.index, limit=limit, after=after, where=where, params=params)
 
-    @router.get("/documents/{document_id}", summary="One document: status, chunks, attributes")
+    @router.get("/documents/{document_id}", summary="One document: status, chunks, attributes",
+                **returns(schemas.Document))
     def get_document(document_id: int, svc: SearchService = Depends(service)) -> dict[str, Any]:
         return docs.get_document(svc.index, document_id)
 
-    @router.patch("/documents/{document_id}", summary="Replace a document's attributes", dependencies=[Depends(writes)])
+    @router.patch("/documents/{document_id}", summary="Replace a document's attributes", dependencies=[Depends(writes)],
+                  **returns(schemas.Document))
     def patch_document(request: Request, document_id: int, body: AttributesPatch, svc: SearchService = Depends(service)) -> dict[str, Any]:
         with registry(request).write_lock(index_name(request)):
             return docs.set_attributes(svc.index, document_id, docs.check_attributes(dict(body.attributes)))
 
-    @router.delete("/documents/{document_id}", summary="Remove a document and its passages", dependencies=[Depends(writes)])
+    @router.delete("/documents/{document_id}", summary="Remove a document and its passages",
+                   dependencies=[Depends(writes)], **returns(schemas.DeletedDocument))
     def delete_document(request: Request, document_id: int, svc: SearchService = Depends(service)) -> dict[str, Any]:
         with registry(request).write_lock(index_name(request)):
             return docs.delete_document(svc.index, document_id)
 
-    @router.post("/ingest", status_code=202, summary="Ingest a server-side folder as a background job", dependencies=[Depends(writes)])
+    @router.post("/ingest", status_code=202, summary="Ingest a server-side folder as a background job",
+                 dependencies=[Depends(writes)], **returns(schemas.Job))
     def ingest(request: Request, body: IngestRequest) -> dict[str, Any]:
         jobs: JobManager = request.app.state.jobs
         return jobs.submit(index_name(request), body.path, WalkOptions(body.include, body.exclude)).as_dict()
@@ -145,7 +158,7 @@ def server_router() -> APIRouter:
     """Routes about the server as a whole: its indexes and its jobs."""
     router = APIRouter()
 
-    @router.get("/indexes", summary="The indexes this server serves")
+    @router.get("/indexes", summary="The indexes this server serves", **returns(schemas.IndexList))
     def list_indexes(request: Request) -> dict[str, Any]:
         reg = registry(request)
         data = []
@@ -160,23 +173,26 @@ def server_router() -> APIRouter:
             data.append(entry)
         return {"object": "list", "data": data}
 
-    @router.post("/indexes", status_code=201, summary="Create an empty index under the server's --index-root", dependencies=[Depends(writes)])
+    @router.post("/indexes", status_code=201, summary="Create an empty index under the server's --index-root",
+                 dependencies=[Depends(writes)], **returns(schemas.IndexInfo))
     def create_index(request: Request, body: NewIndex) -> dict[str, Any]:
         if not request.state.principal.may_use(body.name):
             raise Forbidden(f"this API key has no access to an index named {body.name!r}")
         folder = registry(request).create(body.name, body.embedding_model)
         return {"name": body.name, "object": "index", "folder": str(folder)}
 
-    @router.get("/jobs", summary="Ingest jobs, newest first")
+    @router.get("/jobs", summary="Ingest jobs, newest first", **returns(schemas.JobList))
     def list_jobs(request: Request) -> dict[str, Any]:
         jobs = [job for job in request.app.state.jobs.list() if request.state.principal.may_use(job.index)]
         return {"object": "list", "data": [job.as_dict() for job in jobs]}
 
-    @router.get("/jobs/{job_id}", summary="An ingest job: status, counts, per-file errors, progress, ETA")
+    @router.get("/jobs/{job_id}", summary="An ingest job: status, counts, per-file errors, progress, ETA",
+                **returns(schemas.Job))
     def get_job(request: Request, job_id: str) -> dict[str, Any]:
         return dict(_job(request, job_id).as_dict())
 
-    @router.delete("/jobs/{job_id}", summary="Cancel an ingest job", dependencies=[Depends(writes)])
+    @router.delete("/jobs/{job_id}", summary="Cancel an ingest job", dependencies=[Depends(writes)],
+                   **returns(schemas.Job))
     def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
         return dict(request.app.state.jobs.cancel(_job(request, job_id).id).as_dict())
 

@@ -1,0 +1,345 @@
+"""Response bodies of the HTTP API, as Pydantic models, so `/openapi.json` says what each route returns.
+
+Routes still build plain dicts; FastAPI validates them against these models and serialises them with
+`response_model_exclude_unset`, so a key the code leaves out stays out (never `null`), and every key the
+code writes must be declared here (`extra="forbid"`): a route cannot drift from its documentation.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+
+class _Body(BaseModel):
+    """A JSON object with exactly these keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# Search and answers
+
+
+class SearchHit(_Body):
+    """One passage: where it is (document, page, character span), its text and its score."""
+
+    chunk_id: int
+    document_id: int
+    path: str
+    title: str
+    page: int | None
+    text: str
+    score: float = Field(description="relevance, higher is better; the raw fused values are in `explain`")
+    heading: str
+    char_start: int | None
+    char_end: int | None
+    snippet: str = Field(description="the passage's best fragment, query words in <mark> tags")
+    explain: dict[str, float | int | None] = Field(
+        default_factory=dict, description="ranks and scores of each side (only when the request asks to explain)"
+    )
+
+
+class SearchResponse(_Body):
+    query: str
+    mode: str
+    results: list[SearchHit]
+
+
+class Citation(_Body):
+    """A passage an answer cites as [number]."""
+
+    number: int
+    chunk_id: int
+    document_id: int
+    path: str
+    title: str
+    page: int | None
+    quote: str
+
+
+class AnswerUsage(_Body):
+    """Tokens and cost of a written answer (an empty object for extractive answers)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float | None = Field(default=None, description="null when the model's price is unknown")
+    passages: int = 0
+
+
+class AskResponse(_Body):
+    question: str
+    answer: str
+    mode: Literal["extractive", "chat"]
+    model: str | None
+    abstained: bool
+    citations: list[Citation]
+    dropped_citations: list[int] = Field(description="numbers the model cited that were not among the passages")
+    usage: AnswerUsage
+    results: list[SearchHit]
+    notes: list[str]
+
+
+# Indexes
+
+
+class ChatStats(_Body):
+    """The chat model's usage since the server started."""
+
+    model: str
+    answers: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+class IndexStats(_Body):
+    index: str = Field(description="the index folder")
+    documents: int
+    chunks: int
+    tokens: int
+    generation: int
+    last_ingest: float | None
+    embedding_model: str
+    dimension: int
+    metric: str
+    index_type: str
+    chunking: dict[str, Any]
+    created_at: str
+    size_bytes: int
+    chat: ChatStats | SkipJsonSchema[None] = Field(default=None, description="only when a chat model is configured")
+
+
+class IndexInfo(_Body):
+    name: str
+    object: Literal["index"]
+    folder: str
+
+
+class IndexReady(IndexStats, IndexInfo):
+    """An index and its stats."""
+
+
+class IndexFailed(IndexInfo):
+    """An index that does not open, and why."""
+
+    error: str
+
+
+class IndexList(_Body):
+    object: Literal["list"]
+    data: list[IndexReady | IndexFailed]
+
+
+class Health(_Body):
+    status: Literal["ok"]
+    documents: int
+    chunks: int
+
+
+class HealthUnavailable(_Body):
+    status: Literal["unavailable"]
+    error: str
+
+
+# Documents
+
+
+class Document(_Body):
+    id: int
+    object: Literal["document"]
+    path: str
+    title: str
+    type: str
+    size: int
+    modified: float
+    pages: int | None
+    attributes: dict[str, str | int | float | bool]
+    chunks: int
+    tokens: int
+    status: str
+    last_error: str | None
+    content_hash: str
+    ingested_at: float | None
+    created_at: float
+
+
+class DocumentList(_Body):
+    object: Literal["list"]
+    data: list[Document]
+    has_more: bool
+    last_id: int | None
+
+
+class DeletedDocument(_Body):
+    id: int
+    object: Literal["document.deleted"]
+    deleted: bool
+
+
+class UploadCompleted(_Body):
+    filename: str
+    status: Literal["completed"]
+    duplicate: bool = Field(description="the same bytes were uploaded under this name before")
+    document: Document | None
+
+
+class UploadFailed(_Body):
+    filename: str
+    status: Literal["failed"]
+    error: str
+
+
+class UploadList(_Body):
+    object: Literal["list"]
+    data: list[Annotated[UploadCompleted | UploadFailed, Field(discriminator="status")]]
+
+
+# Ingest jobs
+
+
+class JobProgress(_Body):
+    files_done: int
+    files_total: int
+    fraction: float
+    eta_seconds: float | None
+
+
+class JobCounts(_Body):
+    files_seen: int
+    ingested: int
+    unchanged: int
+    removed: int
+    chunks: int
+    tokens: int
+    embedded: int
+
+
+class FileError(_Body):
+    path: str
+    reason: str
+
+
+class Job(_Body):
+    """An ingest job; `counts` and `file_errors` appear once it has run."""
+
+    id: str
+    object: Literal["ingest.job"]
+    index: str
+    path: str
+    status: Literal["queued", "in_progress", "completed", "failed", "cancelled"]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    progress: JobProgress
+    error: str | None
+    counts: JobCounts | SkipJsonSchema[None] = None
+    file_errors: list[FileError] | SkipJsonSchema[None] = None
+
+
+class JobList(_Body):
+    object: Literal["list"]
+    data: list[Job]
+
+
+# OpenAI-compatible routes
+
+
+class Model(_Body):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(_Body):
+    object: Literal["list"]
+    data: list[Model]
+
+
+class Embedding(_Body):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32 when asked for")
+
+
+class EmbeddingUsage(_Body):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(_Body):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+class OpenAIErrorBody(_Body):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIError(_Body):
+    """An error in OpenAI's shape (what OpenAI clients expect from /v1)."""
+
+    error: OpenAIErrorBody
+
+
+# Errors
+
+
+class ErrorDetail(_Body):
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorBody(_Body):
+    type: str = Field(description="a stable kind: not_found, invalid_request, invalid_query, unauthorized, ...")
+    message: str = Field(description="what went wrong and what to do next")
+    details: list[ErrorDetail] | SkipJsonSchema[None] = Field(
+        default=None, description="each field the request got wrong (invalid_request only)"
+    )
+
+
+class ErrorResponse(_Body):
+    """The API's one error shape, whatever the status."""
+
+    error: ErrorBody
+
+
+_WHY = {
+    400: "The request cannot be served as asked",
+    401: "No API key, or an unknown one",
+    403: "The API key may not do this, or not on this index",
+    404: "No such index, document, job or model",
+    409: "Conflicts with the index: it exists, is busy, or was built with another embedding model",
+    413: "The body, or the number of files, is over the server's limit",
+    422: "The request is invalid; the message says which field and why",
+    429: "The key's request budget is spent; retry after `retry-after` seconds",
+    500: "The server failed (configuration or an unexpected error)",
+    502: "An upstream server (embeddings, chat) failed",
+    503: "An upstream server, or the index, is unavailable",
+}
+
+
+def errors(*codes: int, model: type[BaseModel] = ErrorResponse) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` documenting these status codes as `model` (the one error shape by default)."""
+    return {code: {"model": model, "description": _WHY[code]} for code in codes}
+
+
+def returns(model: type[BaseModel]) -> dict[str, Any]:
+    """Route options: the body is `model`, and keys the route leaves out stay out (`**returns(Model)`)."""
+    return {"response_model": model, "response_model_exclude_unset": True}
+
+
+def text_body(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route whose 200 is text (`media_type`), not JSON."""
+    return {200: {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}}
+
+
+GUARDED = (401, 403, 413, 422, 429, 500)  # what any route behind the API-key guard may answer
