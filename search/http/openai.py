@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from ingest import Embedder
 
-from .schemas import EmbeddingList, ModelList, OpenAIError, errors, returns
+from .schemas import ResponseBody, errors, returns
 
 MODEL_ID = "all-MiniLM-L6-v2"
 _ALIASES = {MODEL_ID, f"local/{MODEL_ID}", f"sentence-transformers/{MODEL_ID}"}
@@ -32,6 +32,49 @@ class EmbeddingsRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None
+
+
+class Model(ResponseBody):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(ResponseBody):
+    object: Literal["list"]
+    data: list[Model]
+
+
+class Embedding(ResponseBody):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32 when asked for")
+
+
+class EmbeddingUsage(ResponseBody):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(ResponseBody):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+class OpenAIErrorBody(ResponseBody):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIError(ResponseBody):
+    """An error in OpenAI's shape (what OpenAI clients expect from /v1)."""
+
+    error: OpenAIErrorBody
 
 
 def openai_error(status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None) -> JSONResponse:

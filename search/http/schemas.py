@@ -3,6 +3,7 @@
 Routes still build plain dicts; FastAPI validates them against these models and serialises them with
 `response_model_exclude_unset`, so a key the code leaves out stays out (never `null`), and every key the
 code writes must be declared here (`extra="forbid"`): a route cannot drift from its documentation.
+The OpenAI-wire bodies live beside their routes, in `openai.py`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 
-class _Body(BaseModel):
-    """A JSON object with exactly these keys."""
+class ResponseBody(BaseModel):
+    """A JSON object with exactly these keys (a base for every response model)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -22,7 +23,7 @@ class _Body(BaseModel):
 # Search and answers
 
 
-class SearchHit(_Body):
+class SearchHit(ResponseBody):
     """One passage: where it is (document, page, character span), its text and its score."""
 
     chunk_id: int
@@ -41,13 +42,13 @@ class SearchHit(_Body):
     )
 
 
-class SearchResponse(_Body):
+class SearchResponse(ResponseBody):
     query: str
     mode: str
     results: list[SearchHit]
 
 
-class Citation(_Body):
+class Citation(ResponseBody):
     """A passage an answer cites as [number]."""
 
     number: int
@@ -59,7 +60,7 @@ class Citation(_Body):
     quote: str
 
 
-class AnswerUsage(_Body):
+class AnswerUsage(ResponseBody):
     """Tokens and cost of a written answer (an empty object for extractive answers)."""
 
     prompt_tokens: int = 0
@@ -69,7 +70,7 @@ class AnswerUsage(_Body):
     passages: int = 0
 
 
-class AskResponse(_Body):
+class AskResponse(ResponseBody):
     question: str
     answer: str
     mode: Literal["extractive", "chat"]
@@ -85,7 +86,7 @@ class AskResponse(_Body):
 # Indexes
 
 
-class ChatStats(_Body):
+class ChatStats(ResponseBody):
     """The chat model's usage since the server started."""
 
     model: str
@@ -95,7 +96,7 @@ class ChatStats(_Body):
     cost_usd: float
 
 
-class IndexStats(_Body):
+class IndexStats(ResponseBody):
     index: str = Field(description="the index folder")
     documents: int
     chunks: int
@@ -112,7 +113,7 @@ class IndexStats(_Body):
     chat: ChatStats | SkipJsonSchema[None] = Field(default=None, description="only when a chat model is configured")
 
 
-class IndexInfo(_Body):
+class IndexInfo(ResponseBody):
     name: str
     object: Literal["index"]
     folder: str
@@ -128,18 +129,18 @@ class IndexFailed(IndexInfo):
     error: str
 
 
-class IndexList(_Body):
+class IndexList(ResponseBody):
     object: Literal["list"]
     data: list[IndexReady | IndexFailed]
 
 
-class Health(_Body):
+class Health(ResponseBody):
     status: Literal["ok"]
     documents: int
     chunks: int
 
 
-class HealthUnavailable(_Body):
+class HealthUnavailable(ResponseBody):
     status: Literal["unavailable"]
     error: str
 
@@ -147,7 +148,7 @@ class HealthUnavailable(_Body):
 # Documents
 
 
-class Document(_Body):
+class Document(ResponseBody):
     id: int
     object: Literal["document"]
     path: str
@@ -166,33 +167,33 @@ class Document(_Body):
     created_at: float
 
 
-class DocumentList(_Body):
+class DocumentList(ResponseBody):
     object: Literal["list"]
     data: list[Document]
     has_more: bool
     last_id: int | None
 
 
-class DeletedDocument(_Body):
+class DeletedDocument(ResponseBody):
     id: int
     object: Literal["document.deleted"]
     deleted: bool
 
 
-class UploadCompleted(_Body):
+class UploadCompleted(ResponseBody):
     filename: str
     status: Literal["completed"]
     duplicate: bool = Field(description="the same bytes were uploaded under this name before")
     document: Document | None
 
 
-class UploadFailed(_Body):
+class UploadFailed(ResponseBody):
     filename: str
     status: Literal["failed"]
     error: str
 
 
-class UploadList(_Body):
+class UploadList(ResponseBody):
     object: Literal["list"]
     data: list[Annotated[UploadCompleted | UploadFailed, Field(discriminator="status")]]
 
@@ -200,14 +201,14 @@ class UploadList(_Body):
 # Ingest jobs
 
 
-class JobProgress(_Body):
+class JobProgress(ResponseBody):
     files_done: int
     files_total: int
     fraction: float
     eta_seconds: float | None
 
 
-class JobCounts(_Body):
+class JobCounts(ResponseBody):
     files_seen: int
     ingested: int
     unchanged: int
@@ -217,12 +218,12 @@ class JobCounts(_Body):
     embedded: int
 
 
-class FileError(_Body):
+class FileError(ResponseBody):
     path: str
     reason: str
 
 
-class Job(_Body):
+class Job(ResponseBody):
     """An ingest job; `counts` and `file_errors` appear once it has run."""
 
     id: str
@@ -239,66 +240,20 @@ class Job(_Body):
     file_errors: list[FileError] | SkipJsonSchema[None] = None
 
 
-class JobList(_Body):
+class JobList(ResponseBody):
     object: Literal["list"]
     data: list[Job]
-
-
-# OpenAI-compatible routes
-
-
-class Model(_Body):
-    id: str
-    object: Literal["model"]
-    created: int
-    owned_by: str
-
-
-class ModelList(_Body):
-    object: Literal["list"]
-    data: list[Model]
-
-
-class Embedding(_Body):
-    object: Literal["embedding"]
-    index: int
-    embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32 when asked for")
-
-
-class EmbeddingUsage(_Body):
-    prompt_tokens: int
-    total_tokens: int
-
-
-class EmbeddingList(_Body):
-    object: Literal["list"]
-    data: list[Embedding]
-    model: str
-    usage: EmbeddingUsage
-
-
-class OpenAIErrorBody(_Body):
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class OpenAIError(_Body):
-    """An error in OpenAI's shape (what OpenAI clients expect from /v1)."""
-
-    error: OpenAIErrorBody
 
 
 # Errors
 
 
-class ErrorDetail(_Body):
+class ErrorDetail(ResponseBody):
     loc: list[str | int]
     msg: str
 
 
-class ErrorBody(_Body):
+class ErrorBody(ResponseBody):
     type: str = Field(description="a stable kind: not_found, invalid_request, invalid_query, unauthorized, ...")
     message: str = Field(description="what went wrong and what to do next")
     details: list[ErrorDetail] | SkipJsonSchema[None] = Field(
@@ -306,7 +261,7 @@ class ErrorBody(_Body):
     )
 
 
-class ErrorResponse(_Body):
+class ErrorResponse(ResponseBody):
     """The API's one error shape, whatever the status."""
 
     error: ErrorBody
