@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 from .errors import DimensionMismatch, IndexBusy, IndexCorrupt, IndexExists, IndexNotFound, IndexStoreError
+from .filters import Comparison, Compound, Filter, all_of
+from .globs import glob_matches
 from .manifest import Manifest
-from .records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument, StoredChunk
-from .store import Index, Reader
+from .reader import Reader
+from .records import (
+    CatalogCounts,
+    ChunkRecord,
+    DocumentRecord,
+    KnownDocument,
+    PublishResult,
+    StagedDocument,
+    StoredChunk,
+    StoredDocument,
+)
+from .store import Index
 from .writer import IndexWriter
 
 __all__ = [
+    "CatalogCounts",
     "ChunkRecord",
+    "Comparison",
+    "Compound",
     "DimensionMismatch",
     "DocumentRecord",
+    "Filter",
     "Index",
     "IndexBusy",
     "IndexCorrupt",
@@ -25,4 +41,7 @@ __all__ = [
     "Reader",
     "StagedDocument",
     "StoredChunk",
+    "StoredDocument",
+    "all_of",
+    "glob_matches",
 ]

@@ -2,18 +2,24 @@
 
 Readers only ever look at `documents`, `chunks` and `chunks_fts`. An ingest writes
 into the `staged_*` tables (committed as it goes, so a crash loses little) and then
-publishes everything in one transaction that also bumps `meta.generation`.
+publishes everything in one transaction that also bumps `meta.generation`. This is the
+only module that imports `sqlite3`: every call goes through `Catalog`, which maps errors.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
-from .errors import IndexCorrupt
+from .errors import IndexBusy, IndexCorrupt, IndexStoreError
+from .filter_sql import GLOB_FUNCTION
+from .globs import glob_matches
 
 CATALOG_NAME = "chunks.sqlite"
+BUSY_TIMEOUT = 30.0  # seconds to wait for another process's lock before IndexBusy
 
 # FTS5 with Porter stemming over Unicode words, accents folded ("café" finds "cafe").
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
@@ -71,33 +77,124 @@ _MIGRATION_1 = f"""
 # Numbered migrations (SQL scripts): entry i brings a catalog from version i to i + 1.
 MIGRATIONS: list[str] = [_MIGRATION_1]
 
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
-def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+
+@contextmanager
+def catalog_errors(path: Path) -> Iterator[None]:
+    """The one place SQLite's errors become ours: locked -> IndexBusy, damaged -> IndexCorrupt."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _our_error(exc, path) from exc
+
+
+def _our_error(exc: sqlite3.Error, path: Path) -> IndexStoreError:
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary result code
+    if code in _BUSY:
+        return IndexBusy(f"the catalog {path} is locked by another process ({exc}); retry when it has finished")
+    if code in _DAMAGED:
+        return IndexCorrupt(
+            f"the catalog {path} is damaged or not a semsearch catalog ({exc}); "
+            "move the index folder aside and ingest again"
+        )
+    return IndexStoreError(f"the catalog {path} failed: {exc}; check that its disk has room and its folder is writable")
+
+
+class Catalog:
+    """One connection to a catalog; every statement goes through here, so its errors are ours."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query."""
+        with catalog_errors(self.path):
+            return self._conn.execute(sql, params).fetchall()
+
+    def row(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
+        """The first row of a query, or None."""
+        with catalog_errors(self.path):
+            found: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
+            return found
+
+    def value(self, sql: str, params: Sequence[object] = ()) -> Any:
+        """The first column of the first row of a query (which must return one)."""
+        found = self.row(sql, params)
+        if found is None:
+            raise IndexCorrupt(f"the catalog {self.path} lacks what this query expects: {sql}")
+        return found[0]
+
+    def stream(self, sql: str, params: Sequence[object] = (), size: int = 10_000) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of a query in batches of `size`, without holding them all."""
+        with catalog_errors(self.path):
+            cursor = self._conn.execute(sql, params)
+            while rows := cursor.fetchmany(size):
+                yield rows
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Execute one statement; the number of rows it changed."""
+        with catalog_errors(self.path):
+            return self._conn.execute(sql, params).rowcount
+
+    def run_many(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        """Execute one statement once per row of parameters."""
+        with catalog_errors(self.path):
+            self._conn.executemany(sql, rows)
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[None]:
+        """BEGIN (IMMEDIATE, to write) ... COMMIT, rolled back if the block raises."""
+        self.run("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.run("COMMIT")
+
+    def rollback(self) -> None:
+        """End an open transaction without its changes (SQLite may have ended it already)."""
+        if self._conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with catalog_errors(self.path):
+            self._conn.close()
+
+
+def connect(path: Path, *, create: bool = False, busy_timeout: float = BUSY_TIMEOUT) -> Catalog:
     """Open the catalog in WAL mode (readers never block on a writer) and migrate it."""
     if not create and not path.exists():
-        raise IndexCorrupt(f"the catalog {path} is missing")
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.create_function("regexp", 2, _regexp, deterministic=True)
-        _migrate(conn)
-    except sqlite3.DatabaseError as exc:
-        raise IndexCorrupt(f"cannot open the catalog {path}: {exc}") from exc
-    return conn
+        raise IndexCorrupt(f"the catalog {path} is missing: move the index folder aside and ingest again")
+    with catalog_errors(path):
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.create_function(GLOB_FUNCTION, 2, _glob, deterministic=True)
+            _migrate(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+    return Catalog(conn, path)
 
 
-def _regexp(pattern: str, value: object) -> bool:
-    """`value REGEXP pattern` (SQLite leaves the operator undefined): Python `re.search`, false for non-text."""
-    return isinstance(value, str) and re.search(pattern, value) is not None
+def _glob(pattern: str, value: object) -> bool:
+    """The `glob` filter in SQL: the same rule as in Python, false for non-text."""
+    return isinstance(value, str) and glob_matches(pattern, value)
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
         raise IndexCorrupt(
-            f"the catalog has schema version {version}, newer than this semsearch knows "
+            f"the catalog {path} has schema version {version}, newer than this semsearch knows "
             f"({len(MIGRATIONS)}): upgrade semsearch"
         )
     for number in range(version, len(MIGRATIONS)):

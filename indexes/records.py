@@ -82,3 +82,25 @@ class PublishResult:
     documents_removed: int
     chunks_added: int
     chunks_removed: int
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A published document: its catalog id and record, with what its ingest counted."""
+
+    id: int
+    record: DocumentRecord
+    chunks: int
+    tokens: int
+    ingested_at: float | None
+
+
+@dataclass(frozen=True)
+class CatalogCounts:
+    """Documents, passages and tokens of one snapshot, its generation and the last ingest's time."""
+
+    documents: int
+    chunks: int
+    tokens: int
+    generation: int
+    last_ingest: float | None

@@ -10,12 +10,12 @@ Both records carry absolute paths, so they can be compared with an index's paths
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexes import glob_matches
 from ingest.errors import UnreadableDocument
 from ingest.records import FoundFile, SkippedFile
 
@@ -52,7 +52,8 @@ def walk(
 ) -> Iterator[FoundFile | SkippedFile]:
     """Yield the documents under `paths` (files or folders) in a stable, sorted order.
 
-    Globs match the path relative to the walked folder and the bare file name; exclude wins.
+    Globs (the rule of `indexes.globs`) match the path relative to the walked folder and the
+    bare file name; exclude wins.
     """
     rules = _Rules.build(include, exclude, max_bytes, follow_symlinks)
     seen: set[Path] = set()
@@ -68,8 +69,8 @@ def walk(
 
 @dataclass(frozen=True)
 class _Rules:
-    include: tuple[re.Pattern[str], ...]
-    exclude: tuple[re.Pattern[str], ...]
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
     max_bytes: int
     follow_symlinks: bool
 
@@ -78,8 +79,8 @@ class _Rules:
         cls, include: Sequence[str], exclude: Sequence[str], max_bytes: int, follow: bool
     ) -> _Rules:
         return cls(
-            tuple(_glob_regex(p) for p in include),
-            tuple(_glob_regex(p) for p in exclude),
+            tuple(_relative(p) for p in include),
+            tuple(_relative(p) for p in exclude),
             max_bytes,
             follow,
         )
@@ -91,8 +92,13 @@ class _Rules:
         return _matches(self.include, candidates)
 
 
-def _matches(patterns: tuple[re.Pattern[str], ...], candidates: tuple[str, ...]) -> bool:
-    return any(p.match(c) for p in patterns for c in candidates)
+def _matches(patterns: tuple[str, ...], candidates: tuple[str, ...]) -> bool:
+    return any(glob_matches(p, c) for p in patterns for c in candidates)
+
+
+def _relative(pattern: str) -> str:
+    """A glob as typed, read relative to the walked folder (a leading `/` means its top)."""
+    return pattern.strip().lstrip("/")
 
 
 def _walk_root(root: Path, rules: _Rules) -> Iterator[FoundFile | SkippedFile]:
@@ -190,36 +196,3 @@ def _human_size(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
     return f"{size} bytes"
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a glob: `*` and `?` stay within one folder, `**` crosses folders."""
-    pattern = pattern.strip().lstrip("/")
-    if pattern.endswith("/"):
-        pattern += "**"
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        token, i = _glob_token(pattern, i)
-        out.append(token)
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
-
-
-def _glob_token(pattern: str, i: int) -> tuple[str, int]:
-    """Translate the glob token starting at `i`; return its regex and the next index."""
-    if pattern.startswith("**/", i):
-        return "(?:.*/)?", i + 3
-    if pattern.startswith("**", i):
-        return ".*", i + 2
-    char = pattern[i]
-    if char == "*":
-        return "[^/]*", i + 1
-    if char == "?":
-        return "[^/]", i + 1
-    end = pattern.find("]", i + 2)
-    if char == "[" and end != -1:
-        body = pattern[i + 1 : end].replace("\\", "\\\\")
-        if body.startswith("!"):
-            body = "^" + body[1:]
-        return f"[{body}]", end + 1
-    return re.escape(char), i + 1

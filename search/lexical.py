@@ -1,9 +1,9 @@
-"""Turning free text into a safe FTS5 query.
+"""Turning free text into the words a lexical search looks for.
 
-Users type anything: quotes, parentheses, `AND`, `NEAR`, `*`, `:`, `-`. None of it
-may reach FTS5 as syntax, so the query is cut into words and each word is quoted.
-Words are OR-ed (BM25 ranks documents with more and rarer words higher); common
-English function words are dropped, since they cost time and rank nothing.
+Users type anything: quotes, parentheses, `AND`, `NEAR`, `*`, `:`, `-`. The query is
+cut into words, and `indexes` quotes each one, so none of it reaches the engine as
+syntax. Any word may match (BM25 ranks documents with more and rarer words higher);
+common English function words are dropped, since they cost time and rank nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,3 @@ def query_terms(text: str) -> list[str]:
     kept = [w for w in words if w not in STOP_WORDS] or words
     return list(dict.fromkeys(kept))[:_MAX_TERMS]
 
-
-def match_expression(text: str) -> str:
-    """An FTS5 MATCH expression for free text: quoted words joined by OR ("" if none)."""
-    return " OR ".join(f'"{term}"' for term in query_terms(text))

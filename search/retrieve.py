@@ -11,7 +11,7 @@ from ingest import Embedder
 from .errors import InvalidQuery
 from .filters import Filter
 from .fusion import FUSIONS, Fused, feedback_query, fuse
-from .lexical import match_expression
+from .lexical import query_terms
 
 MODES = ("hybrid", "dense", "lexical")
 MAX_K = 100
@@ -72,7 +72,7 @@ def search(
     with index.read() as reader:
         ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, 4 * k), fusion, filters)[:k]
         hits = _hits(reader, ranked)
-        marked = reader.snippets(match_expression(text), [h.chunk_id for h in hits])
+        marked = reader.snippets(query_terms(text), [h.chunk_id for h in hits])
     return [replace(h, snippet=marked.get(h.chunk_id) or _lead(h.text)) for h in hits]
 
 
@@ -89,16 +89,15 @@ def rank_chunks(
 
     Hybrid search runs twice on the dense side: the second time with the query moved
     towards the best passages of the first fused pass (pseudo-relevance feedback).
-    Filters apply inside each search (a FAISS id selector, a SQL condition), never after
-    it, so `depth` candidates come back whenever that many matching chunks exist.
+    Filters apply inside each search (a FAISS id selector, a catalog condition), never
+    after it, so `depth` candidates come back whenever that many matching chunks exist.
     """
-    where, params = filters.sql() if filters is not None else (None, [])
-    allowed = reader.allowed_chunks(where, params) if where is not None and mode != "lexical" else None
+    allowed = reader.allowed_chunks(filters) if filters is not None and mode != "lexical" else None
     if allowed is not None and len(allowed) == 0:
         return []
     query = embedder.embed_query(text) if mode != "lexical" else None
     dense = reader.dense(query, depth, allowed) if query is not None else []
-    lexical = reader.lexical(match_expression(text), depth, where_sql=where, params=params) if mode != "dense" else []
+    lexical = reader.lexical(query_terms(text), depth, where=filters) if mode != "dense" else []
     if mode == "dense":
         return [(cid, s, {"dense_rank": r, "dense_score": s}) for r, (cid, s) in enumerate(dense, 1)]
     if mode == "lexical":

@@ -175,8 +175,8 @@ def _paths(index_dir: Path, cache: Path) -> set[str]:
         return set()
     index = Index.open(index_dir)
     try:
-        rows = index.connection().execute("SELECT path FROM documents").fetchall()
-        return {Path(r[0]).name for r in rows}
+        with index.read() as reader:
+            return {Path(d.record.path).name for d in reader.documents()}
     finally:
         index.close()
 

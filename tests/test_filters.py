@@ -1,10 +1,8 @@
-"""Metadata filters: the grammar, SQL against the Python reference, filtered search against brute force."""
+"""Metadata filters: the grammar, the catalog against the Python reference, filtered search against brute force."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexes import ChunkRecord, DocumentRecord, Index, IndexWriter, Manifest, vectors
-from indexes.catalog import CATALOG_NAME, connect
+from indexes import ChunkRecord, DocumentRecord, Index, IndexWriter, Manifest, StoredDocument, vectors
+from indexes.filter_sql import where
 from search import Filter, InvalidFilter, InvalidQuery, SearchService, parse_filters, search
-from search.lexical import match_expression
+from search.lexical import query_terms
 from search.retrieve import DEPTH
 
 TOPICS = {
@@ -91,16 +89,21 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, embedder) -> Corpus:  # typ
 
 
 def _read_back(index: Index) -> Corpus:
-    conn = index.connection()
-    documents = {
-        row[0]: {"path": row[1], "type": row[2], "size": row[3], "modified": row[4], "title": row[5], "pages": row[6], "attributes": json.loads(row[7])}
-        for row in conn.execute("SELECT id, path, type, size, mtime, title, pages, attributes FROM documents")
-    }
-    chunk_document = dict(conn.execute("SELECT id, document_id FROM chunks ORDER BY id").fetchall())
-    chunk_ids = np.array(sorted(chunk_document), dtype=np.int64)
     with index.read() as reader:
+        documents = {d.id: filterable(d) for d in reader.documents()}
+        chunk_document = {c.chunk_id: c.document_id for c in reader.all_chunks()}
+        chunk_ids = np.array(sorted(chunk_document), dtype=np.int64)
         matrix = reader.vectors([int(i) for i in chunk_ids])
     return Corpus(index, documents, chunk_document, chunk_ids, matrix)
+
+
+def filterable(document: StoredDocument) -> dict[str, Any]:
+    """A stored document as `Filter.matches` reads it."""
+    r = document.record
+    return {
+        "path": r.path, "type": r.type, "size": r.size, "modified": r.mtime, "title": r.title, "pages": r.pages,
+        "attributes": r.attributes,
+    }
 
 
 # --- random filters -------------------------------------------------------------------------
@@ -149,21 +152,21 @@ def matching_documents(corpus: Corpus, f: Filter) -> set[int]:
     return {doc_id for doc_id, doc in corpus.documents.items() if f.matches(doc)}
 
 
-def sql_documents(corpus: Corpus, f: Filter) -> set[int]:
-    where, params = f.sql()
-    return {row[0] for row in corpus.index.connection().execute(f"SELECT d.id FROM documents d WHERE {where}", params)}
+def catalog_documents(corpus: Corpus, f: Filter) -> set[int]:
+    with corpus.index.read() as reader:
+        return {d.id for d in reader.documents(f)}
 
 
-# --- SQL against the Python reference -------------------------------------------------------
+# --- the catalog against the Python reference -----------------------------------------------
 
-def test_sql_and_python_agree_on_random_filters(corpus: Corpus) -> None:
+def test_catalog_and_python_agree_on_random_filters(corpus: Corpus) -> None:
     rng = np.random.default_rng(1)
     sizes = []
     for _ in range(400):
         f = parse_filters(random_filter(rng))
         assert f is not None
         expected = matching_documents(corpus, f)
-        assert sql_documents(corpus, f) == expected
+        assert catalog_documents(corpus, f) == expected
         sizes.append(len(expected))
     assert sum(0 < n < len(corpus.documents) for n in sizes) > 200  # the filters are not trivial
 
@@ -179,7 +182,7 @@ def test_dense_search_is_exact_within_the_filter(corpus: Corpus, embedder, seed:
     docs = matching_documents(corpus, f)
     mask = np.array([corpus.chunk_document[int(i)] in docs for i in corpus.chunk_ids], dtype=bool)
     with corpus.index.read() as reader:
-        allowed = reader.allowed_chunks(*f.sql())
+        allowed = reader.allowed_chunks(f)
         found = reader.dense(query, k, allowed)
     assert allowed.tolist() == corpus.chunk_ids[mask].tolist()
     scores = {int(i): float(s) for i, s in zip(corpus.chunk_ids[mask], corpus.matrix[mask] @ query)}
@@ -197,12 +200,11 @@ def test_lexical_search_is_exact_within_the_filter(corpus: Corpus, seed: int) ->
     rng = np.random.default_rng(200 + seed)
     f = parse_filters(random_filter(rng))
     assert f is not None
-    match, k = match_expression(random_query(rng)), int(rng.choice([1, 5, 10, 50]))
+    terms, k = query_terms(random_query(rng)), int(rng.choice([1, 5, 10, 50]))
     docs = matching_documents(corpus, f)
-    where, params = f.sql()
     with corpus.index.read() as reader:
-        everything = reader.lexical(match, 100_000)
-        found = reader.lexical(match, k, where_sql=where, params=params)
+        everything = reader.lexical(terms, 100_000)
+        found = reader.lexical(terms, k, where=f)
     scores = {cid: s for cid, s in everything if corpus.chunk_document[cid] in docs}
     assert len(found) == min(k, len(scores))
     assert all(scores[cid] == pytest.approx(s) for cid, s in found)
@@ -256,7 +258,7 @@ def test_no_matching_document_gives_no_results(corpus: Corpus, embedder) -> None
     f = parse_filters({"key": "team", "type": "eq", "value": "nobody"})
     assert f is not None
     with corpus.index.read() as reader:
-        assert reader.allowed_chunks(*f.sql()).tolist() == []
+        assert reader.allowed_chunks(f).tolist() == []
         assert reader.dense(embedder.embed_query("coffee"), 5, np.array([], dtype=np.int64)) == []
     for mode in ("hybrid", "dense", "lexical"):
         assert search(corpus.index, embedder, "espresso", 5, mode, filters=f) == []
@@ -288,31 +290,30 @@ def test_the_id_map_honours_the_selector() -> None:
 # --- the rules, case by case ----------------------------------------------------------------
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> sqlite3.Connection:
-    """A catalog holding only documents, as `connect` opens it (with REGEXP)."""
-    conn = connect(tmp_path / CATALOG_NAME, create=True)
+def catalog(tmp_path: Path) -> Index:
+    """An index holding only documents (no passages)."""
+    index = Index.create(tmp_path / "ix", Manifest("test/model", 4))
     rows = [
         ("docs/a.md", "markdown", 10, 1704067200.0, "A", None, {"team": "a", "year": 2021, "public": True}),
-        ("docs/x/y/b.txt", "text", 20, 1704067199.5, None, None, {"team": "b", "year": "2021", "public": 1}),
+        ("docs/x/y/b.txt", "text", 20, 1704067199.5, "", None, {"team": "b", "year": "2021", "public": 1}),
         ("docs/.md", "markdown", 30, 1600000000.0, "dot", None, {"year": 2022.0, "tags": ["x"]}),
         ("other/docs/c.pdf", "pdf", 40, 1700000000.0, "C", 12, {"team": "c", "public": False, "v": None}),
         ("[draft] notes.md", "markdown", 50, 1710000000.0, "D", None, {"a.b c": "odd", "team": "ä"}),
         ("doc/a.md", "markdown", 60, 1720000000.0, "E", None, {}),
     ]
-    conn.executemany(
-        "INSERT INTO documents (path, content_hash, type, size, mtime, title, pages, attributes) VALUES (?, 'h', ?, ?, ?, ?, ?, ?)",
-        [(*row[:6], json.dumps(row[6])) for row in rows],
-    )
-    return conn
+    with IndexWriter(index) as writer:
+        for path, kind, size, mtime, title, pages, attributes in rows:
+            writer.stage(DocumentRecord(path, "h", kind, title, size, mtime, pages, attributes), [])
+        writer.publish()
+    return index
 
 
-def _paths(catalog: sqlite3.Connection, raw: dict[str, Any]) -> set[str]:
+def _paths(catalog: Index, raw: dict[str, Any]) -> set[str]:
     f = parse_filters(raw)
     assert f is not None
-    rows = catalog.execute("SELECT path, type, size, mtime, title, pages, attributes FROM documents").fetchall()
-    reference = {r[0] for r in rows if f.matches({**dict(zip(("path", "type", "size", "modified", "title", "pages"), r[:6])), "attributes": json.loads(r[6])})}
-    where, params = f.sql()
-    assert {r[0] for r in catalog.execute(f"SELECT d.path FROM documents d WHERE {where}", params)} == reference
+    with catalog.read() as reader:
+        reference = {d.record.path for d in reader.documents() if f.matches(filterable(d))}
+        assert {d.record.path for d in reader.documents(f)} == reference
     return reference
 
 
@@ -326,12 +327,18 @@ def _paths(catalog: sqlite3.Connection, raw: dict[str, Any]) -> set[str]:
         ("**/docs/*", {"docs/a.md", "docs/.md", "other/docs/c.pdf"}),
         ("doc?/a.md", {"docs/a.md"}),
         ("*", {"[draft] notes.md"}),
-        ("[draft]*", {"[draft] notes.md"}),
+        ("[[]draft]*", {"[draft] notes.md"}),
+        ("\\[draft]*", {"[draft] notes.md"}),
+        ("[draft]*", set()),  # a character class, as in --include/--exclude
+        ("[!d]*/**", {"other/docs/c.pdf"}),
+        ("do[a-z]?/*.md", {"docs/a.md", "docs/.md"}),
         ("*.pdf", set()),
-        ("**.pdf", {"other/docs/c.pdf"}),
+        ("**.pdf", set()),  # `**` crosses folders only as a whole segment
+        ("**/*.pdf", {"other/docs/c.pdf"}),
+        ("docs/", {"docs/a.md", "docs/x/y/b.txt", "docs/.md"}),
     ],
 )
-def test_glob_on_path(catalog: sqlite3.Connection, pattern: str, expected: set[str]) -> None:
+def test_glob_on_path(catalog: Index, pattern: str, expected: set[str]) -> None:
     assert _paths(catalog, {"key": "path", "type": "glob", "value": pattern}) == expected
 
 
@@ -374,15 +381,15 @@ def test_glob_on_path(catalog: sqlite3.Connection, pattern: str, expected: set[s
         ),
     ],
 )
-def test_comparison_rules(catalog: sqlite3.Connection, raw: dict[str, Any], expected: set[str]) -> None:
+def test_comparison_rules(catalog: Index, raw: dict[str, Any], expected: set[str]) -> None:
     assert _paths(catalog, raw) == expected
 
 
 def test_values_are_bound_never_written_into_the_sql() -> None:
     f = parse_filters({"key": "team", "type": "eq", "value": "x'); DROP TABLE documents; --"})
     assert f is not None
-    where, params = f.sql()
-    assert "DROP" not in where and "x'); DROP TABLE documents; --" in params
+    sql, params = where(f)
+    assert "DROP" not in sql and "x'); DROP TABLE documents; --" in params
 
 
 def test_parse_filters_takes_none_and_gives_typed_nodes() -> None:

@@ -67,12 +67,12 @@ def stored_vectors_match_the_simulator(index_dir: Path, dimensions: int) -> int:
     index = Index.open(index_dir)
     with index.read() as reader:
         rows = list(reader.all_chunks())
-        vectors = dict(index.connection().execute("SELECT id, vector FROM chunks").fetchall())
+        vectors = dict(zip([r.chunk_id for r in rows], reader.vectors([r.chunk_id for r in rows])))
     keys = [(r.path, r.ordinal) for r in rows]
     assert len(keys) == len(set(keys))
     for row in rows:
         expected = simulated_embedding(embedding_input(row.title, row.heading, row.text), dimensions)
-        assert np.allclose(np.frombuffer(vectors[row.chunk_id], dtype="<f4"), expected, atol=1e-6)
+        assert np.allclose(vectors[row.chunk_id], expected, atol=1e-6)
     return len(rows)
 
 

@@ -70,10 +70,10 @@ def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(tmp_path: 
     assert 0 < again.embedded < again.chunks, "unchanged passages of the changed file reuse their vectors"
     index = Index.open(tmp_path / "ix")
     with index.read() as reader:
-        paths = {row.path for row in reader.chunks([i for i, _ in reader.lexical('"chess" OR "coffee"', 100)]).values()}
+        paths = {row.path for row in reader.chunks([i for i, _ in reader.lexical(["chess", "coffee"], 100)]).values()}
         assert str(changed) in paths
         assert not any(p.endswith("chess-rules.html") for p in paths)
-        texts = [row.text for row in reader.chunks([i for i, _ in reader.lexical('"twelve"', 10)]).values()]
+        texts = [row.text for row in reader.chunks([i for i, _ in reader.lexical(["twelve"], 10)]).values()]
         assert any("Cold brew" in t for t in texts)
 
 
@@ -154,6 +154,12 @@ def _staged(index_dir: Path) -> int:
         return 0
 
 
+def _attributes(index_dir: Path) -> dict[str, dict[str, object]]:
+    """Each stored document's attributes, by path."""
+    with Index.open(index_dir).read() as reader:
+        return {d.record.path: d.record.attributes for d in reader.documents()}
+
+
 def test_attributes_from_front_matter_and_sidecars(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     import json
 
@@ -163,11 +169,10 @@ def test_attributes_from_front_matter_and_sidecars(tmp_path: Path, embedder) -> 
     (folder / "b.txt").write_text("Volcanoes erupt when pressure builds.")
     (folder / "b.txt.meta.json").write_text(json.dumps({"team": "geology", "reviewed": True}))
     ingest(tmp_path / "ix", embedder, folder)
-    rows = dict(Index.open(tmp_path / "ix").connection().execute("SELECT path, attributes FROM documents").fetchall())
-    assert json.loads(rows[str(folder / "a.md")]) == {"title": "Alpha", "team": "research", "year": 2024, "draft": False}
-    assert json.loads(rows[str(folder / "b.txt")]) == {"team": "geology", "reviewed": True}
+    rows = _attributes(tmp_path / "ix")
+    assert rows[str(folder / "a.md")] == {"title": "Alpha", "team": "research", "year": 2024, "draft": False}
+    assert rows[str(folder / "b.txt")] == {"team": "geology", "reviewed": True}
     (folder / "b.txt.meta.json").write_text(json.dumps({"team": "volcanology"}))
     again = ingest(tmp_path / "ix", embedder, folder)
     assert again.ingested == 1 and again.embedded == 0, "a sidecar edit re-ingests the file, reusing its vectors"
-    rows = dict(Index.open(tmp_path / "ix").connection().execute("SELECT path, attributes FROM documents").fetchall())
-    assert json.loads(rows[str(folder / "b.txt")]) == {"team": "volcanology"}
+    assert _attributes(tmp_path / "ix")[str(folder / "b.txt")] == {"team": "volcanology"}

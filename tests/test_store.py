@@ -73,9 +73,9 @@ def test_publish_makes_documents_searchable(index: Index) -> None:
         best_id, best_score = reader.dense(query, 1)[0]
         assert reader.chunks([best_id])[best_id].text == "gamma delta"
         assert best_score == pytest.approx(1.0, abs=1e-5)
-        lexical = reader.lexical('"zeta"', 5)
+        lexical = reader.lexical(["zeta"], 5)
         assert [reader.chunks([i])[i].path for i, _ in lexical] == ["b"]
-        assert reader.counts()["documents"] == 2
+        assert reader.counts().documents == 2
 
 
 def test_replace_and_remove(index: Index) -> None:
@@ -87,7 +87,7 @@ def test_replace_and_remove(index: Index) -> None:
         result = writer.publish(removed=["b"])
     assert (result.documents_written, result.documents_removed, result.chunks_removed) == (1, 1, 2)
     with index.read() as reader:
-        ids = [i for i, _ in reader.lexical('"text"', 10)]
+        ids = [i for i, _ in reader.lexical(["text"], 10)]
         assert [reader.chunks(ids)[i].text for i in ids] == ["new text"]
         assert len(reader.dense(np.frombuffer(vector(1), dtype="<f4"), 10)) == 1
     assert sorted(p.name for p in index.folder.glob("vectors-*.faiss")) == ["vectors-2.faiss"]
@@ -97,8 +97,8 @@ def test_staged_work_is_invisible_until_published(index: Index) -> None:
     with IndexWriter(index) as writer:
         writer.stage(document("a"), [chunk(0, "staged only", 1)])
         with index.read() as reader:
-            assert reader.counts()["chunks"] == 0
-            assert reader.lexical('"staged"', 5) == []
+            assert reader.counts().chunks == 0
+            assert reader.lexical(["staged"], 5) == []
         assert {p: d.content_hash for p, d in writer.staged_documents().items()} == {"a": "h"}
 
 
@@ -148,8 +148,8 @@ def test_readers_see_one_generation_while_a_writer_publishes(index: Index) -> No
                     counts = reader.counts()
                     dense = reader.dense(np.frombuffer(vector(0), dtype="<f4"), 1000)
                     rows = reader.chunks([i for i, _ in dense])
-                    assert len(rows) == len(dense) == counts["chunks"]
-                    seen.add(counts["chunks"])
+                    assert len(rows) == len(dense) == counts.chunks
+                    seen.add(counts.chunks)
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
                 return
@@ -178,5 +178,5 @@ def test_remove_leaves_an_unfinished_ingest_staged(index: Index) -> None:
         assert (result.documents_removed, result.chunks_removed) == (1, 1)
         assert set(writer.staged_documents()) == {"b"}
     with index.read() as reader:
-        assert reader.counts()["documents"] == 0
+        assert reader.counts().documents == 0
         assert reader.dense(np.frombuffer(vector(2), dtype="<f4"), 5) == []

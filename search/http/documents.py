@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes import Index, IndexNotFound, IndexWriter
+from indexes import Filter, Index, IndexNotFound, IndexWriter, StoredDocument
 from ingest import FoundFile, IngestSummary, chunking_of
 from ingest.run import IngestRun
 from ingest.walk import SUPPORTED_EXTENSIONS
@@ -25,7 +25,6 @@ from search.service import SearchService
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _KEY = re.compile(r'[ !#-\[\]-~]{1,64}')  # what filters can address
-_DOCUMENT_COLUMNS = "id, path, content_hash, mtime, size, type, title, pages, attributes, chunks, tokens, ingested_at"
 
 
 @dataclass(frozen=True)
@@ -92,23 +91,25 @@ def _result(index: Index, upload: Upload, path: Path, error: str | None, existed
 
 
 def find_by_path(index: Index, path: str) -> dict[str, Any] | None:
-    row = index.connection().execute(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE path = ?", (path,)).fetchone()
-    return _document(row) if row else None
+    with index.read() as reader:
+        document = reader.document_at(path)
+    return _document(document) if document else None
 
 
 def get_document(index: Index, document_id: int) -> dict[str, Any]:
-    row = index.connection().execute(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE id = ?", (document_id,)).fetchone()
-    if row is None:
+    with index.read() as reader:
+        document = reader.document(document_id)
+    if document is None:
         raise IndexNotFound(f"no document {document_id} in this index")
-    return _document(row)
+    return _document(document)
 
 
-def list_documents(index: Index, *, limit: int, after: int, where: str = "1", params: tuple[Any, ...] = ()) -> dict[str, Any]:
-    """A page of documents in id order, optionally filtered (SQL over alias `d`)."""
-    sql = f"SELECT {_DOCUMENT_COLUMNS} FROM documents d WHERE d.id > ? AND ({where}) ORDER BY d.id LIMIT ?"
-    rows = index.connection().execute(sql, (after, *params, limit + 1)).fetchall()
-    data = [_document(r) for r in rows[:limit]]
-    return {"object": "list", "data": data, "has_more": len(rows) > limit, "last_id": data[-1]["id"] if data else None}
+def list_documents(index: Index, *, limit: int, after: int, where: Filter | None = None) -> dict[str, Any]:
+    """A page of documents in id order, optionally only those matching a filter."""
+    with index.read() as reader:
+        found = reader.documents(where, after=after, limit=limit + 1)
+    data = [_document(d) for d in found[:limit]]
+    return {"object": "list", "data": data, "has_more": len(found) > limit, "last_id": data[-1]["id"] if data else None}
 
 
 def set_attributes(index: Index, document_id: int, attributes: dict[str, Any]) -> dict[str, Any]:
@@ -160,11 +161,12 @@ def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return attributes
 
 
-def _document(row: tuple[Any, ...]) -> dict[str, Any]:
-    (doc_id, path, content_hash, mtime, size, kind, title, pages, attributes, chunks, tokens, ingested_at) = row
+def _document(document: StoredDocument) -> dict[str, Any]:
+    record = document.record
     return {
-        "id": doc_id, "object": "document", "path": path, "title": title, "type": kind, "size": size,
-        "modified": mtime, "pages": pages, "attributes": json.loads(attributes or "{}"), "chunks": chunks,
-        "tokens": tokens, "status": "completed", "last_error": None, "content_hash": content_hash, "ingested_at": ingested_at,
-        "created_at": ingested_at or time.time(),
+        "id": document.id, "object": "document", "path": record.path, "title": record.title, "type": record.type,
+        "size": record.size, "modified": record.mtime, "pages": record.pages, "attributes": record.attributes,
+        "chunks": document.chunks, "tokens": document.tokens, "status": "completed", "last_error": None,
+        "content_hash": record.content_hash, "ingested_at": document.ingested_at,
+        "created_at": document.ingested_at or time.time(),
     }

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from indexes import IndexStoreError
+from indexes import Comparison, Filter, IndexStoreError, all_of
 from ingest import IngestError, WalkOptions
 from search.errors import Forbidden, InvalidFilter, SearchError
 from search.filters import parse_filters
@@ -125,8 +125,8 @@ def index_router() -> APIRouter:
     def list_documents(limit: int = Query(20, ge=1, le=100), after: int = Query(0, ge=0), type: str | None = None,
                        path_prefix: str | None = None, filters: str | None = Query(None, description="a JSON filter, as in /search"),
                        svc: SearchService = Depends(service)) -> dict[str, Any]:
-        where, params = _document_filter(type, path_prefix, filters)
-        return docs.list_documents(svc.index, limit=limit, after=after, where=where, params=params)
+        where = _document_filter(type, path_prefix, filters)
+        return docs.list_documents(svc.index, limit=limit, after=after, where=where)
 
     @router.get("/documents/{document_id}", summary="One document: status, chunks, attributes",
                 **returns(schemas.Document))
@@ -213,25 +213,20 @@ def _check(request: Request, text: str, k: int) -> None:
     request.app.state.limits.check_k(k)
 
 
-def _document_filter(kind: str | None, path_prefix: str | None, filters: str | None) -> tuple[str, tuple[Any, ...]]:
-    clauses: list[str] = []
-    params: list[Any] = []
+def _document_filter(kind: str | None, path_prefix: str | None, filters: str | None) -> Filter | None:
+    """The documents a listing asks for: its JSON filter, its type and its path prefix, all at once."""
+    parts: list[Filter] = []
     if filters:
         try:
             parsed = parse_filters(json.loads(filters))
         except json.JSONDecodeError as exc:
             raise InvalidFilter(f"filters: not JSON ({exc.msg})") from exc
-        if parsed is not None:
-            sql, values = parsed.sql()
-            clauses.append(f"({sql})")
-            params.extend(values)
+        parts += [parsed] if parsed is not None else []
     if kind:
-        clauses.append("d.type = ?")
-        params.append(kind)
+        parts.append(Comparison("type", "eq", kind))
     if path_prefix:
-        clauses.append("substr(d.path, 1, ?) = ?")
-        params.extend([len(path_prefix), path_prefix])
-    return (" AND ".join(clauses) or "1"), tuple(params)
+        parts.append(Comparison("path", "prefix", path_prefix))
+    return all_of(parts)
 
 
 def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
