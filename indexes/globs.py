@@ -9,11 +9,10 @@ ends in `/` matches everything under that folder. Matching is on the whole path.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from wcmatch import glob
-
-# FORCEUNIX: "/" separates folders and case counts, whatever the platform.
-_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.FORCEUNIX
+if TYPE_CHECKING:
+    from wcmatch.glob import WcMatcher
 
 
 def glob_matches(pattern: str, path: str) -> bool:
@@ -22,7 +21,10 @@ def glob_matches(pattern: str, path: str) -> bool:
 
 
 @lru_cache(maxsize=512)
-def _matcher(pattern: str) -> glob.WcMatcher[str]:
+def _matcher(pattern: str) -> WcMatcher[str]:
+    from wcmatch import glob  # on first use: `semsearch --help` need not load it
+
     if pattern.endswith("/"):
         pattern += "**"
-    return glob.compile(pattern, flags=_FLAGS)
+    # FORCEUNIX: "/" separates folders and case counts, whatever the platform.
+    return glob.compile(pattern, flags=glob.GLOBSTAR | glob.DOTGLOB | glob.FORCEUNIX)
