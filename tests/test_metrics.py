@@ -11,11 +11,12 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import Response
+from prometheus_client.utils import floatToGoString
 
 from search.errors import RequestRejected
 from search.http.auth import ApiKeys, Principal, require
 from search.http.limits import MaxBody, handle_rejected
-from search.http.metrics import BUCKETS, CONTENT_TYPE, UNMATCHED, Counter, Gauge, Histogram, Metrics, MetricsMiddleware
+from search.http.metrics import BUCKETS, CONTENT_TYPE, UNMATCHED, Metrics, MetricsMiddleware
 
 from .conftest import ServerThread
 
@@ -139,15 +140,16 @@ def test_latency_histogram_buckets_grow(client: httpx.Client) -> None:
     counts = [value(after, f"{name}_bucket", route=route, le=bound) for bound in [*map(_bound, BUCKETS), "+Inf"]]
     assert counts == sorted(counts)  # cumulative
     assert counts[-1] == value(after, f"{name}_count", route=route)
-    assert value(after, f"{name}_bucket", route=route, le="10") - value(before, f"{name}_bucket", route=route, le="10") == 4
+    in_ten_seconds = {"route": route, "le": "10.0"}
+    assert value(after, f"{name}_bucket", **in_ten_seconds) - value(before, f"{name}_bucket", **in_ten_seconds) == 4
 
 
 def test_failures_and_rejections_before_routing_are_counted(client: httpx.Client, server: ServerThread, metrics: Metrics) -> None:
     with httpx.Client(base_url=server.url) as once:  # uvicorn drops the connection after an unhandled error
         assert once.get("/boom").status_code == 500
-    assert metrics.requests.get(method="GET", route="/boom", status="500") == 1
+    assert requests(metrics, method="GET", route="/boom", status="500") == 1
     assert client.post("/search", content=b"x" * 500).status_code == 413  # MaxBody answers before any route runs
-    assert metrics.requests.get(method="POST", route="/search", status="413") >= 1
+    assert requests(metrics, method="POST", route="/search", status="413") >= 1
 
 
 def test_one_json_access_log_line_per_request(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
@@ -168,34 +170,33 @@ def test_one_json_access_log_line_per_request(client: httpx.Client, caplog: pyte
 
 def test_families_set_by_other_code() -> None:
     metrics = Metrics()
-    metrics.ingest_documents.inc(3, index="docs")
-    metrics.ingest_chunks.inc(40, index="docs")
-    metrics.add_collector(lambda m: m.index_size_bytes.set(12345, index="docs"))
-    metrics.index_documents.set(7, index='we"ird\\name')
+    metrics.count_ingest("docs", 3, 40)
+    metrics.add_collector(lambda m: m.index_size_bytes.labels(index="docs").set(12345))
+    metrics.index_documents.labels(index='we"ird\\name').set(7)
     text = metrics.render()
     assert value(text, "semsearch_ingest_documents_total", index="docs") == 3
     assert value(text, "semsearch_ingest_chunks_total", index="docs") == 40
     assert value(text, "semsearch_index_size_bytes", index="docs") == 12345
-    assert 'semsearch_index_documents{index="we\\"ird\\\\name"} 7' in text.splitlines()
-    with pytest.raises(ValueError, match="takes the labels"):
+    assert 'semsearch_index_documents{index="we\\"ird\\\\name"} 7.0' in text.splitlines()
+    assert "_created" not in text
+    with pytest.raises(ValueError, match="missing label values"):
         metrics.index_chunks.set(1)
-    with pytest.raises(ValueError, match="only goes up"):
-        metrics.ingest_chunks.inc(-1, index="docs")
+    with pytest.raises(ValueError, match="non-negative"):
+        metrics.ingest_chunks.labels(index="docs").inc(-1)
 
 
-def test_standalone_families() -> None:
-    counter, gauge = Counter("c_total", "A counter."), Gauge("g", "A gauge.")
-    counter.inc()
-    gauge.set(2.5)
-    gauge.inc(-1)
-    histogram = Histogram("h_seconds", "A histogram.", buckets=(0.1, 1.0))
-    histogram.observe(0.5)
-    histogram.observe(2.0)
-    lines = [*counter.render(), *gauge.render(), *histogram.render()]
-    assert "c_total 1" in lines and "g 1.5" in lines
-    assert lines[-5:-2] == ['h_seconds_bucket{le="0.1"} 0', 'h_seconds_bucket{le="1"} 1', 'h_seconds_bucket{le="+Inf"} 2']
-    assert lines[-2:] == ["h_seconds_sum 2.5", "h_seconds_count 2"]
+def test_each_app_counts_in_its_own_registry_with_process_metrics() -> None:
+    one, two = Metrics(), Metrics()
+    one.count_ingest("docs", 2, 5)
+    assert value(one.render(), "semsearch_ingest_documents_total", index="docs") == 2
+    assert value(two.render(), "semsearch_ingest_documents_total", index="docs") == 0
+    samples = {name for name, _ in parse(two.render())}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "python_info"} <= samples
+
+
+def requests(metrics: Metrics, **labels: str) -> float:
+    return metrics.registry.get_sample_value("semsearch_http_requests_total", labels) or 0.0
 
 
 def _bound(bucket: float) -> str:
-    return str(int(bucket)) if bucket.is_integer() else repr(bucket)
+    return str(floatToGoString(bucket))  # the `le` label as prometheus_client writes it: 10.0, 0.005

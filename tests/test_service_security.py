@@ -91,7 +91,7 @@ def test_metrics(secured: str) -> None:
         client.post("/documents", files=[("files", ("m.md", b"# Metrics\n\nA note about counting owls."))])
         text = client.get("/metrics").text
     assert 'semsearch_http_requests_total{method="POST",route="/search",status="200"}' in text
-    assert 'semsearch_http_request_duration_seconds_bucket{route="/search",le="+Inf"}' in text
+    assert 'semsearch_http_request_duration_seconds_bucket{le="+Inf",route="/search"}' in text  # labels sorted by name
     assert 'semsearch_ingest_documents_total{index="default"} 1' in text
     assert 'semsearch_index_documents{index="default"}' in text
 

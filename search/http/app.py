@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 
 from indexes import DimensionMismatch, IndexBusy, IndexExists, IndexNotFound, IndexStoreError
 from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, IngestSummary, UpstreamError, UpstreamUnavailable, WalkOptions
@@ -31,7 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     keys = ApiKeys.configure(settings.api_keys, settings.api_keys_file)  # a bad key file fails at start
     limit = RateLimit(settings.rate_limit)
-    metrics = Metrics()
+    metrics = Metrics(CollectorRegistry())  # one registry per app: two apps in one process count apart
     metrics.add_collector(lambda m: _index_gauges(m, registry))
 
     @asynccontextmanager
@@ -88,14 +89,13 @@ def _index_gauges(metrics: Metrics, registry: IndexRegistry) -> None:
     """Refresh the index gauges from each opened index's stats (at scrape time)."""
     for name in registry.opened():
         stats = registry.service(name).index.stats()
-        metrics.index_documents.set(stats["documents"], index=name)
-        metrics.index_chunks.set(stats["chunks"], index=name)
-        metrics.index_size_bytes.set(stats["size_bytes"], index=name)
+        metrics.index_documents.labels(index=name).set(stats["documents"])
+        metrics.index_chunks.labels(index=name).set(stats["chunks"])
+        metrics.index_size_bytes.labels(index=name).set(stats["size_bytes"])
 
 
 def _count_ingest(metrics: Metrics, index: str, summary: IngestSummary) -> None:
-    metrics.ingest_documents.inc(summary.ingested, index=index)
-    metrics.ingest_chunks.inc(summary.embedded, index=index)
+    metrics.count_ingest(index, summary.ingested, summary.embedded)
 
 
 def _local_model(registry: IndexRegistry, settings: Settings) -> Embedder:

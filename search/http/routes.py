@@ -117,8 +117,8 @@ def index_router() -> APIRouter:
         with registry(request).write_lock(index_name(request)):
             results = docs.store_and_ingest(svc, uploads)
         fresh = [r for r in results if r["status"] == "completed" and not r["duplicate"]]
-        request.app.state.metrics.ingest_documents.inc(len(fresh), index=index_name(request))
-        request.app.state.metrics.ingest_chunks.inc(sum(r["document"]["chunks"] for r in fresh), index=index_name(request))
+        chunks = sum(r["document"]["chunks"] for r in fresh)
+        request.app.state.metrics.count_ingest(index_name(request), len(fresh), chunks)
         return {"object": "list", "data": results}
 
     @router.get("/documents", summary="Documents, a page at a time", **returns(schemas.DocumentList))
