@@ -18,7 +18,19 @@ from .errors import (
 from .models import DEFAULT_EMBEDDING_MODEL, RemoteOptions, embedder_for_index, make_embedder
 from .openai_client import OpenAIClient, retry_after
 from .openai_models import KNOWN_EMBEDDING_MODELS, TIER_LIMITS, price_of
-from .pipeline import WalkOptions, chunking_of, default_chunking, find_index, ingest_documents, ingest_paths, open_index
+from .pipeline import (
+    Documents,
+    Files,
+    Folders,
+    Source,
+    WalkOptions,
+    chunking_of,
+    default_batch_size,
+    default_chunking,
+    find_index,
+    ingest,
+    open_index,
+)
 from .ratelimit import RateLimiter
 from .records import Block, Chunk, ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
 from .run import IngestSummary
@@ -31,7 +43,10 @@ __all__ = [
     "Chunk",
     "ChunkingConfig",
     "Embedder",
+    "Documents",
     "EmbeddingError",
+    "Files",
+    "Folders",
     "FoundFile",
     "IngestConfigError",
     "IngestError",
@@ -43,6 +58,7 @@ __all__ = [
     "RateLimiter",
     "RemoteOptions",
     "SkippedFile",
+    "Source",
     "UnreadableDocument",
     "UpstreamError",
     "UpstreamRejected",
@@ -51,13 +67,13 @@ __all__ = [
     "batched",
     "chunk_document",
     "chunking_of",
+    "default_batch_size",
     "default_chunking",
     "document_text",
     "embedder_for_index",
     "embedding_input",
     "find_index",
-    "ingest_documents",
-    "ingest_paths",
+    "ingest",
     "make_embedder",
     "open_index",
     "price_of",

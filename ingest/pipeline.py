@@ -8,10 +8,11 @@ can see changes until the run publishes, in one transaction, at its end.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from indexes import Index, IndexWriter, Manifest
 
@@ -23,6 +24,11 @@ from .walk import walk
 
 Progress = Callable[[int, int], None]  # (items done, items total)
 
+MAX_CHUNK_TOKENS = 512  # the default passage size, when the model takes that many tokens
+LOCAL_BATCH_SIZE = 64  # passages per embedding batch for the model in process...
+REMOTE_BATCH_SIZE = 1024  # ...and for a remote endpoint (the embedder cuts requests to the server's limits)
+MAX_FILE_BYTES = 50 * 2**20  # larger files are skipped with a reason
+
 
 @dataclass(frozen=True)
 class WalkOptions:
@@ -30,7 +36,7 @@ class WalkOptions:
 
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
-    max_bytes: int = 50 * 2**20
+    max_bytes: int = MAX_FILE_BYTES
 
 
 def chunking_of(index: Index) -> ChunkingConfig:
@@ -38,10 +44,15 @@ def chunking_of(index: Index) -> ChunkingConfig:
     return ChunkingConfig(**index.manifest.chunking)
 
 
-def default_chunking(embedder: Embedder) -> ChunkingConfig:
-    """256-token passages for the local model, 512 for remote models with longer inputs."""
-    size = min(embedder.max_tokens, 512)
-    return ChunkingConfig(size, size // 8)
+def default_chunking(embedder: Embedder, max_tokens: int | None = None, overlap_tokens: int | None = None) -> ChunkingConfig:
+    """256-token passages for the local model, 512 for remote models with longer inputs; overlap 1/8 of that."""
+    size = max_tokens or min(embedder.max_tokens, MAX_CHUNK_TOKENS)
+    return ChunkingConfig(size, size // 8 if overlap_tokens is None else overlap_tokens)
+
+
+def default_batch_size(embedder: Embedder) -> int:
+    """Passages per embedding batch: small for the model in process, large for a remote endpoint."""
+    return LOCAL_BATCH_SIZE if embedder.name.startswith("local/") else REMOTE_BATCH_SIZE
 
 
 def open_index(folder: Path, embedder: Embedder, chunking: ChunkingConfig | None) -> tuple[Index, ChunkingConfig]:
@@ -73,70 +84,97 @@ def find_index(folder: Path, embedder: Embedder, chunking: ChunkingConfig | None
     return index, stored
 
 
-def ingest_paths(
+@dataclass(frozen=True)
+class Folders:
+    """Files found by walking folders (and files) with `WalkOptions`; what is gone from them is removed."""
+
+    paths: Sequence[Path]
+    options: WalkOptions = WalkOptions()
+
+    def offer(self, run: IngestRun, progress: Progress | None) -> list[str]:
+        found: list[FoundFile] = []
+        walked = walk(self.paths, include=self.options.include, exclude=self.options.exclude, max_bytes=self.options.max_bytes)
+        for item in walked:
+            if isinstance(item, SkippedFile):
+                run.summary.skipped.append(item)
+            else:
+                found.append(item)
+        run.summary.seen = len(found) + len(run.summary.skipped)
+        for done, item in enumerate(found, 1):
+            run.offer_file(item)
+            if progress:
+                progress(done, len(found))
+        seen = {str(f.path) for f in found} | {s.path for s in run.summary.skipped}
+        return [p for p in run.known if p not in seen and _under(p, self.paths)]
+
+
+@dataclass(frozen=True)
+class Files:
+    """Files given one by one (uploads), each with its attributes; nothing else is removed."""
+
+    files: Sequence[tuple[Path, Mapping[str, Any]]]
+
+    def offer(self, run: IngestRun, progress: Progress | None) -> list[str]:
+        for done, (path, attributes) in enumerate(self.files, 1):
+            run.summary.seen += 1
+            stat = path.stat()
+            run.offer_file(FoundFile(path, stat.st_size, stat.st_mtime), attributes=dict(attributes))
+            if progress:
+                progress(done, len(self.files))
+        return []
+
+
+@dataclass(frozen=True)
+class Documents:
+    """Documents that are not files (a test collection); with `remove_missing`, the index keeps only these."""
+
+    documents: Iterable[LoadedDocument]
+    total: int = 0
+    remove_missing: bool = False
+
+    def offer(self, run: IngestRun, progress: Progress | None) -> list[str]:
+        seen: set[str] = set()
+        for done, document in enumerate(self.documents, 1):
+            run.summary.seen += 1
+            seen.add(document.path)
+            run.offer_document(document)
+            if progress:
+                progress(done, self.total)
+        return [p for p in run.known if p not in seen] if self.remove_missing else []
+
+
+Source = Folders | Files | Documents
+
+
+def ingest(
     index: Index | None,
     embedder: Embedder,
-    paths: Sequence[Path],
-    chunking: ChunkingConfig,
-    options: WalkOptions = WalkOptions(),
+    source: Source,
     *,
-    batch_size: int = 64,
+    chunking: ChunkingConfig | None = None,
+    batch_size: int | None = None,
     progress: Progress | None = None,
     dry_run: bool = False,
 ) -> IngestSummary:
-    """Bring the index in line with the files under `paths` (add, replace, remove)."""
+    """Bring the index in line with `source`: add, replace (and for folders, remove) documents, then publish.
+
+    The one ingest entry point (CLI, uploads, jobs, the watcher, evaluation). `chunking` and
+    `batch_size` default to the index's chunking and the embedder's batch size. With no index
+    (a dry run of a new one), nothing is written.
+    """
     began = time.perf_counter()
     summary = IngestSummary()
-    found: list[FoundFile] = []
-    for item in walk(paths, include=options.include, exclude=options.exclude, max_bytes=options.max_bytes):
-        if isinstance(item, SkippedFile):
-            summary.skipped.append(item)
-        else:
-            found.append(item)
-    summary.seen = len(found) + len(summary.skipped)
+    if chunking is None:
+        chunking = chunking_of(index) if index is not None else default_chunking(embedder)
     with _writer(index) as writer:
-        run = IngestRun(writer, embedder, chunking, summary, batch_size, dry_run=dry_run)
+        run = IngestRun(writer, embedder, chunking, summary, batch_size or default_batch_size(embedder), dry_run=dry_run)
         try:
-            for done, item in enumerate(found, 1):
-                run.offer_file(item)
-                if progress:
-                    progress(done, len(found))
+            removed = source.offer(run, progress)
             run.flush()
-            seen = {str(f.path) for f in found} | {s.path for s in summary.skipped}
-            run.finish([p for p in run.known if p not in seen and _under(p, paths)])
+            run.finish(removed)
         finally:
-            _close(summary, embedder, began)
-    return summary
-
-
-def ingest_documents(
-    index: Index,
-    embedder: Embedder,
-    documents: Iterable[LoadedDocument],
-    chunking: ChunkingConfig,
-    *,
-    batch_size: int = 64,
-    total: int = 0,
-    progress: Progress | None = None,
-    remove_missing: bool = False,
-) -> IngestSummary:
-    """Ingest documents that do not come from files (a test collection, an upload)."""
-    began = time.perf_counter()
-    summary = IngestSummary()
-    seen: set[str] = set()
-    with IndexWriter(index) as writer:
-        run = IngestRun(writer, embedder, chunking, summary, batch_size)
-        try:
-            for done, document in enumerate(documents, 1):
-                summary.seen += 1
-                seen.add(document.path)
-                run.offer_document(document)
-                if progress:
-                    progress(done, total)
-            run.flush()
-            run.finish([p for p in run.known if p not in seen] if remove_missing else [])
-        finally:
-            _close(summary, embedder, began)
+            summary.elapsed = time.perf_counter() - began
+            summary.upstream = embedder.usage()
     return summary
 
 
@@ -144,11 +182,6 @@ def ingest_documents(
 def _writer(index: Index | None) -> Iterator[IndexWriter | None]:
     with IndexWriter(index) if index is not None else nullcontext() as writer:
         yield writer
-
-
-def _close(summary: IngestSummary, embedder: Embedder, began: float) -> None:
-    summary.elapsed = time.perf_counter() - began
-    summary.upstream = embedder.usage()
 
 
 def _under(path: str, roots: Sequence[Path]) -> bool:

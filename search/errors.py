@@ -13,11 +13,17 @@
           +-- Forbidden      a key without the right to this route or index (403)
           +-- RateLimited    the key's request budget is spent (429, retry-after)
           +-- TooLarge       a body or upload over the configured limit (413)
+
+`ERROR_FAMILIES` is the three packages' base classes: what the edges (the CLI, the
+app, jobs, the watcher) catch and turn into output.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from indexes import IndexStoreError
+from ingest import IngestError
 
 
 class SearchError(Exception):
@@ -89,3 +95,6 @@ class TooLarge(RequestRejected):
 
     status_code = 413
     kind = "too_large"
+
+
+ERROR_FAMILIES: tuple[type[Exception], ...] = (SearchError, IngestError, IndexStoreError)

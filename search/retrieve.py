@@ -12,10 +12,9 @@ from .errors import InvalidQuery
 from .filters import Filter
 from .fusion import FUSIONS, Fused, feedback_query, fuse
 from .lexical import query_terms
+from .settings import DEFAULT_K, QueryLimits
 
 MODES = ("hybrid", "dense", "lexical")
-MAX_K = 100
-MAX_QUERY_CHARS = 4000
 DEPTH = 300  # candidates from each side: fewer cost recall, more cost time for nothing
 
 
@@ -48,15 +47,12 @@ class Hit:
         return out
 
 
-def check_query(query: str, k: int, mode: str, fusion: str = "zscore") -> str:
+def check_query(query: str, k: int, mode: str, fusion: str = "zscore", limits: QueryLimits = QueryLimits()) -> str:
     """Validate a query's text, k, mode and fusion; returns the stripped text."""
     text = query.strip() if isinstance(query, str) else ""
     if not text:
         raise InvalidQuery("the query is empty: give some words to search for")
-    if len(text) > MAX_QUERY_CHARS:
-        raise InvalidQuery(f"the query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}")
-    if not 1 <= k <= MAX_K:
-        raise InvalidQuery(f"k must be between 1 and {MAX_K}, not {k}")
+    limits.check(text, k)
     if mode not in MODES:
         raise InvalidQuery(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if fusion not in FUSIONS:
@@ -65,10 +61,11 @@ def check_query(query: str, k: int, mode: str, fusion: str = "zscore") -> str:
 
 
 def search(
-    index: Index, embedder: Embedder, query: str, k: int = 10, mode: str = "hybrid", fusion: str = "zscore", filters: Filter | None = None
+    index: Index, embedder: Embedder, query: str, k: int = DEFAULT_K, mode: str = "hybrid", fusion: str = "zscore",
+    filters: Filter | None = None, limits: QueryLimits = QueryLimits(),
 ) -> list[Hit]:
     """The k best passages for a query (among the documents that match `filters`, if given)."""
-    text = check_query(query, k, mode, fusion)
+    text = check_query(query, k, mode, fusion, limits)
     with index.read() as reader:
         ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, 4 * k), fusion, filters)[:k]
         hits = _hits(reader, ranked)

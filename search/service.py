@@ -15,8 +15,8 @@ from search.answers.extractive import Answer, extractive_answer
 from .errors import ConfigError
 from .filters import Filter
 from .rerank import Reranker, make_reranker, rerank_hits
-from .retrieve import MAX_K, Hit, check_query, search
-from .settings import Settings
+from .retrieve import Hit, check_query, search
+from .settings import DEFAULT_ASK_K, DEFAULT_K, MAX_K, QueryLimits, Settings
 
 _EXTRACTIVE_NOTE = "no chat model is configured (set SEMSEARCH_CHAT_MODEL or OPENAI_API_KEY for written answers)"
 
@@ -27,6 +27,7 @@ class SearchService:
     def __init__(
         self, index: Index, embedder: Embedder, answerer: ChatAnswerer | None = None,
         reranker: Reranker | None = None, rerank_depth: int = 30, owns_embedder: bool = True,
+        limits: QueryLimits = QueryLimits(),
     ) -> None:
         index.manifest.check_model(embedder.name, embedder.dimension)
         self.index = index
@@ -34,6 +35,7 @@ class SearchService:
         self.answerer = answerer
         self.reranker, self.rerank_depth = reranker, rerank_depth
         self.owns_embedder = owns_embedder
+        self.limits = limits
 
     @classmethod
     def open(cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None, **extras: Any) -> SearchService:
@@ -59,11 +61,16 @@ class SearchService:
         An `embedder` given (shared by several indexes) must be the index's own and is not closed here.
         """
         if embedder is None:
-            service = cls.open(settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote(), rerank_depth=settings.rerank_depth)
+            service = cls.open(
+                settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote(),
+                rerank_depth=settings.rerank_depth, limits=settings.query_limits,
+            )
         else:
             index = Index.open(settings.index_dir)
             try:
-                service = cls(index, embedder, rerank_depth=settings.rerank_depth, owns_embedder=False)
+                service = cls(
+                    index, embedder, rerank_depth=settings.rerank_depth, owns_embedder=False, limits=settings.query_limits
+                )
             except BaseException:
                 index.close()
                 raise
@@ -75,25 +82,32 @@ class SearchService:
             raise
         return service
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid", fusion: str = "zscore", filters: Filter | None = None) -> list[Hit]:
-        """The k best passages for `query` among documents matching `filters` (reranked from a deeper list when a reranker is set)."""
+    def search(
+        self, query: str, k: int = DEFAULT_K, mode: str = "hybrid", fusion: str = "zscore", filters: Filter | None = None
+    ) -> list[Hit]:
+        """The k best passages for `query` among documents matching `filters`.
+
+        With a reranker, they are reranked from a deeper list. The service's limits apply.
+        """
         if self.reranker is None:
-            return search(self.index, self.embedder, query, k, mode, fusion, filters)
-        candidates = search(self.index, self.embedder, query, max(k, min(self.rerank_depth, MAX_K)), mode, fusion, filters)
+            return search(self.index, self.embedder, query, k, mode, fusion, filters, self.limits)
+        check_query(query, k, mode, fusion, self.limits)
+        depth = max(k, min(self.rerank_depth, MAX_K))
+        candidates = search(self.index, self.embedder, query, depth, mode, fusion, filters)
         return rerank_hits(self.reranker, query, candidates, k)
 
-    def ask(self, question: str, k: int = 8, mode: str = "hybrid", filters: Filter | None = None) -> Answer:
+    def ask(self, question: str, k: int = DEFAULT_ASK_K, mode: str = "hybrid", filters: Filter | None = None) -> Answer:
         """An answer drawn from the k best passages (of documents matching `filters`): written by the chat model, or extractive."""
-        text = check_query(question, k, mode)
+        text = check_query(question, k, mode, limits=self.limits)
         hits = self.search(text, k, mode, filters=filters)
         if self.answerer is None:
             answer = extractive_answer(text, hits[:5], self.embedder)
             return Answer(**{**answer.__dict__, "notes": (*answer.notes, _EXTRACTIVE_NOTE), "results": tuple(hits)})
         return self.answerer.answer(text, hits)
 
-    def ask_stream(self, question: str, k: int = 8, mode: str = "hybrid", filters: Filter | None = None) -> Iterator[dict[str, Any]]:
+    def ask_stream(self, question: str, k: int = DEFAULT_ASK_K, mode: str = "hybrid", filters: Filter | None = None) -> Iterator[dict[str, Any]]:
         """The answer as events: text deltas, then {"type": "answer", "answer": Answer}."""
-        text = check_query(question, k, mode)
+        text = check_query(question, k, mode, limits=self.limits)
         if self.answerer is None:
             answer = self.ask(text, k, mode, filters)
             yield {"type": "delta", "text": answer.answer}

@@ -1,16 +1,48 @@
-"""Settings: the one place that reads the environment (`Settings.from_env`)."""
+"""Settings: every default and limit of the service, read from the environment once (`Settings.from_env`).
+
+Each field names its variable; a value that does not parse or is out of range is one
+`ConfigError` naming the variable and what it accepts. The CLI's defaults, the HTTP
+limits and the service all come from here; flags given on the command line override
+the environment through `updated()`, which validates them the same way.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 import platformdirs
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ingest import DEFAULT_EMBEDDING_MODEL, RemoteOptions
-from search.answers.chat_models import DEFAULT_CHAT_MODEL
+
+from .answers.chat_models import DEFAULT_CHAT_MODEL
+from .errors import ConfigError, InvalidQuery
+
+DEFAULT_K = 10  # passages a search returns
+DEFAULT_ASK_K = 8  # passages an answer is drawn from
+MAX_K = 100  # the built-in cap on k; SEMSEARCH_MAX_K can only lower it
+MAX_QUERY_CHARS = 4000  # likewise for SEMSEARCH_MAX_QUERY_CHARS
+DEFAULT_MIN_SCORE = 0.25  # cosine below which a chat answer abstains
+
+_NO_CHAT = ("none", "off", "extractive")
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """The longest query and the largest k a caller may ask for (422 over HTTP, exit 2 in the CLI)."""
+
+    max_k: int = MAX_K
+    max_query_chars: int = MAX_QUERY_CHARS
+
+    def check(self, text: str, k: int) -> None:
+        if len(text) > self.max_query_chars:
+            raise InvalidQuery(f"the query is {len(text)} characters long; the limit is {self.max_query_chars}")
+        if not 1 <= k <= self.max_k:
+            raise InvalidQuery(f"k must be between 1 and {self.max_k}, not {k}")
 
 
 def default_index_dir() -> Path:
@@ -23,94 +55,157 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("semsearch", appauthor=False))
 
 
-_NO_CHAT = ("none", "off", "extractive")
+def _env(name: str) -> Any:
+    """An optional field set by the variable `name`."""
+    return Field(None, validation_alias=AliasChoices(name))
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the CLI and the app need to know, with defaults."""
+class Settings(BaseSettings):
+    """Everything the CLI and the app need to know, with defaults. Built directly, it reads no environment."""
 
-    index_dir: Path
-    cache_dir: Path
-    embedding_model: str = DEFAULT_EMBEDDING_MODEL
-    openai_api_key: str | None = None
-    openai_base_url: str | None = None
-    chat_model: str | None = None  # "openai/NAME"; None: extractive answers
-    chat_base_url: str | None = None
-    chat_context_window: int | None = None
-    min_score: float = 0.25
-    moderate: bool = False
-    named_indexes: dict[str, Path] = field(default_factory=dict)  # served besides the default one
-    index_root: Path | None = None  # where POST /indexes creates indexes; its subfolders are served
-    ingest_roots: tuple[Path, ...] = ()  # folders POST /ingest may read; none by default
-    watch_paths: tuple[Path, ...] = ()  # folders the server keeps the default index in sync with
-    api_keys: str | None = None  # SEMSEARCH_API_KEYS: "key1,key2:ro"
-    api_keys_file: Path | None = None
-    rate_limit: float = 0.0  # requests per minute per API key; 0: no limit
-    max_upload_bytes: int = 50 * 2**20
-    max_files: int = 20  # per upload request
-    max_query_chars: int = 4000  # can only tighten the built-in cap
-    max_k: int = 100  # likewise
-    reranker: str | None = None  # an http(s) base URL with /rerank, or a cross-encoder folder
-    rerank_model: str | None = None
-    rerank_depth: int = 30
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, env_ignore_empty=True, extra="ignore")
+
+    index_dir: Path = Field(default_factory=default_index_dir, validation_alias=AliasChoices("SEMSEARCH_INDEX"))
+    cache_dir: Path = Field(default_factory=default_cache_dir, validation_alias=AliasChoices("SEMSEARCH_CACHE_DIR"))
+    embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, validation_alias=AliasChoices("SEMSEARCH_EMBEDDING_MODEL"))
+    openai_api_key: str | None = _env("OPENAI_API_KEY")
+    openai_base_url: str | None = _env("OPENAI_BASE_URL")
+    chat_model: str | None = _env("SEMSEARCH_CHAT_MODEL")  # "openai/NAME"; None: extractive answers
+    chat_base_url: str | None = _env("SEMSEARCH_CHAT_BASE_URL")
+    chat_context_window: int | None = Field(None, ge=512, validation_alias=AliasChoices("SEMSEARCH_CHAT_CONTEXT_WINDOW"))
+    min_score: float = Field(DEFAULT_MIN_SCORE, ge=-1, le=1, validation_alias=AliasChoices("SEMSEARCH_MIN_SCORE"))
+    moderate: bool = Field(False, validation_alias=AliasChoices("SEMSEARCH_MODERATE"))
+    # Served besides the default one: NAME=FOLDER pairs, comma-separated.
+    named_indexes: Annotated[dict[str, Path], NoDecode] = Field(
+        default_factory=dict, validation_alias=AliasChoices("SEMSEARCH_INDEXES")
+    )
+    # Where POST /indexes creates indexes; its subfolders are served.
+    index_root: Path | None = _env("SEMSEARCH_INDEX_ROOT")
+    # Folders POST /ingest may read (none by default), and folders the server keeps the default index in sync with.
+    ingest_roots: Annotated[tuple[Path, ...], NoDecode] = Field((), validation_alias=AliasChoices("SEMSEARCH_INGEST_ROOTS"))
+    watch_paths: Annotated[tuple[Path, ...], NoDecode] = Field((), validation_alias=AliasChoices("SEMSEARCH_WATCH"))
+    api_keys: str | None = _env("SEMSEARCH_API_KEYS")  # "key1,key2:ro,key3:rw:index"
+    api_keys_file: Path | None = _env("SEMSEARCH_API_KEYS_FILE")
+    rate_limit: float = Field(0.0, ge=0, validation_alias=AliasChoices("SEMSEARCH_RATE_LIMIT"))  # per key a minute
+    max_upload_mb: float = Field(50.0, gt=0, validation_alias=AliasChoices("SEMSEARCH_MAX_UPLOAD_MB"))
+    max_files: int = Field(20, ge=1, validation_alias=AliasChoices("SEMSEARCH_MAX_FILES"))  # per upload request
+    max_query_chars: int = Field(MAX_QUERY_CHARS, ge=1, le=MAX_QUERY_CHARS, validation_alias=AliasChoices("SEMSEARCH_MAX_QUERY_CHARS"))
+    max_k: int = Field(MAX_K, ge=1, le=MAX_K, validation_alias=AliasChoices("SEMSEARCH_MAX_K"))
+    reranker: str | None = _env("SEMSEARCH_RERANKER")  # an http(s) base URL with /rerank, or a cross-encoder folder
+    rerank_model: str | None = _env("SEMSEARCH_RERANK_MODEL")
+    rerank_depth: int = Field(30, ge=1, le=MAX_K, validation_alias=AliasChoices("SEMSEARCH_RERANK_DEPTH"))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # only `from_env` reads the environment
+
+    @classmethod
+    def from_env(cls) -> Settings:
         """Settings from `SEMSEARCH_*` and `OPENAI_*` variables, falling back to defaults."""
-        env = os.environ if environ is None else environ
-        return cls(
-            index_dir=Path(env.get("SEMSEARCH_INDEX") or default_index_dir()).expanduser(),
-            cache_dir=Path(env.get("SEMSEARCH_CACHE_DIR") or default_cache_dir()).expanduser(),
-            embedding_model=env.get("SEMSEARCH_EMBEDDING_MODEL") or DEFAULT_EMBEDDING_MODEL,
-            openai_api_key=env.get("OPENAI_API_KEY") or None,
-            openai_base_url=env.get("OPENAI_BASE_URL") or None,
-            chat_model=_chat_model(env),
-            chat_base_url=env.get("SEMSEARCH_CHAT_BASE_URL") or None,
-            chat_context_window=int(env["SEMSEARCH_CHAT_CONTEXT_WINDOW"]) if env.get("SEMSEARCH_CHAT_CONTEXT_WINDOW") else None,
-            min_score=float(env.get("SEMSEARCH_MIN_SCORE") or 0.25),
-            moderate=(env.get("SEMSEARCH_MODERATE") or "").lower() in ("1", "true", "yes", "on"),
-            named_indexes=_named(env.get("SEMSEARCH_INDEXES") or ""),
-            index_root=Path(env["SEMSEARCH_INDEX_ROOT"]).expanduser() if env.get("SEMSEARCH_INDEX_ROOT") else None,
-            ingest_roots=tuple(Path(p).expanduser() for p in (env.get("SEMSEARCH_INGEST_ROOTS") or "").split(os.pathsep) if p),
-            api_keys=env.get("SEMSEARCH_API_KEYS") or None,
-            api_keys_file=Path(env["SEMSEARCH_API_KEYS_FILE"]).expanduser() if env.get("SEMSEARCH_API_KEYS_FILE") else None,
-            rate_limit=float(env.get("SEMSEARCH_RATE_LIMIT") or 0),
-            max_upload_bytes=int(float(env.get("SEMSEARCH_MAX_UPLOAD_MB") or 50) * 2**20),
-            max_files=int(env.get("SEMSEARCH_MAX_FILES") or 20),
-            max_query_chars=int(env.get("SEMSEARCH_MAX_QUERY_CHARS") or 4000),
-            max_k=int(env.get("SEMSEARCH_MAX_K") or 100),
-            reranker=env.get("SEMSEARCH_RERANKER") or None,
-            rerank_model=env.get("SEMSEARCH_RERANK_MODEL") or None,
-            rerank_depth=int(env.get("SEMSEARCH_RERANK_DEPTH") or 30),
-        )
+        try:
+            settings: Settings = _FromEnv()
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc)) from exc
+        if "chat_model" not in settings.model_fields_set and settings.openai_api_key:
+            return settings.updated(chat_model=DEFAULT_CHAT_MODEL)  # written answers come with a key
+        return settings
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
+
+    @property
+    def query_limits(self) -> QueryLimits:
+        return QueryLimits(self.max_k, self.max_query_chars)
 
     def with_index(self, index_dir: Path | None) -> Settings:
         """A copy pointing at another index folder (a `--index` flag)."""
-        return self if index_dir is None else replace(self, index_dir=index_dir.expanduser())
+        return self if index_dir is None else self.updated(index_dir=index_dir)
 
     def updated(self, **overrides: object) -> Settings:
-        """A copy with the flags that were given (None means not given)."""
-        given: dict[str, object] = {k: v for k, v in overrides.items() if v is not None}
-        if str(given.get("chat_model", "")).lower() in _NO_CHAT:
-            given["chat_model"] = None
-        return replace(self, **given)  # type: ignore[arg-type]
+        """A validated copy with the values that were given (None means not given)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return Settings(**{**self.model_dump(exclude_unset=True), **given})
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, flags=True)) from exc
 
     def remote(self, **overrides: object) -> RemoteOptions:
         """How to reach the OpenAI-compatible server: the environment, then flags that were given."""
         given = {k: v for k, v in overrides.items() if v is not None}
         return RemoteOptions(**{"base_url": self.openai_base_url, "api_key": self.openai_api_key, **given})  # type: ignore[arg-type]
 
+    @field_validator("index_dir", "cache_dir", "index_root", "api_keys_file")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
-def _chat_model(env: Mapping[str, str]) -> str | None:
-    """SEMSEARCH_CHAT_MODEL; else gpt-4o-mini when an OpenAI key is set; "none" turns chat off."""
-    named = env.get("SEMSEARCH_CHAT_MODEL")
-    if named:
-        return None if named.lower() in _NO_CHAT else named
-    return DEFAULT_CHAT_MODEL if env.get("OPENAI_API_KEY") else None
+    @field_validator("chat_model", mode="before")
+    @classmethod
+    def _no_chat(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.lower() in _NO_CHAT else value
+
+    @field_validator("named_indexes", mode="before")
+    @classmethod
+    def _named(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+        if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+            raise ValueError("expected NAME=FOLDER pairs separated by commas")
+        return {name.strip(): Path(folder.strip()).expanduser() for name, folder in pairs}
+
+    @field_validator("ingest_roots", "watch_paths", mode="before")
+    @classmethod
+    def _folders(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p)
+        return tuple(Path(p).expanduser() for p in value) if isinstance(value, list | tuple) else value
 
 
-def _named(spec: str) -> dict[str, Path]:
-    """`SEMSEARCH_INDEXES`: comma-separated NAME=FOLDER pairs."""
-    pairs = [part.split("=", 1) for part in spec.split(",") if part.strip()]
-    return {name.strip(): Path(folder.strip()).expanduser() for name, folder in (p for p in pairs if len(p) == 2)}
+class _FromEnv(Settings):
+    """Settings that read their variables (the one place the environment is read)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+def variable_of(field: str) -> str:
+    """The environment variable that sets a field."""
+    alias = Settings.model_fields[field].validation_alias
+    assert isinstance(alias, AliasChoices)
+    return str(alias.choices[0])
+
+
+def _explain(exc: ValidationError, *, flags: bool = False) -> str:
+    """One line per bad value, naming the variable (or the option) and what it accepts."""
+    lines = []
+    for error in exc.errors():
+        where = str(error["loc"][0]) if error["loc"] else "?"
+        field = where if where in Settings.model_fields else _field_of(where)
+        name = f"--{field.replace('_', '-')}" if flags else variable_of(field) if field else where
+        given = error.get("input")
+        lines.append(f"{name}={given!r} is not valid: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)
+
+
+def _field_of(alias: str) -> str:
+    for name, info in Settings.model_fields.items():
+        if isinstance(info.validation_alias, AliasChoices) and alias in info.validation_alias.choices:
+            return name
+    return ""

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from indexes import IndexStoreError
-from ingest import IngestError, IngestSummary, WalkOptions, chunking_of, ingest_paths
+from ingest import Folders, IngestSummary, WalkOptions, ingest
 
+from .errors import ERROR_FAMILIES
 from .service import SearchService
 
 
@@ -33,9 +33,8 @@ class Watcher:
 
     def run_once(self) -> IngestSummary:
         """One pass: bring the index in line with the folders now."""
-        chunking = chunking_of(self.service.index)
         with self._lock:
-            summary = ingest_paths(self.service.index, self.service.embedder, self.paths, chunking, self.options)
+            summary = ingest(self.service.index, self.service.embedder, Folders(self.paths, self.options))
         self.passes += 1
         return summary
 
@@ -44,7 +43,7 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 self._report(self.run_once())
-            except (IngestError, IndexStoreError, OSError) as exc:
+            except ERROR_FAMILIES + (OSError,) as exc:
                 self._report(exc)
             self._stop.wait(self.interval)
 

@@ -42,10 +42,10 @@ def embedder(model_cache: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
     """The sample folder ingested once with the local model; tests only read it."""
-    from ingest import WalkOptions, ingest_paths, open_index
+    from ingest import Folders, ingest, open_index
 
     folder = tmp_path_factory.mktemp("sample-index") / "ix"
     index, chunking = open_index(folder, embedder, None)
-    ingest_paths(index, embedder, [DATA / "sample"], chunking, WalkOptions())
+    ingest(index, embedder, Folders([DATA / "sample"]), chunking=chunking)
     index.close()
     return folder

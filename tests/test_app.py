@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest import WalkOptions, ingest_paths, open_index
+from ingest import Folders, ingest, open_index
 from search import Settings
 from search.http import create_app
 
@@ -106,7 +106,7 @@ def test_searches_during_an_ingest_see_a_consistent_index(tmp_path: Path, embedd
     folder = tmp_path / "docs"
     shutil.copytree(DATA / "sample", folder)
     index, chunking = open_index(tmp_path / "ix", embedder, None)
-    ingest_paths(index, embedder, [folder / "chess-rules.html"], chunking, WalkOptions())
+    ingest(index, embedder, Folders([folder / "chess-rules.html"]), chunking=chunking)
     app = create_app(Settings(index_dir=tmp_path / "ix", cache_dir=model_cache))
     failures: list[str] = []
     counts: set[int] = set()
@@ -126,7 +126,7 @@ def test_searches_during_an_ingest_see_a_consistent_index(tmp_path: Path, embedd
         for thread in threads:
             thread.start()
         try:
-            ingest_paths(index, embedder, [folder], chunking, WalkOptions())
+            ingest(index, embedder, Folders([folder]), chunking=chunking)
         finally:
             done.set()
             for thread in threads:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 
-from search.http import auth
 from search.errors import Forbidden, KeyConfigError, RequestRejected, Unauthorized
+from search.http import auth
 from search.http.auth import ANONYMOUS, ApiKeys, Principal, require, route_access, writes
 from search.http.limits import handle_rejected
 from search.http.metrics import Metrics, MetricsMiddleware

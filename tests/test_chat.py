@@ -11,7 +11,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from ingest import WalkOptions, ingest_paths, open_index
+from ingest import Folders, ingest, open_index
 from search import Settings
 from search.answers.prompts import NOT_COVERED, SYSTEM_PROMPT
 from search.cli.main import cli
@@ -36,7 +36,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # ty
     (docs / "injected.txt").write_text("Printing press maintenance\n\nThe printing press needs oil. " + INJECTION + "\n")
     index, chunking = open_index(folder / "ix", embedder, None)
     assert index is not None
-    ingest_paths(index, embedder, [docs], chunking, WalkOptions())
+    ingest(index, embedder, Folders([docs]), chunking=chunking)
     index.close()
     return folder / "ix"
 

@@ -93,7 +93,7 @@ def test_index_comes_from_the_environment(run, index_dir: Path, monkeypatch: pyt
 def test_default_index_is_outside_the_source_tree() -> None:
     from search.settings import Settings
 
-    folder = Settings.from_env({}).index_dir
+    folder = Settings.from_env().index_dir
     assert Path(__file__).resolve().parents[1] not in folder.resolve().parents
 
 

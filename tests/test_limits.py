@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, File, Request, UploadFile
 from search.errors import InvalidQuery, RateLimited, RequestRejected, TooLarge
 from search.http.auth import ApiKeys, Principal, require
 from search.http.limits import Limits, MaxBody, RateLimit, handle_rejected
+from search.settings import Settings
 
 from .conftest import ServerThread
 
@@ -74,16 +75,17 @@ def test_idle_full_buckets_are_forgotten() -> None:
 
 
 def test_route_checks() -> None:
-    limits = Limits(max_files=2, max_query_chars=10, max_k=5)
+    limits = Limits(max_upload_bytes=2**20, max_files=2)
     limits.check_files(2)
     with pytest.raises(TooLarge, match="3 files in one request; the limit is 2"):
         limits.check_files(3)
-    limits.check_query("x" * 10)
+    query_limits = Settings(max_query_chars=10, max_k=5).query_limits
+    query_limits.check("x" * 10, 5)
     with pytest.raises(InvalidQuery, match="11 characters long; the limit is 10"):
-        limits.check_query("x" * 11)
+        query_limits.check("x" * 11, 5)
     with pytest.raises(InvalidQuery, match="between 1 and 5, not 6"):
-        limits.check_k(6)
-    assert Limits().max_k == 100 and Limits().max_upload_bytes == 50 * 2**20
+        query_limits.check("x", 6)
+    assert Settings().max_k == 100 and Settings().max_upload_bytes == 50 * 2**20
 
 
 def build_app(keys: ApiKeys, limit: RateLimit) -> FastAPI:

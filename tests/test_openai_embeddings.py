@@ -15,11 +15,11 @@ from openai import OpenAI
 
 from indexes import Index
 from ingest import (
+    Folders,
     QuotaExceeded,
     RemoteOptions,
-    WalkOptions,
     embedding_input,
-    ingest_paths,
+    ingest,
     make_embedder,
     open_index,
 )
@@ -56,7 +56,7 @@ def ingest_folder(index_dir: Path, model: str, remote: RemoteOptions, cache: Pat
     index, chunking = open_index(index_dir, embedder, None)
     assert index is not None
     try:
-        return ingest_paths(index, embedder, [folder], chunking, WalkOptions(), batch_size=16)
+        return ingest(index, embedder, Folders([folder]), chunking=chunking, batch_size=16)
     finally:
         index.close()
         embedder.close()

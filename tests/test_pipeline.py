@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from indexes import DimensionMismatch, Index, Manifest
-from ingest import ChunkingConfig, IngestConfigError, WalkOptions, ingest_paths, open_index
+from ingest import ChunkingConfig, Folders, IngestConfigError, WalkOptions, ingest, open_index
 
 from .conftest import DATA
 
@@ -26,16 +26,16 @@ def folder(tmp_path: Path) -> Path:
     return target
 
 
-def ingest(index_dir: Path, embedder, *paths: Path, **options):  # type: ignore[no-untyped-def]
+def ingest_folders(index_dir: Path, embedder, *paths: Path, **options):  # type: ignore[no-untyped-def]
     index, chunking = open_index(index_dir, embedder, None)
     try:
-        return ingest_paths(index, embedder, list(paths), chunking, WalkOptions(**options))
+        return ingest(index, embedder, Folders(list(paths), WalkOptions(**options)), chunking=chunking)
     finally:
         index.close()
 
 
 def test_first_run_ingests_every_document(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    summary = ingest(tmp_path / "ix", embedder, folder)
+    summary = ingest_folders(tmp_path / "ix", embedder, folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     assert summary.seen == summary.ingested == len(files) >= 8
     assert summary.skipped == []
@@ -46,26 +46,26 @@ def test_first_run_ingests_every_document(tmp_path: Path, folder: Path, embedder
 
 
 def test_second_run_embeds_nothing_that_is_unchanged(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest(tmp_path / "ix", embedder, folder)
-    again = ingest(tmp_path / "ix", embedder, folder)
+    ingest_folders(tmp_path / "ix", embedder, folder)
+    again = ingest_folders(tmp_path / "ix", embedder, folder)
     assert (again.ingested, again.embedded, again.removed) == (0, 0, 0)
     assert again.unchanged == again.seen
 
 
 def test_touched_but_identical_file_is_not_reembedded(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest(tmp_path / "ix", embedder, folder)
+    ingest_folders(tmp_path / "ix", embedder, folder)
     target = folder / "photosynthesis.md"
     os.utime(target, (time.time() + 100, time.time() + 100))
-    again = ingest(tmp_path / "ix", embedder, folder)
+    again = ingest_folders(tmp_path / "ix", embedder, folder)
     assert (again.ingested, again.embedded, again.unchanged) == (0, 0, again.seen)
 
 
 def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest(tmp_path / "ix", embedder, folder)
+    ingest_folders(tmp_path / "ix", embedder, folder)
     changed = folder / "coffee-brewing.txt"
     changed.write_text(changed.read_text() + "\n\nCold brew steeps coarse coffee grounds in cold water for twelve hours.\n")
     (folder / "chess-rules.html").unlink()
-    again = ingest(tmp_path / "ix", embedder, folder)
+    again = ingest_folders(tmp_path / "ix", embedder, folder)
     assert (again.ingested, again.removed) == (1, 1)
     assert 0 < again.embedded < again.chunks, "unchanged passages of the changed file reuse their vectors"
     index = Index.open(tmp_path / "ix")
@@ -78,15 +78,15 @@ def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(tmp_path: 
 
 
 def test_other_folders_in_the_same_index_are_left_alone(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest(tmp_path / "ix", embedder, folder)
-    ingest(tmp_path / "ix", embedder, DATA / "formats" / "guide.md")
-    again = ingest(tmp_path / "ix", embedder, folder)
+    ingest_folders(tmp_path / "ix", embedder, folder)
+    ingest_folders(tmp_path / "ix", embedder, DATA / "formats" / "guide.md")
+    again = ingest_folders(tmp_path / "ix", embedder, folder)
     assert again.removed == 0
     assert Index.open(tmp_path / "ix").stats()["documents"] == again.seen + 1
 
 
 def test_bad_files_are_named_with_a_reason_and_do_not_stop_the_run(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    summary = ingest(tmp_path / "ix", embedder, DATA / "formats")
+    summary = ingest_folders(tmp_path / "ix", embedder, DATA / "formats")
     reasons = {Path(s.path).name: s.reason for s in summary.skipped}
     assert reasons["encrypted.pdf"].startswith("encrypted PDF")
     assert reasons["corrupt.pdf"].startswith("corrupt PDF")
@@ -98,19 +98,19 @@ def test_bad_files_are_named_with_a_reason_and_do_not_stop_the_run(tmp_path: Pat
 
 
 def test_files_over_the_size_limit_are_skipped(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    summary = ingest(tmp_path / "ix", embedder, folder, max_bytes=2000)
+    summary = ingest_folders(tmp_path / "ix", embedder, folder, max_bytes=2000)
     assert summary.skipped and all("limit" in s.reason for s in summary.skipped)
 
 
 def test_pdf_page_numbers_reach_the_catalog(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest(tmp_path / "ix", embedder, DATA / "sample" / "water-cycle.pdf")
+    ingest_folders(tmp_path / "ix", embedder, DATA / "sample" / "water-cycle.pdf")
     with Index.open(tmp_path / "ix").read() as reader:
         rows = reader.chunks(list(range(1, 50)))
     assert {r.page for r in rows.values()} >= {1, 2, 3}
 
 
 def test_other_model_or_chunking_on_an_existing_index_is_an_error(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest(tmp_path / "ix", embedder, folder / "photosynthesis.md")
+    ingest_folders(tmp_path / "ix", embedder, folder / "photosynthesis.md")
     with pytest.raises(IngestConfigError, match="chunked with 256"):
         open_index(tmp_path / "ix", embedder, ChunkingConfig(128, 16))
     other = tmp_path / "other"
@@ -125,7 +125,7 @@ def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(tmp_p
     for n in range(60):  # enough work (a few seconds) to be caught in the middle
         (folder / f"note-{n:02}.txt").write_text(f"Note {n}. " + " ".join(f"Topic {n} sentence {i} about item {i * n}." for i in range(40)))
     index_dir = tmp_path / "ix"
-    ingest(index_dir, embedder, DATA / "sample" / "photosynthesis.md")  # a published state to keep
+    ingest_folders(index_dir, embedder, DATA / "sample" / "photosynthesis.md")  # a published state to keep
     env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
     command = [sys.executable, "-c", "from search.cli.main import main; main()", "ingest", str(folder), "--index", str(index_dir), "--batch-size", "4"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -140,7 +140,7 @@ def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(tmp_p
         process.wait()
     index = Index.open(index_dir)
     assert index.stats()["documents"] == 1, "readers still see the last published state"
-    resumed = ingest(index_dir, embedder, folder)
+    resumed = ingest_folders(index_dir, embedder, folder)
     assert resumed.ingested == 60
     assert resumed.embedded < resumed.chunks, "what was staged before the kill is not embedded again"
     assert Index.open(index_dir).stats()["documents"] == 61
@@ -168,11 +168,11 @@ def test_attributes_from_front_matter_and_sidecars(tmp_path: Path, embedder) -> 
     (folder / "a.md").write_text("---\ntitle: Alpha\nteam: research\nyear: 2024\ndraft: false\ntags: [x, y]\n---\n\n# Alpha\n\nGlaciers move slowly.")
     (folder / "b.txt").write_text("Volcanoes erupt when pressure builds.")
     (folder / "b.txt.meta.json").write_text(json.dumps({"team": "geology", "reviewed": True}))
-    ingest(tmp_path / "ix", embedder, folder)
+    ingest_folders(tmp_path / "ix", embedder, folder)
     rows = _attributes(tmp_path / "ix")
     assert rows[str(folder / "a.md")] == {"title": "Alpha", "team": "research", "year": 2024, "draft": False}
     assert rows[str(folder / "b.txt")] == {"team": "geology", "reviewed": True}
     (folder / "b.txt.meta.json").write_text(json.dumps({"team": "volcanology"}))
-    again = ingest(tmp_path / "ix", embedder, folder)
+    again = ingest_folders(tmp_path / "ix", embedder, folder)
     assert again.ingested == 1 and again.embedded == 0, "a sidecar edit re-ingests the file, reusing its vectors"
     assert _attributes(tmp_path / "ix")[str(folder / "b.txt")] == {"team": "volcanology"}

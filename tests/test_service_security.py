@@ -24,7 +24,7 @@ def secured(sample_index: Path, model_cache: Path, tmp_path: Path) -> Iterator[s
     shutil.copytree(sample_index, tmp_path / "default")  # uploads below must not change the shared index
     (tmp_path / "indexes").mkdir()
     settings = Settings(index_dir=tmp_path / "default", cache_dir=model_cache, api_keys=f"{RW},{RO}:ro,{SCOPED}:rw:team",
-                        index_root=tmp_path / "indexes", rate_limit=600, max_upload_bytes=200_000)
+                        index_root=tmp_path / "indexes", rate_limit=600, max_upload_mb=200_000 / 2**20)
     with ServerThread(create_app(settings)) as server:
         yield server.url
 

@@ -18,6 +18,7 @@ from ingest.openai_client import MalformedResponse
 from ingest.tokenizer import TiktokenCounter
 from search.errors import AnswerRefused
 from search.retrieve import Hit
+from search.settings import DEFAULT_MIN_SCORE
 
 from .chat_models import ChatModelInfo, chat_model_info, chat_price
 from .citations import resolve
@@ -37,7 +38,7 @@ class ChatOptions:
     context_window: int | None = None
     max_passages: int = 8
     max_context_tokens: int = 12_000
-    min_score: float = 0.25
+    min_score: float = DEFAULT_MIN_SCORE
     moderate: bool = False
 
 

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
-from indexes import DimensionMismatch, IndexNotFound, IndexStoreError
-from ingest import IngestConfigError, IngestError
-from search.errors import ConfigError, DatasetError, InvalidQuery, SearchError
+from indexes import DimensionMismatch, IndexNotFound
+from ingest import IngestConfigError
+from search.errors import ERROR_FAMILIES, ConfigError, DatasetError, InvalidQuery
 from search.retrieve import MODES
 from search.settings import Settings
 
@@ -34,7 +34,7 @@ def errors(command: F) -> F:
         except _USAGE_ERRORS as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
-        except (SearchError, IngestError, IndexStoreError) as exc:
+        except ERROR_FAMILIES as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
 
@@ -76,9 +76,12 @@ filter_option = click.option(
 
 
 @contextmanager
-def open_service(settings: Settings) -> Iterator[Any]:
+def open_service(settings: Settings, *, k: int | None = None) -> Iterator[Any]:
+    """The search service for these settings; a `-k` over `SEMSEARCH_MAX_K` is a usage error (exit 2)."""
     from search.service import SearchService
 
+    if k is not None and k > settings.max_k:
+        raise click.BadParameter(f"{k} is more than the limit of {settings.max_k} ($SEMSEARCH_MAX_K)", param_hint="'-k'")
     service = SearchService.from_settings(settings)
     try:
         yield service

@@ -9,11 +9,10 @@ from typing import Any
 
 import click
 
-from ingest import TIER_LIMITS
+from ingest import DEFAULT_EMBEDDING_MODEL, TIER_LIMITS, Embedder, RemoteOptions, WalkOptions
 from search.cli import output
 from search.fusion import FUSIONS
-from search.retrieve import MAX_K
-from search.settings import Settings
+from search.settings import DEFAULT_ASK_K, DEFAULT_K, DEFAULT_MIN_SCORE, Settings
 
 from .common import errors, filter_option, index_option, json_option, mode_option, open_service, settings_for
 from .measure import COMMANDS
@@ -36,19 +35,23 @@ def cli() -> None:
 @index_option
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
-@click.option("--max-file-mb", type=click.FloatRange(min=0.001), default=50.0, show_default=True, help="Skip files larger than this.")
+@click.option("--max-file-mb", type=click.FloatRange(min=0.001), default=WalkOptions.max_bytes / 2**20, show_default=True, help="Skip files larger than this.")
 @click.option("--chunk-tokens", type=click.IntRange(32, 8192), help="Largest passage, in model tokens [default: 256 local, 512 remote, or the index's].")
 @click.option("--chunk-overlap", type=click.IntRange(0, 4096), help="Tokens shared by consecutive passages [default: 1/8 of the chunk, or the index's].")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), help="Passages per embedding batch [default: 64 local, 1024 remote].")
-@click.option("--embedding-model", envvar="SEMSEARCH_EMBEDDING_MODEL", help="provider/name for a new index: local/all-MiniLM-L6-v2 (default) or openai/NAME.")
+@click.option(
+    "--embedding-model",
+    help=f"provider/name for a new index: {DEFAULT_EMBEDDING_MODEL} or openai/NAME "
+    f"[default: $SEMSEARCH_EMBEDDING_MODEL, else {DEFAULT_EMBEDDING_MODEL}].",
+)
 @click.option("--base-url", help="OpenAI-compatible endpoint [default: $OPENAI_BASE_URL, else OpenAI's].")
 @click.option("--dimensions", type=click.IntRange(1, 65536), help="Vector size to ask for (text-embedding-3 models).")
 @click.option("--tier", type=click.Choice(sorted(TIER_LIMITS)), help="OpenAI usage tier: preset RPM/TPM limits to pace under.")
 @click.option("--rpm", type=click.FloatRange(min=1), help="Requests per minute to stay under.")
 @click.option("--tpm", type=click.FloatRange(min=1), help="Tokens per minute to stay under.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Embedding requests in flight.")
-@click.option("--max-retries", type=click.IntRange(0, 100), default=6, show_default=True, help="Retries of a failed request.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds to wait for a reply.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=RemoteOptions.concurrency, show_default=True, help="Embedding requests in flight.")
+@click.option("--max-retries", type=click.IntRange(0, 100), default=RemoteOptions.max_retries, show_default=True, help="Retries of a failed request.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=RemoteOptions.timeout, show_default=True, help="Seconds to wait for a reply.")
 @click.option("--embedding-max-tokens", type=click.IntRange(16, 1_000_000), help="Input limit of an unknown remote model [default: 512].")
 @click.option("--dry-run", is_flag=True, help="Count files, chunks, tokens and the price; embed and write nothing.")
 @click.option("--watch", is_flag=True, help="Keep running: re-ingest what is added, changed, renamed or deleted.")
@@ -68,35 +71,29 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, 
     semsearch ingest docs/ --embedding-model openai/text-embedding-3-small --tier 1 --dry-run
     semsearch ingest ~/notes --watch
     """
-    from ingest import ChunkingConfig, WalkOptions, embedder_for_index, find_index, ingest_paths, make_embedder, open_index
+    from ingest import Folders, default_chunking, find_index, ingest, open_index
 
-    settings = settings_for(index_dir)
+    settings = settings_for(index_dir).updated(embedding_model=embedding_model)
     remote = settings.remote(
         base_url=base_url, dimensions=dimensions, tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency,
         max_retries=max_retries, timeout=timeout, max_tokens=embedding_max_tokens,
     )
-    manifest = _manifest_of(settings.index_dir)
-    if manifest is not None:  # an existing index keeps its embedder
-        embedder = embedder_for_index(manifest.embedder, manifest.embedding_model, cache_dir=settings.cache_dir, remote=remote)
-    else:
-        embedder = make_embedder(embedding_model or settings.embedding_model, cache_dir=settings.cache_dir, remote=remote)
+    embedder = _embedder_for(settings, remote)
     chunking = None
     if chunk_tokens is not None or chunk_overlap is not None:
-        size = chunk_tokens or min(embedder.max_tokens, 512)
-        chunking = ChunkingConfig(size, size // 8 if chunk_overlap is None else chunk_overlap)
+        chunking = default_chunking(embedder, chunk_tokens, chunk_overlap)
     index, chunking = (find_index if dry_run else open_index)(settings.index_dir, embedder, chunking)
-    batch = batch_size or (64 if embedder.name.startswith("local/") else 1024)
-    options = WalkOptions(include, exclude, int(max_file_mb * 2**20))
+    source = Folders(paths, WalkOptions(include, exclude, int(max_file_mb * 2**20)))
     try:
         with output.progress("Ingesting", enabled=not as_json) as progress:
-            summary = ingest_paths(index, embedder, paths, chunking, options, batch_size=batch, progress=progress, dry_run=dry_run)
+            summary = ingest(index, embedder, source, chunking=chunking, batch_size=batch_size, progress=progress, dry_run=dry_run)
     finally:
         embedder.close()
         if index is not None:
             index.close()
     output.print_ingest(summary, settings.index_dir, embedder.name, as_json)
     if watch and not dry_run:
-        _watch(settings, paths, options, interval, as_json)
+        _watch(settings, paths, source.options, interval, as_json)
 
 
 def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: float, as_json: bool) -> None:
@@ -114,18 +111,28 @@ def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: 
         Watcher(service, paths, options, interval=interval, report=report).run_forever()
 
 
-def _manifest_of(folder: Path) -> Any:
-    """The manifest of an existing index (None for a new one)."""
+def _embedder_for(settings: Settings, remote: RemoteOptions) -> Embedder:
+    """A new index's embedder is the one asked for; an existing index keeps its own, and asking for another is an error."""
     from indexes import Index
     from indexes.manifest import read_manifest
+    from ingest import IngestConfigError, embedder_for_index, make_embedder
 
-    return read_manifest(folder) if Index.exists(folder) else None
+    if not Index.exists(settings.index_dir):
+        return make_embedder(settings.embedding_model, cache_dir=settings.cache_dir, remote=remote)
+    manifest = read_manifest(settings.index_dir)
+    if "embedding_model" in settings.model_fields_set and settings.embedding_model != manifest.embedding_model:
+        raise IngestConfigError(
+            f"the index at {settings.index_dir} was built with {manifest.embedding_model}, not {settings.embedding_model}; "
+            f"to re-index with {settings.embedding_model}, ingest into a new folder (--index NEW_DIR), "
+            f"or delete {settings.index_dir} and ingest again"
+        )
+    return embedder_for_index(manifest.embedder, manifest.embedding_model, cache_dir=settings.cache_dir, remote=remote)
 
 
 @cli.command("search")
 @click.argument("query")
 @index_option
-@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=10, show_default=True, help="Number of passages.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Number of passages [at most $SEMSEARCH_MAX_K].")
 @mode_option
 @click.option("--fusion", type=click.Choice(FUSIONS), default="zscore", show_default=True, help="How hybrid mode combines the two sides.")
 @click.option("--explain", is_flag=True, help="Show the dense and lexical ranks behind each result.")
@@ -142,7 +149,7 @@ def search_command(
     semsearch search "vector index types" -k 5
     semsearch search "error 42" --mode lexical --json | jq '.results[0].path'
     """
-    with open_service(settings_for(index_dir).updated(chat_model="none", reranker=reranker)) as service:
+    with open_service(settings_for(index_dir).updated(chat_model="none", reranker=reranker), k=k) as service:
         hits = service.search(query, k, mode, fusion, filters)
     output.print_hits(query, mode, hits, as_json=as_json, explain=explain)
 
@@ -150,7 +157,7 @@ def search_command(
 @cli.command()
 @click.argument("question")
 @index_option
-@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=8, show_default=True, help="Passages to retrieve.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=DEFAULT_ASK_K, show_default=True, help="Passages to retrieve [at most $SEMSEARCH_MAX_K].")
 @mode_option
 @click.option(
     "--chat-model",
@@ -158,7 +165,7 @@ def search_command(
 )
 @click.option("--chat-base-url", help="OpenAI-compatible chat endpoint [default: $SEMSEARCH_CHAT_BASE_URL, else $OPENAI_BASE_URL].")
 @click.option("--chat-context-window", type=click.IntRange(512), help="Context window of a model semsearch does not know.")
-@click.option("--min-score", type=float, help="Abstain when no passage's cosine reaches this [default: 0.25].")
+@click.option("--min-score", type=float, help=f"Abstain when no passage's cosine reaches this [default: $SEMSEARCH_MIN_SCORE, else {DEFAULT_MIN_SCORE}].")
 @click.option("--moderate", is_flag=True, default=None, help="Screen the question with /v1/moderations first.")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it is written.")
 @filter_option
@@ -179,7 +186,7 @@ def ask(question: str, index_dir: Path | None, k: int, mode: str, chat_model: st
         chat_model=chat_model, chat_base_url=chat_base_url, chat_context_window=chat_context_window,
         min_score=min_score, moderate=moderate,
     )
-    with open_service(settings) as service:
+    with open_service(settings, k=k) as service:
         if as_json or not stream:
             output.print_answer(service.ask(question, k, mode, filters), as_json)
             return

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
 
 from search.cli import output
 from search.fusion import FUSIONS
-from search.retrieve import MAX_K, MODES
+from search.retrieve import MODES
 from search.settings import Settings
 
 from .common import errors, index_option, json_option, mode_option, open_service, settings_for
@@ -19,7 +20,7 @@ from .common import errors, index_option, json_option, mode_option, open_service
 @index_option
 @mode_option
 @click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to use (BEIR collections).")
-@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=50, show_default=True, help="Passages retrieved per query (golden sets).")
+@click.option("-k", "k", type=click.IntRange(min=1), default=50, show_default=True, help="Passages retrieved per query (golden sets).")
 @click.option("--fusion", type=click.Choice(FUSIONS), default="zscore", show_default=True, help="How hybrid mode combines the two sides.")
 @json_option
 @errors
@@ -41,13 +42,14 @@ def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k
 
         queries = load_golden(dataset)
         settings = settings_for(index_dir).updated(chat_model="none")
-        with open_service(settings) as service:
+        with open_service(settings, k=k) as service:
             report = {**run_golden(queries, lambda q: service.search(q, k, mode, fusion)), "mode": mode, "fusion": fusion, "k": k}
         output.print_eval(report, as_json)
         return
     from search.evaluation.run import run_evaluation
 
-    report = run_evaluation(dataset, Settings.from_env(), index_dir, mode, split, fusion=fusion, show_progress=not as_json)
+    bar = functools.partial(output.progress, enabled=not as_json)
+    report = run_evaluation(dataset, Settings.from_env(), index_dir, mode, split, fusion=fusion, progress_bar=bar)
     output.print_eval(report, as_json)
 
 

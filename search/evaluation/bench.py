@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from indexes import Index
-from ingest import Embedder, embedding_input, ingest_documents, make_embedder, open_index
+from ingest import Documents, Embedder, embedding_input, ingest, make_embedder, open_index
 from search.retrieve import search
 from search.settings import Settings
 
@@ -34,8 +34,8 @@ def run_benchmark(dataset_dir: Path, settings: Settings, *, documents: int, quer
     texts = list(dataset.queries.values())[:queries]
     with tempfile.TemporaryDirectory(prefix="semsearch-bench-") as tmp:
         folder = Path(tmp) / "index"
-        index, chunking = open_index(folder, embedder, None)
-        summary = ingest_documents(index, embedder, itertools.islice(beir_documents(dataset), documents), chunking)
+        index, _ = open_index(folder, embedder, None)
+        summary = ingest(index, embedder, Documents(itertools.islice(beir_documents(dataset), documents)))
         report: dict[str, Any] = {
             "dataset": dataset.name, "documents": summary.ingested, "chunks": summary.chunks,
             "tokens": summary.tokens, "ingest_seconds": round(summary.elapsed, 2),

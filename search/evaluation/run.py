@@ -3,33 +3,42 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from ingest import Block, LoadedDocument, ingest_documents, make_embedder, open_index
-from search.cli import output
+from ingest import Block, Documents, LoadedDocument, ingest, make_embedder, open_index
 from search.retrieve import rank_documents
 from search.settings import Settings
 
 from .beir import BeirDataset, CorpusRecord, load_beir, run_beir
 
+ProgressBar = Callable[[str], AbstractContextManager[Callable[[int, int], None] | None]]
+
+
+@contextmanager
+def no_progress(label: str) -> Iterator[None]:
+    """No progress shown (what a caller without a terminal passes)."""
+    yield None
+
 
 def run_evaluation(
     dataset_dir: Path, settings: Settings, index_dir: Path | None, mode: str, split: str = "test", *,
-    fusion: str = "zscore", show_progress: bool = True,
+    fusion: str = "zscore", progress_bar: ProgressBar = no_progress,
 ) -> dict[str, Any]:
-    """Evaluate retrieval on the collection in `dataset_dir`; returns the metrics as a dict."""
+    """Evaluate retrieval on the collection in `dataset_dir`; returns the metrics as a dict.
+
+    `progress_bar(label)` gives a callback for each stage (the CLI draws a bar; the default nothing).
+    """
     dataset = load_beir(dataset_dir, split)
     folder = index_dir or _default_index(dataset_dir, settings)
     embedder = make_embedder(settings.embedding_model, cache_dir=settings.cache_dir)
-    index, chunking = open_index(folder, embedder, None)
-    with output.progress("Ingesting corpus", enabled=show_progress) as progress:
-        summary = ingest_documents(
-            index, embedder, beir_documents(dataset), chunking,
-            total=dataset.corpus_size() if progress else 0, progress=progress, remove_missing=True,
-        )
-    with output.progress("Running queries", enabled=show_progress) as progress:
+    index, _ = open_index(folder, embedder, None)
+    with progress_bar("Ingesting corpus") as progress:
+        corpus = Documents(beir_documents(dataset), total=dataset.corpus_size() if progress else 0, remove_missing=True)
+        summary = ingest(index, embedder, corpus, progress=progress)
+    with progress_bar("Running queries") as progress:
         report = run_beir(dataset, lambda query: rank_documents(index, embedder, query, mode, 100, fusion), progress=progress)
     index.close()
     embedder.close()

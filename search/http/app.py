@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from indexes import DimensionMismatch, IndexBusy, IndexExists, IndexNotFound, IndexStoreError
 from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, IngestSummary, UpstreamError, UpstreamUnavailable, WalkOptions
-from search.errors import AnswerRefused, ConfigError, InvalidQuery, RequestRejected, SearchError
+from search.errors import ERROR_FAMILIES, AnswerRefused, ConfigError, InvalidQuery, RequestRejected, SearchError
 from search.settings import Settings
 from search.watch import Watcher
 
@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="semsearch", version="0.1.0", lifespan=lifespan,
                   description="Semantic search and question answering over a folder of documents.")
     app.state.registry, app.state.metrics = registry, metrics
-    app.state.limits = Limits(settings.max_upload_bytes, settings.max_files, settings.max_query_chars, settings.max_k)
+    app.state.limits = Limits(settings.max_upload_bytes, settings.max_files)
     _install_error_handlers(app)
     app.add_middleware(MaxBody, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it sees the 413s too
@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     def healthz() -> JSONResponse:
         try:
             counts = registry.service(DEFAULT).index.stats()
-        except (IndexStoreError, IngestError, SearchError) as exc:
+        except ERROR_FAMILIES as exc:
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok", "documents": counts["documents"], "chunks": counts["chunks"]})
 

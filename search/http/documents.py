@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from indexes import Filter, Index, IndexNotFound, IndexWriter, StoredDocument
-from ingest import FoundFile, IngestSummary, chunking_of
-from ingest.run import IngestRun
+from ingest import Files, ingest
 from ingest.walk import SUPPORTED_EXTENSIONS
 from search.errors import InvalidQuery
 from search.service import SearchService
@@ -46,15 +45,8 @@ def store_and_ingest(service: SearchService, uploads: list[Upload]) -> list[dict
             results.append({"filename": upload.filename, "status": "failed", "error": problem})
             continue
         stored.append((upload, _store(service.index.folder, upload)))
-    summary = IngestSummary()
-    with IndexWriter(service.index) as writer:
-        run = IngestRun(writer, service.embedder, chunking_of(service.index), summary, 64)
-        before = {p: k.content_hash for p, k in run.known.items()}
-        for upload, path in stored:
-            stat = path.stat()
-            run.offer_file(FoundFile(path, stat.st_size, stat.st_mtime), attributes=upload.attributes)
-        run.flush()
-        run.finish([])
+    before = {str(path) for _, path in stored if find_by_path(service.index, str(path)) is not None}
+    summary = ingest(service.index, service.embedder, Files([(path, upload.attributes) for upload, path in stored]))
     skipped = {s.path: s.reason for s in summary.skipped}
     for upload, path in stored:
         results.append(_result(service.index, upload, path, skipped.get(str(path)), str(path) in before))

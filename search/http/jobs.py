@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexes import IndexStoreError
-from ingest import IngestError, IngestSummary, WalkOptions, chunking_of, ingest_paths
-from search.errors import InvalidQuery, SearchError
+from ingest import Folders, IngestSummary, WalkOptions, ingest
+from search.errors import ERROR_FAMILIES, InvalidQuery, SearchError
 
 from .registry import IndexRegistry
 
@@ -129,13 +128,13 @@ class JobManager:
         try:
             service = self.registry.service(job.index)
             with self.registry.write_lock(job.index):
-                chunking = chunking_of(service.index)
-                job.summary = ingest_paths(service.index, service.embedder, [Path(job.path)], chunking, options, progress=progress)
+                source = Folders([Path(job.path)], options)
+                job.summary = ingest(service.index, service.embedder, source, progress=progress)
             job.status = "completed"
             self._on_summary(job.index, job.summary)
         except JobCancelled:
             job.status = "cancelled"
-        except (IngestError, IndexStoreError, SearchError, OSError) as exc:
+        except ERROR_FAMILIES + (OSError,) as exc:
             job.status, job.error = "failed", str(exc)
         finally:
             job.finished_at = time.time()

@@ -2,7 +2,7 @@
 
     RateLimit(per_minute).take(key)   a token bucket per key; raises RateLimited with retry-after
     MaxBody(app, max_bytes)           ASGI middleware: 413 for bodies over the cap, declared or streamed
-    Limits(...).check_files/query/k   the per-request limits a route checks itself
+    Limits(...).check_files           the per-request file count a route checks itself
     handle_rejected                   the exception handler turning RequestRejected into JSON
 """
 
@@ -19,38 +19,20 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from search.errors import InvalidQuery, RateLimited, RequestRejected, TooLarge
-from search.retrieve import MAX_K, MAX_QUERY_CHARS
-
-DEFAULT_MAX_UPLOAD_BYTES = 50 * 2**20
-DEFAULT_MAX_FILES = 20
-DEFAULT_MAX_QUERY_CHARS = MAX_QUERY_CHARS
-DEFAULT_MAX_K = MAX_K
+from search.errors import RateLimited, RequestRejected, TooLarge
 
 
 @dataclass(frozen=True)
 class Limits:
-    """The configurable per-request limits. Query length and k can only tighten retrieve's own caps."""
+    """The per-request upload limits, from `Settings` (query length and k are the service's `QueryLimits`)."""
 
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    max_files: int = DEFAULT_MAX_FILES
-    max_query_chars: int = DEFAULT_MAX_QUERY_CHARS
-    max_k: int = DEFAULT_MAX_K
+    max_upload_bytes: int
+    max_files: int
 
     def check_files(self, count: int) -> None:
         """413 when one request carries more files than allowed."""
         if count > self.max_files:
             raise TooLarge(f"{count} files in one request; the limit is {self.max_files}: send them in several requests")
-
-    def check_query(self, text: str) -> None:
-        """422 when a query or question is longer than allowed."""
-        if len(text) > self.max_query_chars:
-            raise InvalidQuery(f"the query is {len(text)} characters long; the limit is {self.max_query_chars}")
-
-    def check_k(self, k: int) -> None:
-        """422 when more passages are asked for than allowed."""
-        if not 1 <= k <= self.max_k:
-            raise InvalidQuery(f"k must be between 1 and {self.max_k}, not {k}")
 
 
 class RateLimit:

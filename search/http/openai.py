@@ -17,11 +17,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ingest import Embedder
+from ingest import DEFAULT_EMBEDDING_MODEL, Embedder
 
 from .schemas import ResponseBody, errors, returns
 
-MODEL_ID = "all-MiniLM-L6-v2"
+MODEL_ID = DEFAULT_EMBEDDING_MODEL.partition("/")[2]  # "all-MiniLM-L6-v2"
 _ALIASES = {MODEL_ID, f"local/{MODEL_ID}", f"sentence-transformers/{MODEL_ID}"}
 _MAX_INPUTS = 2048
 

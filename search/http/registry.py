@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,7 @@ class IndexRegistry:
                 service = self._services.get(name)
             if service is None:
                 folder = self.folder(name)
-                service = SearchService.from_settings(replace(self.settings, index_dir=folder), embedder=self._embedder_for(folder))
+                service = SearchService.from_settings(self.settings.with_index(folder), embedder=self._embedder_for(folder))
                 with self._lock:
                     self._services[name] = service
             return service

@@ -15,13 +15,13 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from indexes import Comparison, Filter, IndexStoreError, all_of
-from ingest import IngestError, WalkOptions
-from search.errors import Forbidden, InvalidFilter, SearchError
+from indexes import Comparison, Filter, all_of
+from ingest import WalkOptions
+from search.errors import ERROR_FAMILIES, Forbidden, InvalidFilter
 from search.filters import parse_filters
 from search.http import documents as docs
-from search.retrieve import MAX_K, MAX_QUERY_CHARS
 from search.service import SearchService
+from search.settings import DEFAULT_ASK_K, DEFAULT_K, MAX_K, MAX_QUERY_CHARS
 
 from . import schemas
 from .auth import writes
@@ -38,7 +38,7 @@ Mode = Field(default="hybrid", pattern="^(hybrid|dense|lexical)$", description="
 
 class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, examples=["how does TCP avoid congestion?"])
-    k: int = Field(default=10, ge=1, le=MAX_K)
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K)
     mode: str = Mode
     fusion: str = Field(default="zscore", pattern="^(zscore|rrf)$", description="how hybrid mode combines the two sides")
     explain: bool = False
@@ -47,7 +47,7 @@ class SearchRequest(BaseModel):
 
 class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, examples=["who invented the printing press?"])
-    k: int = Field(default=8, ge=1, le=MAX_K, description="passages to retrieve")
+    k: int = Field(default=DEFAULT_ASK_K, ge=1, le=MAX_K, description="passages to retrieve")
     mode: str = Mode
     stream: bool = Field(default=False, description="server-sent events: answer deltas, then the citations and usage")
     filters: dict[str, Any] | None = Field(default=None, description="OpenAI-style attribute filter, applied inside the search")
@@ -87,7 +87,6 @@ def index_router() -> APIRouter:
 
     @router.post("/search", summary="The passages that best match a query", **returns(schemas.SearchResponse))
     def search(request: Request, body: SearchRequest, svc: SearchService = Depends(service)) -> dict[str, Any]:
-        _check(request, body.query, body.k)
         hits = svc.search(body.query, body.k, body.mode, body.fusion, parse_filters(body.filters))
         return {"query": body.query, "mode": body.mode, "results": [h.as_dict(explain=body.explain) for h in hits]}
 
@@ -95,7 +94,6 @@ def index_router() -> APIRouter:
                  responses={**schemas.errors(400), **text_body("text/event-stream", _STREAMED)},
                  **returns(schemas.AskResponse))
     def ask(request: Request, body: AskRequest, svc: SearchService = Depends(service)) -> Any:
-        _check(request, body.question, body.k)
         filters = parse_filters(body.filters)  # a bad filter is a 422 before any streaming
         if not body.stream:
             return svc.ask(body.question, body.k, body.mode, filters).as_dict()
@@ -168,7 +166,7 @@ def server_router() -> APIRouter:
             entry: dict[str, Any] = {"name": name, "object": "index", "folder": str(folder)}
             try:
                 entry.update(reg.service(name).stats())
-            except (IndexStoreError, IngestError, SearchError) as exc:
+            except ERROR_FAMILIES as exc:
                 entry["error"] = str(exc)
             data.append(entry)
         return {"object": "list", "data": data}
@@ -207,12 +205,6 @@ def _job(request: Request, job_id: str) -> Job:
     return job
 
 
-def _check(request: Request, text: str, k: int) -> None:
-    """The server's own limits on query length and k (422 beyond them)."""
-    request.app.state.limits.check_query(text)
-    request.app.state.limits.check_k(k)
-
-
 def _document_filter(kind: str | None, path_prefix: str | None, filters: str | None) -> Filter | None:
     """The documents a listing asks for: its JSON filter, its type and its path prefix, all at once."""
     parts: list[Filter] = []
@@ -236,7 +228,7 @@ def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
             if event["type"] == "answer":
                 event = {"type": "answer", **event["answer"].as_dict()}
             yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
-    except (SearchError, IngestError, IndexStoreError) as exc:
+    except ERROR_FAMILIES as exc:
         yield f"data: {json.dumps({'type': 'error', 'error': {'type': type(exc).__name__, 'message': str(exc)}})}\n\n"
     yield "data: [DONE]\n\n"
 
