@@ -9,6 +9,7 @@ from .manifest import Manifest
 from .reader import Reader
 from .records import (
     CatalogCounts,
+    Chunk,
     ChunkRecord,
     DocumentRecord,
     KnownDocument,
@@ -22,6 +23,7 @@ from .writer import IndexWriter
 
 __all__ = [
     "CatalogCounts",
+    "Chunk",
     "ChunkRecord",
     "Comparison",
     "Compound",

@@ -15,13 +15,13 @@ import numpy as np
 from . import filter_sql, vectors
 from .catalog import Catalog
 from .filters import Filter
-from .records import CatalogCounts, DocumentRecord, StoredChunk, StoredDocument
+from .records import CatalogCounts, Chunk, DocumentRecord, StoredChunk, StoredDocument
 
 if TYPE_CHECKING:
     import faiss
 
-_CHUNK_COLUMNS = """c.id, c.document_id, d.path, d.title, c.text, c.heading, c.page,
-    c.page_end, c.char_start, c.char_end, c.ordinal"""
+_CHUNK_COLUMNS = """c.id, c.document_id, d.path, d.title, c.ordinal, c.text, c.tokens, c.heading, c.page,
+    c.page_end, c.char_start, c.char_end"""
 _CHUNKS_JOINED = "chunks c JOIN documents d ON d.id = c.document_id"
 _DOCUMENT_COLUMNS = """d.id, d.path, d.content_hash, d.type, d.title, d.size, d.mtime, d.pages,
     d.attributes, d.chunks, d.tokens, d.ingested_at"""
@@ -85,7 +85,7 @@ class Reader:
         for start in range(0, len(ids), _BATCH):
             part = list(ids[start : start + _BATCH])
             sql = f"SELECT {_CHUNK_COLUMNS} FROM {_CHUNKS_JOINED} WHERE c.id IN ({_marks(part)})"
-            found.update((row[0], StoredChunk(*row)) for row in self._catalog.rows(sql, part))
+            found.update((row[0], _stored_chunk(row)) for row in self._catalog.rows(sql, part))
         return found
 
     def documents_of(self, ids: Sequence[int]) -> dict[int, int]:
@@ -104,7 +104,7 @@ class Reader:
         """Every passage, in chunk id order."""
         sql = f"SELECT {_CHUNK_COLUMNS} FROM {_CHUNKS_JOINED} ORDER BY c.id"
         for rows in self._catalog.stream(sql):
-            yield from (StoredChunk(*row) for row in rows)
+            yield from (_stored_chunk(row) for row in rows)
 
     def documents(self, where: Filter | None = None, *, after: int = 0, limit: int = -1) -> list[StoredDocument]:
         """Documents in id order: those after id `after` that match `where`, at most `limit` (-1: all)."""
@@ -148,3 +148,8 @@ def _document(row: tuple[Any, ...]) -> StoredDocument:
     doc_id, path, content_hash, kind, title, size, mtime, pages, attributes, chunks, tokens, ingested_at = row
     record = DocumentRecord(path, content_hash, kind, title, size, mtime, pages, json.loads(attributes or "{}"))
     return StoredDocument(doc_id, record, chunks, tokens, ingested_at)
+
+
+def _stored_chunk(row: Sequence[Any]) -> StoredChunk:
+    """A row of `_CHUNK_COLUMNS`: ids, document path and title, then the passage's own columns."""
+    return StoredChunk(row[0], row[1], row[2], row[3], Chunk(*row[4:]))

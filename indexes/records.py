@@ -21,15 +21,17 @@ class DocumentRecord:
 
 
 @dataclass(frozen=True)
-class ChunkRecord:
-    """A passage with its vector, ready to be stored."""
+class Chunk:
+    """A passage as cut from a document: its text and where it sits. The one passage record.
+
+    Ingest cuts it, `ChunkRecord` carries it into the catalog with its vector, `StoredChunk`
+    brings it back with its ids, and a search `Hit` wraps that: no stage copies its fields.
+    """
 
     ordinal: int
     text: str
-    text_hash: str
-    vector: bytes  # float32, little-endian, `dimension` values
     tokens: int
-    heading: str = ""
+    heading: str = ""  # the heading path the passage sits under, "A > B"
     page: int | None = None
     page_end: int | None = None
     char_start: int | None = None
@@ -37,20 +39,35 @@ class ChunkRecord:
 
 
 @dataclass(frozen=True)
+class ChunkRecord:
+    """A passage with its vector, ready to be stored."""
+
+    chunk: Chunk
+    text_hash: str
+    vector: bytes  # float32, little-endian, `dimension` values
+
+
+@dataclass(frozen=True)
 class StoredChunk:
-    """A passage read back from the catalog, with its document's path and title."""
+    """A passage read back from the catalog, with its ids and its document's path and title."""
 
     chunk_id: int
     document_id: int
     path: str
     title: str
-    text: str
-    heading: str
-    page: int | None
-    page_end: int | None
-    char_start: int | None
-    char_end: int | None
-    ordinal: int
+    chunk: Chunk
+
+    @property
+    def text(self) -> str:
+        return self.chunk.text
+
+    @property
+    def heading(self) -> str:
+        return self.chunk.heading
+
+    @property
+    def page(self) -> int | None:
+        return self.chunk.page
 
 
 @dataclass(frozen=True)

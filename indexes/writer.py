@@ -19,7 +19,7 @@ from types import TracebackType
 from . import vectors
 from .errors import IndexBusy
 from .reader import catalog_generation
-from .records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument
+from .records import Chunk, ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument
 from .store import Index
 
 _DOC_COLUMNS = "path, content_hash, mtime, size, type, title, pages, attributes, chunks, tokens"
@@ -76,13 +76,9 @@ class IndexWriter:
         doc_row = (
             document.path, document.content_hash, document.mtime, document.size, document.type,
             document.title, document.pages, json.dumps(document.attributes), len(chunks),
-            sum(c.tokens for c in chunks),
+            sum(c.chunk.tokens for c in chunks),
         )
-        chunk_rows = [
-            (document.path, c.ordinal, c.text, c.heading, c.page, c.page_end, c.char_start,
-             c.char_end, c.tokens, c.text_hash, c.vector)
-            for c in chunks
-        ]
+        chunk_rows = [(document.path, *_chunk_row(c.chunk), c.text_hash, c.vector) for c in chunks]
         with self._transaction():
             self._catalog.run("DELETE FROM staged_chunks WHERE path = ?", (document.path,))
             sql = f"INSERT OR REPLACE INTO staged_documents ({_DOC_COLUMNS}) VALUES ({_marks(10)})"
@@ -197,3 +193,11 @@ class IndexWriter:
 
 def _marks(count: int) -> str:
     return ",".join("?" * count)
+
+
+def _chunk_row(chunk: Chunk) -> tuple[object, ...]:
+    """A passage's columns, in `_CHUNK_COLUMNS` order (before text_hash and vector)."""
+    return (
+        chunk.ordinal, chunk.text, chunk.heading, chunk.page, chunk.page_end,
+        chunk.char_start, chunk.char_end, chunk.tokens,
+    )

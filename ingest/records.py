@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexes import Chunk  # the passage record is the index's: ingest cuts it, the catalog stores it
+
+__all__ = ["Block", "Chunk", "ChunkingConfig", "FoundFile", "LoadedDocument", "SkippedFile"]
+
 
 @dataclass(frozen=True)
 class Block:
@@ -47,20 +51,6 @@ class SkippedFile:
 
     path: str
     reason: str
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A passage cut from a document, sized for the embedding model."""
-
-    ordinal: int
-    text: str
-    char_start: int
-    char_end: int
-    tokens: int
-    page: int | None = None
-    page_end: int | None = None
-    heading: str = ""  # the heading path the chunk sits under, "A > B"
 
 
 @dataclass(frozen=True)

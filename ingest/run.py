@@ -179,7 +179,7 @@ class IngestRun:
         for (record, chunks), group in zip(self.pending, hashes):
             if not all(h in vectors for h in group):
                 continue
-            self.writer.stage(record, [_chunk_record(c, h, vectors[h]) for c, h in zip(chunks, group)])
+            self.writer.stage(record, [ChunkRecord(c, h, vectors[h]) for c, h in zip(chunks, group)])
             self.keep_staged.add(record.path)
             self.summary.ingested += 1
             self.summary.chunks += len(chunks)
@@ -219,14 +219,6 @@ class IngestRun:
             self.writer.publish(removed)
         else:
             self.writer.ensure_vectors_file()
-
-
-def _chunk_record(chunk: Chunk, text_hash: str, vector: bytes) -> ChunkRecord:
-    return ChunkRecord(
-        ordinal=chunk.ordinal, text=chunk.text, text_hash=text_hash, vector=vector,
-        tokens=chunk.tokens, heading=chunk.heading, page=chunk.page, page_end=chunk.page_end,
-        char_start=chunk.char_start, char_end=chunk.char_end,
-    )
 
 
 def hash_bytes(data: bytes, extra: str = "") -> str:

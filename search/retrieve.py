@@ -20,26 +20,43 @@ DEPTH = 300  # candidates from each side: fewer cost recall, more cost time for 
 
 @dataclass(frozen=True)
 class Hit:
-    """One passage found for a query."""
+    """One passage found for a query: the stored passage, wrapped with its score."""
 
-    chunk_id: int
-    document_id: int
-    path: str
-    title: str
-    page: int | None
-    text: str
+    stored: StoredChunk
     score: float
-    heading: str = ""
-    char_start: int | None = None
-    char_end: int | None = None
     explain: dict[str, float | int | None] = field(default_factory=dict)
     snippet: str = ""  # the passage's best fragment, query words in <mark> tags
 
+    @property
+    def chunk_id(self) -> int:
+        return self.stored.chunk_id
+
+    @property
+    def document_id(self) -> int:
+        return self.stored.document_id
+
+    @property
+    def path(self) -> str:
+        return self.stored.path
+
+    @property
+    def title(self) -> str:
+        return self.stored.title
+
+    @property
+    def text(self) -> str:
+        return self.stored.chunk.text
+
+    @property
+    def page(self) -> int | None:
+        return self.stored.chunk.page
+
     def as_dict(self, *, explain: bool = False) -> dict[str, object]:
+        chunk = self.stored.chunk
         out: dict[str, object] = {
             "chunk_id": self.chunk_id, "document_id": self.document_id, "path": self.path,
-            "title": self.title, "page": self.page, "text": self.text, "score": round(self.score, 6),
-            "heading": self.heading, "char_start": self.char_start, "char_end": self.char_end,
+            "title": self.title, "page": chunk.page, "text": chunk.text, "score": round(self.score, 6),
+            "heading": chunk.heading, "char_start": chunk.char_start, "char_end": chunk.char_end,
             "snippet": self.snippet,
         }
         if explain:
@@ -109,15 +126,7 @@ def rank_chunks(
 
 def _hits(reader: Reader, ranked: Sequence[tuple[int, float, dict[str, float | int | None]]]) -> list[Hit]:
     rows = reader.chunks([cid for cid, _, _ in ranked])
-    return [_hit(rows[cid], score, detail) for cid, score, detail in ranked if cid in rows]
-
-
-def _hit(row: StoredChunk, score: float, detail: dict[str, float | int | None]) -> Hit:
-    return Hit(
-        chunk_id=row.chunk_id, document_id=row.document_id, path=row.path, title=row.title,
-        page=row.page, text=row.text, score=score, heading=row.heading,
-        char_start=row.char_start, char_end=row.char_end, explain=detail,
-    )
+    return [Hit(rows[cid], score, detail) for cid, score, detail in ranked if cid in rows]
 
 
 def rank_documents(

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexes import ChunkRecord, DocumentRecord, Index, IndexWriter, Manifest, StoredDocument, vectors
+from indexes import Chunk, ChunkRecord, DocumentRecord, Index, IndexWriter, Manifest, StoredDocument, vectors
 from indexes.filter_sql import where
 from search import Filter, InvalidFilter, InvalidQuery, SearchService, parse_filters, search
 from search.lexical import query_terms
@@ -80,7 +80,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, embedder) -> Corpus:  # typ
     with IndexWriter(index) as writer:
         for record, texts in made:
             chunks = [
-                ChunkRecord(n, t, hashlib.sha256(f"{record.path}{n}{t}".encode()).hexdigest(), next(embedded).astype("<f4").tobytes(), len(t.split()))
+                ChunkRecord(Chunk(n, t, len(t.split())), hashlib.sha256(f"{record.path}{n}{t}".encode()).hexdigest(), next(embedded).astype("<f4").tobytes())
                 for n, t in enumerate(texts)
             ]
             writer.stage(record, chunks)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from indexes import Chunk, StoredChunk
 from search.cli.main import cli
 from search.errors import DatasetError
 from search.evaluation.golden import GoldenQuery, load_golden, run_golden
@@ -17,7 +18,7 @@ from .conftest import DATA
 
 
 def hit(path: str, page: int | None = None) -> Hit:
-    return Hit(chunk_id=1, document_id=1, path=path, title="", page=page, text="", score=1.0)
+    return Hit(StoredChunk(1, 1, path, "", Chunk(0, "", 0, page=page)), score=1.0)
 
 
 def test_metrics_on_a_known_ranking(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def stored_vectors_match_the_simulator(index_dir: Path, dimensions: int) -> int:
     with index.read() as reader:
         rows = list(reader.all_chunks())
         vectors = dict(zip([r.chunk_id for r in rows], reader.vectors([r.chunk_id for r in rows])))
-    keys = [(r.path, r.ordinal) for r in rows]
+    keys = [(r.path, r.chunk.ordinal) for r in rows]
     assert len(keys) == len(set(keys))
     for row in rows:
         expected = simulated_embedding(embedding_input(row.title, row.heading, row.text), dimensions)

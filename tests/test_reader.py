@@ -10,6 +10,7 @@ import pytest
 
 from indexes import (
     CatalogCounts,
+    Chunk,
     ChunkRecord,
     Comparison,
     DocumentRecord,
@@ -25,7 +26,7 @@ DIM = 4
 
 def chunk(ordinal: int, text: str) -> ChunkRecord:
     vector = np.ones(DIM, dtype="<f4") / 2
-    return ChunkRecord(ordinal, text, hashlib.sha256(text.encode()).hexdigest(), vector.tobytes(), len(text.split()))
+    return ChunkRecord(Chunk(ordinal, text, len(text.split())), hashlib.sha256(text.encode()).hexdigest(), vector.tobytes())
 
 
 RECORDS = [

@@ -39,7 +39,8 @@ def test_results_carry_what_a_user_needs_to_open_the_source(service: SearchServi
     hit = service.search("water vapour condenses into clouds", 1)[0]
     assert hit.path.endswith("water-cycle.pdf") and hit.page in {1, 2, 3}
     assert hit.title and hit.text and hit.chunk_id > 0 and hit.document_id > 0
-    assert hit.char_start is not None and hit.char_end is not None and hit.char_end > hit.char_start
+    span = hit.stored.chunk
+    assert span.char_start is not None and span.char_end is not None and span.char_end > span.char_start
 
 
 def test_k_limits_the_results_and_scores_descend(service: SearchService) -> None:

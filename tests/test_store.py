@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from indexes import (
+    Chunk,
     ChunkRecord,
     DimensionMismatch,
     DocumentRecord,
@@ -31,7 +32,7 @@ def vector(seed: int) -> bytes:
 
 
 def chunk(ordinal: int, text: str, seed: int) -> ChunkRecord:
-    return ChunkRecord(ordinal, text, hashlib.sha256(text.encode()).hexdigest(), vector(seed), len(text.split()))
+    return ChunkRecord(Chunk(ordinal, text, len(text.split())), hashlib.sha256(text.encode()).hexdigest(), vector(seed))
 
 
 def document(path: str, digest: str = "h", title: str = "") -> DocumentRecord:

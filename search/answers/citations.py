@@ -57,7 +57,7 @@ def _citations(text: str, passages: Sequence[Hit]) -> list[Citation]:
 
 
 def _citation(number: int, hit: Hit, claim: str) -> Citation:
-    return Citation(number, hit.chunk_id, hit.document_id, hit.path, hit.title, hit.page, best_quote(hit.text, claim))
+    return Citation(number, hit.stored, best_quote(hit.text, claim))
 
 
 def best_quote(passage: str, claim: str) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from indexes import StoredChunk
 from ingest import Embedder
 from search.lexical import query_terms
 from search.retrieve import Hit
@@ -26,17 +27,22 @@ class Citation:
     """A passage an answer relies on: [number] -> chunk, document, page and a short quote."""
 
     number: int
-    chunk_id: int
-    document_id: int
-    path: str
-    title: str
-    page: int | None
+    stored: StoredChunk
     quote: str
 
+    @property
+    def path(self) -> str:
+        return self.stored.path
+
+    @property
+    def page(self) -> int | None:
+        return self.stored.chunk.page
+
     def as_dict(self) -> dict[str, object]:
+        stored = self.stored
         return {
-            "number": self.number, "chunk_id": self.chunk_id, "document_id": self.document_id,
-            "path": self.path, "title": self.title, "page": self.page, "quote": self.quote,
+            "number": self.number, "chunk_id": stored.chunk_id, "document_id": stored.document_id,
+            "path": stored.path, "title": stored.title, "page": stored.chunk.page, "quote": self.quote,
         }
 
 
@@ -110,4 +116,4 @@ def _similar(a: str, b: str) -> bool:
 
 
 def _citation(number: int, hit: Hit, quote: str) -> Citation:
-    return Citation(number, hit.chunk_id, hit.document_id, hit.path, hit.title, hit.page, quote)
+    return Citation(number, hit.stored, quote)

@@ -65,7 +65,8 @@ def print_hits(query: str, mode: str, hits: Sequence[Hit], *, as_json: bool, exp
     for rank, hit in enumerate(hits, 1):
         where = display_path(hit.path) + (f"  p. {hit.page}" if hit.page else "")
         click.echo(click.style(f"{rank:>2}. {hit.score:.4f}  {where}", bold=True))
-        heading = f"{hit.title} > {hit.heading}" if hit.heading and hit.heading != hit.title else hit.title
+        section = hit.stored.chunk.heading
+        heading = f"{hit.title} > {section}" if section and section != hit.title else hit.title
         if heading:
             click.echo(f"    {heading}")
         click.echo(f"    {_marked(hit.snippet) if hit.snippet else _trim(hit.text)}")
@@ -83,7 +84,8 @@ def print_answer(answer: Answer, as_json: bool, *, body: bool = True) -> None:
     if answer.citations:
         click.echo()
         for c in answer.citations:
-            click.echo(f"[{c.number}] {display_path(c.path)}" + (f", p. {c.page}" if c.page else "") + (f" ({c.title})" if c.title else ""))
+            title = c.stored.title
+            click.echo(f"[{c.number}] {display_path(c.path)}" + (f", p. {c.page}" if c.page else "") + (f" ({title})" if title else ""))
             click.echo(click.style(f"    \"{c.quote}\"", dim=True))
     notes = list(answer.notes)
     usage = answer.usage
