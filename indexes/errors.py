@@ -1,11 +1,11 @@
 """Errors raised by the indexes package.
 
-    IndexStoreError
-     +-- IndexNotFound        no index at the given folder
-     +-- IndexExists          creating an index where one already is
-     +-- DimensionMismatch    the index was built with another embedding model or size
-     +-- IndexCorrupt         files present but unreadable or inconsistent
-     +-- IndexBusy            another process is writing to the index
+IndexStoreError
+ +-- IndexNotFound        no index at the given folder
+ +-- IndexExists          creating an index where one already is
+ +-- DimensionMismatch    the index was built with another embedding model or size
+ +-- IndexCorrupt         files present but unreadable or inconsistent
+ +-- IndexBusy            another process is writing to the index
 """
 
 from __future__ import annotations

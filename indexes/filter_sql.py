@@ -12,7 +12,12 @@ Sql = tuple[str, list[object]]
 
 # The catalog column behind each built-in key.
 _COLUMNS = {
-    "path": "d.path", "type": "d.type", "title": "d.title", "size": "d.size", "pages": "d.pages", "modified": "d.mtime",
+    "path": "d.path",
+    "type": "d.type",
+    "title": "d.title",
+    "size": "d.size",
+    "pages": "d.pages",
+    "modified": "d.mtime",
 }
 _OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _NUMBER_TYPES = "('integer', 'real')"

@@ -27,14 +27,22 @@ COMPOUNDS = ("and", "or")
 
 # The document's own fields and the kind of value each holds; any other key is an attribute.
 BUILTIN_KINDS: dict[str, str] = {
-    "path": "string", "type": "string", "title": "string", "size": "number", "pages": "number", "modified": "date",
+    "path": "string",
+    "type": "string",
+    "title": "string",
+    "size": "number",
+    "pages": "number",
+    "modified": "date",
 }
 # The catalog's JSON path quotes a key in "..." without escapes, and its JSON escapes
 # anything outside printable ASCII, so only these attribute keys can be looked up exactly.
 SAFE_KEY = re.compile(r"[ !#-\[\]-~]{1,128}")
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
 }
 
 

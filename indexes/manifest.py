@@ -27,9 +27,7 @@ class Manifest:
     metric: str = "inner_product"
     index_type: str = "flat"
     format_version: int = FORMAT_VERSION
-    created_at: str = field(
-        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
-    )
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def check_model(self, model: str, dimension: int) -> None:
         """Raise `DimensionMismatch` unless `model`/`dimension` are what the index was built with."""

@@ -49,9 +49,7 @@ class Index:
     def open(cls, folder: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> Index:
         """Open an existing index, or raise `IndexNotFound`."""
         if not (folder / MANIFEST_NAME).exists():
-            raise IndexNotFound(
-                f"no index at {folder}: run `semsearch ingest PATH --index {folder}` first"
-            )
+            raise IndexNotFound(f"no index at {folder}: run `semsearch ingest PATH --index {folder}` first")
         index = cls(folder, read_manifest(folder), busy_timeout=busy_timeout)
         index.catalog()  # fail now, not at the first query, if the catalog is broken
         return index

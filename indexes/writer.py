@@ -74,8 +74,15 @@ class IndexWriter:
     def stage(self, document: DocumentRecord, chunks: Sequence[ChunkRecord]) -> None:
         """Record a new or changed document with its embedded chunks (committed at once)."""
         doc_row = (
-            document.path, document.content_hash, document.mtime, document.size, document.type,
-            document.title, document.pages, json.dumps(document.attributes), len(chunks),
+            document.path,
+            document.content_hash,
+            document.mtime,
+            document.size,
+            document.type,
+            document.title,
+            document.pages,
+            json.dumps(document.attributes),
+            len(chunks),
             sum(c.chunk.tokens for c in chunks),
         )
         chunk_rows = [(document.path, *_chunk_row(c.chunk), c.text_hash, c.vector) for c in chunks]
@@ -198,6 +205,12 @@ def _marks(count: int) -> str:
 def _chunk_row(chunk: Chunk) -> tuple[object, ...]:
     """A passage's columns, in `_CHUNK_COLUMNS` order (before text_hash and vector)."""
     return (
-        chunk.ordinal, chunk.text, chunk.heading, chunk.page, chunk.page_end,
-        chunk.char_start, chunk.char_end, chunk.tokens,
+        chunk.ordinal,
+        chunk.text,
+        chunk.heading,
+        chunk.page,
+        chunk.page_end,
+        chunk.char_start,
+        chunk.char_end,
+        chunk.tokens,
     )

@@ -1,14 +1,14 @@
 """Errors raised by the ingest package.
 
-    IngestError
-     +-- UnreadableDocument        a file could not be loaded (it is skipped, with the reason)
-     +-- EmbeddingError            the embedder could not produce vectors
-     |    +-- ModelNotAvailable    the local model package is missing or broken
-     +-- UpstreamError             an OpenAI-compatible server failed us
-     |    +-- UpstreamRejected     a 4xx that retrying cannot fix (bad key, bad model, bad input)
-     |    |    +-- QuotaExceeded   429 insufficient_quota: billing, not pacing
-     |    +-- UpstreamUnavailable  429/5xx/timeouts/broken replies still failing after every retry
-     +-- IngestConfigError         inconsistent ingest settings
+IngestError
+ +-- UnreadableDocument        a file could not be loaded (it is skipped, with the reason)
+ +-- EmbeddingError            the embedder could not produce vectors
+ |    +-- ModelNotAvailable    the local model package is missing or broken
+ +-- UpstreamError             an OpenAI-compatible server failed us
+ |    +-- UpstreamRejected     a 4xx that retrying cannot fix (bad key, bad model, bad input)
+ |    |    +-- QuotaExceeded   429 insufficient_quota: billing, not pacing
+ |    +-- UpstreamUnavailable  429/5xx/timeouts/broken replies still failing after every retry
+ +-- IngestConfigError         inconsistent ingest settings
 """
 
 from __future__ import annotations

@@ -103,9 +103,7 @@ def _decode_legacy(data: bytes, declared: str | None) -> str:
     return data.decode("latin-1")
 
 
-def _document(
-    path: Path, kind: str, title: str, blocks: list[Block], pages: int | None = None
-) -> LoadedDocument:
+def _document(path: Path, kind: str, title: str, blocks: list[Block], pages: int | None = None) -> LoadedDocument:
     clean = tuple(replace(b, text=b.text.strip()) for b in blocks if b.text.strip())
     if not clean:
         raise UnreadableDocument(str(path), "no text content")

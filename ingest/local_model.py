@@ -208,7 +208,12 @@ class LocalEmbedder(LocalTokenizer):
 
     def describe(self) -> dict[str, object]:
         """What the index manifest records about this embedder."""
-        return {"provider": "local", "model": MODEL_NAME.partition("/")[2], "dimension": DIMENSION, "max_tokens": MAX_TOKENS}
+        return {
+            "provider": "local",
+            "model": MODEL_NAME.partition("/")[2],
+            "dimension": DIMENSION,
+            "max_tokens": MAX_TOKENS,
+        }
 
     def usage(self) -> dict[str, float | int]:
         """Nothing to report: no requests are made."""

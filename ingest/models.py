@@ -60,7 +60,9 @@ def make_embedder(name: str, *, cache_dir: Path, remote: RemoteOptions | None = 
     )
 
 
-def embedder_for_index(recorded: dict[str, Any], name: str, *, cache_dir: Path, remote: RemoteOptions | None = None) -> Embedder:
+def embedder_for_index(
+    recorded: dict[str, Any], name: str, *, cache_dir: Path, remote: RemoteOptions | None = None
+) -> Embedder:
     """The embedder an index was built with, as its manifest records it (base URL, dimensions)."""
     provider, _, model = name.partition("/")
     if provider != "openai":
@@ -80,27 +82,43 @@ def _openai_embedder(model: str, options: RemoteOptions, *, recorded: dict[str, 
     if dimensions and known and not known.flexible_dimensions:
         raise IngestConfigError(f"{model} does not take a dimensions parameter; drop --dimensions")
     client = OpenAIClient(
-        options.base_url or DEFAULT_BASE_URL, options.api_key, limiter=options.limiter(),
-        timeout=options.timeout, max_retries=options.max_retries, backoff=options.backoff,
+        options.base_url or DEFAULT_BASE_URL,
+        options.api_key,
+        limiter=options.limiter(),
+        timeout=options.timeout,
+        max_retries=options.max_retries,
+        backoff=options.backoff,
     )
     counter, tokenizer, max_tokens = _counter_for(model, known.encoding if known else None, options, recorded)
     embedder = OpenAIEmbedder(
-        model, client, counter, dimension=dimensions or recorded.get("dimension") or (known.dimension if known else 0),
-        max_tokens=max_tokens, request_dimensions=dimensions, concurrency=options.concurrency, tokenizer_name=tokenizer,
+        model,
+        client,
+        counter,
+        dimension=dimensions or recorded.get("dimension") or (known.dimension if known else 0),
+        max_tokens=max_tokens,
+        request_dimensions=dimensions,
+        concurrency=options.concurrency,
+        tokenizer_name=tokenizer,
     )
     if not embedder.dimension:
         embedder.dimension = _probe_dimension(embedder)
     return embedder
 
 
-def _counter_for(model: str, encoding: str | None, options: RemoteOptions, recorded: dict[str, Any]) -> tuple[Any, str, int]:
+def _counter_for(
+    model: str, encoding: str | None, options: RemoteOptions, recorded: dict[str, Any]
+) -> tuple[Any, str, int]:
     """The tokenizer to chunk with: the model's own where we have it, else OpenAI's cl100k_base."""
     tokenizer = str(recorded.get("tokenizer") or "")
     if tokenizer.startswith("local/") or (not tokenizer and model in LOCAL_MODELS):
         from .local_model import LocalTokenizer
 
         local = LocalTokenizer()
-        return local, f"local/{model if model in LOCAL_MODELS else LOCAL_MODELS[0]}", int(recorded.get("max_tokens") or local.max_tokens)
+        return (
+            local,
+            f"local/{model if model in LOCAL_MODELS else LOCAL_MODELS[0]}",
+            int(recorded.get("max_tokens") or local.max_tokens),
+        )
     from .tokenizer import TiktokenCounter
 
     name = tokenizer or encoding or "cl100k_base"

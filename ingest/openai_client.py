@@ -49,8 +49,12 @@ class ClientStats:
     def as_dict(self) -> dict[str, float | int]:
         minutes = max(time.monotonic() - self.started, 1e-9) / 60
         return {
-            "requests": self.requests, "retries": self.retries, "rate_limited": self.rate_limited,
-            "failures": self.failures, "tokens": self.tokens, "tokens_per_minute": round(self.tokens / minutes, 1),
+            "requests": self.requests,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "failures": self.failures,
+            "tokens": self.tokens,
+            "tokens_per_minute": round(self.tokens / minutes, 1),
         }
 
 
@@ -105,7 +109,9 @@ class OpenAIClient:
         finally:
             response.close()
 
-    def _retrying(self, url: str, tokens: int, send: Callable[[], httpx.Response], parse: Callable[[dict[str, Any]], T] | None) -> Any:
+    def _retrying(
+        self, url: str, tokens: int, send: Callable[[], httpx.Response], parse: Callable[[dict[str, Any]], T] | None
+    ) -> Any:
         """Send until a usable reply: the parsed result, or the open response when `parse` is None."""
         problem = "no attempt made"
         for attempt in range(self.max_retries + 1):
@@ -142,18 +148,29 @@ class OpenAIClient:
         if status == 200:
             try:
                 return parse(response.json())
-            except (json.JSONDecodeError, UnicodeDecodeError, MalformedResponse, KeyError, TypeError, ValueError) as exc:
+            except (
+                json.JSONDecodeError,
+                UnicodeDecodeError,
+                MalformedResponse,
+                KeyError,
+                TypeError,
+                ValueError,
+            ) as exc:
                 return _Retry(f"unusable reply ({type(exc).__name__}: {str(exc)[:200]})")
         message, code = _error_of(response)
         if status == 429:
             if code == "insufficient_quota":
-                raise QuotaExceeded(f"{self.base_url}: {message} (HTTP 429 insufficient_quota)", status=status, code=code)
+                raise QuotaExceeded(
+                    f"{self.base_url}: {message} (HTTP 429 insufficient_quota)", status=status, code=code
+                )
             self.stats.add(rate_limited=1)
             return _Retry(f"HTTP 429: {message}", wait=retry_after(response.headers) or self._delay(0))
         if status in _RETRYABLE_STATUS:
             return _Retry(f"HTTP {status}: {message}")
         hint = " (check OPENAI_API_KEY)" if status in (401, 403) else ""
-        raise UpstreamRejected(f"{self.base_url} refused the request: HTTP {status}: {message}{hint}", status=status, code=code)
+        raise UpstreamRejected(
+            f"{self.base_url} refused the request: HTTP {status}: {message}{hint}", status=status, code=code
+        )
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter between half and the whole step."""

@@ -52,9 +52,13 @@ class OpenAIEmbedder:
     def describe(self) -> dict[str, Any]:
         """What the index manifest records to embed queries the same way later (never the key)."""
         return {
-            "provider": "openai", "model": self.model, "base_url": self.client.base_url,
-            "dimensions": self.request_dimensions, "dimension": self.dimension,
-            "max_tokens": self.max_tokens, "tokenizer": self.tokenizer_name,
+            "provider": "openai",
+            "model": self.model,
+            "base_url": self.client.base_url,
+            "dimensions": self.request_dimensions,
+            "dimension": self.dimension,
+            "max_tokens": self.max_tokens,
+            "tokenizer": self.tokenizer_name,
         }
 
     def usage(self) -> dict[str, float | int]:
@@ -111,7 +115,9 @@ class OpenAIEmbedder:
             requests.append(current)
         return requests
 
-    def _send_all(self, requests: list[list[int]], texts: Sequence[str], counts: list[int], done: dict[int, np.ndarray]) -> None:
+    def _send_all(
+        self, requests: list[list[int]], texts: Sequence[str], counts: list[int], done: dict[int, np.ndarray]
+    ) -> None:
         if len(requests) <= 1 or self.concurrency == 1:
             for request in requests:
                 done.update(self._send(request, texts, counts))
@@ -148,7 +154,11 @@ class OpenAIEmbedder:
         self.client.close()
 
     def _request(self, inputs: list[str], tokens: int, *, base64_vectors: bool) -> list[np.ndarray]:
-        body: dict[str, Any] = {"model": self.model, "input": inputs, "encoding_format": "base64" if base64_vectors else "float"}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "input": inputs,
+            "encoding_format": "base64" if base64_vectors else "float",
+        }
         if self.request_dimensions:
             body["dimensions"] = self.request_dimensions
 

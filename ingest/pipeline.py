@@ -44,7 +44,9 @@ def chunking_of(index: Index) -> ChunkingConfig:
     return ChunkingConfig(**index.manifest.chunking)
 
 
-def default_chunking(embedder: Embedder, max_tokens: int | None = None, overlap_tokens: int | None = None) -> ChunkingConfig:
+def default_chunking(
+    embedder: Embedder, max_tokens: int | None = None, overlap_tokens: int | None = None
+) -> ChunkingConfig:
     """256-token passages for the local model, 512 for remote models with longer inputs; overlap 1/8 of that."""
     size = max_tokens or min(embedder.max_tokens, MAX_CHUNK_TOKENS)
     return ChunkingConfig(size, size // 8 if overlap_tokens is None else overlap_tokens)
@@ -69,7 +71,9 @@ def open_index(folder: Path, embedder: Embedder, chunking: ChunkingConfig | None
     return Index.create(folder, manifest), chunking
 
 
-def find_index(folder: Path, embedder: Embedder, chunking: ChunkingConfig | None) -> tuple[Index | None, ChunkingConfig]:
+def find_index(
+    folder: Path, embedder: Embedder, chunking: ChunkingConfig | None
+) -> tuple[Index | None, ChunkingConfig]:
     """The index at `folder` checked against `embedder` and `chunking` (None if there is none yet)."""
     if not Index.exists(folder):
         return None, chunking or default_chunking(embedder)
@@ -93,7 +97,9 @@ class Folders:
 
     def offer(self, run: IngestRun, progress: Progress | None) -> list[str]:
         found: list[FoundFile] = []
-        walked = walk(self.paths, include=self.options.include, exclude=self.options.exclude, max_bytes=self.options.max_bytes)
+        walked = walk(
+            self.paths, include=self.options.include, exclude=self.options.exclude, max_bytes=self.options.max_bytes
+        )
         for item in walked:
             if isinstance(item, SkippedFile):
                 run.summary.skipped.append(item)
@@ -167,7 +173,9 @@ def ingest(
     if chunking is None:
         chunking = chunking_of(index) if index is not None else default_chunking(embedder)
     with _writer(index) as writer:
-        run = IngestRun(writer, embedder, chunking, summary, batch_size or default_batch_size(embedder), dry_run=dry_run)
+        run = IngestRun(
+            writer, embedder, chunking, summary, batch_size or default_batch_size(embedder), dry_run=dry_run
+        )
         try:
             removed = source.offer(run, progress)
             run.flush()

@@ -108,7 +108,9 @@ class RateLimiter:
         while True:
             with self._lock:
                 now = self._clock()
-                delay = max(self._paused_until - now, self._requests.wait_for(1, now), self._tokens.wait_for(tokens, now))
+                delay = max(
+                    self._paused_until - now, self._requests.wait_for(1, now), self._tokens.wait_for(tokens, now)
+                )
                 if delay <= 1e-6:  # rounding must never leave a sender waiting for nothing
                     self._requests.record(1, now)
                     self._tokens.record(min(tokens, (self._tokens.limit or tokens) * _SAFETY), now)

@@ -50,11 +50,18 @@ class IngestSummary:
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "files_seen": self.seen, "ingested": self.ingested, "unchanged": self.unchanged,
-            "removed": self.removed, "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
-            "chunks": self.chunks, "tokens": self.tokens, "embedded": self.embedded,
-            "embedded_tokens": self.embedded_tokens, "elapsed_seconds": round(self.elapsed, 3),
-            "embed_seconds": round(self.embed_seconds, 3), "chunks_per_second": round(self.chunks_per_second, 2),
+            "files_seen": self.seen,
+            "ingested": self.ingested,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "chunks": self.chunks,
+            "tokens": self.tokens,
+            "embedded": self.embedded,
+            "embedded_tokens": self.embedded_tokens,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "embed_seconds": round(self.embed_seconds, 3),
+            "chunks_per_second": round(self.chunks_per_second, 2),
             "dry_run": self.dry_run,
         }
         if self.upstream:
@@ -66,8 +73,14 @@ class IngestRun:
     """State of one ingest: what is known, what waits for embedding."""
 
     def __init__(
-        self, writer: IndexWriter | None, embedder: Embedder, chunking: ChunkingConfig,
-        summary: IngestSummary, batch_size: int, *, dry_run: bool = False,
+        self,
+        writer: IndexWriter | None,
+        embedder: Embedder,
+        chunking: ChunkingConfig,
+        summary: IngestSummary,
+        batch_size: int,
+        *,
+        dry_run: bool = False,
     ) -> None:
         self.writer, self.embedder, self.chunking = writer, embedder, chunking
         self.dry_run = dry_run or writer is None
@@ -112,8 +125,14 @@ class IngestRun:
             self.summary.skipped.append(SkippedFile(key, exc.strerror or str(exc)))
             return
         record = DocumentRecord(
-            path=key, content_hash=digest, type=document.type, title=document.title,
-            size=item.size, mtime=mtime, pages=document.pages, attributes={**document.attributes, **(attributes or {})},
+            path=key,
+            content_hash=digest,
+            type=document.type,
+            title=document.title,
+            size=item.size,
+            mtime=mtime,
+            pages=document.pages,
+            attributes={**document.attributes, **(attributes or {})},
         )
         self._add(record, document)
 
@@ -126,7 +145,9 @@ class IngestRun:
             return
         if self._already_staged(document.path, digest):
             return
-        record = DocumentRecord(path=document.path, content_hash=digest, type=document.type, title=document.title, pages=document.pages)
+        record = DocumentRecord(
+            path=document.path, content_hash=digest, type=document.type, title=document.title, pages=document.pages
+        )
         self._add(record, document)
 
     def _already_staged(self, key: str, digest: str) -> bool:

@@ -75,9 +75,7 @@ class _Rules:
     follow_symlinks: bool
 
     @classmethod
-    def build(
-        cls, include: Sequence[str], exclude: Sequence[str], max_bytes: int, follow: bool
-    ) -> _Rules:
+    def build(cls, include: Sequence[str], exclude: Sequence[str], max_bytes: int, follow: bool) -> _Rules:
         return cls(
             tuple(_relative(p) for p in include),
             tuple(_relative(p) for p in exclude),

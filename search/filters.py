@@ -68,7 +68,9 @@ class _Budget:
 
 def _parse(node: object, where: str, depth: int, budget: _Budget) -> Filter:
     if not isinstance(node, Mapping):
-        raise InvalidFilter(f'{where}: expected an object such as {{"key": "team", "type": "eq", "value": "a"}}, not {_show(node)}')
+        raise InvalidFilter(
+            f'{where}: expected an object such as {{"key": "team", "type": "eq", "value": "a"}}, not {_show(node)}'
+        )
     if depth > MAX_DEPTH:
         raise InvalidFilter(f"{where}: filters may nest at most {MAX_DEPTH} levels deep")
     op = node.get("type")
@@ -77,7 +79,9 @@ def _parse(node: object, where: str, depth: int, budget: _Budget) -> Filter:
         children = node.get("filters")
         if not isinstance(children, list) or not children:
             raise InvalidFilter(f"{where}.filters: {op} needs a non-empty list of filters, not {_show(children)}")
-        return Compound(str(op), tuple(_parse(c, f"{where}.filters[{i}]", depth + 1, budget) for i, c in enumerate(children)))
+        return Compound(
+            str(op), tuple(_parse(c, f"{where}.filters[{i}]", depth + 1, budget) for i, c in enumerate(children))
+        )
     if op in COMPARISONS:
         _check_fields(node, where, ("key", "type", "value"))
         key = _key(node.get("key"), f"{where}.key")
@@ -92,7 +96,9 @@ def _parse(node: object, where: str, depth: int, budget: _Budget) -> Filter:
 def _check_fields(node: Mapping[Any, Any], where: str, fields: tuple[str, ...]) -> None:
     unknown = [str(name) for name in node if name not in fields]
     if unknown:
-        raise InvalidFilter(f"{where}: unknown field {_show(unknown[0])}; {node['type']} filters have {', '.join(fields)}")
+        raise InvalidFilter(
+            f"{where}: unknown field {_show(unknown[0])}; {node['type']} filters have {', '.join(fields)}"
+        )
     missing = [name for name in fields if name not in node]
     if missing:
         raise InvalidFilter(f"{where}.{missing[0]}: missing; {node['type']} filters have {', '.join(fields)}")
@@ -102,7 +108,9 @@ def _key(key: object, where: str) -> str:
     if not isinstance(key, str):
         raise InvalidFilter(f"{where}: expected a string, not {_show(key)}")
     if not SAFE_KEY.fullmatch(key):
-        raise InvalidFilter(f'{where}: {_show(key)} cannot be used: keys are 1 to 128 printable ASCII characters other than " and \\')
+        raise InvalidFilter(
+            f'{where}: {_show(key)} cannot be used: keys are 1 to 128 printable ASCII characters other than " and \\'
+        )
     return key
 
 
@@ -110,13 +118,17 @@ def _value(key: str, op: str, value: object, where: str) -> Scalar | tuple[Scala
     kind = BUILTIN_KINDS.get(key, "any")
     if op in MEMBERSHIP:
         if not isinstance(value, list) or not value or len(value) > MAX_LIST:
-            raise InvalidFilter(f"{where}: {op} needs a list of 1 to {MAX_LIST} strings, numbers or booleans, not {_show(value)}")
+            raise InvalidFilter(
+                f"{where}: {op} needs a list of 1 to {MAX_LIST} strings, numbers or booleans, not {_show(value)}"
+            )
         return tuple(_scalar(key, kind, item, f"{where}[{i}]") for i, item in enumerate(value))
     if op in RANGES:
         return _bound(key, kind, op, value, where)
     if op in PATTERNS:
         if kind not in ("string", "any") or not isinstance(value, str):
-            raise InvalidFilter(f"{where}: {op} matches strings: give a string value and a string key, not {key} and {_show(value)}")
+            raise InvalidFilter(
+                f"{where}: {op} matches strings: give a string value and a string key, not {key} and {_show(value)}"
+            )
         return _text(value, where)
     return _scalar(key, kind, value, where)
 
@@ -140,7 +152,9 @@ def _bound(key: str, kind: str, op: str, value: object, where: str) -> float | i
     if isinstance(value, str) and kind in ("date", "any"):
         return _timestamp(value, where)
     if kind == "string":
-        raise InvalidFilter(f"{where}: {op} compares numbers and dates, but {key} is a string; use eq, ne, in, nin, prefix or glob")
+        raise InvalidFilter(
+            f"{where}: {op} compares numbers and dates, but {key} is a string; use eq, ne, in, nin, prefix or glob"
+        )
     wanted = "a number" if kind == "number" else "a number or an ISO 8601 date"
     raise InvalidFilter(f"{where}: {op} on {key} needs {wanted}, not {_show(value)}")
 
@@ -164,7 +178,10 @@ def _timestamp(text: str, where: str) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidFilter(f'{where}: {_show(text)} is neither a number nor an ISO 8601 date such as "2024-05-01" or "2024-05-01T12:00:00Z"') from None
+        raise InvalidFilter(
+            f"{where}: {_show(text)} is neither a number nor an ISO 8601 date "
+            'such as "2024-05-01" or "2024-05-01T12:00:00Z"'
+        ) from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 

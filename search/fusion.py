@@ -29,7 +29,9 @@ def fuse(dense: Ranking, lexical: Ranking, method: str = "zscore") -> Fused:
     detail: dict[int, Detail] = {}
     for side, ranking in (("dense", dense), ("lexical", lexical)):
         for rank, (chunk_id, score) in enumerate(ranking, 1):
-            entry = detail.setdefault(chunk_id, {"dense_rank": None, "dense_score": None, "lexical_rank": None, "lexical_score": None})
+            entry = detail.setdefault(
+                chunk_id, {"dense_rank": None, "dense_score": None, "lexical_rank": None, "lexical_score": None}
+            )
             entry[f"{side}_rank"], entry[f"{side}_score"] = rank, score
     scores = _zscore(dense, lexical, detail) if method == "zscore" else _rrf(detail)
     fused = [(cid, scores[cid], {**d, "fused": round(scores[cid], 6)}) for cid, d in detail.items()]
@@ -63,7 +65,9 @@ def _standardise(ranking: Ranking) -> tuple[dict[int, float], float]:
     return {cid: (s - mean) / sd for cid, s in ranking}, (min(values) - mean) / sd
 
 
-def feedback_query(query: np.ndarray, fused: Fused, document_of: dict[int, int], vectors: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+def feedback_query(
+    query: np.ndarray, fused: Fused, document_of: dict[int, int], vectors: Callable[[list[int]], np.ndarray]
+) -> np.ndarray:
     """Rocchio: the query moved towards the best passage of each of the top documents, renormalised."""
     chosen: list[int] = []
     seen: set[int] = set()

@@ -30,4 +30,3 @@ def query_terms(text: str) -> list[str]:
     words = [w.lower() for w in _WORD.findall(text)]
     kept = [w for w in words if w not in STOP_WORDS] or words
     return list(dict.fromkeys(kept))[:_MAX_TERMS]
-

@@ -33,7 +33,9 @@ class Reranker(Protocol):
 class HttpReranker:
     """A rerank endpoint: `{"model", "query", "documents"}` -> `{"results": [{"index", "relevance_score"}]}`."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, *, client: OpenAIClient | None = None) -> None:
+    def __init__(
+        self, base_url: str, model: str, api_key: str | None = None, *, client: OpenAIClient | None = None
+    ) -> None:
         self.name = f"http/{model}"
         self.model = model
         self.client = client or OpenAIClient(base_url, api_key, limiter=RateLimiter(), max_retries=3, timeout=30.0)
@@ -91,7 +93,10 @@ class CrossEncoderReranker:
     def _score(self, pairs: list[tuple[str, str]]) -> list[float]:
         encodings = self._tokenizer.encode_batch(pairs)
         width = max(len(e.ids) for e in encodings)
-        feed = {name: np.zeros((len(encodings), width), dtype=np.int64) for name in ("input_ids", "attention_mask", "token_type_ids")}
+        feed = {
+            name: np.zeros((len(encodings), width), dtype=np.int64)
+            for name in ("input_ids", "attention_mask", "token_type_ids")
+        }
         for row, e in enumerate(encodings):
             feed["input_ids"][row, : len(e.ids)] = e.ids
             feed["attention_mask"][row, : len(e.ids)] = 1
@@ -112,7 +117,9 @@ def make_reranker(spec: str | None, *, model: str | None = None, api_key: str | 
         return HttpReranker(spec, model or "rerank", api_key)
     folder = Path(spec).expanduser()
     if not folder.is_dir():
-        raise ConfigError(f"reranker {spec!r} is neither an http(s) URL nor a folder with model.onnx and tokenizer.json")
+        raise ConfigError(
+            f"reranker {spec!r} is neither an http(s) URL nor a folder with model.onnx and tokenizer.json"
+        )
     return CrossEncoderReranker(folder)
 
 
@@ -121,5 +128,8 @@ def rerank_hits(reranker: Reranker, query: str, hits: list[Any], k: int) -> list
     from dataclasses import replace
 
     scores = reranker.rerank(query, [h.text for h in hits])
-    rescored = [replace(h, score=s, explain={**h.explain, "fused_rank": i, "rerank_score": s}) for i, (h, s) in enumerate(zip(hits, scores), 1)]
+    rescored = [
+        replace(h, score=s, explain={**h.explain, "fused_rank": i, "rerank_score": s})
+        for i, (h, s) in enumerate(zip(hits, scores), 1)
+    ]
     return sorted(rescored, key=lambda h: -h.score)[:k]

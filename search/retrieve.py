@@ -1,4 +1,4 @@
-"""Retrieval: dense (FAISS), lexical (FTS5 BM25) and hybrid (reciprocal-rank fusion)."""
+"""Retrieval: dense (FAISS), lexical (FTS5 BM25) and hybrid (the two fused: z-scores by default, or RRF)."""
 
 from __future__ import annotations
 
@@ -54,9 +54,16 @@ class Hit:
     def as_dict(self, *, explain: bool = False) -> dict[str, object]:
         chunk = self.stored.chunk
         out: dict[str, object] = {
-            "chunk_id": self.chunk_id, "document_id": self.document_id, "path": self.path,
-            "title": self.title, "page": chunk.page, "text": chunk.text, "score": round(self.score, 6),
-            "heading": chunk.heading, "char_start": chunk.char_start, "char_end": chunk.char_end,
+            "chunk_id": self.chunk_id,
+            "document_id": self.document_id,
+            "path": self.path,
+            "title": self.title,
+            "page": chunk.page,
+            "text": chunk.text,
+            "score": round(self.score, 6),
+            "heading": chunk.heading,
+            "char_start": chunk.char_start,
+            "char_end": chunk.char_end,
             "snippet": self.snippet,
         }
         if explain:
@@ -78,8 +85,14 @@ def check_query(query: str, k: int, mode: str, fusion: str = "zscore", limits: Q
 
 
 def search(
-    index: Index, embedder: Embedder, query: str, k: int = DEFAULT_K, mode: str = "hybrid", fusion: str = "zscore",
-    filters: Filter | None = None, limits: QueryLimits = QueryLimits(),
+    index: Index,
+    embedder: Embedder,
+    query: str,
+    k: int = DEFAULT_K,
+    mode: str = "hybrid",
+    fusion: str = "zscore",
+    filters: Filter | None = None,
+    limits: QueryLimits = QueryLimits(),
 ) -> list[Hit]:
     """The k best passages for a query (among the documents that match `filters`, if given)."""
     text = check_query(query, k, mode, fusion, limits)
@@ -97,7 +110,13 @@ def _lead(text: str, limit: int = 200) -> str:
 
 
 def rank_chunks(
-    reader: Reader, embedder: Embedder, text: str, mode: str, depth: int, fusion: str = "zscore", filters: Filter | None = None
+    reader: Reader,
+    embedder: Embedder,
+    text: str,
+    mode: str,
+    depth: int,
+    fusion: str = "zscore",
+    filters: Filter | None = None,
 ) -> Fused:
     """Chunk ids with fused scores and the per-side ranks/scores behind them, best first.
 
@@ -130,7 +149,13 @@ def _hits(reader: Reader, ranked: Sequence[tuple[int, float, dict[str, float | i
 
 
 def rank_documents(
-    index: Index, embedder: Embedder, query: str, mode: str = "hybrid", depth: int = 100, fusion: str = "zscore", filters: Filter | None = None
+    index: Index,
+    embedder: Embedder,
+    query: str,
+    mode: str = "hybrid",
+    depth: int = 100,
+    fusion: str = "zscore",
+    filters: Filter | None = None,
 ) -> list[tuple[str, float]]:
     """Documents (by path) scored by their best passage, best first: what evaluation ranks."""
     text = check_query(query, 1, mode, fusion)

@@ -25,8 +25,13 @@ class SearchService:
     """Search and ask over one index; safe to share between threads."""
 
     def __init__(
-        self, index: Index, embedder: Embedder, answerer: ChatAnswerer | None = None,
-        reranker: Reranker | None = None, rerank_depth: int = 30, owns_embedder: bool = True,
+        self,
+        index: Index,
+        embedder: Embedder,
+        answerer: ChatAnswerer | None = None,
+        reranker: Reranker | None = None,
+        rerank_depth: int = 30,
+        owns_embedder: bool = True,
         limits: QueryLimits = QueryLimits(),
     ) -> None:
         index.manifest.check_model(embedder.name, embedder.dimension)
@@ -38,12 +43,16 @@ class SearchService:
         self.limits = limits
 
     @classmethod
-    def open(cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None, **extras: Any) -> SearchService:
+    def open(
+        cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None, **extras: Any
+    ) -> SearchService:
         """Open the index at `folder` and the embedder its manifest records."""
         index = Index.open(folder)
         try:
             manifest = index.manifest
-            embedder = embedder_for_index(manifest.embedder, manifest.embedding_model, cache_dir=cache_dir, remote=remote)
+            embedder = embedder_for_index(
+                manifest.embedder, manifest.embedding_model, cache_dir=cache_dir, remote=remote
+            )
         except BaseException:
             index.close()
             raise
@@ -62,28 +71,42 @@ class SearchService:
         """
         if embedder is None:
             service = cls.open(
-                settings.index_dir, cache_dir=settings.cache_dir, remote=settings.remote(),
-                rerank_depth=settings.rerank_depth, limits=settings.query_limits,
+                settings.index_dir,
+                cache_dir=settings.cache_dir,
+                remote=settings.remote(),
+                rerank_depth=settings.rerank_depth,
+                limits=settings.query_limits,
             )
         else:
             index = Index.open(settings.index_dir)
             try:
                 service = cls(
-                    index, embedder, rerank_depth=settings.rerank_depth, owns_embedder=False, limits=settings.query_limits
+                    index,
+                    embedder,
+                    rerank_depth=settings.rerank_depth,
+                    owns_embedder=False,
+                    limits=settings.query_limits,
                 )
             except BaseException:
                 index.close()
                 raise
         try:  # the index opens first: a missing one must not leave HTTP clients behind
             service.answerer = make_answerer(settings)
-            service.reranker = make_reranker(settings.reranker, model=settings.rerank_model, api_key=settings.openai_api_key)
+            service.reranker = make_reranker(
+                settings.reranker, model=settings.rerank_model, api_key=settings.openai_api_key
+            )
         except BaseException:
             service.close()
             raise
         return service
 
     def search(
-        self, query: str, k: int = DEFAULT_K, mode: str = "hybrid", fusion: str = "zscore", filters: Filter | None = None
+        self,
+        query: str,
+        k: int = DEFAULT_K,
+        mode: str = "hybrid",
+        fusion: str = "zscore",
+        filters: Filter | None = None,
     ) -> list[Hit]:
         """The k best passages for `query` among documents matching `filters`.
 
@@ -97,7 +120,7 @@ class SearchService:
         return rerank_hits(self.reranker, query, candidates, k)
 
     def ask(self, question: str, k: int = DEFAULT_ASK_K, mode: str = "hybrid", filters: Filter | None = None) -> Answer:
-        """An answer drawn from the k best passages (of documents matching `filters`): written by the chat model, or extractive."""
+        """An answer from the k best passages of documents matching `filters`: by the chat model, or extractive."""
         text = check_query(question, k, mode, limits=self.limits)
         hits = self.search(text, k, mode, filters=filters)
         if self.answerer is None:
@@ -105,7 +128,9 @@ class SearchService:
             return Answer(**{**answer.__dict__, "notes": (*answer.notes, _EXTRACTIVE_NOTE), "results": tuple(hits)})
         return self.answerer.answer(text, hits)
 
-    def ask_stream(self, question: str, k: int = DEFAULT_ASK_K, mode: str = "hybrid", filters: Filter | None = None) -> Iterator[dict[str, Any]]:
+    def ask_stream(
+        self, question: str, k: int = DEFAULT_ASK_K, mode: str = "hybrid", filters: Filter | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The answer as events: text deltas, then {"type": "answer", "answer": Answer}."""
         text = check_query(question, k, mode, limits=self.limits)
         if self.answerer is None:
@@ -142,7 +167,11 @@ def make_answerer(settings: Settings, **options: Any) -> ChatAnswerer | None:
         raise ConfigError(f"chat model {settings.chat_model!r}: use openai/NAME, e.g. openai/gpt-4o-mini")
     base_url = settings.chat_base_url or settings.openai_base_url or DEFAULT_BASE_URL
     client = OpenAIClient(base_url, settings.openai_api_key, limiter=RateLimiter(), max_retries=3, timeout=120.0)
-    chosen = {"model": model, "context_window": settings.chat_context_window, "min_score": settings.min_score,
-              "moderate": settings.moderate, **{k: v for k, v in options.items() if v is not None}}
+    chosen = {
+        "model": model,
+        "context_window": settings.chat_context_window,
+        "min_score": settings.min_score,
+        "moderate": settings.moderate,
+        **{k: v for k, v in options.items() if v is not None},
+    }
     return ChatAnswerer(client, ChatOptions(**chosen))
-

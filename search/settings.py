@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator
@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     """Everything the CLI and the app need to know, with defaults. Built directly, it reads no environment."""
 
     model_config = SettingsConfigDict(frozen=True, populate_by_name=True, env_ignore_empty=True, extra="ignore")
+    reads_environment: ClassVar[bool] = False  # only `from_env` reads the environment
 
     index_dir: Path = Field(default_factory=default_index_dir, validation_alias=AliasChoices("SEMSEARCH_INDEX"))
     cache_dir: Path = Field(default_factory=default_cache_dir, validation_alias=AliasChoices("SEMSEARCH_CACHE_DIR"))
@@ -72,7 +73,9 @@ class Settings(BaseSettings):
     openai_base_url: str | None = _env("OPENAI_BASE_URL")
     chat_model: str | None = _env("SEMSEARCH_CHAT_MODEL")  # "openai/NAME"; None: extractive answers
     chat_base_url: str | None = _env("SEMSEARCH_CHAT_BASE_URL")
-    chat_context_window: int | None = Field(None, ge=512, validation_alias=AliasChoices("SEMSEARCH_CHAT_CONTEXT_WINDOW"))
+    chat_context_window: int | None = Field(
+        None, ge=512, validation_alias=AliasChoices("SEMSEARCH_CHAT_CONTEXT_WINDOW")
+    )
     min_score: float = Field(DEFAULT_MIN_SCORE, ge=-1, le=1, validation_alias=AliasChoices("SEMSEARCH_MIN_SCORE"))
     moderate: bool = Field(False, validation_alias=AliasChoices("SEMSEARCH_MODERATE"))
     # Served besides the default one: NAME=FOLDER pairs, comma-separated.
@@ -82,14 +85,18 @@ class Settings(BaseSettings):
     # Where POST /indexes creates indexes; its subfolders are served.
     index_root: Path | None = _env("SEMSEARCH_INDEX_ROOT")
     # Folders POST /ingest may read (none by default), and folders the server keeps the default index in sync with.
-    ingest_roots: Annotated[tuple[Path, ...], NoDecode] = Field((), validation_alias=AliasChoices("SEMSEARCH_INGEST_ROOTS"))
+    ingest_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (), validation_alias=AliasChoices("SEMSEARCH_INGEST_ROOTS")
+    )
     watch_paths: Annotated[tuple[Path, ...], NoDecode] = Field((), validation_alias=AliasChoices("SEMSEARCH_WATCH"))
     api_keys: str | None = _env("SEMSEARCH_API_KEYS")  # "key1,key2:ro,key3:rw:index"
     api_keys_file: Path | None = _env("SEMSEARCH_API_KEYS_FILE")
     rate_limit: float = Field(0.0, ge=0, validation_alias=AliasChoices("SEMSEARCH_RATE_LIMIT"))  # per key a minute
     max_upload_mb: float = Field(50.0, gt=0, validation_alias=AliasChoices("SEMSEARCH_MAX_UPLOAD_MB"))
     max_files: int = Field(20, ge=1, validation_alias=AliasChoices("SEMSEARCH_MAX_FILES"))  # per upload request
-    max_query_chars: int = Field(MAX_QUERY_CHARS, ge=1, le=MAX_QUERY_CHARS, validation_alias=AliasChoices("SEMSEARCH_MAX_QUERY_CHARS"))
+    max_query_chars: int = Field(
+        MAX_QUERY_CHARS, ge=1, le=MAX_QUERY_CHARS, validation_alias=AliasChoices("SEMSEARCH_MAX_QUERY_CHARS")
+    )
     max_k: int = Field(MAX_K, ge=1, le=MAX_K, validation_alias=AliasChoices("SEMSEARCH_MAX_K"))
     reranker: str | None = _env("SEMSEARCH_RERANKER")  # an http(s) base URL with /rerank, or a cross-encoder folder
     rerank_model: str | None = _env("SEMSEARCH_RERANK_MODEL")
@@ -104,7 +111,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)  # only `from_env` reads the environment
+        return (init_settings, env_settings) if cls.reads_environment else (init_settings,)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -173,16 +180,7 @@ class Settings(BaseSettings):
 class _FromEnv(Settings):
     """Settings that read their variables (the one place the environment is read)."""
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+    reads_environment: ClassVar[bool] = True
 
 
 def variable_of(field: str) -> str:

@@ -21,8 +21,14 @@ class Watcher:
     """Re-ingests `paths` into a service's index every `interval` seconds until stopped."""
 
     def __init__(
-        self, service: SearchService, paths: Sequence[Path], options: WalkOptions, *, interval: float = 2.0,
-        lock: threading.Lock | None = None, report: Callable[[IngestSummary | Exception], None] | None = None,
+        self,
+        service: SearchService,
+        paths: Sequence[Path],
+        options: WalkOptions,
+        *,
+        interval: float = 2.0,
+        lock: threading.Lock | None = None,
+        report: Callable[[IngestSummary | Exception], None] | None = None,
     ) -> None:
         self.service, self.paths, self.options, self.interval = service, list(paths), options, interval
         self._lock = lock or threading.Lock()

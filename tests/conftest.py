@@ -37,8 +37,6 @@ def embedder(model_cache: Path):  # type: ignore[no-untyped-def]
     return make_embedder(DEFAULT_EMBEDDING_MODEL, cache_dir=model_cache)
 
 
-
-
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
     """The sample folder ingested once with the local model; tests only read it."""

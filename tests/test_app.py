@@ -131,7 +131,9 @@ def test_searches_during_an_ingest_see_a_consistent_index(tmp_path: Path, embedd
             done.set()
             for thread in threads:
                 thread.join()
-        final = httpx.post(f"{running.url}/search", json={"query": "chess board pieces", "k": 100, "mode": "lexical"}).json()
+        final = httpx.post(
+            f"{running.url}/search", json={"query": "chess board pieces", "k": 100, "mode": "lexical"}
+        ).json()
     assert not failures, failures
     assert counts, "the searches ran"
     assert len({r["path"] for r in final["results"]}) > 1

@@ -149,7 +149,9 @@ def test_configure_merges_both_sources(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_text(f"{RO}:ro\n")
     assert len(ApiKeys.configure(RW, path)) == 2
-    with pytest.raises(KeyConfigError, match=re.escape(f"line 1 of {path}: the same key as entry 1 of SEMSEARCH_API_KEYS")):
+    with pytest.raises(
+        KeyConfigError, match=re.escape(f"line 1 of {path}: the same key as entry 1 of SEMSEARCH_API_KEYS")
+    ):
         ApiKeys.configure(RO, path)
 
 
@@ -158,7 +160,16 @@ def test_configure_merges_both_sources(tmp_path: Path) -> None:
 
 def test_check_rules() -> None:
     keys = ApiKeys.parse(SPEC)
-    for header in (None, "", "Bearer", "Bearer ", f"Basic {RW}", RW, "Bearer not-a-configured-key-at-all", f"Bearer {RW}x"):
+    for header in (
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        f"Basic {RW}",
+        RW,
+        "Bearer not-a-configured-key-at-all",
+        f"Bearer {RW}x",
+    ):
         with pytest.raises(Unauthorized):
             keys.check(header, write=False, index=None)
     with pytest.raises(Forbidden, match="read-only"):
@@ -191,7 +202,12 @@ def test_every_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch,
 
 def test_health_is_open_everything_else_needs_a_key(client: httpx.Client) -> None:
     assert client.get("/healthz").status_code == 200
-    for method, path in [("POST", "/search"), ("GET", "/jobs"), ("POST", "/indexes/docs/search"), ("POST", "/documents")]:
+    for method, path in [
+        ("POST", "/search"),
+        ("GET", "/jobs"),
+        ("POST", "/indexes/docs/search"),
+        ("POST", "/documents"),
+    ]:
         response = client.request(method, path)
         assert response.status_code == 401, path
         assert response.headers["www-authenticate"] == "Bearer"
@@ -231,7 +247,12 @@ def test_keys_never_in_logs_or_error_bodies(client: httpx.Client, caplog: pytest
     caplog.set_level(logging.DEBUG)
     bodies = []
     for key in (RW, RO, DOCS, "wrong-key-0123456789abcdef"):
-        for method, path in [("POST", "/search"), ("POST", "/documents"), ("POST", "/indexes/other/search"), ("GET", "/nowhere")]:
+        for method, path in [
+            ("POST", "/search"),
+            ("POST", "/documents"),
+            ("POST", "/indexes/other/search"),
+            ("GET", "/nowhere"),
+        ]:
             bodies.append(client.request(method, path, headers=bearer(key)).text)
     access = [r for r in caplog.records if r.name == "semsearch.access"]
     assert len(access) == 16

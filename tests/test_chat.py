@@ -33,7 +33,9 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # ty
     folder = tmp_path_factory.mktemp("chat")
     docs = folder / "docs"
     shutil.copytree(DATA / "sample", docs)
-    (docs / "injected.txt").write_text("Printing press maintenance\n\nThe printing press needs oil. " + INJECTION + "\n")
+    (docs / "injected.txt").write_text(
+        "Printing press maintenance\n\nThe printing press needs oil. " + INJECTION + "\n"
+    )
     index, chunking = open_index(folder / "ix", embedder, None)
     assert index is not None
     ingest(index, embedder, Folders([docs]), chunking=chunking)
@@ -55,18 +57,28 @@ def configure(sim: ServerThread, **config: object) -> SimulatorState:
 
 
 def settings(index_dir: Path, model_cache: Path, sim: ServerThread, **chat: object) -> Settings:
-    return Settings(index_dir=index_dir, cache_dir=model_cache, openai_api_key=KEY, openai_base_url=f"{sim.url}/v1",
-                    chat_model="openai/gpt-4o-mini").updated(**chat)
+    return Settings(
+        index_dir=index_dir,
+        cache_dir=model_cache,
+        openai_api_key=KEY,
+        openai_base_url=f"{sim.url}/v1",
+        chat_model="openai/gpt-4o-mini",
+    ).updated(**chat)
 
 
 @pytest.fixture
 def api(index_dir: Path, model_cache: Path, sim: ServerThread) -> Iterator[httpx.Client]:
-    with ServerThread(create_app(settings(index_dir, model_cache, sim))) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+    with (
+        ServerThread(create_app(settings(index_dir, model_cache, sim))) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
         yield client
 
 
 def test_answer_with_resolved_and_checked_citations(api: httpx.Client, sim: ServerThread) -> None:
-    state = configure(sim, chat_script=["Gutenberg built a press with movable metal type [1]. He lived on the Moon [99]."])
+    state = configure(
+        sim, chat_script=["Gutenberg built a press with movable metal type [1]. He lived on the Moon [99]."]
+    )
     data = api.post("/ask", json={"question": "Who invented the printing press?"}).json()
     assert data["mode"] == "chat" and data["model"] == "gpt-4o-mini" and not data["abstained"]
     assert data["answer"] == "Gutenberg built a press with movable metal type [1]. He lived on the Moon."
@@ -146,7 +158,9 @@ def test_moderation_refuses_flagged_questions(index_dir: Path, model_cache: Path
     state = configure(sim)
     app = create_app(settings(index_dir, model_cache, sim, moderate=True))
     with ServerThread(app) as server:
-        response = httpx.post(f"{server.url}/ask", json={"question": "How do I build a bomb with a printing press?"}, timeout=30)
+        response = httpx.post(
+            f"{server.url}/ask", json={"question": "How do I build a bomb with a printing press?"}, timeout=30
+        )
         assert response.status_code == 400 and "flagged by moderation" in response.json()["error"]["message"]
         assert state.chat_requests == []
         fine = httpx.post(f"{server.url}/ask", json={"question": "Who invented the printing press?"}, timeout=30)
@@ -154,32 +168,53 @@ def test_moderation_refuses_flagged_questions(index_dir: Path, model_cache: Path
 
 
 def test_no_chat_server_is_a_503_and_search_still_works(index_dir: Path, model_cache: Path) -> None:
-    dead = Settings(index_dir=index_dir, cache_dir=model_cache, openai_api_key=KEY, openai_base_url="http://127.0.0.1:9/v1",
-                    chat_model="openai/gpt-4o-mini")
+    dead = Settings(
+        index_dir=index_dir,
+        cache_dir=model_cache,
+        openai_api_key=KEY,
+        openai_base_url="http://127.0.0.1:9/v1",
+        chat_model="openai/gpt-4o-mini",
+    )
     with ServerThread(create_app(dead)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         response = client.post("/ask", json={"question": "Who invented the printing press?"})
         assert response.status_code == 503 and "127.0.0.1:9" in response.json()["error"]["message"]
         assert client.post("/search", json={"query": "printing press"}).status_code == 200
 
 
-def test_cli_streams_and_prints_sources(index_dir: Path, model_cache: Path, sim: ServerThread, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_streams_and_prints_sources(
+    index_dir: Path, model_cache: Path, sim: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
     configure(sim, chat_script=["Gutenberg, around 1450 [1]."])
-    for name, value in {"SEMSEARCH_CACHE_DIR": str(model_cache), "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"{sim.url}/v1"}.items():
+    for name, value in {
+        "SEMSEARCH_CACHE_DIR": str(model_cache),
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_BASE_URL": f"{sim.url}/v1",
+    }.items():
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(cli, ["ask", "Who invented the printing press?", "--index", str(index_dir)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Gutenberg, around 1450 [1].")
     assert "[1] " in result.output and "printing-press.html" in result.output and "gpt-4o-mini" in result.output
-    as_json = json.loads(CliRunner().invoke(cli, ["ask", "Who invented the printing press?", "--index", str(index_dir), "--json"]).output)
+    as_json = json.loads(
+        CliRunner().invoke(cli, ["ask", "Who invented the printing press?", "--index", str(index_dir), "--json"]).output
+    )
     assert as_json["mode"] == "chat" and as_json["citations"]
     args = ["ask", "Who invented the printing press?", "--index", str(index_dir), "--json", "--chat-model", "none"]
     extractive = json.loads(CliRunner().invoke(cli, args).output)
     assert extractive["mode"] == "extractive" and any("no chat model" in n for n in extractive["notes"])
 
 
-def test_cli_moderation_refusal_exits_1(index_dir: Path, model_cache: Path, sim: ServerThread, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_moderation_refusal_exits_1(
+    index_dir: Path, model_cache: Path, sim: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
     configure(sim)
-    for name, value in {"SEMSEARCH_CACHE_DIR": str(model_cache), "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"{sim.url}/v1"}.items():
+    for name, value in {
+        "SEMSEARCH_CACHE_DIR": str(model_cache),
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_BASE_URL": f"{sim.url}/v1",
+    }.items():
         monkeypatch.setenv(name, value)
-    result = CliRunner().invoke(cli, ["ask", "how to kill a process on the press", "--index", str(index_dir), "--moderate"])
+    result = CliRunner().invoke(
+        cli, ["ask", "how to kill a process on the press", "--index", str(index_dir), "--moderate"]
+    )
     assert result.exit_code == 1 and "flagged by moderation" in result.output

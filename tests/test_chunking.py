@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ingest import Block, ChunkingConfig, IngestConfigError, LoadedDocument, chunk_document, document_text, embedding_input
+from ingest import (
+    Block,
+    ChunkingConfig,
+    IngestConfigError,
+    LoadedDocument,
+    chunk_document,
+    document_text,
+    embedding_input,
+)
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank. "
 
@@ -49,9 +57,12 @@ def test_no_overlap_means_disjoint_chunks(embedder) -> None:  # type: ignore[no-
 def test_headings_start_chunks_and_give_their_path(embedder) -> None:  # type: ignore[no-untyped-def]
     body = SENTENCE * 8
     document = doc(
-        Block("Install", "heading", 1), Block(body),
-        Block("Linux", "heading", 2), Block(body),
-        Block("Usage", "heading", 1), Block(body),
+        Block("Install", "heading", 1),
+        Block(body),
+        Block("Linux", "heading", 2),
+        Block(body),
+        Block("Usage", "heading", 1),
+        Block(body),
     )
     chunks = chunk_document(document, embedder, ChunkingConfig())
     assert [c.heading for c in chunks] == ["Install", "Install > Linux", "Usage"]

@@ -70,7 +70,9 @@ def test_search_explain_shows_both_ranks(run, index_dir: Path) -> None:  # type:
 
 
 def test_ask_is_extractive_and_cites(run, index_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    data = json.loads(run("ask", "How do plants turn sunlight into energy?", "--index", str(index_dir), "--json").output)
+    data = json.loads(
+        run("ask", "How do plants turn sunlight into energy?", "--index", str(index_dir), "--json").output
+    )
     assert data["mode"] == "extractive"
     assert data["citations"] and data["citations"][0]["path"].endswith("photosynthesis.md")
     text = run("ask", "How do plants turn sunlight into energy?", "--index", str(index_dir)).output
@@ -135,16 +137,30 @@ def test_eval_on_a_tiny_beir_collection(run, tmp_path: Path) -> None:  # type: i
         "d3": ("Chess", "The bishop moves diagonally across the board."),
         "d4": ("Coffee", "Espresso forces hot water through finely ground coffee."),
     }
-    (dataset / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in docs.items()))
-    queries = {"q1": "how do plants make energy from light", "q2": "who made the first printing press", "q3": "how does a bishop move"}
-    (dataset / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items()))
+    (dataset / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in docs.items())
+    )
+    queries = {
+        "q1": "how do plants make energy from light",
+        "q2": "who made the first printing press",
+        "q3": "how does a bishop move",
+    }
+    (dataset / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items())
+    )
     (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n")
     result = run("eval", str(dataset), "--index", str(tmp_path / "ix"), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["queries"] == 3 and data["mode"] == "hybrid"
-    assert data["ndcg@10"] == pytest.approx(1.0) and data["mrr@10"] == pytest.approx(1.0) and data["recall@100"] == pytest.approx(1.0)
-    lexical = json.loads(run("eval", str(dataset), "--index", str(tmp_path / "ix"), "--mode", "lexical", "--json").output)
+    assert (
+        data["ndcg@10"] == pytest.approx(1.0)
+        and data["mrr@10"] == pytest.approx(1.0)
+        and data["recall@100"] == pytest.approx(1.0)
+    )
+    lexical = json.loads(
+        run("eval", str(dataset), "--index", str(tmp_path / "ix"), "--mode", "lexical", "--json").output
+    )
     assert lexical["documents_ingested"] == 0, "the second run reuses the ingested index"
     assert 0 < lexical["ndcg@10"] <= 1
 
@@ -154,8 +170,12 @@ def test_bench_commands_print_their_figures(run, tmp_path: Path) -> None:  # typ
     (dataset / "qrels").mkdir(parents=True)
     docs = [{"_id": f"d{i}", "title": f"Doc {i}", "text": f"Text number {i} about topic {i}."} for i in range(6)]
     (dataset / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (dataset / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"topic {i}"}) + "\n" for i in range(3)))
-    (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(3)))
+    (dataset / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": f"topic {i}"}) + "\n" for i in range(3))
+    )
+    (dataset / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(3))
+    )
     report = json.loads(run("bench", str(dataset), "--documents", "6", "--queries", "3", "--json").output)
     assert report["documents"] == 6 and report["chunks"] >= 6 and report["queries"] == 3
     assert report["ingest_chunks_per_second"] > 0 and report["model_chunks_per_second"] > 0

@@ -28,7 +28,9 @@ def server(tmp_path: Path, model_cache: Path, embedder) -> Iterator[tuple[httpx.
     index.close()
     roots = tmp_path / "allowed"
     shutil.copytree(DATA / "sample", roots / "sample")
-    settings = Settings(index_dir=tmp_path / "default", cache_dir=model_cache, index_root=tmp_path / "indexes", ingest_roots=(roots,))
+    settings = Settings(
+        index_dir=tmp_path / "default", cache_dir=model_cache, index_root=tmp_path / "indexes", ingest_roots=(roots,)
+    )
     (tmp_path / "indexes").mkdir()
     with ServerThread(create_app(settings)) as running, httpx.Client(base_url=running.url, timeout=120) as client:
         yield client, tmp_path
@@ -42,12 +44,23 @@ def upload(client: httpx.Client, *names: str, attributes: str | None = None, pre
 
 def test_upload_list_get_patch_delete(server: tuple[httpx.Client, Path]) -> None:
     client, _ = server
-    response = upload(client, "water-cycle.pdf", "printing-press.html", "photosynthesis.md", attributes='{"team": "science", "year": 2024}')
+    response = upload(
+        client,
+        "water-cycle.pdf",
+        "printing-press.html",
+        "photosynthesis.md",
+        attributes='{"team": "science", "year": 2024}',
+    )
     assert response.status_code == 201, response.text
     results = response.json()["data"]
     assert [r["status"] for r in results] == ["completed"] * 3
     pdf = results[0]["document"]
-    assert pdf["type"] == "pdf" and pdf["pages"] == 3 and pdf["chunks"] >= 3 and pdf["attributes"] == {"team": "science", "year": 2024}
+    assert (
+        pdf["type"] == "pdf"
+        and pdf["pages"] == 3
+        and pdf["chunks"] >= 3
+        and pdf["attributes"] == {"team": "science", "year": 2024}
+    )
     again = upload(client, "water-cycle.pdf", attributes='{"team": "science", "year": 2024}').json()["data"][0]
     assert again["duplicate"] and again["document"]["id"] == pdf["id"], "the same content is recognised"
     page = client.get("/documents", params={"limit": 2}).json()
@@ -68,7 +81,11 @@ def test_upload_list_get_patch_delete(server: tuple[httpx.Client, Path]) -> None
 
 def test_bad_uploads_say_what_is_wrong(server: tuple[httpx.Client, Path]) -> None:
     client, _ = server
-    files = [("files", ("notes.docx", b"PK...")), ("files", ("empty.md", b"")), ("files", ("broken.pdf", (DATA / "formats" / "corrupt.pdf").read_bytes()))]
+    files = [
+        ("files", ("notes.docx", b"PK...")),
+        ("files", ("empty.md", b"")),
+        ("files", ("broken.pdf", (DATA / "formats" / "corrupt.pdf").read_bytes())),
+    ]
     results = client.post("/documents", files=files).json()["data"]
     assert [r["status"] for r in results] == ["failed"] * 3
     assert "unsupported file type .docx" in results[0]["error"] and results[1]["error"] == "empty file"
@@ -152,8 +169,18 @@ def test_watch_keeps_the_index_in_sync(tmp_path: Path, model_cache: Path) -> Non
     folder.mkdir()
     (folder / "a.md").write_text("# Alpha\n\nThe alpha note talks about glaciers.")
     env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
-    command = [sys.executable, "-c", "from search.cli.main import main; main()", "ingest", str(folder),
-               "--index", str(tmp_path / "ix"), "--watch", "--interval", "0.3"]
+    command = [
+        sys.executable,
+        "-c",
+        "from search.cli.main import main; main()",
+        "ingest",
+        str(folder),
+        "--index",
+        str(tmp_path / "ix"),
+        "--watch",
+        "--interval",
+        "0.3",
+    ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _until(lambda: _paths(tmp_path / "ix", model_cache) == {"a.md"})
@@ -198,22 +225,31 @@ def _wait(client: httpx.Client, job_id: str) -> dict:  # type: ignore[type-arg]
         time.sleep(0.05)
 
 
-
-
-
 def test_filters_over_http(server: tuple[httpx.Client, Path]) -> None:
     client, _ = server
-    upload(client, "water-cycle.pdf", "roman-aqueducts.rst", attributes='[{"team": "science", "year": 2023}, {"team": "history", "year": 2021}]')
+    upload(
+        client,
+        "water-cycle.pdf",
+        "roman-aqueducts.rst",
+        attributes='[{"team": "science", "year": 2023}, {"team": "history", "year": 2021}]',
+    )
     upload(client, "printing-press.html", attributes='{"team": "history", "year": 2024}')
-    only_history = {"type": "and", "filters": [{"key": "team", "type": "eq", "value": "history"}, {"key": "year", "type": "gte", "value": 2022}]}
-    hits = client.post("/search", json={"query": "water flowing through channels", "k": 5, "filters": only_history}).json()["results"]
+    only_history = {
+        "type": "and",
+        "filters": [{"key": "team", "type": "eq", "value": "history"}, {"key": "year", "type": "gte", "value": 2022}],
+    }
+    hits = client.post(
+        "/search", json={"query": "water flowing through channels", "k": 5, "filters": only_history}
+    ).json()["results"]
     assert hits and {Path(h["path"]).name for h in hits} == {"printing-press.html"}
     by_path = {"key": "path", "type": "glob", "value": "**/*.rst"}
     hits = client.post("/search", json={"query": "water", "k": 5, "filters": by_path}).json()["results"]
     assert hits and all(h["path"].endswith(".rst") for h in hits)
     bad = client.post("/search", json={"query": "water", "filters": {"key": "team", "type": "equals", "value": "x"}})
     assert bad.status_code == 422 and '"equals" is not one of' in bad.json()["error"]["message"]
-    ask = client.post("/ask", json={"question": "who built aqueducts?", "filters": {"key": "team", "type": "eq", "value": "science"}}).json()
+    ask = client.post(
+        "/ask", json={"question": "who built aqueducts?", "filters": {"key": "team", "type": "eq", "value": "science"}}
+    ).json()
     assert {Path(h["path"]).name for h in ask["results"]} == {"water-cycle.pdf"}
     listed = client.get("/documents", params={"filters": '{"key": "year", "type": "lt", "value": 2024}'}).json()["data"]
     assert sorted(Path(d["path"]).name for d in listed) == ["roman-aqueducts.rst", "water-cycle.pdf"]
@@ -240,7 +276,9 @@ def test_indexes_built_the_same_way_share_one_embedder(tmp_path: Path, model_cac
     for name in ("one", "two"):
         index, _ = open_index(tmp_path / name, embedder, None)
         index.close()
-    registry = IndexRegistry(Settings(index_dir=tmp_path / "one", cache_dir=model_cache, named_indexes={"two": tmp_path / "two"}))
+    registry = IndexRegistry(
+        Settings(index_dir=tmp_path / "one", cache_dir=model_cache, named_indexes={"two": tmp_path / "two"})
+    )
     try:
         first, second = registry.service("default"), registry.service("two")
         assert first is not second and first.embedder is second.embedder

@@ -41,7 +41,11 @@ class Corpus:
 
 
 def _attributes(rng: np.random.Generator, i: int) -> dict[str, Any]:
-    attributes: dict[str, Any] = {"year": int(rng.integers(2019, 2025)), "public": bool(rng.random() < 0.5), "score": round(float(rng.random()), 3)}
+    attributes: dict[str, Any] = {
+        "year": int(rng.integers(2019, 2025)),
+        "public": bool(rng.random() < 0.5),
+        "score": round(float(rng.random()), 3),
+    }
     if rng.random() < 0.9:
         attributes["team"] = str(rng.choice(["a", "b", "c"]))
     if rng.random() < 0.7:
@@ -63,8 +67,14 @@ def _document(rng: np.random.Generator, i: int) -> tuple[DocumentRecord, list[st
     words = TOPICS[topic].split()
     texts = [" ".join(rng.choice(words, size=int(rng.integers(6, 12)))) for _ in range(int(rng.integers(1, 5)))]
     record = DocumentRecord(
-        path=path, content_hash=f"h{i}", type=kind, title=f"Document {i} on {topic}", size=int(rng.integers(100, 100_000)),
-        mtime=float(rng.uniform(START, END)), pages=int(rng.integers(1, 50)) if kind == "pdf" else None, attributes=attributes,
+        path=path,
+        content_hash=f"h{i}",
+        type=kind,
+        title=f"Document {i} on {topic}",
+        size=int(rng.integers(100, 100_000)),
+        mtime=float(rng.uniform(START, END)),
+        pages=int(rng.integers(1, 50)) if kind == "pdf" else None,
+        attributes=attributes,
     )
     return record, texts
 
@@ -80,7 +90,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, embedder) -> Corpus:  # typ
     with IndexWriter(index) as writer:
         for record, texts in made:
             chunks = [
-                ChunkRecord(Chunk(n, t, len(t.split())), hashlib.sha256(f"{record.path}{n}{t}".encode()).hexdigest(), next(embedded).astype("<f4").tobytes())
+                ChunkRecord(
+                    Chunk(n, t, len(t.split())),
+                    hashlib.sha256(f"{record.path}{n}{t}".encode()).hexdigest(),
+                    next(embedded).astype("<f4").tobytes(),
+                )
                 for n, t in enumerate(texts)
             ]
             writer.stage(record, chunks)
@@ -101,33 +115,65 @@ def filterable(document: StoredDocument) -> dict[str, Any]:
     """A stored document as `Filter.matches` reads it."""
     r = document.record
     return {
-        "path": r.path, "type": r.type, "size": r.size, "modified": r.mtime, "title": r.title, "pages": r.pages,
+        "path": r.path,
+        "type": r.type,
+        "size": r.size,
+        "modified": r.mtime,
+        "title": r.title,
+        "pages": r.pages,
         "attributes": r.attributes,
     }
 
 
 # --- random filters -------------------------------------------------------------------------
 
+
 def _leaf(rng: np.random.Generator) -> dict[str, Any]:
     pick = int(rng.integers(0, 17))
-    team, year, iso = str(rng.choice(["a", "b", "c"])), int(rng.integers(2019, 2025)), f"{int(rng.integers(2019, 2025))}-{int(rng.integers(1, 13)):02d}-01"
+    team, year, iso = (
+        str(rng.choice(["a", "b", "c"])),
+        int(rng.integers(2019, 2025)),
+        f"{int(rng.integers(2019, 2025))}-{int(rng.integers(1, 13)):02d}-01",
+    )
     op = str(rng.choice(["gt", "gte", "lt", "lte"]))
     leaves: list[dict[str, Any]] = [
         {"key": "team", "type": str(rng.choice(["eq", "ne"])), "value": team},
-        {"key": "team", "type": str(rng.choice(["in", "nin"])), "value": sorted({team, str(rng.choice(["a", "b", "c"]))})},
+        {
+            "key": "team",
+            "type": str(rng.choice(["in", "nin"])),
+            "value": sorted({team, str(rng.choice(["a", "b", "c"]))}),
+        },
         {"key": "year", "type": op, "value": year},
-        {"key": "year", "type": str(rng.choice(["eq", "ne", "in"])), "value": year if rng.random() < 0.7 else str(year)},
+        {
+            "key": "year",
+            "type": str(rng.choice(["eq", "ne", "in"])),
+            "value": year if rng.random() < 0.7 else str(year),
+        },
         {"key": "year", "type": str(rng.choice(["in", "nin"])), "value": [year, str(year), year + 1]},
         {"key": "public", "type": str(rng.choice(["eq", "ne"])), "value": bool(rng.random() < 0.5)},
-        {"key": "tags", "type": str(rng.choice(["eq", "ne", "prefix"])), "value": str(rng.choice(["red", "green", "gr"]))},
+        {
+            "key": "tags",
+            "type": str(rng.choice(["eq", "ne", "prefix"])),
+            "value": str(rng.choice(["red", "green", "gr"])),
+        },
         {"key": "score", "type": op, "value": round(float(rng.random()), 2)},
         {"key": "type", "type": str(rng.choice(["eq", "ne", "in", "nin"])), "value": str(rng.choice(list(TYPES)))},
         {"key": "size", "type": op, "value": int(rng.integers(100, 100_000))},
         {"key": "modified", "type": op, "value": iso if rng.random() < 0.5 else f"{iso}T12:30:00+02:00"},
         {"key": "modified", "type": op, "value": float(rng.uniform(START, END))},
         {"key": "pages", "type": op, "value": int(rng.integers(1, 50))},
-        {"key": "path", "type": "prefix", "value": str(rng.choice([f"/data/{team}/", f"/data/{team}/{year}/", "/special"]))},
-        {"key": "path", "type": "glob", "value": str(rng.choice(["/data/*/*/*.md", "/data/**/notes/*", "**/*.pdf", f"/data/{team}/**", "/data/?/2020/**"]))},
+        {
+            "key": "path",
+            "type": "prefix",
+            "value": str(rng.choice([f"/data/{team}/", f"/data/{team}/{year}/", "/special"])),
+        },
+        {
+            "key": "path",
+            "type": "glob",
+            "value": str(
+                rng.choice(["/data/*/*/*.md", "/data/**/notes/*", "**/*.pdf", f"/data/{team}/**", "/data/?/2020/**"])
+            ),
+        },
         {"key": "title", "type": "prefix", "value": f"Document {int(rng.integers(1, 30))}"},
         {"key": str(rng.choice(["nope", "a.b c"])), "type": str(rng.choice(["eq", "ne"])), "value": "odd key"},
     ]
@@ -139,7 +185,10 @@ def _leaf(rng: np.random.Generator) -> dict[str, Any]:
 
 def random_filter(rng: np.random.Generator, depth: int = 0) -> dict[str, Any]:
     if depth < 3 and rng.random() < 0.4:
-        return {"type": str(rng.choice(["and", "or"])), "filters": [random_filter(rng, depth + 1) for _ in range(int(rng.integers(1, 4)))]}
+        return {
+            "type": str(rng.choice(["and", "or"])),
+            "filters": [random_filter(rng, depth + 1) for _ in range(int(rng.integers(1, 4)))],
+        }
     return _leaf(rng)
 
 
@@ -159,6 +208,7 @@ def catalog_documents(corpus: Corpus, f: Filter) -> set[int]:
 
 # --- the catalog against the Python reference -----------------------------------------------
 
+
 def test_catalog_and_python_agree_on_random_filters(corpus: Corpus) -> None:
     rng = np.random.default_rng(1)
     sizes = []
@@ -172,6 +222,7 @@ def test_catalog_and_python_agree_on_random_filters(corpus: Corpus) -> None:
 
 
 # --- filtered search against brute force ----------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", range(40))
 def test_dense_search_is_exact_within_the_filter(corpus: Corpus, embedder, seed: int) -> None:  # type: ignore[no-untyped-def]
@@ -249,7 +300,9 @@ def test_a_selective_filter_still_gets_k_passages(corpus: Corpus, embedder, mode
     scores = corpus.matrix @ embedder.embed_query(text)
     wanted = [corpus.documents[corpus.chunk_document[int(cid)]]["path"] in paths for cid in corpus.chunk_ids]
     assert (scores > scores[wanted].max()).sum() > DEPTH  # below all that an unfiltered search would fetch
-    hits = search(corpus.index, embedder, text, 5, mode, filters=parse_filters({"key": "path", "type": "in", "value": paths}))
+    hits = search(
+        corpus.index, embedder, text, 5, mode, filters=parse_filters({"key": "path", "type": "in", "value": paths})
+    )
     assert len(hits) == 5
     assert {h.path for h in hits} <= set(paths)
 
@@ -266,7 +319,12 @@ def test_no_matching_document_gives_no_results(corpus: Corpus, embedder) -> None
 
 def test_the_service_threads_filters_through_search_and_ask(corpus: Corpus, embedder) -> None:  # type: ignore[no-untyped-def]
     service = SearchService(corpus.index, embedder)
-    f = parse_filters({"type": "and", "filters": [{"key": "team", "type": "eq", "value": "b"}, {"key": "type", "type": "eq", "value": "pdf"}]})
+    f = parse_filters(
+        {
+            "type": "and",
+            "filters": [{"key": "team", "type": "eq", "value": "b"}, {"key": "type", "type": "eq", "value": "pdf"}],
+        }
+    )
     assert f is not None
     docs = matching_documents(corpus, f)
     assert all(h.document_id in docs for h in service.search("orbit rocket launch", 8, filters=f))
@@ -288,6 +346,7 @@ def test_the_id_map_honours_the_selector() -> None:
 
 
 # --- the rules, case by case ----------------------------------------------------------------
+
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> Index:
@@ -348,35 +407,65 @@ def test_glob_on_path(catalog: Index, pattern: str, expected: set[str]) -> None:
         ({"key": "path", "type": "prefix", "value": "docs/"}, {"docs/a.md", "docs/x/y/b.txt", "docs/.md"}),
         ({"key": "path", "type": "prefix", "value": "doc"}, {"docs/a.md", "docs/x/y/b.txt", "docs/.md", "doc/a.md"}),
         ({"key": "modified", "type": "gte", "value": "2024-01-01"}, {"docs/a.md", "[draft] notes.md", "doc/a.md"}),
-        ({"key": "modified", "type": "gte", "value": "2024-01-01T00:00:00Z"}, {"docs/a.md", "[draft] notes.md", "doc/a.md"}),
-        ({"key": "modified", "type": "lt", "value": "2024-01-01T01:00:00+01:00"}, {"docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf"}),
+        (
+            {"key": "modified", "type": "gte", "value": "2024-01-01T00:00:00Z"},
+            {"docs/a.md", "[draft] notes.md", "doc/a.md"},
+        ),
+        (
+            {"key": "modified", "type": "lt", "value": "2024-01-01T01:00:00+01:00"},
+            {"docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf"},
+        ),
         ({"key": "modified", "type": "eq", "value": "2024-01-01"}, {"docs/a.md"}),
         ({"key": "modified", "type": "lt", "value": 1700000000}, {"docs/.md"}),
         ({"key": "team", "type": "in", "value": ["a", "b"]}, {"docs/a.md", "docs/x/y/b.txt"}),
-        ({"key": "team", "type": "nin", "value": ["a", "b"]}, {"docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"}),
+        (
+            {"key": "team", "type": "nin", "value": ["a", "b"]},
+            {"docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"},
+        ),
         ({"key": "team", "type": "eq", "value": "ä"}, {"[draft] notes.md"}),
         ({"key": "year", "type": "eq", "value": 2021}, {"docs/a.md"}),
         ({"key": "year", "type": "eq", "value": "2021"}, {"docs/x/y/b.txt"}),
         ({"key": "year", "type": "in", "value": [2022, "2021"]}, {"docs/x/y/b.txt", "docs/.md"}),
         ({"key": "year", "type": "gte", "value": 2021.5}, {"docs/.md"}),
         ({"key": "public", "type": "eq", "value": True}, {"docs/a.md"}),
-        ({"key": "public", "type": "ne", "value": True}, {"docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"}),
+        (
+            {"key": "public", "type": "ne", "value": True},
+            {"docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"},
+        ),
         ({"key": "public", "type": "eq", "value": 1}, {"docs/x/y/b.txt"}),
         ({"key": "tags", "type": "eq", "value": "x"}, set()),
-        ({"key": "v", "type": "ne", "value": "x"}, {"docs/a.md", "docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"}),
+        (
+            {"key": "v", "type": "ne", "value": "x"},
+            {"docs/a.md", "docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"},
+        ),
         ({"key": "a.b c", "type": "eq", "value": "odd"}, {"[draft] notes.md"}),
-        ({"key": "title", "type": "ne", "value": "A"}, {"docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"}),
+        (
+            {"key": "title", "type": "ne", "value": "A"},
+            {"docs/x/y/b.txt", "docs/.md", "other/docs/c.pdf", "[draft] notes.md", "doc/a.md"},
+        ),
         ({"key": "pages", "type": "gt", "value": 0}, {"other/docs/c.pdf"}),
         ({"key": "size", "type": "in", "value": [10, 60.0]}, {"docs/a.md", "doc/a.md"}),
         ({"key": "type", "type": "eq", "value": "x'); DROP TABLE documents; --"}, set()),
         (
-            {"type": "or", "filters": [
-                {"type": "and", "filters": [{"key": "type", "type": "eq", "value": "markdown"}, {"key": "size", "type": "gt", "value": 30}]},
-                {"type": "and", "filters": [
-                    {"key": "team", "type": "eq", "value": "c"},
-                    {"type": "or", "filters": [{"key": "public", "type": "eq", "value": False}]},
-                ]},
-            ]},
+            {
+                "type": "or",
+                "filters": [
+                    {
+                        "type": "and",
+                        "filters": [
+                            {"key": "type", "type": "eq", "value": "markdown"},
+                            {"key": "size", "type": "gt", "value": 30},
+                        ],
+                    },
+                    {
+                        "type": "and",
+                        "filters": [
+                            {"key": "team", "type": "eq", "value": "c"},
+                            {"type": "or", "filters": [{"key": "public", "type": "eq", "value": False}]},
+                        ],
+                    },
+                ],
+            },
             {"[draft] notes.md", "doc/a.md", "other/docs/c.pdf"},
         ),
     ],
@@ -414,46 +503,87 @@ LEAF = {"key": "team", "type": "eq", "value": "a"}
         ("team = a", r'^filters: expected an object such as .*, not "team = a"$'),
         ([LEAF], r"^filters: expected an object"),
         ({"key": "team", "value": "a"}, r"^filters\.type: missing; use one of eq, ne, gt"),
-        ({"type": "or", "filters": [LEAF, {"key": "team", "type": "equals", "value": "a"}]},
-         r'^filters\.filters\[1\]\.type: "equals" is not one of eq, ne, gt, gte, lt, lte, in, nin, prefix, glob, and, or$'),
+        (
+            {"type": "or", "filters": [LEAF, {"key": "team", "type": "equals", "value": "a"}]},
+            r'^filters\.filters\[1\]\.type: "equals" is not one of '
+            r"eq, ne, gt, gte, lt, lte, in, nin, prefix, glob, and, or$",
+        ),
         ({"type": "and", "filters": []}, r"^filters\.filters: and needs a non-empty list of filters, not \[\]$"),
         ({"type": "and", "filters": LEAF}, r"^filters\.filters: and needs a non-empty list"),
-        ({"type": "and", "filters": [LEAF], "key": "x"}, r'^filters: unknown field "key"; and filters have type, filters$'),
+        (
+            {"type": "and", "filters": [LEAF], "key": "x"},
+            r'^filters: unknown field "key"; and filters have type, filters$',
+        ),
         ({"key": "team", "type": "eq", "vaule": "a"}, r'^filters: unknown field "vaule"'),
         ({"key": "team", "type": "eq"}, r"^filters\.value: missing; eq filters have key, type, value$"),
         ({"type": "eq", "value": "a"}, r"^filters\.key: missing"),
         ({"key": 3, "type": "eq", "value": "a"}, r"^filters\.key: expected a string, not 3$"),
-        ({"key": "", "type": "eq", "value": "a"}, r'^filters\.key: "" cannot be used: keys are 1 to 128 printable ASCII'),
+        (
+            {"key": "", "type": "eq", "value": "a"},
+            r'^filters\.key: "" cannot be used: keys are 1 to 128 printable ASCII',
+        ),
         ({"key": 'a"b', "type": "eq", "value": "a"}, r"^filters\.key: .* cannot be used"),
         ({"key": "a\\b", "type": "eq", "value": "a"}, r"^filters\.key: .* cannot be used"),
         ({"key": "équipe", "type": "eq", "value": "a"}, r"^filters\.key: .* cannot be used"),
-        ({"key": "team", "type": "eq", "value": None}, r"^filters\.value: team takes a string, a number or a boolean, not null$"),
+        (
+            {"key": "team", "type": "eq", "value": None},
+            r"^filters\.value: team takes a string, a number or a boolean, not null$",
+        ),
         ({"key": "team", "type": "eq", "value": {"x": 1}}, r"^filters\.value: team takes a string"),
         ({"key": "team", "type": "eq", "value": ["a"]}, r"^filters\.value: team takes a string"),
         ({"key": "size", "type": "eq", "value": "big"}, r'^filters\.value: size takes a number, not "big"$'),
         ({"key": "size", "type": "eq", "value": True}, r"^filters\.value: size takes a number, not true$"),
         ({"key": "path", "type": "eq", "value": 3}, r"^filters\.value: path takes a string, not 3$"),
-        ({"key": "team", "type": "in", "value": []}, r"^filters\.value: in needs a list of 1 to 1000 strings, numbers or booleans, not \[\]$"),
+        (
+            {"key": "team", "type": "in", "value": []},
+            r"^filters\.value: in needs a list of 1 to 1000 strings, numbers or booleans, not \[\]$",
+        ),
         ({"key": "team", "type": "nin", "value": "a"}, r"^filters\.value: nin needs a list"),
         ({"key": "team", "type": "in", "value": ["a", ["b"]]}, r"^filters\.value\[1\]: team takes a string"),
         ({"key": "team", "type": "in", "value": ["a"] * 1001}, r"^filters\.value: in needs a list of 1 to 1000"),
-        ({"key": "year", "type": "gt", "value": "soon"}, r'^filters\.value: "soon" is neither a number nor an ISO 8601 date'),
-        ({"key": "year", "type": "gt", "value": True}, r"^filters\.value: gt on year needs a number or an ISO 8601 date, not true$"),
-        ({"key": "year", "type": "lt", "value": [2020]}, r"^filters\.value: lt on year needs a number or an ISO 8601 date"),
+        (
+            {"key": "year", "type": "gt", "value": "soon"},
+            r'^filters\.value: "soon" is neither a number nor an ISO 8601 date',
+        ),
+        (
+            {"key": "year", "type": "gt", "value": True},
+            r"^filters\.value: gt on year needs a number or an ISO 8601 date, not true$",
+        ),
+        (
+            {"key": "year", "type": "lt", "value": [2020]},
+            r"^filters\.value: lt on year needs a number or an ISO 8601 date",
+        ),
         ({"key": "size", "type": "gt", "value": "2024-01-01"}, r"^filters\.value: gt on size needs a number, not"),
-        ({"key": "path", "type": "gt", "value": "a"}, r"^filters\.value: gt compares numbers and dates, but path is a string; use eq"),
-        ({"key": "modified", "type": "gte", "value": "yesterday"}, r'^filters\.value: "yesterday" is neither a number nor an ISO 8601 date'),
-        ({"key": "modified", "type": "in", "value": ["2024-01-01", "later"]}, r"^filters\.value\[1\]: \"later\" is neither"),
-        ({"key": "size", "type": "prefix", "value": "1"}, r"^filters\.value: prefix matches strings: give a string value and a string key, not size"),
+        (
+            {"key": "path", "type": "gt", "value": "a"},
+            r"^filters\.value: gt compares numbers and dates, but path is a string; use eq",
+        ),
+        (
+            {"key": "modified", "type": "gte", "value": "yesterday"},
+            r'^filters\.value: "yesterday" is neither a number nor an ISO 8601 date',
+        ),
+        (
+            {"key": "modified", "type": "in", "value": ["2024-01-01", "later"]},
+            r"^filters\.value\[1\]: \"later\" is neither",
+        ),
+        (
+            {"key": "size", "type": "prefix", "value": "1"},
+            r"^filters\.value: prefix matches strings: give a string value and a string key, not size",
+        ),
         ({"key": "path", "type": "glob", "value": 3}, r"^filters\.value: glob matches strings"),
         ({"key": "year", "type": "eq", "value": float("nan")}, r"^filters\.value: nan is not a finite number$"),
         ({"key": "year", "type": "eq", "value": 2**70}, r"^filters\.value: \d+ is out of range"),
         ({"key": "team", "type": "eq", "value": "\ud800"}, r"^filters\.value: the string is not valid Unicode text"),
         ({"key": "\ud800", "type": "eq", "value": "a"}, r'^filters\.key: "\\ud800" cannot be used'),
         (_nested(20), r"^filters(\.filters\[0\]){20}: filters may nest at most 20 levels deep$"),
-        ({"type": "or", "filters": [LEAF] * 101}, r"^filters\.filters\[100\]: a filter may hold at most 100 comparisons$"),
-        ({"type": "or", "filters": [{"key": "k", "type": "in", "value": list(range(1000))}] * 11},
-         r"^filters\.filters\[10\]: a filter may hold at most 10000 values in all$"),
+        (
+            {"type": "or", "filters": [LEAF] * 101},
+            r"^filters\.filters\[100\]: a filter may hold at most 100 comparisons$",
+        ),
+        (
+            {"type": "or", "filters": [{"key": "k", "type": "in", "value": list(range(1000))}] * 11},
+            r"^filters\.filters\[10\]: a filter may hold at most 10000 values in all$",
+        ),
     ],
 )
 def test_invalid_filters_say_what_is_wrong_and_where(raw: object, message: str) -> None:

@@ -48,8 +48,12 @@ def load_expected(text: str):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("not json", "not JSON"), ('{"expected": ["a"]}', "query"), ('{"query": "q", "expected": []}', "expected"),
-     ('{"query": "q", "expected": ["a.pdf#x"]}', "page number")],
+    [
+        ("not json", "not JSON"),
+        ('{"expected": ["a"]}', "query"),
+        ('{"query": "q", "expected": []}', "expected"),
+        ('{"query": "q", "expected": ["a.pdf#x"]}', "page number"),
+    ],
 )
 def test_bad_golden_lines_say_where_and_what(tmp_path: Path, line: str, message: str) -> None:
     golden = tmp_path / "g.jsonl"
@@ -85,8 +89,14 @@ def test_snippets_mark_the_query_words(tmp_path: Path, model_cache: Path, monkey
     monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
     runner = CliRunner()
     runner.invoke(cli, ["ingest", str(DATA / "sample"), "--index", str(tmp_path / "ix")])
-    data = json.loads(runner.invoke(cli, ["search", "Gutenberg movable type", "--index", str(tmp_path / "ix"), "--json"]).output)
+    data = json.loads(
+        runner.invoke(cli, ["search", "Gutenberg movable type", "--index", str(tmp_path / "ix"), "--json"]).output
+    )
     first = data["results"][0]
     assert "<mark>Gutenberg</mark>" in first["snippet"] and len(first["snippet"]) < len(first["text"]) + 40
-    meaning_only = json.loads(runner.invoke(cli, ["search", "zzzq leaves", "--index", str(tmp_path / "ix"), "--mode", "dense", "--json"]).output)
+    meaning_only = json.loads(
+        runner.invoke(
+            cli, ["search", "zzzq leaves", "--index", str(tmp_path / "ix"), "--mode", "dense", "--json"]
+        ).output
+    )
     assert all(r["snippet"] for r in meaning_only["results"])

@@ -173,9 +173,14 @@ def test_413_from_a_chunked_body(client: httpx.Client) -> None:
 def test_413_for_parsed_bodies_chunked_or_not(client: httpx.Client, size: int) -> None:
     """FastAPI turns a failed body read into a 400 of its own: the client still gets the 413."""
     payload = b"x" * size
-    multipart = b"--b\r\ncontent-disposition: form-data; name=uploads; filename=a.txt\r\n\r\n" + payload + b"\r\n--b--\r\n"
+    multipart = (
+        b"--b\r\ncontent-disposition: form-data; name=uploads; filename=a.txt\r\n\r\n" + payload + b"\r\n--b--\r\n"
+    )
     json = b'{"text": "' + payload + b'"}'
-    for path, body, kind in [("/files", multipart, "multipart/form-data; boundary=b"), ("/json", json, "application/json")]:
+    for path, body, kind in [
+        ("/files", multipart, "multipart/form-data; boundary=b"),
+        ("/json", json, "application/json"),
+    ]:
         for content in (body, iter([body[:300], body[300:]])):
             response = client.post(path, content=content, headers={"content-type": kind})
             assert response.status_code == (200 if size < MAX_BYTES else 413), (path, type(content))

@@ -66,10 +66,7 @@ def test_text_paragraphs_become_blocks(tmp_path: Path) -> None:
 def test_legacy_latin1_text_is_decoded() -> None:
     doc = load(FORMATS / "legacy-latin1.txt")
     assert doc.title == "Café notes"
-    assert (
-        texts(doc)[1]
-        == "The crème brûlée costs £3.50 at the café on the corner.\nIt is served cold."
-    )
+    assert texts(doc)[1] == "The crème brûlée costs £3.50 at the café on the corner.\nIt is served cold."
     assert "\r" not in full_text(doc)
 
 
@@ -90,9 +87,7 @@ def test_utf8_bom_is_dropped(tmp_path: Path) -> None:
 
 
 def test_cp1252_punctuation_is_decoded(tmp_path: Path) -> None:
-    doc = load(
-        write(tmp_path, "quotes.txt", "\x93Smart\x94 quotes \x96 and \x80 signs".encode("latin-1"))
-    )
+    doc = load(write(tmp_path, "quotes.txt", "\x93Smart\x94 quotes \x96 and \x80 signs".encode("latin-1")))
     assert doc.title == "\u201cSmart\u201d quotes \u2013 and \u20ac signs"
 
 
@@ -127,19 +122,14 @@ def test_markdown_fenced_code_is_one_block_and_not_headings() -> None:
     doc = load(FORMATS / "guide.md")
     code = [b for b in doc.blocks if "seen = " in b.text]
     assert code == [
-        Block(
-            "# count the animals you saw: this is a comment, not a heading\n"
-            'seen = {"anemone": 3, "crab": 1}'
-        )
+        Block('# count the animals you saw: this is a comment, not a heading\nseen = {"anemone": 3, "crab": 1}')
     ]
 
 
 def test_markdown_markup_is_stripped_but_words_kept() -> None:
     doc = load(FORMATS / "guide.md")
     assert texts(doc)[0].endswith("They are home to anemones, sea stars and hermit crabs.")
-    assert texts(doc)[1] == (
-        "Read the tide tables before you go, and see\na sketch of a rocky shore for the layout."
-    )
+    assert texts(doc)[1] == ("Read the tide tables before you go, and see\na sketch of a rocky shore for the layout.")
 
 
 def test_markdown_inline_code_and_identifiers_survive(tmp_path: Path) -> None:
@@ -149,8 +139,7 @@ def test_markdown_inline_code_and_identifiers_survive(tmp_path: Path) -> None:
     )
     doc = load(write(tmp_path, "code.md", source))
     assert doc.blocks[0].text == (
-        "Call __init__ or a*b*c with Vec<u8>; keep snake_case_name, bold, em,\n"
-        "tags, https://example.org and gone."
+        "Call __init__ or a*b*c with Vec<u8>; keep snake_case_name, bold, em,\ntags, https://example.org and gone."
     )
 
 
@@ -194,10 +183,7 @@ def test_rst_directives_keep_content_and_markup_is_stripped() -> None:
     doc = load(FORMATS / "manual.rst")
     body = texts(doc)
     assert "Keep the entrance reduced during the first weeks so the colony can defend it." in body
-    assert (
-        "Modern hives use movable frames, following the design popularised by\nLangstroth in 1852."
-        in body
-    )
+    assert "Modern hives use movable frames, following the design popularised by\nLangstroth in 1852." in body
     assert "Inspect every seven to ten days in spring. Use smoke sparingly:" in body
     assert "open the roof\nlift one frame at a time" in body
     assert ".. note" not in full_text(doc) and "https://" not in full_text(doc)
@@ -214,11 +200,7 @@ def test_rst_comments_options_transitions_and_footnotes(tmp_path: Path) -> None:
 
 
 def test_rst_literals_field_lists_and_comment_bodies(tmp_path: Path) -> None:
-    source = (
-        "Use ``__init__`` and ``:ref:`x```.\n\n"
-        ".. a comment\n   that goes on\n\n"
-        ":param path: the file to read\n"
-    )
+    source = "Use ``__init__`` and ``:ref:`x```.\n\n.. a comment\n   that goes on\n\n:param path: the file to read\n"
     doc = load(write(tmp_path, "api.rst", source))
     assert texts(doc) == ["Use __init__ and :ref:`x`.", ":param path: the file to read"]
 
@@ -232,8 +214,7 @@ def test_html_title_headings_and_text() -> None:
     assert doc.title == "Lighthouses & Their Keepers"
     assert headings(doc) == [(1, "Lighthouses"), (2, "The Fresnel lens")]
     assert texts(doc)[:4] == [
-        "A lighthouse marks dangerous coasts, reefs and harbour entrances — "
-        "a beacon for sailors at night.",
+        "A lighthouse marks dangerous coasts, reefs and harbour entrances — a beacon for sailors at night.",
         "In 1822 Augustin-Jean Fresnel designed a lens that made lights visible over "
         "20 nautical miles away & used far less oil.",  # &nbsp; collapses too
         "First-order lenses stood taller than a person.",
@@ -268,24 +249,17 @@ def test_html_declared_charset_and_title_fallback(tmp_path: Path) -> None:
 
 
 def test_html_without_title_or_h1_uses_the_stem(tmp_path: Path) -> None:
-    doc = load(
-        write(tmp_path, "fragment.html", "<div>one<br>two</div><svg><title>icon</title></svg>")
-    )
+    doc = load(write(tmp_path, "fragment.html", "<div>one<br>two</div><svg><title>icon</title></svg>"))
     assert doc.title == "fragment"
     assert doc.blocks == (Block("one two"),)
 
 
 def test_html_with_only_scripts_has_no_text(tmp_path: Path) -> None:
-    assert (
-        reason(write(tmp_path, "app.html", "<script>boot()</script><style>p{}</style>"))
-        == "no text content"
-    )
+    assert reason(write(tmp_path, "app.html", "<script>boot()</script><style>p{}</style>")) == "no text content"
 
 
 def test_html_rejected_by_the_parser(tmp_path: Path) -> None:
-    assert reason(write(tmp_path, "odd.html", "<p>x <![bogus[ y ]]></p>")).startswith(
-        "malformed HTML"
-    )
+    assert reason(write(tmp_path, "odd.html", "<p>x <![bogus[ y ]]></p>")).startswith("malformed HTML")
 
 
 # --- PDF --------------------------------------------------------------------------
@@ -311,9 +285,7 @@ def test_pdf_encrypted_with_empty_password_loads() -> None:
     doc = load(FORMATS / "encrypted-empty-password.pdf")
     # Its metadata title is "Microsoft Word - memo.docx": not a title, so the first line is.
     assert doc.title == "Memo on the library opening hours"
-    assert doc.blocks[1] == Block(
-        "The reading room now opens at eight in the morning on weekdays.", page=1
-    )
+    assert doc.blocks[1] == Block("The reading room now opens at eight in the morning on weekdays.", page=1)
 
 
 def test_pdf_with_aes_and_empty_password_needs_cryptography() -> None:
@@ -365,9 +337,7 @@ def test_corrupt_pdf_gives_a_short_reason() -> None:
         ("comment.html", "<!-- nothing to see -->", "no text content"),
     ],
 )
-def test_empty_and_whitespace_files(
-    tmp_path: Path, name: str, content: str | bytes, expected: str
-) -> None:
+def test_empty_and_whitespace_files(tmp_path: Path, name: str, content: str | bytes, expected: str) -> None:
     assert reason(write(tmp_path, name, content)) == expected
 
 
@@ -410,9 +380,7 @@ def test_blocks_are_stripped_and_non_empty(path: Path) -> None:
     doc = load(path)
     assert doc.blocks and doc.title
     assert all(b.text and b.text == b.text.strip() for b in doc.blocks)
-    assert all(
-        b.kind in {"text", "heading"} and (b.kind == "heading") == (b.level > 0) for b in doc.blocks
-    )
+    assert all(b.kind in {"text", "heading"} and (b.kind == "heading") == (b.level > 0) for b in doc.blocks)
 
 
 def test_sample_corpus_mixes_formats_with_real_titles() -> None:

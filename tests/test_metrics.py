@@ -144,7 +144,9 @@ def test_latency_histogram_buckets_grow(client: httpx.Client) -> None:
     assert value(after, f"{name}_bucket", **in_ten_seconds) - value(before, f"{name}_bucket", **in_ten_seconds) == 4
 
 
-def test_failures_and_rejections_before_routing_are_counted(client: httpx.Client, server: ServerThread, metrics: Metrics) -> None:
+def test_failures_and_rejections_before_routing_are_counted(
+    client: httpx.Client, server: ServerThread, metrics: Metrics
+) -> None:
     with httpx.Client(base_url=server.url) as once:  # uvicorn drops the connection after an unhandled error
         assert once.get("/boom").status_code == 500
     assert requests(metrics, method="GET", route="/boom", status="500") == 1

@@ -48,7 +48,9 @@ def simulator(**config: object) -> ServerThread:
 
 def fast(url: str, **options: object) -> RemoteOptions:
     """Client options for tests: quick backoff and timeouts."""
-    return RemoteOptions(**{"base_url": url, "api_key": KEY, "backoff": 0.01, "max_retries": 8, "timeout": 5.0, **options})  # type: ignore[arg-type]
+    return RemoteOptions(
+        **{"base_url": url, "api_key": KEY, "backoff": 0.01, "max_retries": 8, "timeout": 5.0, **options}
+    )  # type: ignore[arg-type]
 
 
 def ingest_folder(index_dir: Path, model: str, remote: RemoteOptions, cache: Path, folder: Path = DATA / "sample"):  # type: ignore[no-untyped-def]
@@ -104,7 +106,9 @@ def test_our_v1_rejects_what_it_cannot_do_in_openai_shape(semsearch_v1: str) -> 
         client.embeddings.create(model="all-MiniLM-L6-v2", input="x", dimensions=12)
 
 
-def test_ingest_through_our_own_v1_gives_the_in_process_results(semsearch_v1: str, model_cache: Path, tmp_path: Path) -> None:
+def test_ingest_through_our_own_v1_gives_the_in_process_results(
+    semsearch_v1: str, model_cache: Path, tmp_path: Path
+) -> None:
     ingest_folder(tmp_path / "remote", "openai/all-MiniLM-L6-v2", fast(semsearch_v1), model_cache)
     ingest_folder(tmp_path / "local", "local/all-MiniLM-L6-v2", RemoteOptions(), model_cache)
     remote = SearchService.open(tmp_path / "remote", cache_dir=model_cache, remote=RemoteOptions(api_key="x"))
@@ -124,7 +128,9 @@ def test_ingest_through_our_own_v1_gives_the_in_process_results(semsearch_v1: st
 def test_faults_are_retried_and_every_chunk_is_embedded_exactly_once(model_cache: Path, tmp_path: Path) -> None:
     faults = ("500", "429", "drop", "malformed", "wrong_count", "wrong_dimension", "shuffled", "503", "502")
     with simulator(faults=faults, retry_after=0.05) as sim:
-        summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=32), model_cache)
+        summary = ingest_folder(
+            tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=32), model_cache
+        )
         state = sim.app.state.sim
     assert summary.ingested == 10 and summary.skipped == []
     assert summary.upstream["retries"] >= 7 and summary.upstream["rate_limited"] >= 1
@@ -138,7 +144,12 @@ def test_faults_are_retried_and_every_chunk_is_embedded_exactly_once(model_cache
 def test_a_slow_reply_times_out_and_is_retried(model_cache: Path, tmp_path: Path) -> None:
     with simulator(faults=("slow",), slow_seconds=6.0) as sim:
         began = time.monotonic()
-        summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", timeout=1.5, dimensions=16), model_cache)
+        summary = ingest_folder(
+            tmp_path / "ix",
+            "openai/text-embedding-3-small",
+            fast(f"{sim.url}/v1", timeout=1.5, dimensions=16),
+            model_cache,
+        )
     assert summary.upstream["retries"] >= 1 and time.monotonic() - began < 6.0, "the client gave up on the slow reply"
     stored_vectors_match_the_simulator(tmp_path / "ix", 16)
 
@@ -147,14 +158,18 @@ def test_retry_after_is_honoured(model_cache: Path, tmp_path: Path) -> None:
     with simulator(faults=("429", "429"), retry_after=0.4) as sim:
         began = time.monotonic()
         remote = fast(f"{sim.url}/v1", concurrency=1, dimensions=16)
-        summary = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, DATA / "sample" / "chess-rules.html")
+        summary = ingest_folder(
+            tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, DATA / "sample" / "chess-rules.html"
+        )
     assert summary.upstream["rate_limited"] == 2
     assert time.monotonic() - began >= 0.8
 
 
 def test_servers_without_base64_get_floats(model_cache: Path, tmp_path: Path) -> None:
     with simulator(supports_base64=False) as sim:
-        ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=24), model_cache)
+        ingest_folder(
+            tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=24), model_cache
+        )
         formats = [entry.get("encoding_format") for entry in sim.app.state.sim.requests_log]
     assert "float" in formats
     stored_vectors_match_the_simulator(tmp_path / "ix", 24)
@@ -187,37 +202,65 @@ def test_quota_errors_stop_at_once_and_keep_what_was_embedded(model_cache: Path,
     assert stored_vectors_match_the_simulator(tmp_path / "ix", 16) == resumed.chunks
 
 
-def test_a_bad_key_fails_with_a_clear_message_from_the_cli(model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_key_fails_with_a_clear_message_from_the_cli(
+    model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with simulator() as sim:
         monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
         monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
         monkeypatch.setenv("OPENAI_BASE_URL", f"{sim.url}/v1")
-        args = ["ingest", str(DATA / "sample"), "--index", str(tmp_path / "ix"), "--embedding-model", "openai/text-embedding-3-small"]
+        args = [
+            "ingest",
+            str(DATA / "sample"),
+            "--index",
+            str(tmp_path / "ix"),
+            "--embedding-model",
+            "openai/text-embedding-3-small",
+        ]
         result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
     assert "HTTP 401" in result.output and "OPENAI_API_KEY" in result.output
     assert "sk-wrong" not in result.output
 
 
-def test_dry_run_prices_without_calling_the_server(model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_prices_without_calling_the_server(
+    model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
-    args = ["ingest", str(DATA / "sample"), "--index", str(tmp_path / "ix"), "--embedding-model", "openai/text-embedding-3-large", "--dry-run", "--json"]
+    args = [
+        "ingest",
+        str(DATA / "sample"),
+        "--index",
+        str(tmp_path / "ix"),
+        "--embedding-model",
+        "openai/text-embedding-3-large",
+        "--dry-run",
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["dry_run"] and data["chunks"] > 0 and data["embedded_tokens"] > data["tokens"] > 0
     assert data["cost_usd"]["estimated"]["standard"] == pytest.approx(data["embedded_tokens"] * 0.13 / 1e6, rel=1e-3)
-    assert data["cost_usd"]["estimated"]["batch"] == pytest.approx(data["cost_usd"]["estimated"]["standard"] / 2, rel=1e-3)
+    assert data["cost_usd"]["estimated"]["batch"] == pytest.approx(
+        data["cost_usd"]["estimated"]["standard"] / 2, rel=1e-3
+    )
     assert not (tmp_path / "ix").exists()
 
 
-def test_search_reuses_the_recorded_embedder_with_the_key_from_the_environment(model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_search_reuses_the_recorded_embedder_with_the_key_from_the_environment(
+    model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with simulator() as sim:
-        ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=64), model_cache)
+        ingest_folder(
+            tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{sim.url}/v1", dimensions=64), model_cache
+        )
         monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        result = CliRunner().invoke(cli, ["search", "printing press Gutenberg", "--index", str(tmp_path / "ix"), "--mode", "dense", "--json"])
+        result = CliRunner().invoke(
+            cli, ["search", "printing press Gutenberg", "--index", str(tmp_path / "ix"), "--mode", "dense", "--json"]
+        )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["results"][0]["path"].endswith("printing-press.html")
 

@@ -85,8 +85,15 @@ def test_simulated_vectors_are_deterministic_unit_vectors_that_rank_by_shared_wo
 
 def test_token_estimate_and_openai_duration_format() -> None:
     assert [estimate_tokens(t) for t in ("", "hello", "hello world", "The quick brown fox.")] == [1, 1, 2, 5]
-    assert [format_duration(s) for s in (0, 0.02, 1, 6.5, 90.5, 360, 3723)] == \
-        ["0s", "20ms", "1s", "6.5s", "1m30.5s", "6m0s", "1h2m3s"]
+    assert [format_duration(s) for s in (0, 0.02, 1, 6.5, 90.5, 360, 3723)] == [
+        "0s",
+        "20ms",
+        "1s",
+        "6.5s",
+        "1m30.5s",
+        "6m0s",
+        "1h2m3s",
+    ]
 
 
 def test_unknown_fault_kinds_are_refused_and_random_faults_follow_the_seed() -> None:
@@ -123,10 +130,16 @@ def test_float_base64_and_the_openai_client_give_the_same_vectors(
 
 def test_model_sizes_and_the_dimensions_parameter(configure: Configure, http: httpx.Client) -> None:
     configure(dimensions=48)
-    sizes = {model: len(http.post("/v1/embeddings", json={"model": model, "input": "x"}).json()["data"][0]["embedding"])
-             for model in ("text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002", "local-model")}
-    assert sizes == {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536,
-                     "local-model": 48}
+    sizes = {
+        model: len(http.post("/v1/embeddings", json={"model": model, "input": "x"}).json()["data"][0]["embedding"])
+        for model in ("text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002", "local-model")
+    }
+    assert sizes == {
+        "text-embedding-3-small": 1536,
+        "text-embedding-3-large": 3072,
+        "text-embedding-ada-002": 1536,
+        "local-model": 48,
+    }
     assert len(embed(http, "x", dimensions=256).json()["data"][0]["embedding"]) == 256
     ada = http.post("/v1/embeddings", json={"model": "text-embedding-ada-002", "input": "x", "dimensions": 256})
     assert ada.status_code == 400 and error_of(ada)["param"] == "dimensions"
@@ -135,8 +148,14 @@ def test_model_sizes_and_the_dimensions_parameter(configure: Configure, http: ht
 
 @pytest.mark.parametrize(
     ("inputs", "fragment"),
-    [("", "'$.input' is invalid"), (["ok", ""], "'$.input' is invalid"), ([], "'$.input' is invalid"),
-     ([[1, 2, 3]], "'$.input' is invalid"), (["x"] * 2049, "at most 2048"), ("word " * 9000, "maximum context length")],
+    [
+        ("", "'$.input' is invalid"),
+        (["ok", ""], "'$.input' is invalid"),
+        ([], "'$.input' is invalid"),
+        ([[1, 2, 3]], "'$.input' is invalid"),
+        (["x"] * 2049, "at most 2048"),
+        ("word " * 9000, "maximum context length"),
+    ],
 )
 def test_inputs_openai_refuses(configure: Configure, http: httpx.Client, inputs: object, fragment: str) -> None:
     configure()
@@ -168,12 +187,15 @@ def test_a_missing_or_wrong_key_is_a_401(configure: Configure, url: str) -> None
     configure()
     with httpx.Client(base_url=url) as anonymous:
         assert embed(anonymous, "x").status_code == 401
-        wrong = anonymous.post("/v1/embeddings", json={"model": "m", "input": "x"},
-                               headers={"authorization": "Bearer sk-wrong-key-123"})
+        wrong = anonymous.post(
+            "/v1/embeddings", json={"model": "m", "input": "x"}, headers={"authorization": "Bearer sk-wrong-key-123"}
+        )
         assert wrong.status_code == 401
         assert error_of(wrong)["code"] == "invalid_api_key" and "sk-wrong" not in error_of(wrong)["message"]
-    with OpenAI(base_url=url + "/v1", api_key="sk-other", max_retries=0) as sdk, \
-            pytest.raises(openai.AuthenticationError) as caught:
+    with (
+        OpenAI(base_url=url + "/v1", api_key="sk-other", max_retries=0) as sdk,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
         sdk.embeddings.create(model="m", input="x")
     assert caught.value.code == "invalid_api_key"
 
@@ -183,9 +205,14 @@ def test_a_missing_or_wrong_key_is_a_401(configure: Configure, url: str) -> None
 
 @pytest.mark.parametrize(
     ("fault", "status", "error_class", "code"),
-    [("500", 500, openai.InternalServerError, None), ("502", 502, openai.InternalServerError, None),
-     ("503", 503, openai.InternalServerError, None), ("429", 429, openai.RateLimitError, "rate_limit_exceeded"),
-     ("quota", 429, openai.RateLimitError, "insufficient_quota"), ("400", 400, openai.BadRequestError, None)],
+    [
+        ("500", 500, openai.InternalServerError, None),
+        ("502", 502, openai.InternalServerError, None),
+        ("503", 503, openai.InternalServerError, None),
+        ("429", 429, openai.RateLimitError, "rate_limit_exceeded"),
+        ("quota", 429, openai.RateLimitError, "insufficient_quota"),
+        ("400", 400, openai.BadRequestError, None),
+    ],
 )
 def test_error_faults_reach_the_openai_client_as_its_status_errors(
     configure: Configure, client: OpenAI, fault: str, status: int, error_class: type[Exception], code: str | None
@@ -232,8 +259,10 @@ def test_a_dropped_connection_is_a_transport_error(configure: Configure, http: h
 
 def test_a_slow_answer_times_the_client_out(configure: Configure, url: str, client: OpenAI) -> None:
     sim = configure(faults=("slow", "slow"), slow_seconds=5.0)
-    with httpx.Client(base_url=url, headers={"authorization": f"Bearer {KEY}"}, timeout=0.2) as impatient, \
-            pytest.raises(httpx.ReadTimeout):
+    with (
+        httpx.Client(base_url=url, headers={"authorization": f"Bearer {KEY}"}, timeout=0.2) as impatient,
+        pytest.raises(httpx.ReadTimeout),
+    ):
         embed(impatient, "x")
     with pytest.raises(openai.APITimeoutError):
         client.with_options(timeout=0.2).embeddings.create(model="text-embedding-3-small", input="x")
@@ -247,8 +276,10 @@ def test_a_client_that_hangs_up_mid_request_is_logged_as_499(configure: Configur
     sim = configure(api_key=None)
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as raw:
-        raw.sendall(b"POST /v1/embeddings HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                    b"content-length: 100\r\n\r\n{\"model\": ")
+        raw.sendall(
+            b"POST /v1/embeddings HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b'content-length: 100\r\n\r\n{"model": '
+        )
     deadline = time.monotonic() + 2
     while not sim.requests_log and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -356,8 +387,10 @@ def test_tokens_per_minute_bind_and_a_request_bigger_than_the_limit_is_a_400(
 
 # --- chat and moderation -------------------------------------------------------------------------
 
-QUESTION = ("Answer from the passages.\n[1] Gutenberg built the printing press in Mainz.\n"
-            "[2] Paper came to Europe from China.\n\nQuestion: who built the printing press?")
+QUESTION = (
+    "Answer from the passages.\n[1] Gutenberg built the printing press in Mainz.\n"
+    "[2] Paper came to Europe from China.\n\nQuestion: who built the printing press?"
+)
 
 
 def test_chat_echoes_the_passages_it_was_given(configure: Configure, client: OpenAI) -> None:
@@ -365,10 +398,13 @@ def test_chat_echoes_the_passages_it_was_given(configure: Configure, client: Ope
     messages: list[Any] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": QUESTION}]
     completion = client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=50)
     text = completion.choices[0].message.content
-    assert text == ("According to the passages, Gutenberg built the printing press in Mainz [1]; "
-                    "Paper came to Europe from China [2].")
+    assert text == (
+        "According to the passages, Gutenberg built the printing press in Mainz [1]; "
+        "Paper came to Europe from China [2]."
+    )
     assert completion.usage is not None and completion.usage.prompt_tokens == sum(
-        estimate_tokens(m["content"]) for m in messages)
+        estimate_tokens(m["content"]) for m in messages
+    )
     assert completion.choices[0].finish_reason == "stop" and completion.object == "chat.completion"
     assert sim.chat_requests[0]["messages"] == messages and sim.chat_requests[0]["max_tokens"] == 50
 
@@ -377,8 +413,11 @@ def test_streamed_chat_joins_to_the_whole_reply_and_ends_with_usage(configure: C
     configure()
     messages: list[Any] = [{"role": "user", "content": QUESTION}]
     whole = client.chat.completions.create(model="gpt-4o-mini", messages=messages).choices[0].message.content
-    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True,
-                                                 stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 5
     assert chunks[-2].choices[0].finish_reason == "stop"

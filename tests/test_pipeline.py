@@ -63,7 +63,9 @@ def test_touched_but_identical_file_is_not_reembedded(tmp_path: Path, folder: Pa
 def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     ingest_folders(tmp_path / "ix", embedder, folder)
     changed = folder / "coffee-brewing.txt"
-    changed.write_text(changed.read_text() + "\n\nCold brew steeps coarse coffee grounds in cold water for twelve hours.\n")
+    changed.write_text(
+        changed.read_text() + "\n\nCold brew steeps coarse coffee grounds in cold water for twelve hours.\n"
+    )
     (folder / "chess-rules.html").unlink()
     again = ingest_folders(tmp_path / "ix", embedder, folder)
     assert (again.ingested, again.removed) == (1, 1)
@@ -119,15 +121,29 @@ def test_other_model_or_chunking_on_an_existing_index_is_an_error(tmp_path: Path
         open_index(other, embedder, None)
 
 
-def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(tmp_path: Path, embedder, model_cache: Path) -> None:  # type: ignore[no-untyped-def]
+def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(
+    tmp_path: Path, embedder, model_cache: Path
+) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "many"
     folder.mkdir()
     for n in range(60):  # enough work (a few seconds) to be caught in the middle
-        (folder / f"note-{n:02}.txt").write_text(f"Note {n}. " + " ".join(f"Topic {n} sentence {i} about item {i * n}." for i in range(40)))
+        (folder / f"note-{n:02}.txt").write_text(
+            f"Note {n}. " + " ".join(f"Topic {n} sentence {i} about item {i * n}." for i in range(40))
+        )
     index_dir = tmp_path / "ix"
     ingest_folders(index_dir, embedder, DATA / "sample" / "photosynthesis.md")  # a published state to keep
     env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
-    command = [sys.executable, "-c", "from search.cli.main import main; main()", "ingest", str(folder), "--index", str(index_dir), "--batch-size", "4"]
+    command = [
+        sys.executable,
+        "-c",
+        "from search.cli.main import main; main()",
+        "ingest",
+        str(folder),
+        "--index",
+        str(index_dir),
+        "--batch-size",
+        "4",
+    ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -165,7 +181,10 @@ def test_attributes_from_front_matter_and_sidecars(tmp_path: Path, embedder) -> 
 
     folder = tmp_path / "docs"
     folder.mkdir()
-    (folder / "a.md").write_text("---\ntitle: Alpha\nteam: research\nyear: 2024\ndraft: false\ntags: [x, y]\n---\n\n# Alpha\n\nGlaciers move slowly.")
+    (folder / "a.md").write_text(
+        "---\ntitle: Alpha\nteam: research\nyear: 2024\ndraft: false\ntags: [x, y]\n---\n\n"
+        "# Alpha\n\nGlaciers move slowly."
+    )
     (folder / "b.txt").write_text("Volcanoes erupt when pressure builds.")
     (folder / "b.txt.meta.json").write_text(json.dumps({"team": "geology", "reviewed": True}))
     ingest_folders(tmp_path / "ix", embedder, folder)

@@ -27,7 +27,16 @@ def limiter(rpm: float | None, tpm: float | None, clock: FakeClock) -> RateLimit
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("1s", 1.0), ("20ms", 0.02), ("6m0s", 360.0), ("1m30.5s", 90.5), ("1h2m3s", 3723.0), ("2.5", 2.5), ("", None), ("soon", None)],
+    [
+        ("1s", 1.0),
+        ("20ms", 0.02),
+        ("6m0s", 360.0),
+        ("1m30.5s", 90.5),
+        ("1h2m3s", 3723.0),
+        ("2.5", 2.5),
+        ("", None),
+        ("soon", None),
+    ],
 )
 def test_parse_duration(text: str, seconds: float | None) -> None:
     assert parse_duration(text) == seconds
@@ -83,8 +92,14 @@ def test_a_request_larger_than_the_limit_still_goes_after_a_full_bucket() -> Non
 def test_headers_lower_the_remaining_capacity_and_set_limits() -> None:
     clock = FakeClock()
     rate = limiter(None, None, clock)
-    rate.observe({"x-ratelimit-limit-requests": "120", "x-ratelimit-remaining-requests": "0",
-                  "x-ratelimit-reset-requests": "1.5s", "x-ratelimit-limit-tokens": "1000000"})
+    rate.observe(
+        {
+            "x-ratelimit-limit-requests": "120",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "1.5s",
+            "x-ratelimit-limit-tokens": "1000000",
+        }
+    )
     assert rate.limits == (120.0, 1_000_000.0)
     start = clock.now
     rate.acquire(10)

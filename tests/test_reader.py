@@ -26,7 +26,9 @@ DIM = 4
 
 def chunk(ordinal: int, text: str) -> ChunkRecord:
     vector = np.ones(DIM, dtype="<f4") / 2
-    return ChunkRecord(Chunk(ordinal, text, len(text.split())), hashlib.sha256(text.encode()).hexdigest(), vector.tobytes())
+    return ChunkRecord(
+        Chunk(ordinal, text, len(text.split())), hashlib.sha256(text.encode()).hexdigest(), vector.tobytes()
+    )
 
 
 RECORDS = [

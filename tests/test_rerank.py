@@ -36,7 +36,10 @@ def keyword_cross_encoder(folder: Path, keyword: str) -> Path:
     vocab = Tokenizer.from_file(str(tokenizer_file)).get_vocab()
     weights = np.zeros(len(vocab), dtype=np.float32)
     weights[vocab[keyword]] = 1.0
-    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "tokens"]) for n in ("input_ids", "attention_mask", "token_type_ids")]
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "tokens"])
+        for n in ("input_ids", "attention_mask", "token_type_ids")
+    ]
     nodes = [
         helper.make_node("Gather", ["weights", "input_ids"], ["per_token"]),
         helper.make_node("Mul", ["attention_mask", "token_type_ids"], ["passage_mask"]),
@@ -44,7 +47,10 @@ def keyword_cross_encoder(folder: Path, keyword: str) -> Path:
         helper.make_node("Mul", ["per_token", "passage_maskf"], ["scored"]),
         helper.make_node("ReduceSum", ["scored", "axes"], ["logits"], keepdims=1),
     ]
-    initializers = [numpy_helper.from_array(weights, "weights"), numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")]
+    initializers = [
+        numpy_helper.from_array(weights, "weights"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+    ]
     output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1])
     graph = helper.make_graph(nodes, "keyword-cross-encoder", inputs, [output], initializers)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(folder / "model.onnx"))
@@ -72,10 +78,15 @@ def test_http_rerank_endpoint(index_dir: Path, embedder) -> None:  # type: ignor
         service.close()
 
 
-def test_reranker_from_the_cli_and_bad_specs(index_dir: Path, model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reranker_from_the_cli_and_bad_specs(
+    index_dir: Path, model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
     folder = keyword_cross_encoder(tmp_path, "chess")
-    result = CliRunner().invoke(cli, ["search", "rules of a board game", "--index", str(index_dir), "--reranker", str(folder), "--json", "-k", "2"])
+    result = CliRunner().invoke(
+        cli,
+        ["search", "rules of a board game", "--index", str(index_dir), "--reranker", str(folder), "--json", "-k", "2"],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["results"][0]["path"].endswith("chess-rules.html")
     with pytest.raises(ConfigError, match="neither"):

@@ -23,8 +23,14 @@ RW, RO, SCOPED = "rw-key-0123456789abcdef", "ro-key-0123456789abcdef", "scoped-k
 def secured(sample_index: Path, model_cache: Path, tmp_path: Path) -> Iterator[str]:
     shutil.copytree(sample_index, tmp_path / "default")  # uploads below must not change the shared index
     (tmp_path / "indexes").mkdir()
-    settings = Settings(index_dir=tmp_path / "default", cache_dir=model_cache, api_keys=f"{RW},{RO}:ro,{SCOPED}:rw:team",
-                        index_root=tmp_path / "indexes", rate_limit=600, max_upload_mb=200_000 / 2**20)
+    settings = Settings(
+        index_dir=tmp_path / "default",
+        cache_dir=model_cache,
+        api_keys=f"{RW},{RO}:ro,{SCOPED}:rw:team",
+        index_root=tmp_path / "indexes",
+        rate_limit=600,
+        max_upload_mb=200_000 / 2**20,
+    )
     with ServerThread(create_app(settings)) as server:
         yield server.url
 
@@ -39,8 +45,12 @@ def test_every_route_is_guarded_and_writes_need_a_write_key(sample_index: Path, 
     assert public == {"GET /healthz"}
     writes = {route for route, access in table.items() if access == "write"}
     for prefix in ("", "/indexes/{name}"):
-        assert {f"POST {prefix}/documents", f"PATCH {prefix}/documents/{{document_id}}",
-                f"DELETE {prefix}/documents/{{document_id}}", f"POST {prefix}/ingest"} <= writes
+        assert {
+            f"POST {prefix}/documents",
+            f"PATCH {prefix}/documents/{{document_id}}",
+            f"DELETE {prefix}/documents/{{document_id}}",
+            f"POST {prefix}/ingest",
+        } <= writes
     assert {"POST /indexes", "DELETE /jobs/{job_id}"} <= writes
     assert table["POST /search"] == table["GET /metrics"] == table["POST /v1/embeddings"] == "read"
 
@@ -50,7 +60,10 @@ def test_keys(secured: str, caplog: pytest.LogCaptureFixture) -> None:
     with httpx.Client(base_url=secured, timeout=60) as client:
         assert client.get("/healthz").status_code == 200
         assert client.post("/search", json={"query": "chess"}).status_code == 401
-        assert client.post("/search", json={"query": "chess"}, headers=auth("wrong-key-0123456789abcdef")).status_code == 401
+        assert (
+            client.post("/search", json={"query": "chess"}, headers=auth("wrong-key-0123456789abcdef")).status_code
+            == 401
+        )
         assert client.post("/search", json={"query": "chess"}, headers=auth(RO)).status_code == 200
         files = [("files", ("n.md", b"# Note\n\nA note about owls."))]
         assert client.post("/documents", files=files, headers=auth(RO)).status_code == 403

@@ -67,7 +67,8 @@ def test_the_cli_reports_a_bad_variable_in_one_line(monkeypatch: pytest.MonkeyPa
     result = CliRunner().invoke(cli, ["stats", "--index", str(tmp_path)], env={"SEMSEARCH_MIN_SCORE": "abc"})
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "Error: SEMSEARCH_MIN_SCORE='abc' is not valid: Input should be a valid number, unable to parse string as a number"
+        "Error: SEMSEARCH_MIN_SCORE='abc' is not valid: "
+        "Input should be a valid number, unable to parse string as a number"
     ]
 
 

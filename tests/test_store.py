@@ -41,7 +41,9 @@ def document(path: str, digest: str = "h", title: str = "") -> DocumentRecord:
 
 @pytest.fixture
 def index(tmp_path: Path) -> Index:
-    return Index.create(tmp_path / "ix", Manifest("test/model", DIM, chunking={"max_tokens": 256, "overlap_tokens": 32}))
+    return Index.create(
+        tmp_path / "ix", Manifest("test/model", DIM, chunking={"max_tokens": 256, "overlap_tokens": 32})
+    )
 
 
 def test_open_missing_index_says_how_to_create_one(tmp_path: Path) -> None:
@@ -161,7 +163,10 @@ def test_readers_see_one_generation_while_a_writer_publishes(index: Index) -> No
         with IndexWriter(index) as writer:
             for generation in range(1, 6):
                 for d in range(4):
-                    writer.stage(document(f"doc{d}", f"g{generation}"), [chunk(c, f"g{generation} d{d} c{c}", generation * 100 + d * 10 + c) for c in range(5)])
+                    writer.stage(
+                        document(f"doc{d}", f"g{generation}"),
+                        [chunk(c, f"g{generation} d{d} c{c}", generation * 100 + d * 10 + c) for c in range(5)],
+                    )
                 writer.publish()
     finally:
         stop.set()

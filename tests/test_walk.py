@@ -22,9 +22,7 @@ def make_tree(root: Path, *names: str) -> None:
 def found(root: Path, **options: object) -> list[str]:
     """Relative posix paths of the files found under `root`."""
     items = list(walk([root], **options))  # type: ignore[arg-type]
-    return [
-        f.path.relative_to(root.resolve()).as_posix() for f in items if isinstance(f, FoundFile)
-    ]
+    return [f.path.relative_to(root.resolve()).as_posix() for f in items if isinstance(f, FoundFile)]
 
 
 def found_file(path: Path) -> FoundFile:
@@ -54,9 +52,7 @@ def test_paths_are_walked_in_the_order_given(tmp_path: Path) -> None:
     assert [Path(item.path).name for item in items] == ["one.md", "single.txt", "two.md"]
 
 
-def test_found_file_has_resolved_absolute_path_size_and_mtime(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_found_file_has_resolved_absolute_path_size_and_mtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_tree(tmp_path, "doc.md")
     monkeypatch.chdir(tmp_path)
     (item,) = walk([Path("doc.md")])
@@ -101,9 +97,7 @@ def test_unsupported_file_matched_by_include_is_reported(tmp_path: Path) -> None
     make_tree(tmp_path, "report.docx", "notes.md", "photo.png")
     items = list(walk([tmp_path], include=["*.docx", "*.md"]))
     assert [type(i).__name__ for i in items] == ["FoundFile", "SkippedFile"]
-    assert items[1] == SkippedFile(
-        str(tmp_path.resolve() / "report.docx"), "unsupported file type .docx"
-    )
+    assert items[1] == SkippedFile(str(tmp_path.resolve() / "report.docx"), "unsupported file type .docx")
 
 
 def test_a_named_unsupported_file_is_reported(tmp_path: Path) -> None:
@@ -149,9 +143,7 @@ def test_files_over_the_size_limit_are_skipped(tmp_path: Path) -> None:
     (tmp_path / "big.txt").write_text("x" * 150)
     (tmp_path / "small.txt").write_text("x" * 100)
     items = list(walk([tmp_path], max_bytes=100))
-    assert items[0] == SkippedFile(
-        str(tmp_path.resolve() / "big.txt"), "larger than the 100 bytes limit (150 bytes)"
-    )
+    assert items[0] == SkippedFile(str(tmp_path.resolve() / "big.txt"), "larger than the 100 bytes limit (150 bytes)")
     assert isinstance(items[1], FoundFile) and items[1].path.name == "small.txt"
 
 
@@ -163,9 +155,7 @@ def test_size_limit_reason_in_megabytes(tmp_path: Path) -> None:
     ]
 
 
-def test_a_missing_path_is_reported_not_raised(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_missing_path_is_reported_not_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     missing = str(tmp_path.resolve() / "nowhere")
     assert list(walk([Path("nowhere")])) == [SkippedFile(missing, "no such file or directory")]
@@ -193,9 +183,7 @@ def test_symlinks_are_followed_when_asked(tmp_path: Path) -> None:
     (tmp_path / "root" / "dir").symlink_to(tmp_path / "elsewhere" / "folder")
     (tmp_path / "root" / "broken.md").symlink_to(tmp_path / "gone.md")
     items = list(walk([tmp_path / "root"], follow_symlinks=True))
-    assert items[0] == SkippedFile(
-        str(tmp_path.resolve() / "root" / "broken.md"), "broken symbolic link"
-    )
+    assert items[0] == SkippedFile(str(tmp_path.resolve() / "root" / "broken.md"), "broken symbolic link")
     assert [item.path for item in items[1:]] == [
         (tmp_path / "elsewhere" / "folder" / "inner.md").resolve(),
         (tmp_path / "elsewhere" / "linked.md").resolve(),

@@ -60,8 +60,12 @@ class ChatUsage:
             self.cost_usd += float(usage.get("cost_usd") or 0.0)
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"answers": self.answers, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "cost_usd": round(self.cost_usd, 6)}
+        return {
+            "answers": self.answers,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": round(self.cost_usd, 6),
+        }
 
 
 class ChatAnswerer:
@@ -122,15 +126,25 @@ class ChatAnswerer:
         best = _relevance(hits)
         if best is None or best < self.options.min_score:
             note = f"no passage scored above the floor of {self.options.min_score}; the model was not called"
-            return Answer(question, NOT_COVERED, "chat", results=tuple(hits), notes=(note,), model=self.options.model, abstained=True)
+            return Answer(
+                question,
+                NOT_COVERED,
+                "chat",
+                results=tuple(hits),
+                notes=(note,),
+                model=self.options.model,
+                abstained=True,
+            )
         return None
 
     def _request(self, question: str, hits: Sequence[Hit], limit: int) -> tuple[list[Hit], dict[str, Any]]:
         """The passages that fit, and the request body."""
         passages = self.pack(question, hits[:limit])
         body = {
-            "model": self.options.model, "messages": messages(question, [passage_block(i, h) for i, h in enumerate(passages, 1)]),
-            "max_tokens": self.options.max_tokens, "temperature": self.options.temperature,
+            "model": self.options.model,
+            "messages": messages(question, [passage_block(i, h) for i, h in enumerate(passages, 1)]),
+            "max_tokens": self.options.max_tokens,
+            "temperature": self.options.temperature,
         }
         return passages, body
 
@@ -156,22 +170,41 @@ class ChatAnswerer:
         prompt = sum(self.counter.count_tokens([m["content"] for m in body["messages"]]))
         return prompt + int(body["max_tokens"])  # OpenAI counts max_tokens against TPM
 
-    def _finish(self, question: str, passages: list[Hit], hits: Sequence[Hit], text: str, usage: dict[str, Any]) -> Answer:
+    def _finish(
+        self, question: str, passages: list[Hit], hits: Sequence[Hit], text: str, usage: dict[str, Any]
+    ) -> Answer:
         cleaned, citations, dropped = resolve(text, passages)
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-        spent = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                 "cost_usd": chat_price(self.options.model, prompt, completion), "passages": len(passages)}
+        spent = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "cost_usd": chat_price(self.options.model, prompt, completion),
+            "passages": len(passages),
+        }
         self.spent.add(spent)
         notes = [f"dropped citations to passages that were not provided: {dropped}"] if dropped else []
         abstained = NOT_COVERED.rstrip(".").lower() in cleaned.lower()
-        return Answer(question, cleaned, "chat", tuple(citations), tuple(hits), tuple(notes), self.options.model,
-                      abstained, tuple(dropped), spent)
+        return Answer(
+            question,
+            cleaned,
+            "chat",
+            tuple(citations),
+            tuple(hits),
+            tuple(notes),
+            self.options.model,
+            abstained,
+            tuple(dropped),
+            spent,
+        )
 
     def _screen(self, question: str) -> None:
         reply = self.client.post("/moderations", {"input": question}, parse=lambda r: r["results"][0])
         if reply.get("flagged"):
             flagged = sorted(k for k, v in (reply.get("categories") or {}).items() if v)
-            raise AnswerRefused(f"the question was flagged by moderation ({', '.join(flagged) or 'unspecified'}) and is not answered")
+            raise AnswerRefused(
+                f"the question was flagged by moderation ({', '.join(flagged) or 'unspecified'}) and is not answered"
+            )
 
     def close(self) -> None:
         self.client.close()
@@ -194,4 +227,3 @@ def _completion(reply: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(text, str):
         raise MalformedResponse("the reply has no message content")
     return {"text": text, "usage": reply.get("usage") or {}}
-

@@ -41,8 +41,13 @@ class Citation:
     def as_dict(self) -> dict[str, object]:
         stored = self.stored
         return {
-            "number": self.number, "chunk_id": stored.chunk_id, "document_id": stored.document_id,
-            "path": stored.path, "title": stored.title, "page": stored.chunk.page, "quote": self.quote,
+            "number": self.number,
+            "chunk_id": stored.chunk_id,
+            "document_id": stored.document_id,
+            "path": stored.path,
+            "title": stored.title,
+            "page": stored.chunk.page,
+            "quote": self.quote,
         }
 
 
@@ -63,10 +68,16 @@ class Answer:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "question": self.question, "answer": self.answer, "mode": self.mode, "model": self.model,
-            "abstained": self.abstained, "citations": [c.as_dict() for c in self.citations],
-            "dropped_citations": list(self.dropped_citations), "usage": self.usage,
-            "results": [h.as_dict() for h in self.results], "notes": list(self.notes),
+            "question": self.question,
+            "answer": self.answer,
+            "mode": self.mode,
+            "model": self.model,
+            "abstained": self.abstained,
+            "citations": [c.as_dict() for c in self.citations],
+            "dropped_citations": list(self.dropped_citations),
+            "usage": self.usage,
+            "results": [h.as_dict() for h in self.results],
+            "notes": list(self.notes),
         }
 
 
@@ -75,7 +86,13 @@ def extractive_answer(question: str, hits: Sequence[Hit], embedder: Embedder, *,
     candidates = [(number, s) for number, hit in enumerate(hits, 1) for s in split_sentences(hit.text)]
     note = "extractive answer: sentences quoted from the passages, no language model involved"
     if not candidates:
-        return Answer(question, "The indexed documents have no passage that matches this question.", "extractive", results=tuple(hits), notes=(note,))
+        return Answer(
+            question,
+            "The indexed documents have no passage that matches this question.",
+            "extractive",
+            results=tuple(hits),
+            notes=(note,),
+        )
     scores = _score(question, [s for _, s in candidates], embedder)
     chosen: list[tuple[int, str]] = []
     for position in np.argsort(-scores, kind="stable"):

@@ -14,8 +14,8 @@ from search.retrieve import Hit
 
 NOT_COVERED = "The documents do not contain the answer to this question."
 
-SYSTEM_PROMPT = f"""You answer questions using only the numbered passages ([1], [2], ...) provided in the user message, \
-which come from the user's documents.
+SYSTEM_PROMPT = f"""You answer questions using only the numbered passages ([1], [2], ...) provided in the user \
+message, which come from the user's documents.
 
 Rules:
 - Use only facts stated in the passages. Do not use outside knowledge.

@@ -46,13 +46,18 @@ def settings_for(index: Path | None) -> Settings:
 
 
 index_option = click.option(
-    "--index", "index_dir", type=click.Path(path_type=Path, file_okay=False),
+    "--index",
+    "index_dir",
+    type=click.Path(path_type=Path, file_okay=False),
     help="Index folder (default: $SEMSEARCH_INDEX, else a per-user data folder).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 mode_option = click.option(
-    "--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
-    help="dense (FAISS), lexical (FTS5 BM25) or hybrid (both, rank-fused).",
+    "--mode",
+    type=click.Choice(MODES),
+    default="hybrid",
+    show_default=True,
+    help="dense (FAISS), lexical (FTS5 BM25) or hybrid (both, fused).",
 )
 
 
@@ -70,8 +75,12 @@ def _parse_filter(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 filter_option = click.option(
-    "--filter", "filters", metavar="JSON", callback=_parse_filter,
-    help='Only passages of documents matching an OpenAI-style filter, e.g. \'{"key": "type", "type": "eq", "value": "pdf"}\'.',
+    "--filter",
+    "filters",
+    metavar="JSON",
+    callback=_parse_filter,
+    help="Only passages of documents matching an OpenAI-style filter, "
+    'e.g. \'{"key": "type", "type": "eq", "value": "pdf"}\'.',
 )
 
 
@@ -81,7 +90,9 @@ def open_service(settings: Settings, *, k: int | None = None) -> Iterator[Any]:
     from search.service import SearchService
 
     if k is not None and k > settings.max_k:
-        raise click.BadParameter(f"{k} is more than the limit of {settings.max_k} ($SEMSEARCH_MAX_K)", param_hint="'-k'")
+        raise click.BadParameter(
+            f"{k} is more than the limit of {settings.max_k} ($SEMSEARCH_MAX_K)", param_hint="'-k'"
+        )
     service = SearchService.from_settings(settings)
     try:
         yield service

@@ -35,10 +35,28 @@ def cli() -> None:
 @index_option
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
-@click.option("--max-file-mb", type=click.FloatRange(min=0.001), default=WalkOptions.max_bytes / 2**20, show_default=True, help="Skip files larger than this.")
-@click.option("--chunk-tokens", type=click.IntRange(32, 8192), help="Largest passage, in model tokens [default: 256 local, 512 remote, or the index's].")
-@click.option("--chunk-overlap", type=click.IntRange(0, 4096), help="Tokens shared by consecutive passages [default: 1/8 of the chunk, or the index's].")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), help="Passages per embedding batch [default: 64 local, 1024 remote].")
+@click.option(
+    "--max-file-mb",
+    type=click.FloatRange(min=0.001),
+    default=WalkOptions.max_bytes / 2**20,
+    show_default=True,
+    help="Skip files larger than this.",
+)
+@click.option(
+    "--chunk-tokens",
+    type=click.IntRange(32, 8192),
+    help="Largest passage, in model tokens [default: 256 local, 512 remote, or the index's].",
+)
+@click.option(
+    "--chunk-overlap",
+    type=click.IntRange(0, 4096),
+    help="Tokens shared by consecutive passages [default: 1/8 of the chunk, or the index's].",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    help="Passages per embedding batch [default: 64 local, 1024 remote].",
+)
 @click.option(
     "--embedding-model",
     help=f"provider/name for a new index: {DEFAULT_EMBEDDING_MODEL} or openai/NAME "
@@ -46,23 +64,72 @@ def cli() -> None:
 )
 @click.option("--base-url", help="OpenAI-compatible endpoint [default: $OPENAI_BASE_URL, else OpenAI's].")
 @click.option("--dimensions", type=click.IntRange(1, 65536), help="Vector size to ask for (text-embedding-3 models).")
-@click.option("--tier", type=click.Choice(sorted(TIER_LIMITS)), help="OpenAI usage tier: preset RPM/TPM limits to pace under.")
+@click.option(
+    "--tier", type=click.Choice(sorted(TIER_LIMITS)), help="OpenAI usage tier: preset RPM/TPM limits to pace under."
+)
 @click.option("--rpm", type=click.FloatRange(min=1), help="Requests per minute to stay under.")
 @click.option("--tpm", type=click.FloatRange(min=1), help="Tokens per minute to stay under.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=RemoteOptions.concurrency, show_default=True, help="Embedding requests in flight.")
-@click.option("--max-retries", type=click.IntRange(0, 100), default=RemoteOptions.max_retries, show_default=True, help="Retries of a failed request.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=RemoteOptions.timeout, show_default=True, help="Seconds to wait for a reply.")
-@click.option("--embedding-max-tokens", type=click.IntRange(16, 1_000_000), help="Input limit of an unknown remote model [default: 512].")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=RemoteOptions.concurrency,
+    show_default=True,
+    help="Embedding requests in flight.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(0, 100),
+    default=RemoteOptions.max_retries,
+    show_default=True,
+    help="Retries of a failed request.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=RemoteOptions.timeout,
+    show_default=True,
+    help="Seconds to wait for a reply.",
+)
+@click.option(
+    "--embedding-max-tokens",
+    type=click.IntRange(16, 1_000_000),
+    help="Input limit of an unknown remote model [default: 512].",
+)
 @click.option("--dry-run", is_flag=True, help="Count files, chunks, tokens and the price; embed and write nothing.")
 @click.option("--watch", is_flag=True, help="Keep running: re-ingest what is added, changed, renamed or deleted.")
-@click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True, help="Seconds between passes with --watch.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between passes with --watch.",
+)
 @json_option
 @errors
-def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, ...], exclude: tuple[str, ...],
-           max_file_mb: float, chunk_tokens: int | None, chunk_overlap: int | None, batch_size: int | None,
-           embedding_model: str | None, base_url: str | None, dimensions: int | None, tier: str | None,
-           rpm: float | None, tpm: float | None, concurrency: int, max_retries: int, timeout: float,
-           embedding_max_tokens: int | None, dry_run: bool, watch: bool, interval: float, as_json: bool) -> None:
+def ingest(
+    paths: tuple[Path, ...],
+    index_dir: Path | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    max_file_mb: float,
+    chunk_tokens: int | None,
+    chunk_overlap: int | None,
+    batch_size: int | None,
+    embedding_model: str | None,
+    base_url: str | None,
+    dimensions: int | None,
+    tier: str | None,
+    rpm: float | None,
+    tpm: float | None,
+    concurrency: int,
+    max_retries: int,
+    timeout: float,
+    embedding_max_tokens: int | None,
+    dry_run: bool,
+    watch: bool,
+    interval: float,
+    as_json: bool,
+) -> None:
     """Ingest files and folders into an index (again: only what changed).
 
     \b
@@ -75,8 +142,15 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, 
 
     settings = settings_for(index_dir).updated(embedding_model=embedding_model)
     remote = settings.remote(
-        base_url=base_url, dimensions=dimensions, tier=tier, rpm=rpm, tpm=tpm, concurrency=concurrency,
-        max_retries=max_retries, timeout=timeout, max_tokens=embedding_max_tokens,
+        base_url=base_url,
+        dimensions=dimensions,
+        tier=tier,
+        rpm=rpm,
+        tpm=tpm,
+        concurrency=concurrency,
+        max_retries=max_retries,
+        timeout=timeout,
+        max_tokens=embedding_max_tokens,
     )
     embedder = _embedder_for(settings, remote)
     chunking = None
@@ -86,7 +160,9 @@ def ingest(paths: tuple[Path, ...], index_dir: Path | None, include: tuple[str, 
     source = Folders(paths, WalkOptions(include, exclude, int(max_file_mb * 2**20)))
     try:
         with output.progress("Ingesting", enabled=not as_json) as progress:
-            summary = ingest(index, embedder, source, chunking=chunking, batch_size=batch_size, progress=progress, dry_run=dry_run)
+            summary = ingest(
+                index, embedder, source, chunking=chunking, batch_size=batch_size, progress=progress, dry_run=dry_run
+            )
     finally:
         embedder.close()
         if index is not None:
@@ -112,7 +188,7 @@ def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: 
 
 
 def _embedder_for(settings: Settings, remote: RemoteOptions) -> Embedder:
-    """A new index's embedder is the one asked for; an existing index keeps its own, and asking for another is an error."""
+    """A new index's embedder is the one asked for; an existing index keeps its own (asking for another is an error)."""
     from indexes import Index
     from indexes.manifest import read_manifest
     from ingest import IngestConfigError, embedder_for_index, make_embedder
@@ -122,7 +198,8 @@ def _embedder_for(settings: Settings, remote: RemoteOptions) -> Embedder:
     manifest = read_manifest(settings.index_dir)
     if "embedding_model" in settings.model_fields_set and settings.embedding_model != manifest.embedding_model:
         raise IngestConfigError(
-            f"the index at {settings.index_dir} was built with {manifest.embedding_model}, not {settings.embedding_model}; "
+            f"the index at {settings.index_dir} was built with {manifest.embedding_model}, "
+            f"not {settings.embedding_model}; "
             f"to re-index with {settings.embedding_model}, ingest into a new folder (--index NEW_DIR), "
             f"or delete {settings.index_dir} and ingest again"
         )
@@ -132,16 +209,41 @@ def _embedder_for(settings: Settings, remote: RemoteOptions) -> Embedder:
 @cli.command("search")
 @click.argument("query")
 @index_option
-@click.option("-k", "k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Number of passages [at most $SEMSEARCH_MAX_K].")
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(min=1),
+    default=DEFAULT_K,
+    show_default=True,
+    help="Number of passages [at most $SEMSEARCH_MAX_K].",
+)
 @mode_option
-@click.option("--fusion", type=click.Choice(FUSIONS), default="zscore", show_default=True, help="How hybrid mode combines the two sides.")
+@click.option(
+    "--fusion",
+    type=click.Choice(FUSIONS),
+    default="zscore",
+    show_default=True,
+    help="How hybrid mode combines the two sides.",
+)
 @click.option("--explain", is_flag=True, help="Show the dense and lexical ranks behind each result.")
-@click.option("--reranker", envvar="SEMSEARCH_RERANKER", help="Rerank with a cross-encoder folder (model.onnx + tokenizer.json) or a /rerank base URL.")
+@click.option(
+    "--reranker",
+    help="Rerank with a cross-encoder folder (model.onnx + tokenizer.json) or a /rerank base URL "
+    "[default: $SEMSEARCH_RERANKER, else none].",
+)
 @filter_option
 @json_option
 @errors
 def search_command(
-    query: str, index_dir: Path | None, k: int, mode: str, fusion: str, explain: bool, reranker: str | None, filters: Any, as_json: bool
+    query: str,
+    index_dir: Path | None,
+    k: int,
+    mode: str,
+    fusion: str,
+    explain: bool,
+    reranker: str | None,
+    filters: Any,
+    as_json: bool,
 ) -> None:
     """Print the passages that best match QUERY.
 
@@ -157,22 +259,51 @@ def search_command(
 @cli.command()
 @click.argument("question")
 @index_option
-@click.option("-k", "k", type=click.IntRange(min=1), default=DEFAULT_ASK_K, show_default=True, help="Passages to retrieve [at most $SEMSEARCH_MAX_K].")
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(min=1),
+    default=DEFAULT_ASK_K,
+    show_default=True,
+    help="Passages to retrieve [at most $SEMSEARCH_MAX_K].",
+)
 @mode_option
 @click.option(
     "--chat-model",
-    help="openai/NAME of the chat model [default: $SEMSEARCH_CHAT_MODEL, else openai/gpt-4o-mini when OPENAI_API_KEY is set, else extractive].",
+    help="openai/NAME of the chat model [default: $SEMSEARCH_CHAT_MODEL, "
+    "else openai/gpt-4o-mini when OPENAI_API_KEY is set, else extractive].",
 )
-@click.option("--chat-base-url", help="OpenAI-compatible chat endpoint [default: $SEMSEARCH_CHAT_BASE_URL, else $OPENAI_BASE_URL].")
-@click.option("--chat-context-window", type=click.IntRange(512), help="Context window of a model semsearch does not know.")
-@click.option("--min-score", type=float, help=f"Abstain when no passage's cosine reaches this [default: $SEMSEARCH_MIN_SCORE, else {DEFAULT_MIN_SCORE}].")
+@click.option(
+    "--chat-base-url",
+    help="OpenAI-compatible chat endpoint [default: $SEMSEARCH_CHAT_BASE_URL, else $OPENAI_BASE_URL].",
+)
+@click.option(
+    "--chat-context-window", type=click.IntRange(512), help="Context window of a model semsearch does not know."
+)
+@click.option(
+    "--min-score",
+    type=float,
+    help=f"Abstain when no passage's cosine reaches this [default: $SEMSEARCH_MIN_SCORE, else {DEFAULT_MIN_SCORE}].",
+)
 @click.option("--moderate", is_flag=True, default=None, help="Screen the question with /v1/moderations first.")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it is written.")
 @filter_option
 @json_option
 @errors
-def ask(question: str, index_dir: Path | None, k: int, mode: str, chat_model: str | None, chat_base_url: str | None,
-        chat_context_window: int | None, min_score: float | None, moderate: bool | None, stream: bool, filters: Any, as_json: bool) -> None:
+def ask(
+    question: str,
+    index_dir: Path | None,
+    k: int,
+    mode: str,
+    chat_model: str | None,
+    chat_base_url: str | None,
+    chat_context_window: int | None,
+    min_score: float | None,
+    moderate: bool | None,
+    stream: bool,
+    filters: Any,
+    as_json: bool,
+) -> None:
     """Answer QUESTION from the indexed documents, citing passages as [n].
 
     With a chat model the answer is written from the best passages and every
@@ -183,8 +314,11 @@ def ask(question: str, index_dir: Path | None, k: int, mode: str, chat_model: st
     SEMSEARCH_CHAT_MODEL=openai/gpt-4o-mini semsearch ask "what does the contract say about renewal?" --json
     """
     settings = settings_for(index_dir).updated(
-        chat_model=chat_model, chat_base_url=chat_base_url, chat_context_window=chat_context_window,
-        min_score=min_score, moderate=moderate,
+        chat_model=chat_model,
+        chat_base_url=chat_base_url,
+        chat_context_window=chat_context_window,
+        min_score=min_score,
+        moderate=moderate,
     )
     with open_service(settings, k=k) as service:
         if as_json or not stream:
@@ -216,14 +350,44 @@ def stats(index_dir: Path | None, as_json: bool) -> None:
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
-@click.option("--named-index", "named", multiple=True, metavar="NAME=DIR", help="Also serve DIR as /indexes/NAME (repeatable).")
-@click.option("--index-root", type=click.Path(path_type=Path, file_okay=False), help="Serve every index under DIR; POST /indexes creates new ones there.")
-@click.option("--ingest-root", "ingest_roots", multiple=True, type=click.Path(path_type=Path), help="A folder POST /ingest may read (repeatable).")
-@click.option("--watch", "watch_paths", multiple=True, type=click.Path(path_type=Path), help="Keep the default index in sync with this folder (repeatable).")
-@click.option("--api-keys-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="API keys, one per line (KEY or KEY:ro).")
+@click.option(
+    "--named-index", "named", multiple=True, metavar="NAME=DIR", help="Also serve DIR as /indexes/NAME (repeatable)."
+)
+@click.option(
+    "--index-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Serve every index under DIR; POST /indexes creates new ones there.",
+)
+@click.option(
+    "--ingest-root",
+    "ingest_roots",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A folder POST /ingest may read (repeatable).",
+)
+@click.option(
+    "--watch",
+    "watch_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Keep the default index in sync with this folder (repeatable).",
+)
+@click.option(
+    "--api-keys-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="API keys, one per line (KEY or KEY:ro).",
+)
 @errors
-def serve(index_dir: Path | None, host: str, port: int, named: tuple[str, ...], index_root: Path | None,
-          ingest_roots: tuple[Path, ...], watch_paths: tuple[Path, ...], api_keys_file: Path | None) -> None:
+def serve(
+    index_dir: Path | None,
+    host: str,
+    port: int,
+    named: tuple[str, ...],
+    index_root: Path | None,
+    ingest_roots: tuple[Path, ...],
+    watch_paths: tuple[Path, ...],
+    api_keys_file: Path | None,
+) -> None:
     """Serve the index over HTTP (POST /search, POST /ask, GET /stats, docs at /docs).
 
     \b
@@ -239,7 +403,9 @@ def serve(index_dir: Path | None, host: str, port: int, named: tuple[str, ...], 
         raise click.UsageError("--named-index takes NAME=DIR")
     settings = settings_for(index_dir).updated(
         named_indexes={**settings_for(index_dir).named_indexes, **{n: Path(d).expanduser() for n, d in pairs}} or None,
-        index_root=index_root, ingest_roots=tuple(ingest_roots) or None, watch_paths=tuple(watch_paths) or None,
+        index_root=index_root,
+        ingest_roots=tuple(ingest_roots) or None,
+        watch_paths=tuple(watch_paths) or None,
         api_keys_file=api_keys_file,
     )
     _ensure_default_index(settings)

@@ -20,11 +20,26 @@ from .common import errors, index_option, json_option, mode_option, open_service
 @index_option
 @mode_option
 @click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to use (BEIR collections).")
-@click.option("-k", "k", type=click.IntRange(min=1), default=50, show_default=True, help="Passages retrieved per query (golden sets).")
-@click.option("--fusion", type=click.Choice(FUSIONS), default="zscore", show_default=True, help="How hybrid mode combines the two sides.")
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Passages retrieved per query (golden sets).",
+)
+@click.option(
+    "--fusion",
+    type=click.Choice(FUSIONS),
+    default="zscore",
+    show_default=True,
+    help="How hybrid mode combines the two sides.",
+)
 @json_option
 @errors
-def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k: int, fusion: str, as_json: bool) -> None:
+def eval_command(
+    dataset: Path, index_dir: Path | None, mode: str, split: str, k: int, fusion: str, as_json: bool
+) -> None:
     """Measure retrieval: on a BEIR-layout collection, or on your own golden set.
 
     A BEIR folder (corpus.jsonl[.gz], queries.jsonl, qrels/test.tsv) is ingested
@@ -43,7 +58,12 @@ def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k
         queries = load_golden(dataset)
         settings = settings_for(index_dir).updated(chat_model="none")
         with open_service(settings, k=k) as service:
-            report = {**run_golden(queries, lambda q: service.search(q, k, mode, fusion)), "mode": mode, "fusion": fusion, "k": k}
+            report = {
+                **run_golden(queries, lambda q: service.search(q, k, mode, fusion)),
+                "mode": mode,
+                "fusion": fusion,
+                "k": k,
+            }
         output.print_eval(report, as_json)
         return
     from search.evaluation.run import run_evaluation
@@ -55,10 +75,16 @@ def eval_command(dataset: Path, index_dir: Path | None, mode: str, split: str, k
 
 @click.command()
 @click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.option("--documents", type=click.IntRange(1), default=1000, show_default=True, help="Documents of the corpus to ingest.")
+@click.option(
+    "--documents", type=click.IntRange(1), default=1000, show_default=True, help="Documents of the corpus to ingest."
+)
 @click.option("--queries", type=click.IntRange(1), default=300, show_default=True, help="Queries to time.")
-@click.option("--mode", "modes", type=click.Choice(MODES), multiple=True, help="Modes to time (repeatable) [default: all].")
-@click.option("--http/--no-http", default=True, show_default=True, help="Also time searches over HTTP (uvicorn on 127.0.0.1).")
+@click.option(
+    "--mode", "modes", type=click.Choice(MODES), multiple=True, help="Modes to time (repeatable) [default: all]."
+)
+@click.option(
+    "--http/--no-http", default=True, show_default=True, help="Also time searches over HTTP (uvicorn on 127.0.0.1)."
+)
 @json_option
 @errors
 def bench(dataset_dir: Path, documents: int, queries: int, modes: tuple[str, ...], http: bool, as_json: bool) -> None:
@@ -73,16 +99,38 @@ def bench(dataset_dir: Path, documents: int, queries: int, modes: tuple[str, ...
     """
     from search.evaluation.bench import run_benchmark
 
-    report = run_benchmark(dataset_dir, Settings.from_env(), documents=documents, queries=queries, modes=modes or MODES, http=http)
+    report = run_benchmark(
+        dataset_dir, Settings.from_env(), documents=documents, queries=queries, modes=modes or MODES, http=http
+    )
     output.print_eval(report, as_json)
 
 
 @click.command("bench-embeddings")
-@click.option("--rpm", type=click.IntRange(1), default=60, show_default=True, help="Requests per minute the simulated server allows.")
-@click.option("--tpm", type=click.IntRange(1), default=150_000, show_default=True, help="Tokens per minute the simulated server allows.")
-@click.option("--latency", type=click.FloatRange(0), default=0.05, show_default=True, help="Seconds the server takes per request.")
+@click.option(
+    "--rpm",
+    type=click.IntRange(1),
+    default=60,
+    show_default=True,
+    help="Requests per minute the simulated server allows.",
+)
+@click.option(
+    "--tpm",
+    type=click.IntRange(1),
+    default=150_000,
+    show_default=True,
+    help="Tokens per minute the simulated server allows.",
+)
+@click.option(
+    "--latency", type=click.FloatRange(0), default=0.05, show_default=True, help="Seconds the server takes per request."
+)
 @click.option("--seconds", type=click.FloatRange(1), default=120.0, show_default=True, help="How long each run lasts.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Requests in flight for the paced client.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Requests in flight for the paced client.",
+)
 @json_option
 @errors
 def bench_embeddings(rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, as_json: bool) -> None:
@@ -96,7 +144,14 @@ def bench_embeddings(rpm: int, tpm: int, latency: float, seconds: float, concurr
     """
     from search.evaluation.bench_embeddings import run_rate_benchmark
 
-    report = run_rate_benchmark(rpm=rpm, tpm=tpm, latency=latency, seconds=seconds, concurrency=concurrency, cache_dir=Settings.from_env().cache_dir)
+    report = run_rate_benchmark(
+        rpm=rpm,
+        tpm=tpm,
+        latency=latency,
+        seconds=seconds,
+        concurrency=concurrency,
+        cache_dir=Settings.from_env().cache_dir,
+    )
     output.print_eval(report, as_json)
 
 

@@ -47,7 +47,11 @@ def progress(label: str, *, enabled: bool = True) -> Iterator[Callable[[int, int
 def display_path(path: str) -> str:
     """A path relative to the working folder when it is under it."""
     try:
-        return os.path.relpath(path) if Path(path).is_absolute() and Path(path).resolve().is_relative_to(Path.cwd()) else path
+        return (
+            os.path.relpath(path)
+            if Path(path).is_absolute() and Path(path).resolve().is_relative_to(Path.cwd())
+            else path
+        )
     except (OSError, ValueError):
         return path
 
@@ -85,8 +89,12 @@ def print_answer(answer: Answer, as_json: bool, *, body: bool = True) -> None:
         click.echo()
         for c in answer.citations:
             title = c.stored.title
-            click.echo(f"[{c.number}] {display_path(c.path)}" + (f", p. {c.page}" if c.page else "") + (f" ({title})" if title else ""))
-            click.echo(click.style(f"    \"{c.quote}\"", dim=True))
+            click.echo(
+                f"[{c.number}] {display_path(c.path)}"
+                + (f", p. {c.page}" if c.page else "")
+                + (f" ({title})" if title else "")
+            )
+            click.echo(click.style(f'    "{c.quote}"', dim=True))
     notes = list(answer.notes)
     usage = answer.usage
     if usage.get("total_tokens"):
@@ -104,19 +112,28 @@ def print_ingest(summary: IngestSummary, index_dir: Path, model: str, as_json: b
         return
     s = summary
     click.echo(("Dry run (nothing embedded or written) for " if s.dry_run else "Index: ") + str(index_dir))
-    click.echo(f"Files: {s.seen} seen, {s.ingested} {'to ingest' if s.dry_run else 'ingested'}, {s.unchanged} unchanged, "
-               f"{s.removed} removed, {len(s.skipped)} skipped")
-    click.echo(f"Chunks: {s.chunks:,} ({s.embedded:,} {'to embed' if s.dry_run else 'embedded'}, {s.chunks - s.embedded:,} reused), tokens: {s.tokens:,}"
-               f" ({s.embedded_tokens:,} sent to {model})")
+    click.echo(
+        f"Files: {s.seen} seen, {s.ingested} {'to ingest' if s.dry_run else 'ingested'}, {s.unchanged} unchanged, "
+        f"{s.removed} removed, {len(s.skipped)} skipped"
+    )
+    click.echo(
+        f"Chunks: {s.chunks:,} ({s.embedded:,} {'to embed' if s.dry_run else 'embedded'}, "
+        f"{s.chunks - s.embedded:,} reused), tokens: {s.tokens:,}"
+        f" ({s.embedded_tokens:,} sent to {model})"
+    )
     if not s.dry_run:
         click.echo(f"Time: {s.elapsed:.1f} s ({s.chunks_per_second:.1f} chunks/s; embedding {s.embed_seconds:.1f} s)")
     if s.upstream and not s.dry_run:
         u = s.upstream
-        click.echo(f"Requests: {u['requests']} ({u['retries']} retries, {u['rate_limited']} rate-limited), "
-                   f"{u['tokens']:,} tokens billed, {u['tokens_per_minute']:,.0f} tokens/min")
+        click.echo(
+            f"Requests: {u['requests']} ({u['retries']} retries, {u['rate_limited']} rate-limited), "
+            f"{u['tokens']:,} tokens billed, {u['tokens_per_minute']:,.0f} tokens/min"
+        )
     for kind, prices in cost.items():
         if prices is not None:
-            click.echo(f"Cost ({kind}): ${prices['standard']:,.6f} standard, ${prices['batch']:,.6f} with the batch API")
+            click.echo(
+                f"Cost ({kind}): ${prices['standard']:,.6f} standard, ${prices['batch']:,.6f} with the batch API"
+            )
     if s.skipped:
         click.echo("Skipped:")
         for item in s.skipped:

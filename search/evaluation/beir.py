@@ -247,9 +247,7 @@ def evaluate_per_query(
         if ignore_identical_ids:
             scores = {doc_id: s for doc_id, s in scores.items() if doc_id != qid}
         ranking = trec_rank(scores)
-        results[qid] = {
-            f"{name}@{k}": metric(ranking, judged, k) for name, metric in _METRICS.items() for k in ks
-        }
+        results[qid] = {f"{name}@{k}": metric(ranking, judged, k) for name, metric in _METRICS.items() for k in ks}
     return results
 
 

@@ -27,7 +27,9 @@ from .beir import load_beir, percentiles
 from .run import beir_documents
 
 
-def run_benchmark(dataset_dir: Path, settings: Settings, *, documents: int, queries: int, modes: Sequence[str], http: bool) -> dict[str, Any]:
+def run_benchmark(
+    dataset_dir: Path, settings: Settings, *, documents: int, queries: int, modes: Sequence[str], http: bool
+) -> dict[str, Any]:
     """Measure ingest and model throughput, and search latency per mode."""
     dataset = load_beir(dataset_dir)
     embedder = make_embedder(settings.embedding_model, cache_dir=settings.cache_dir)
@@ -37,12 +39,17 @@ def run_benchmark(dataset_dir: Path, settings: Settings, *, documents: int, quer
         index, _ = open_index(folder, embedder, None)
         summary = ingest(index, embedder, Documents(itertools.islice(beir_documents(dataset), documents)))
         report: dict[str, Any] = {
-            "dataset": dataset.name, "documents": summary.ingested, "chunks": summary.chunks,
-            "tokens": summary.tokens, "ingest_seconds": round(summary.elapsed, 2),
+            "dataset": dataset.name,
+            "documents": summary.ingested,
+            "chunks": summary.chunks,
+            "tokens": summary.tokens,
+            "ingest_seconds": round(summary.elapsed, 2),
             "ingest_chunks_per_second": round(summary.chunks_per_second, 2),
         }
         report.update(_model_alone(index, embedder))
-        report["pipeline_overhead"] = round(report["model_chunks_per_second"] / max(summary.chunks_per_second, 1e-9) - 1, 4)
+        report["pipeline_overhead"] = round(
+            report["model_chunks_per_second"] / max(summary.chunks_per_second, 1e-9) - 1, 4
+        )
         for mode in modes:
             report[f"search_{mode}_ms"] = _latency(functools.partial(_search, index, embedder, mode), texts)
         if http:
@@ -87,6 +94,7 @@ def _http_latency(folder: Path, settings: Settings, texts: Sequence[str], modes:
     out: dict[str, Any] = {}
     with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         for mode in modes:
+
             def post(q: str, mode: str = mode) -> None:
                 client.post("/search", json={"query": q, "k": 10, "mode": mode}).raise_for_status()
 

@@ -19,11 +19,15 @@ from ingest import OpenAIClient, RateLimiter, RemoteOptions, make_embedder
 from search.errors import ConfigError
 from search.http.server import ServerThread
 
-_WORDS = ("search vector index passage query token model ranking fusion document chunk embedding "
-          "latency throughput limit request server client retry window minute").split()
+_WORDS = (
+    "search vector index passage query token model ranking fusion document chunk embedding "
+    "latency throughput limit request server client retry window minute"
+).split()
 
 
-def run_rate_benchmark(*, rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, cache_dir: Any) -> dict[str, Any]:
+def run_rate_benchmark(
+    *, rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, cache_dir: Any
+) -> dict[str, Any]:
     """Both runs against a fresh simulator each; returns their figures."""
     texts = _texts(4096, words=36, seed=7)
     # Requests of 64 inputs of ~40 tokens: ~2,500 tokens, so 60 RPM and 150,000 TPM bind together.
@@ -50,9 +54,13 @@ def _simulator(rpm: int, tpm: int, latency: float) -> ServerThread:
     return ServerThread(create_simulator(SimulatorConfig(rpm=rpm, tpm=tpm, latency=latency, dimensions=32)))
 
 
-def _paced(texts: list[str], rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, cache_dir: Any) -> dict[str, Any]:
+def _paced(
+    texts: list[str], rpm: int, tpm: int, latency: float, seconds: float, concurrency: int, cache_dir: Any
+) -> dict[str, Any]:
     with _simulator(rpm, tpm, latency) as sim:
-        options = RemoteOptions(base_url=f"{sim.url}/v1", api_key="bench", rpm=rpm, tpm=tpm, concurrency=concurrency, dimensions=32)
+        options = RemoteOptions(
+            base_url=f"{sim.url}/v1", api_key="bench", rpm=rpm, tpm=tpm, concurrency=concurrency, dimensions=32
+        )
         embedder = make_embedder("openai/text-embedding-3-small", cache_dir=cache_dir, remote=options)
         began = time.monotonic()
         position = 0
@@ -91,9 +99,13 @@ def _figures(sim: ServerThread, elapsed: float, tpm: int) -> dict[str, Any]:
     tokens = sum(e["tokens"] for e in accepted)
     per_minute = tokens / (elapsed / 60)
     return {
-        "elapsed_s": round(elapsed, 1), "requests_ok": len(accepted), "tokens": tokens,
-        "tokens_per_minute": round(per_minute), "fraction_of_tpm": round(per_minute / tpm, 4),
-        "requests_per_minute": round(len(accepted) / (elapsed / 60), 1), "http_429": state.rejected_429,
+        "elapsed_s": round(elapsed, 1),
+        "requests_ok": len(accepted),
+        "tokens": tokens,
+        "tokens_per_minute": round(per_minute),
+        "fraction_of_tpm": round(per_minute / tpm, 4),
+        "requests_per_minute": round(len(accepted) / (elapsed / 60), 1),
+        "http_429": state.rejected_429,
     }
 
 

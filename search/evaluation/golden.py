@@ -56,7 +56,10 @@ def load_golden(path: Path) -> list[GoldenQuery]:
         if line.strip():
             queries.append(_parse(line, f"{path}:{number}"))
     if not queries:
-        raise DatasetError(f"{path} has no queries; write one JSON object per line: " '{"query": "...", "expected": ["path", "path#page"]}')
+        raise DatasetError(
+            f"{path} has no queries; write one JSON object per line: "
+            '{"query": "...", "expected": ["path", "path#page"]}'
+        )
     return queries
 
 
@@ -98,7 +101,14 @@ def run_golden(queries: Sequence[GoldenQuery], search: Callable[[str], list[Hit]
             misses.append(item.query)
     report: dict[str, Any] = {name: round(value / len(queries), 4) for name, value in totals.items()}
     p50, p95 = percentiles(latencies)
-    report.update({"queries": len(queries), "latency_p50_ms": round(p50, 2), "latency_p95_ms": round(p95, 2), "missed_in_top_10": misses[:20]})
+    report.update(
+        {
+            "queries": len(queries),
+            "latency_p50_ms": round(p50, 2),
+            "latency_p95_ms": round(p95, 2),
+            "missed_in_top_10": misses[:20],
+        }
+    )
     return report
 
 

@@ -24,8 +24,14 @@ def no_progress(label: str) -> Iterator[None]:
 
 
 def run_evaluation(
-    dataset_dir: Path, settings: Settings, index_dir: Path | None, mode: str, split: str = "test", *,
-    fusion: str = "zscore", progress_bar: ProgressBar = no_progress,
+    dataset_dir: Path,
+    settings: Settings,
+    index_dir: Path | None,
+    mode: str,
+    split: str = "test",
+    *,
+    fusion: str = "zscore",
+    progress_bar: ProgressBar = no_progress,
 ) -> dict[str, Any]:
     """Evaluate retrieval on the collection in `dataset_dir`; returns the metrics as a dict.
 
@@ -39,13 +45,21 @@ def run_evaluation(
         corpus = Documents(beir_documents(dataset), total=dataset.corpus_size() if progress else 0, remove_missing=True)
         summary = ingest(index, embedder, corpus, progress=progress)
     with progress_bar("Running queries") as progress:
-        report = run_beir(dataset, lambda query: rank_documents(index, embedder, query, mode, 100, fusion), progress=progress)
+        report = run_beir(
+            dataset, lambda query: rank_documents(index, embedder, query, mode, 100, fusion), progress=progress
+        )
     index.close()
     embedder.close()
     return {
-        **report.to_json(), "mode": mode, "fusion": fusion, "dataset": dataset.name, "index": str(folder),
-        "documents_ingested": summary.ingested, "documents_unchanged": summary.unchanged,
-        "ingest_seconds": round(summary.elapsed, 2), "ingest_chunks_per_second": round(summary.chunks_per_second, 2),
+        **report.to_json(),
+        "mode": mode,
+        "fusion": fusion,
+        "dataset": dataset.name,
+        "index": str(folder),
+        "documents_ingested": summary.ingested,
+        "documents_unchanged": summary.unchanged,
+        "ingest_seconds": round(summary.elapsed, 2),
+        "ingest_chunks_per_second": round(summary.chunks_per_second, 2),
     }
 
 

@@ -11,7 +11,15 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
 from indexes import DimensionMismatch, IndexBusy, IndexExists, IndexNotFound, IndexStoreError
-from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestError, IngestSummary, UpstreamError, UpstreamUnavailable, WalkOptions
+from ingest import (
+    DEFAULT_EMBEDDING_MODEL,
+    Embedder,
+    IngestError,
+    IngestSummary,
+    UpstreamError,
+    UpstreamUnavailable,
+    WalkOptions,
+)
 from search.errors import ERROR_FAMILIES, AnswerRefused, ConfigError, InvalidQuery, RequestRejected, SearchError
 from search.settings import Settings
 from search.watch import Watcher
@@ -45,8 +53,12 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.jobs.close()
         registry.close()
 
-    app = FastAPI(title="semsearch", version="0.1.0", lifespan=lifespan,
-                  description="Semantic search and question answering over a folder of documents.")
+    app = FastAPI(
+        title="semsearch",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Semantic search and question answering over a folder of documents.",
+    )
     app.state.registry, app.state.metrics = registry, metrics
     app.state.limits = Limits(settings.max_upload_bytes, settings.max_files)
     _install_error_handlers(app)
@@ -58,18 +70,27 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai_router(local_model), dependencies=[guard], responses=guarded)
     default_guard = Depends(require(keys, limit=limit, default_index=DEFAULT))
     app.include_router(index_router(), tags=["default index"], dependencies=[default_guard], responses=index_errors)
-    app.include_router(index_router(), prefix="/indexes/{name}", tags=["named indexes"], dependencies=[guard],
-                       responses=index_errors)
+    app.include_router(
+        index_router(), prefix="/indexes/{name}", tags=["named indexes"], dependencies=[guard], responses=index_errors
+    )
     app.include_router(server_router(), tags=["server"], dependencies=[guard], responses=errors(*GUARDED, 404, 409))
 
-    @app.get("/metrics", summary="Prometheus metrics: requests, latencies, ingest counters, index sizes",
-             dependencies=[guard], response_class=Response,
-             responses={**guarded, **text_body(CONTENT_TYPE, "The Prometheus text exposition format")})
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics: requests, latencies, ingest counters, index sizes",
+        dependencies=[guard],
+        response_class=Response,
+        responses={**guarded, **text_body(CONTENT_TYPE, "The Prometheus text exposition format")},
+    )
     def metrics_route() -> Response:
         return metrics.response()
 
-    @app.get("/healthz", summary="Liveness and whether the default index opens", response_model=Health,
-             responses={503: {"model": HealthUnavailable, "description": "The default index does not open"}})
+    @app.get(
+        "/healthz",
+        summary="Liveness and whether the default index opens",
+        response_model=Health,
+        responses={503: {"model": HealthUnavailable, "description": "The default index does not open"}},
+    )
     def healthz() -> JSONResponse:
         try:
             counts = registry.service(DEFAULT).index.stats()
@@ -134,7 +155,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
-        return error_response(422, "invalid_request", "; ".join(problems), details=[{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()])
+        return error_response(
+            422,
+            "invalid_request",
+            "; ".join(problems),
+            details=[{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()],
+        )
 
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(RequestRejected, handle_rejected)

@@ -71,7 +71,9 @@ class ApiKeys:
     def parse(cls, spec: str, *, source: str = "SEMSEARCH_API_KEYS") -> ApiKeys:
         """Keys from a comma-separated spec; errors name the entry by its position in `source`."""
         entries = (entry.strip() for entry in spec.split(","))
-        return cls(_unique(_parse_entry(f"entry {n} of {source}", entry) for n, entry in enumerate(entries, 1) if entry))
+        return cls(
+            _unique(_parse_entry(f"entry {n} of {source}", entry) for n, entry in enumerate(entries, 1) if entry)
+        )
 
     @classmethod
     def load(cls, path: Path) -> ApiKeys:
@@ -79,7 +81,9 @@ class ApiKeys:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise KeyConfigError(f"cannot read the API keys file {path}: {exc}; check the path given to --api-keys-file") from exc
+            raise KeyConfigError(
+                f"cannot read the API keys file {path}: {exc}; check the path given to --api-keys-file"
+            ) from exc
         lines = ((f"line {n} of {path}", line.split("#", 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1))
         return cls(_unique(_parse_entry(where, entry) for where, entry in lines if entry))
 
@@ -95,10 +99,14 @@ class ApiKeys:
             return ANONYMOUS
         token = _bearer_token(authorization)
         if token is None:
-            raise Unauthorized("this route needs an API key: send the header `Authorization: Bearer <key>`", headers=_CHALLENGE)
+            raise Unauthorized(
+                "this route needs an API key: send the header `Authorization: Bearer <key>`", headers=_CHALLENGE
+            )
         principal = self._match(token)
         if principal is None:
-            raise Unauthorized("the API key is not valid: check the key sent in the Authorization header", headers=_CHALLENGE)
+            raise Unauthorized(
+                "the API key is not valid: check the key sent in the Authorization header", headers=_CHALLENGE
+            )
         if write:
             _check_write(principal)
         if not principal.may_use(index):
@@ -140,7 +148,9 @@ def _parse_entry(where: str, entry: str) -> _Key:
     if len(secret) < MIN_KEY_CHARS:
         raise KeyConfigError(f"{where}: the key is shorter than {MIN_KEY_CHARS} characters; use a longer random key")
     if not set(secret) <= _KEY_CHARS:
-        raise KeyConfigError(f"{where}: the key has a character that is not visible ASCII (spaces, ',', ':' and '#' are not allowed)")
+        raise KeyConfigError(
+            f"{where}: the key has a character that is not visible ASCII (spaces, ',', ':' and '#' are not allowed)"
+        )
     if access not in _ACCESS or ":" in scope:
         raise KeyConfigError(f"{where}: after the key write ':ro' or ':rw', then optionally ':index1|index2'")
     indexes = frozenset(name.strip() for name in scope.split("|")) if scope else None
@@ -179,7 +189,9 @@ class Guard:
         return principal
 
 
-def require(keys: ApiKeys, *, write: bool = False, limit: RateLimit | None = None, default_index: str | None = None) -> Guard:
+def require(
+    keys: ApiKeys, *, write: bool = False, limit: RateLimit | None = None, default_index: str | None = None
+) -> Guard:
     """A FastAPI dependency guarding routes: `APIRouter(dependencies=[Depends(require(keys))])`.
 
     `write=True`, or a `writes` marker on the route, refuses read-only keys. The index checked against a

@@ -23,7 +23,7 @@ from search.errors import InvalidQuery
 from search.service import SearchService
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
-_KEY = re.compile(r'[ !#-\[\]-~]{1,64}')  # what filters can address
+_KEY = re.compile(r"[ !#-\[\]-~]{1,64}")  # what filters can address
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,9 @@ def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
         raise InvalidQuery("attributes: at most 16 keys")
     for key, value in attributes.items():
         if not isinstance(key, str) or not _KEY.fullmatch(key):
-            raise InvalidQuery(f"attributes: key {key!r} must be 1 to 64 printable ASCII characters, without quotes or backslashes")
+            raise InvalidQuery(
+                f"attributes: key {key!r} must be 1 to 64 printable ASCII characters, without quotes or backslashes"
+            )
         if not isinstance(value, str | int | float | bool) or (isinstance(value, str) and len(value) > 512):
             raise InvalidQuery(f"attributes.{key}: a string (up to 512 characters), number or boolean")
     return attributes
@@ -156,9 +158,20 @@ def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
 def _document(document: StoredDocument) -> dict[str, Any]:
     record = document.record
     return {
-        "id": document.id, "object": "document", "path": record.path, "title": record.title, "type": record.type,
-        "size": record.size, "modified": record.mtime, "pages": record.pages, "attributes": record.attributes,
-        "chunks": document.chunks, "tokens": document.tokens, "status": "completed", "last_error": None,
-        "content_hash": record.content_hash, "ingested_at": document.ingested_at,
+        "id": document.id,
+        "object": "document",
+        "path": record.path,
+        "title": record.title,
+        "type": record.type,
+        "size": record.size,
+        "modified": record.mtime,
+        "pages": record.pages,
+        "attributes": record.attributes,
+        "chunks": document.chunks,
+        "tokens": document.tokens,
+        "status": "completed",
+        "last_error": None,
+        "content_hash": record.content_hash,
+        "ingested_at": document.ingested_at,
         "created_at": document.ingested_at or time.time(),
     }

@@ -52,16 +52,28 @@ class Job:
         elapsed = (self.finished_at or time.time()) - self.started_at if self.started_at else 0.0
         eta = elapsed / self.done * (self.total - self.done) if self.status == "in_progress" and self.done else None
         out: dict[str, Any] = {
-            "id": self.id, "object": "ingest.job", "index": self.index, "path": self.path, "status": self.status,
-            "created_at": self.created_at, "started_at": self.started_at, "finished_at": self.finished_at,
-            "progress": {"files_done": self.done, "files_total": self.total,
-                         "fraction": round(self.done / self.total, 4) if self.total else 0.0,
-                         "eta_seconds": round(eta, 1) if eta is not None else None},
+            "id": self.id,
+            "object": "ingest.job",
+            "index": self.index,
+            "path": self.path,
+            "status": self.status,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "progress": {
+                "files_done": self.done,
+                "files_total": self.total,
+                "fraction": round(self.done / self.total, 4) if self.total else 0.0,
+                "eta_seconds": round(eta, 1) if eta is not None else None,
+            },
             "error": self.error,
         }
         if self.summary is not None:
             summary = self.summary.as_dict()
-            out["counts"] = {k: summary[k] for k in ("files_seen", "ingested", "unchanged", "removed", "chunks", "tokens", "embedded")}
+            out["counts"] = {
+                k: summary[k]
+                for k in ("files_seen", "ingested", "unchanged", "removed", "chunks", "tokens", "embedded")
+            }
             out["file_errors"] = summary["skipped"]
         return out
 
@@ -69,7 +81,9 @@ class Job:
 class JobManager:
     """Runs ingest jobs on one worker thread, in the order they were asked for."""
 
-    def __init__(self, registry: IndexRegistry, *, on_summary: Callable[[str, IngestSummary], None] | None = None) -> None:
+    def __init__(
+        self, registry: IndexRegistry, *, on_summary: Callable[[str, IngestSummary], None] | None = None
+    ) -> None:
         self.registry = registry
         self._on_summary = on_summary or (lambda index, summary: None)
         self._jobs: dict[str, Job] = {}
@@ -147,7 +161,9 @@ class JobNotFound(SearchError):
 def allowed_path(path: str, roots: Sequence[Path]) -> Path:
     """The real path of `path` if it lies inside one of `roots` (symlinks resolved), else 403."""
     if not roots:
-        raise PathNotAllowed("this server ingests no folders: start it with --ingest-root DIR (or SEMSEARCH_INGEST_ROOTS)")
+        raise PathNotAllowed(
+            "this server ingests no folders: start it with --ingest-root DIR (or SEMSEARCH_INGEST_ROOTS)"
+        )
     if ".." in Path(path).parts:
         raise PathNotAllowed(f"{path!r}: '..' is not allowed in ingest paths")
     real = Path(os.path.realpath(path))
@@ -158,7 +174,3 @@ def allowed_path(path: str, roots: Sequence[Path]) -> Path:
                 raise InvalidQuery(f"{path!r} does not exist")
             return real
     raise PathNotAllowed(f"{path!r} is outside the folders this server may ingest from")
-
-
-
-

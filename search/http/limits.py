@@ -1,9 +1,9 @@
 """Request limits: a per-key rate limit (429), a body size cap (413), and the checks routes make.
 
-    RateLimit(per_minute).take(key)   a token bucket per key; raises RateLimited with retry-after
-    MaxBody(app, max_bytes)           ASGI middleware: 413 for bodies over the cap, declared or streamed
-    Limits(...).check_files           the per-request file count a route checks itself
-    handle_rejected                   the exception handler turning RequestRejected into JSON
+RateLimit(per_minute).take(key)   a token bucket per key; raises RateLimited with retry-after
+MaxBody(app, max_bytes)           ASGI middleware: 413 for bodies over the cap, declared or streamed
+Limits(...).check_files           the per-request file count a route checks itself
+handle_rejected                   the exception handler turning RequestRejected into JSON
 """
 
 from __future__ import annotations
@@ -32,13 +32,17 @@ class Limits:
     def check_files(self, count: int) -> None:
         """413 when one request carries more files than allowed."""
         if count > self.max_files:
-            raise TooLarge(f"{count} files in one request; the limit is {self.max_files}: send them in several requests")
+            raise TooLarge(
+                f"{count} files in one request; the limit is {self.max_files}: send them in several requests"
+            )
 
 
 class RateLimit:
     """A token bucket per key: `per_minute` requests a minute, in bursts of up to a minute's worth; 0 turns it off."""
 
-    def __init__(self, per_minute: float, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000) -> None:
+    def __init__(
+        self, per_minute: float, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000
+    ) -> None:
         self.per_minute = per_minute
         self._capacity = max(1.0, per_minute)  # a rate under one a minute still lets one request through
         self._per_second = per_minute / 60
@@ -73,12 +77,18 @@ class RateLimit:
     def _limited(self, wait: float) -> RateLimited:
         seconds = max(1, math.ceil(wait))
         rate = f"{self.per_minute:g} requests a minute"
-        return RateLimited(f"too many requests for this key ({rate}); retry in {seconds} s", headers={"retry-after": str(seconds)})
+        return RateLimited(
+            f"too many requests for this key ({rate}); retry in {seconds} s", headers={"retry-after": str(seconds)}
+        )
 
 
-def error_response(status: int, kind: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+def error_response(
+    status: int, kind: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     """The API's one error shape: `{"error": {"type", "message", ...}}`."""
-    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status, headers=dict(headers or {}))
+    return JSONResponse(
+        {"error": {"type": kind, "message": message, **extra}}, status_code=status, headers=dict(headers or {})
+    )
 
 
 def rejection_response(exc: RequestRejected) -> JSONResponse:

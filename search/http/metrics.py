@@ -35,18 +35,30 @@ class Metrics:
         # No `<name>_created` series: nothing reads them and they double the lines (the switch is process-wide).
         prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = on = registry if registry is not None else CollectorRegistry()
-        self.requests = Counter("semsearch_http_requests_total", "HTTP requests by method, route template and status.",
-                                ("method", "route", "status"), registry=on)
-        self.latency = Histogram("semsearch_http_request_duration_seconds", "HTTP request latency by route template.",
-                                 ("route",), buckets=BUCKETS, registry=on)
-        self.ingest_documents = Counter("semsearch_ingest_documents_total", "Documents ingested (new or changed).",
-                                        ("index",), registry=on)
-        self.ingest_chunks = Counter("semsearch_ingest_chunks_total", "Chunks embedded and stored.",
-                                     ("index",), registry=on)
+        self.requests = Counter(
+            "semsearch_http_requests_total",
+            "HTTP requests by method, route template and status.",
+            ("method", "route", "status"),
+            registry=on,
+        )
+        self.latency = Histogram(
+            "semsearch_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ("route",),
+            buckets=BUCKETS,
+            registry=on,
+        )
+        self.ingest_documents = Counter(
+            "semsearch_ingest_documents_total", "Documents ingested (new or changed).", ("index",), registry=on
+        )
+        self.ingest_chunks = Counter(
+            "semsearch_ingest_chunks_total", "Chunks embedded and stored.", ("index",), registry=on
+        )
         self.index_documents = Gauge("semsearch_index_documents", "Documents in the index.", ("index",), registry=on)
         self.index_chunks = Gauge("semsearch_index_chunks", "Chunks in the index.", ("index",), registry=on)
-        self.index_size_bytes = Gauge("semsearch_index_size_bytes", "Size of the index folder on disk.", ("index",),
-                                      registry=on)
+        self.index_size_bytes = Gauge(
+            "semsearch_index_size_bytes", "Size of the index folder on disk.", ("index",), registry=on
+        )
         prometheus_client.ProcessCollector(registry=on)  # CPU, memory, open files, start time
         prometheus_client.PlatformCollector(registry=on)  # python_info
         prometheus_client.GCCollector(registry=on)
@@ -112,10 +124,19 @@ class MetricsMiddleware:
         self.metrics.latency.labels(route=route).observe(seconds)
         principal = getattr(scope.get("state", {}).get("principal"), "id", None)
         client = scope.get("client")
-        access_log.info(json.dumps({
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"), "method": scope["method"], "route": route,
-            "status": status, "duration_ms": round(seconds * 1000, 2), "principal": principal, "client": client[0] if client else None,
-        }))
+        access_log.info(
+            json.dumps(
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "principal": principal,
+                    "client": client[0] if client else None,
+                }
+            )
+        )
 
 
 def route_template(scope: Scope) -> str:

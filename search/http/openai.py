@@ -77,7 +77,9 @@ class OpenAIError(ResponseBody):
     error: OpenAIErrorBody
 
 
-def openai_error(status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None) -> JSONResponse:
+def openai_error(
+    status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> JSONResponse:
     """An error in OpenAI's shape, which OpenAI clients know how to report."""
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
 
@@ -105,8 +107,12 @@ def openai_router(model: LocalModelHolder) -> APIRouter:
     def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "semsearch"}]}
 
-    @router.post("/embeddings", summary="Embed texts with the local model (OpenAI's request and reply)",
-                 responses=errors(400, 404, model=OpenAIError), **returns(EmbeddingList))
+    @router.post(
+        "/embeddings",
+        summary="Embed texts with the local model (OpenAI's request and reply)",
+        responses=errors(400, 404, model=OpenAIError),
+        **returns(EmbeddingList),
+    )
     def embeddings(body: EmbeddingsRequest) -> Any:
         problem = _check(body)
         if problem is not None:
@@ -119,7 +125,12 @@ def openai_router(model: LocalModelHolder) -> APIRouter:
             {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
             for i, v in enumerate(vectors)
         ]
-        return {"object": "list", "data": data, "model": MODEL_ID, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": MODEL_ID,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     return router
 
@@ -127,9 +138,16 @@ def openai_router(model: LocalModelHolder) -> APIRouter:
 def _check(body: EmbeddingsRequest) -> JSONResponse | None:
     """An OpenAI-style 4xx for what this server cannot do, else None."""
     if body.model not in _ALIASES:
-        return openai_error(404, f"The model `{body.model}` does not exist; this server has `{MODEL_ID}`.", code="model_not_found", param="model")
+        return openai_error(
+            404,
+            f"The model `{body.model}` does not exist; this server has `{MODEL_ID}`.",
+            code="model_not_found",
+            param="model",
+        )
     if body.dimensions is not None and body.dimensions != 384:
-        return openai_error(400, f"{MODEL_ID} makes 384-dimensional vectors; drop `dimensions` or set it to 384.", param="dimensions")
+        return openai_error(
+            400, f"{MODEL_ID} makes 384-dimensional vectors; drop `dimensions` or set it to 384.", param="dimensions"
+        )
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts:
         return openai_error(400, "'$.input' is invalid: give a string or a non-empty list of strings.", param="input")
@@ -146,4 +164,3 @@ def _encode(vector: np.ndarray, encoding_format: str) -> str | list[float]:
     if encoding_format == "base64":
         return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
     return [float(x) for x in vector]
-

@@ -63,7 +63,9 @@ class IndexRegistry:
                 service = self._services.get(name)
             if service is None:
                 folder = self.folder(name)
-                service = SearchService.from_settings(self.settings.with_index(folder), embedder=self._embedder_for(folder))
+                service = SearchService.from_settings(
+                    self.settings.with_index(folder), embedder=self._embedder_for(folder)
+                )
                 with self._lock:
                     self._services[name] = service
             return service
@@ -82,7 +84,9 @@ class IndexRegistry:
             found = self._embedders.get(key)
         if found is not None:
             return found
-        made = embedder_for_index(recorded or {}, model, cache_dir=self.settings.cache_dir, remote=self.settings.remote())
+        made = embedder_for_index(
+            recorded or {}, model, cache_dir=self.settings.cache_dir, remote=self.settings.remote()
+        )
         with self._lock:
             kept = self._embedders.setdefault(key, made)
         if kept is not made:
@@ -101,13 +105,19 @@ class IndexRegistry:
     def create(self, name: str, embedding_model: str | None) -> Path:
         """A new, empty index under the index root."""
         if not _NAME.match(name):
-            raise InvalidQuery("an index name is 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit")
+            raise InvalidQuery(
+                "an index name is 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+            )
         root = self.settings.index_root
         if root is None:
             raise InvalidQuery("this server has no --index-root, so it cannot create indexes")
         if name in self.folders():
             raise IndexExists(f"an index named {name!r} already exists")
-        embedder = make_embedder(embedding_model or self.settings.embedding_model, cache_dir=self.settings.cache_dir, remote=self.settings.remote())
+        embedder = make_embedder(
+            embedding_model or self.settings.embedding_model,
+            cache_dir=self.settings.cache_dir,
+            remote=self.settings.remote(),
+        )
         try:
             index, _ = open_index(root / name, embedder, None)
             index.close()

@@ -40,9 +40,13 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, examples=["how does TCP avoid congestion?"])
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K)
     mode: str = Mode
-    fusion: str = Field(default="zscore", pattern="^(zscore|rrf)$", description="how hybrid mode combines the two sides")
+    fusion: str = Field(
+        default="zscore", pattern="^(zscore|rrf)$", description="how hybrid mode combines the two sides"
+    )
     explain: bool = False
-    filters: dict[str, Any] | None = Field(default=None, description="OpenAI-style attribute filter, applied inside the search")
+    filters: dict[str, Any] | None = Field(
+        default=None, description="OpenAI-style attribute filter, applied inside the search"
+    )
 
 
 class AskRequest(BaseModel):
@@ -50,7 +54,9 @@ class AskRequest(BaseModel):
     k: int = Field(default=DEFAULT_ASK_K, ge=1, le=MAX_K, description="passages to retrieve")
     mode: str = Mode
     stream: bool = Field(default=False, description="server-sent events: answer deltas, then the citations and usage")
-    filters: dict[str, Any] | None = Field(default=None, description="OpenAI-style attribute filter, applied inside the search")
+    filters: dict[str, Any] | None = Field(
+        default=None, description="OpenAI-style attribute filter, applied inside the search"
+    )
 
 
 class AttributesPatch(BaseModel):
@@ -90,9 +96,12 @@ def index_router() -> APIRouter:
         hits = svc.search(body.query, body.k, body.mode, body.fusion, parse_filters(body.filters))
         return {"query": body.query, "mode": body.mode, "results": [h.as_dict(explain=body.explain) for h in hits]}
 
-    @router.post("/ask", summary="An answer drawn from the best passages, with citations",
-                 responses={**schemas.errors(400), **text_body("text/event-stream", _STREAMED)},
-                 **returns(schemas.AskResponse))
+    @router.post(
+        "/ask",
+        summary="An answer drawn from the best passages, with citations",
+        responses={**schemas.errors(400), **text_body("text/event-stream", _STREAMED)},
+        **returns(schemas.AskResponse),
+    )
     def ask(request: Request, body: AskRequest, svc: SearchService = Depends(service)) -> Any:
         filters = parse_filters(body.filters)  # a bad filter is a 422 before any streaming
         if not body.stream:
@@ -105,10 +114,19 @@ def index_router() -> APIRouter:
     def stats(svc: SearchService = Depends(service)) -> dict[str, Any]:
         return svc.stats()
 
-    @router.post("/documents", status_code=201, summary="Upload files (multipart) with optional JSON attributes",
-                 dependencies=[Depends(writes)], **returns(schemas.UploadList))
-    def upload(request: Request, files: list[UploadFile] = File(...), attributes: str | None = Form(None),
-               svc: SearchService = Depends(service)) -> dict[str, Any]:
+    @router.post(
+        "/documents",
+        status_code=201,
+        summary="Upload files (multipart) with optional JSON attributes",
+        dependencies=[Depends(writes)],
+        **returns(schemas.UploadList),
+    )
+    def upload(
+        request: Request,
+        files: list[UploadFile] = File(...),
+        attributes: str | None = Form(None),
+        svc: SearchService = Depends(service),
+    ) -> dict[str, Any]:
         request.app.state.limits.check_files(len(files))
         values = docs.parse_attributes(attributes, len(files))
         uploads = [docs.Upload(f.filename or "upload", f.file.read(), a) for f, a in zip(files, values)]
@@ -120,31 +138,52 @@ def index_router() -> APIRouter:
         return {"object": "list", "data": results}
 
     @router.get("/documents", summary="Documents, a page at a time", **returns(schemas.DocumentList))
-    def list_documents(limit: int = Query(20, ge=1, le=100), after: int = Query(0, ge=0), type: str | None = None,
-                       path_prefix: str | None = None, filters: str | None = Query(None, description="a JSON filter, as in /search"),
-                       svc: SearchService = Depends(service)) -> dict[str, Any]:
+    def list_documents(
+        limit: int = Query(20, ge=1, le=100),
+        after: int = Query(0, ge=0),
+        type: str | None = None,
+        path_prefix: str | None = None,
+        filters: str | None = Query(None, description="a JSON filter, as in /search"),
+        svc: SearchService = Depends(service),
+    ) -> dict[str, Any]:
         where = _document_filter(type, path_prefix, filters)
         return docs.list_documents(svc.index, limit=limit, after=after, where=where)
 
-    @router.get("/documents/{document_id}", summary="One document: status, chunks, attributes",
-                **returns(schemas.Document))
+    @router.get(
+        "/documents/{document_id}", summary="One document: status, chunks, attributes", **returns(schemas.Document)
+    )
     def get_document(document_id: int, svc: SearchService = Depends(service)) -> dict[str, Any]:
         return docs.get_document(svc.index, document_id)
 
-    @router.patch("/documents/{document_id}", summary="Replace a document's attributes", dependencies=[Depends(writes)],
-                  **returns(schemas.Document))
-    def patch_document(request: Request, document_id: int, body: AttributesPatch, svc: SearchService = Depends(service)) -> dict[str, Any]:
+    @router.patch(
+        "/documents/{document_id}",
+        summary="Replace a document's attributes",
+        dependencies=[Depends(writes)],
+        **returns(schemas.Document),
+    )
+    def patch_document(
+        request: Request, document_id: int, body: AttributesPatch, svc: SearchService = Depends(service)
+    ) -> dict[str, Any]:
         with registry(request).write_lock(index_name(request)):
             return docs.set_attributes(svc.index, document_id, docs.check_attributes(dict(body.attributes)))
 
-    @router.delete("/documents/{document_id}", summary="Remove a document and its passages",
-                   dependencies=[Depends(writes)], **returns(schemas.DeletedDocument))
+    @router.delete(
+        "/documents/{document_id}",
+        summary="Remove a document and its passages",
+        dependencies=[Depends(writes)],
+        **returns(schemas.DeletedDocument),
+    )
     def delete_document(request: Request, document_id: int, svc: SearchService = Depends(service)) -> dict[str, Any]:
         with registry(request).write_lock(index_name(request)):
             return docs.delete_document(svc.index, document_id)
 
-    @router.post("/ingest", status_code=202, summary="Ingest a server-side folder as a background job",
-                 dependencies=[Depends(writes)], **returns(schemas.Job))
+    @router.post(
+        "/ingest",
+        status_code=202,
+        summary="Ingest a server-side folder as a background job",
+        dependencies=[Depends(writes)],
+        **returns(schemas.Job),
+    )
     def ingest(request: Request, body: IngestRequest) -> dict[str, Any]:
         jobs: JobManager = request.app.state.jobs
         return jobs.submit(index_name(request), body.path, WalkOptions(body.include, body.exclude)).as_dict()
@@ -171,8 +210,13 @@ def server_router() -> APIRouter:
             data.append(entry)
         return {"object": "list", "data": data}
 
-    @router.post("/indexes", status_code=201, summary="Create an empty index under the server's --index-root",
-                 dependencies=[Depends(writes)], **returns(schemas.IndexInfo))
+    @router.post(
+        "/indexes",
+        status_code=201,
+        summary="Create an empty index under the server's --index-root",
+        dependencies=[Depends(writes)],
+        **returns(schemas.IndexInfo),
+    )
     def create_index(request: Request, body: NewIndex) -> dict[str, Any]:
         if not request.state.principal.may_use(body.name):
             raise Forbidden(f"this API key has no access to an index named {body.name!r}")
@@ -184,13 +228,17 @@ def server_router() -> APIRouter:
         jobs = [job for job in request.app.state.jobs.list() if request.state.principal.may_use(job.index)]
         return {"object": "list", "data": [job.as_dict() for job in jobs]}
 
-    @router.get("/jobs/{job_id}", summary="An ingest job: status, counts, per-file errors, progress, ETA",
-                **returns(schemas.Job))
+    @router.get(
+        "/jobs/{job_id}",
+        summary="An ingest job: status, counts, per-file errors, progress, ETA",
+        **returns(schemas.Job),
+    )
     def get_job(request: Request, job_id: str) -> dict[str, Any]:
         return dict(_job(request, job_id).as_dict())
 
-    @router.delete("/jobs/{job_id}", summary="Cancel an ingest job", dependencies=[Depends(writes)],
-                   **returns(schemas.Job))
+    @router.delete(
+        "/jobs/{job_id}", summary="Cancel an ingest job", dependencies=[Depends(writes)], **returns(schemas.Job)
+    )
     def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
         return dict(request.app.state.jobs.cancel(_job(request, job_id).id).as_dict())
 
@@ -231,4 +279,3 @@ def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
     except ERROR_FAMILIES as exc:
         yield f"data: {json.dumps({'type': 'error', 'error': {'type': type(exc).__name__, 'message': str(exc)}})}\n\n"
     yield "data: [DONE]\n\n"
-

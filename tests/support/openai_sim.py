@@ -43,15 +43,32 @@ from tests.support.openai_sim_state import (
     simulated_embedding,
 )
 
-__all__ = ["SimulatorConfig", "SimulatorState", "create_simulator", "estimate_tokens", "format_duration",
-           "simulated_embedding"]
+__all__ = [
+    "SimulatorConfig",
+    "SimulatorState",
+    "create_simulator",
+    "estimate_tokens",
+    "format_duration",
+    "simulated_embedding",
+]
 
-DEFAULT_MODELS = ("text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002", "gpt-4o",
-                  "gpt-4o-mini", "omni-moderation-latest")
-_SERVER_ERRORS = {"500": "The server had an error while processing your request. Sorry about that!",
-                  "502": "Bad gateway.", "503": "The engine is currently overloaded, please try again later."}
-_QUOTA = ("You exceeded your current quota, please check your plan and billing details. For more information on "
-          "this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.")
+DEFAULT_MODELS = (
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "text-embedding-ada-002",
+    "gpt-4o",
+    "gpt-4o-mini",
+    "omni-moderation-latest",
+)
+_SERVER_ERRORS = {
+    "500": "The server had an error while processing your request. Sorry about that!",
+    "502": "Bad gateway.",
+    "503": "The engine is currently overloaded, please try again later.",
+}
+_QUOTA = (
+    "You exceeded your current quota, please check your plan and billing details. For more information on "
+    "this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
 _CLEAN_FAULTS = {"ok", "slow", "shuffled", "no_base64"}  # faults whose answer is still correct
 _TRUNCATED_JSON = b'{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.01,'
 router = APIRouter()
@@ -107,8 +124,10 @@ async def list_models(request: Request, sim: Sim) -> Response:
     except ApiError as error:
         return _error_response(error)
     await asyncio.sleep(sim.config.latency)
-    models = [{"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
-              for name in sim.config.models or DEFAULT_MODELS]
+    models = [
+        {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
+        for name in sim.config.models or DEFAULT_MODELS
+    ]
     return JSONResponse({"object": "list", "data": models})
 
 
@@ -146,9 +165,18 @@ async def _serve(request: Request, sim: SimulatorState, handler: _Handler, *, re
         if error.status == 429 and error.code == "rate_limit_exceeded":
             sim.rejected_429 += 1
         response = _error_response(error)
-    sim.requests_log.append({"time": time.time(), "path": call.path, "n_inputs": call.n_inputs, "tokens": call.tokens,
-                             "status": response.status_code, "encoding_format": call.encoding_format,
-                             "model": call.model, "fault": call.fault})
+    sim.requests_log.append(
+        {
+            "time": time.time(),
+            "path": call.path,
+            "n_inputs": call.n_inputs,
+            "tokens": call.tokens,
+            "status": response.status_code,
+            "encoding_format": call.encoding_format,
+            "model": call.model,
+            "fault": call.fault,
+        }
+    )
     response.headers.update(sim.rate_window.headers(sim.clock()))
     await asyncio.sleep(sim.config.latency)
     return response
@@ -181,12 +209,19 @@ def _authenticate(request: Request, config: SimulatorConfig) -> None:
         return
     header = request.headers.get("authorization", "")
     if not header:
-        raise ApiError(401, "You didn't provide an API key. You need to provide your API key in an Authorization "
-                       "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+        raise ApiError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an Authorization "
+            "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        )
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or key.strip() != config.api_key:
-        raise ApiError(401, f"Incorrect API key provided: {_mask(key.strip())}. You can find your API key at "
-                       "https://platform.openai.com/account/api-keys.", code="invalid_api_key")
+        raise ApiError(
+            401,
+            f"Incorrect API key provided: {_mask(key.strip())}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            code="invalid_api_key",
+        )
 
 
 def _mask(key: str) -> str:
@@ -234,8 +269,10 @@ def _embed(body: dict[str, Any], sim: SimulatorState, call: _Call) -> Response:
     sim.admit(model, call.tokens)
     if call.fault == "wrong_dimension":
         size += 1
-    data = [{"object": "embedding", "index": i, "embedding": _encode(simulated_embedding(text, size), fmt)}
-            for i, text in enumerate(texts)]
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encode(simulated_embedding(text, size), fmt)}
+        for i, text in enumerate(texts)
+    ]
     if call.fault == "wrong_count":
         data.pop()
     if call.fault == "shuffled":  # indexes stay right: a client that sorts by index is fine
@@ -285,8 +322,13 @@ def _content(message: dict[str, Any]) -> str:
 
 
 def _envelope(model: str, kind: str) -> dict[str, Any]:
-    return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": kind, "created": int(time.time()), "model": model,
-            "system_fingerprint": "fp_simulator"}
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_simulator",
+    }
 
 
 async def _chunks(model: str, reply: str, usage: dict[str, int] | None) -> AsyncIterator[str]:
@@ -319,9 +361,14 @@ def _moderate(body: dict[str, Any], sim: SimulatorState, call: _Call) -> Respons
 def _rerank(body: dict[str, Any], sim: SimulatorState, call: _Call) -> Response:
     """Scores: the share of the query's words found in each document (deterministic, meaningful)."""
     query, documents = str(body.get("query") or ""), input_texts(body.get("documents"))
-    call.n_inputs, call.tokens = len(documents), estimate_tokens(query) * len(documents) + sum(estimate_tokens(d) for d in documents)
+    call.n_inputs, call.tokens = (
+        len(documents),
+        estimate_tokens(query) * len(documents) + sum(estimate_tokens(d) for d in documents),
+    )
     sim.admit(str(body.get("model") or "rerank"), call.tokens)
     words = set(query.lower().split())
     scores = [len(words & set(d.lower().split())) / max(len(words), 1) for d in documents]
     order = sorted(range(len(documents)), key=lambda i: -scores[i])[: int(body.get("top_n") or len(documents))]
-    return JSONResponse({"model": body.get("model"), "results": [{"index": i, "relevance_score": scores[i]} for i in order]})
+    return JSONResponse(
+        {"model": body.get("model"), "results": [{"index": i, "relevance_score": scores[i]} for i in order]}
+    )

@@ -23,16 +23,42 @@ import numpy.typing as npt
 from ingest.tokenizer import tiktoken_encoding
 
 FAULT_KINDS = frozenset(
-    {"ok", "500", "502", "503", "429", "quota", "400", "drop", "slow", "malformed",
-     "wrong_count", "wrong_dimension", "shuffled", "no_base64"}
+    {
+        "ok",
+        "500",
+        "502",
+        "503",
+        "429",
+        "quota",
+        "400",
+        "drop",
+        "slow",
+        "malformed",
+        "wrong_count",
+        "wrong_dimension",
+        "shuffled",
+        "no_base64",
+    }
 )
 NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 MAX_INPUTS = 2048
 MAX_INPUT_TOKENS = 8191
 _INVALID_INPUT = "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
-_MODERATION_CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
-                          "illicit/violent", "self-harm", "self-harm/instructions", "self-harm/intent", "sexual",
-                          "sexual/minors", "violence", "violence/graphic")
+_MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 _WORD = re.compile(r"\w+")
 _SLOTS_PER_WORD = 3  # each word lands on a few coordinates, so two words rarely cancel out entirely
 
@@ -213,9 +239,14 @@ class SimulatorState:
         """Count a request against RPM/TPM, or refuse it with OpenAI's 429 (400 if it can never fit)."""
         window, now = self.rate_window, self.clock()
         if window.tpm is not None and tokens > window.tpm:
-            raise ApiError(400, f"Request too large for {model} on tokens per min (TPM): Limit {window.tpm}, "
-                           f"Requested {tokens}. The input or output tokens must be reduced in order to run "
-                           "successfully.", kind="tokens", code="rate_limit_exceeded")
+            raise ApiError(
+                400,
+                f"Request too large for {model} on tokens per min (TPM): Limit {window.tpm}, "
+                f"Requested {tokens}. The input or output tokens must be reduced in order to run "
+                "successfully.",
+                kind="tokens",
+                code="rate_limit_exceeded",
+            )
         decision = window.check(tokens, now)
         if decision is not None:
             raise rate_limited(model, decision)
@@ -232,8 +263,16 @@ class SimulatorState:
 class ApiError(Exception):
     """A refusal in OpenAI's shape; the server answers `status` with `body` and `headers`."""
 
-    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.headers = status, code, headers or {}
         self.body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
@@ -242,11 +281,15 @@ class ApiError(Exception):
 def rate_limited(model: str | None, decision: RateDecision) -> ApiError:
     """OpenAI's 429 for a limit that binds, with `retry-after` (whole seconds) and `retry-after-ms`."""
     unit = "requests per min (RPM)" if decision.kind == "requests" else "tokens per min (TPM)"
-    message = (f"Rate limit reached for {model} in organization org-simulator on {unit}: Limit {decision.limit}, "
-               f"Used {decision.used}, Requested {decision.requested}. Please try again in "
-               f"{format_duration(decision.wait)}. Visit https://platform.openai.com/account/rate-limits.")
-    headers = {"retry-after": str(max(1, math.ceil(decision.wait))),
-               "retry-after-ms": str(max(1, math.ceil(decision.wait * 1000)))}
+    message = (
+        f"Rate limit reached for {model} in organization org-simulator on {unit}: Limit {decision.limit}, "
+        f"Used {decision.used}, Requested {decision.requested}. Please try again in "
+        f"{format_duration(decision.wait)}. Visit https://platform.openai.com/account/rate-limits."
+    )
+    headers = {
+        "retry-after": str(max(1, math.ceil(decision.wait))),
+        "retry-after-ms": str(max(1, math.ceil(decision.wait * 1000))),
+    }
     return ApiError(429, message, kind=decision.kind, code="rate_limit_exceeded", headers=headers)
 
 
@@ -256,8 +299,12 @@ def check_model(body: dict[str, Any], config: SimulatorConfig, default: str | No
     if not isinstance(model, str):
         raise ApiError(400, "you must provide a model parameter", param="model")
     if config.models is not None and model not in config.models:
-        raise ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
-                       code="model_not_found", param="model")
+        raise ApiError(
+            404,
+            f"The model `{model}` does not exist or you do not have access to it.",
+            code="model_not_found",
+            param="model",
+        )
     return model
 
 
@@ -270,9 +317,12 @@ def input_texts(value: object) -> list[str]:
         raise ApiError(400, f"Too many inputs ({len(texts)}): at most {MAX_INPUTS} per request.", param="input")
     for text in texts:
         if (tokens := estimate_tokens(text)) > MAX_INPUT_TOKENS:
-            raise ApiError(400, f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however you "
-                           f"requested {tokens} tokens ({tokens} in your prompt; 0 for the completion). "
-                           "Please reduce your prompt; or completion length.")
+            raise ApiError(
+                400,
+                f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however you "
+                f"requested {tokens} tokens ({tokens} in your prompt; 0 for the completion). "
+                "Please reduce your prompt; or completion length.",
+            )
     return texts
 
 
@@ -305,12 +355,18 @@ def check_context(prompt: int, completion_room: int, window: int | None) -> None
     if window is None or prompt + completion_room <= window:
         return
     if completion_room:
-        detail = (f"However, you requested {prompt + completion_room} tokens ({prompt} in the messages, "
-                  f"{completion_room} in the completion). Please reduce the length of the messages or completion.")
+        detail = (
+            f"However, you requested {prompt + completion_room} tokens ({prompt} in the messages, "
+            f"{completion_room} in the completion). Please reduce the length of the messages or completion."
+        )
     else:
         detail = f"However, your messages resulted in {prompt} tokens. Please reduce the length of the messages."
-    raise ApiError(400, f"This model's maximum context length is {window} tokens. {detail}",
-                   code="context_length_exceeded", param="messages")
+    raise ApiError(
+        400,
+        f"This model's maximum context length is {window} tokens. {detail}",
+        code="context_length_exceeded",
+        param="messages",
+    )
 
 
 def echo_reply(question: str) -> str:
@@ -329,5 +385,9 @@ def moderation_result(text: str, flagged_words: Sequence[str]) -> dict[str, Any]
     categories = {name: flagged and name == "violence" for name in _MODERATION_CATEGORIES}
     scores = {name: 0.97 if hit else 0.0001 for name, hit in categories.items()}
     applied = {name: ["text"] for name in _MODERATION_CATEGORIES}
-    return {"flagged": flagged, "categories": categories, "category_scores": scores,
-            "category_applied_input_types": applied}
+    return {
+        "flagged": flagged,
+        "categories": categories,
+        "category_scores": scores,
+        "category_applied_input_types": applied,
+    }
