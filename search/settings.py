@@ -55,9 +55,11 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("semsearch", appauthor=False))
 
 
-def _env(name: str) -> Any:
-    """An optional field set by the variable `name`."""
-    return Field(None, validation_alias=AliasChoices(name))
+def _env(name: str, default: Any = None, **constraints: Any) -> Any:
+    """A field set by the variable `name` (a `default_factory` may stand for the default)."""
+    if "default_factory" in constraints:
+        return Field(validation_alias=AliasChoices(name), **constraints)
+    return Field(default, validation_alias=AliasChoices(name), **constraints)
 
 
 class Settings(BaseSettings):
@@ -66,41 +68,33 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, populate_by_name=True, env_ignore_empty=True, extra="ignore")
     reads_environment: ClassVar[bool] = False  # only `from_env` reads the environment
 
-    index_dir: Path = Field(default_factory=default_index_dir, validation_alias=AliasChoices("SEMSEARCH_INDEX"))
-    cache_dir: Path = Field(default_factory=default_cache_dir, validation_alias=AliasChoices("SEMSEARCH_CACHE_DIR"))
-    embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, validation_alias=AliasChoices("SEMSEARCH_EMBEDDING_MODEL"))
+    index_dir: Path = _env("SEMSEARCH_INDEX", default_factory=default_index_dir)
+    cache_dir: Path = _env("SEMSEARCH_CACHE_DIR", default_factory=default_cache_dir)
+    embedding_model: str = _env("SEMSEARCH_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL)
     openai_api_key: str | None = _env("OPENAI_API_KEY")
     openai_base_url: str | None = _env("OPENAI_BASE_URL")
     chat_model: str | None = _env("SEMSEARCH_CHAT_MODEL")  # "openai/NAME"; None: extractive answers
     chat_base_url: str | None = _env("SEMSEARCH_CHAT_BASE_URL")
-    chat_context_window: int | None = Field(
-        None, ge=512, validation_alias=AliasChoices("SEMSEARCH_CHAT_CONTEXT_WINDOW")
-    )
-    min_score: float = Field(DEFAULT_MIN_SCORE, ge=-1, le=1, validation_alias=AliasChoices("SEMSEARCH_MIN_SCORE"))
-    moderate: bool = Field(False, validation_alias=AliasChoices("SEMSEARCH_MODERATE"))
+    chat_context_window: int | None = _env("SEMSEARCH_CHAT_CONTEXT_WINDOW", None, ge=512)
+    min_score: float = _env("SEMSEARCH_MIN_SCORE", DEFAULT_MIN_SCORE, ge=-1, le=1)
+    moderate: bool = _env("SEMSEARCH_MODERATE", False)
     # Served besides the default one: NAME=FOLDER pairs, comma-separated.
-    named_indexes: Annotated[dict[str, Path], NoDecode] = Field(
-        default_factory=dict, validation_alias=AliasChoices("SEMSEARCH_INDEXES")
-    )
+    named_indexes: Annotated[dict[str, Path], NoDecode] = _env("SEMSEARCH_INDEXES", default_factory=dict)
     # Where POST /indexes creates indexes; its subfolders are served.
     index_root: Path | None = _env("SEMSEARCH_INDEX_ROOT")
     # Folders POST /ingest may read (none by default), and folders the server keeps the default index in sync with.
-    ingest_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
-        (), validation_alias=AliasChoices("SEMSEARCH_INGEST_ROOTS")
-    )
-    watch_paths: Annotated[tuple[Path, ...], NoDecode] = Field((), validation_alias=AliasChoices("SEMSEARCH_WATCH"))
+    ingest_roots: Annotated[tuple[Path, ...], NoDecode] = _env("SEMSEARCH_INGEST_ROOTS", ())
+    watch_paths: Annotated[tuple[Path, ...], NoDecode] = _env("SEMSEARCH_WATCH", ())
     api_keys: str | None = _env("SEMSEARCH_API_KEYS")  # "key1,key2:ro,key3:rw:index"
     api_keys_file: Path | None = _env("SEMSEARCH_API_KEYS_FILE")
-    rate_limit: float = Field(0.0, ge=0, validation_alias=AliasChoices("SEMSEARCH_RATE_LIMIT"))  # per key a minute
-    max_upload_mb: float = Field(50.0, gt=0, validation_alias=AliasChoices("SEMSEARCH_MAX_UPLOAD_MB"))
-    max_files: int = Field(20, ge=1, validation_alias=AliasChoices("SEMSEARCH_MAX_FILES"))  # per upload request
-    max_query_chars: int = Field(
-        MAX_QUERY_CHARS, ge=1, le=MAX_QUERY_CHARS, validation_alias=AliasChoices("SEMSEARCH_MAX_QUERY_CHARS")
-    )
-    max_k: int = Field(MAX_K, ge=1, le=MAX_K, validation_alias=AliasChoices("SEMSEARCH_MAX_K"))
+    rate_limit: float = _env("SEMSEARCH_RATE_LIMIT", 0.0, ge=0)  # per key a minute
+    max_upload_mb: float = _env("SEMSEARCH_MAX_UPLOAD_MB", 50.0, gt=0)
+    max_files: int = _env("SEMSEARCH_MAX_FILES", 20, ge=1)  # per upload request
+    max_query_chars: int = _env("SEMSEARCH_MAX_QUERY_CHARS", MAX_QUERY_CHARS, ge=1, le=MAX_QUERY_CHARS)
+    max_k: int = _env("SEMSEARCH_MAX_K", MAX_K, ge=1, le=MAX_K)
     reranker: str | None = _env("SEMSEARCH_RERANKER")  # an http(s) base URL with /rerank, or a cross-encoder folder
     rerank_model: str | None = _env("SEMSEARCH_RERANK_MODEL")
-    rerank_depth: int = Field(30, ge=1, le=MAX_K, validation_alias=AliasChoices("SEMSEARCH_RERANK_DEPTH"))
+    rerank_depth: int = _env("SEMSEARCH_RERANK_DEPTH", 30, ge=1, le=MAX_K)
 
     @classmethod
     def settings_customise_sources(
