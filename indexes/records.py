@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from .manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -121,3 +124,28 @@ class CatalogCounts:
     tokens: int
     generation: int
     last_ingest: float | None
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What an index holds (one snapshot's counts), what it was built with, and its size on disk."""
+
+    folder: Path
+    counts: CatalogCounts
+    manifest: Manifest
+    size_bytes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of `semsearch stats` and `GET /stats`."""
+        manifest = self.manifest
+        return {
+            "index": str(self.folder),
+            **asdict(self.counts),
+            "embedding_model": manifest.embedding_model,
+            "dimension": manifest.dimension,
+            "metric": manifest.metric,
+            "index_type": manifest.index_type,
+            "chunking": manifest.chunking,
+            "created_at": manifest.created_at,
+            "size_bytes": self.size_bytes,
+        }

@@ -10,15 +10,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import vectors
 from .catalog import BUSY_TIMEOUT, CATALOG_NAME, Catalog, connect
 from .errors import IndexCorrupt, IndexExists, IndexNotFound
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .reader import Reader, catalog_generation
+from .records import IndexStats
 
 if TYPE_CHECKING:
     import faiss
@@ -105,22 +105,12 @@ class Index:
             vectors.add(index, ids, vectors.as_matrix([row[1] for row in rows], index.d))
         return index
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> IndexStats:
         """Counts, model and size on disk."""
         with self.read() as reader:
             counts = reader.counts()
         size = sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
-        return {
-            "index": str(self.folder),
-            **asdict(counts),
-            "embedding_model": self.manifest.embedding_model,
-            "dimension": self.manifest.dimension,
-            "metric": self.manifest.metric,
-            "index_type": self.manifest.index_type,
-            "chunking": self.manifest.chunking,
-            "created_at": self.manifest.created_at,
-            "size_bytes": size,
-        }
+        return IndexStats(self.folder, counts, self.manifest, size)
 
     def close(self) -> None:
         """Close this thread's connection (other threads' close when they end)."""

@@ -142,7 +142,7 @@ class SearchService:
 
     def stats(self) -> dict[str, Any]:
         """Documents, chunks, model, index type, size on disk, and chat usage."""
-        stats = self.index.stats()
+        stats = self.index.stats().as_dict()
         if self.answerer is not None:
             stats["chat"] = {"model": self.answerer.options.model, **self.answerer.spent.as_dict()}
         return stats

@@ -195,7 +195,7 @@ def test_quota_errors_stop_at_once_and_keep_what_was_embedded(model_cache: Path,
             ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, folder)
         state = sim.app.state.sim
         assert state.faults_injected["quota"] == 1 and state.requests == 2, "no retry after insufficient_quota"
-        assert Index.open(tmp_path / "ix").stats()["documents"] == 0, "nothing half-published"
+        assert Index.open(tmp_path / "ix").stats().counts.documents == 0, "nothing half-published"
         resumed = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, folder)
     assert resumed.ingested == 10
     assert 0 < resumed.embedded < resumed.chunks, "what the first run embedded was kept"

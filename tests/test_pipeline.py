@@ -41,8 +41,8 @@ def test_first_run_ingests_every_document(tmp_path: Path, folder: Path, embedder
     assert summary.skipped == []
     assert summary.chunks == summary.embedded > summary.ingested
     stats = Index.open(tmp_path / "ix").stats()
-    assert (stats["documents"], stats["chunks"]) == (len(files), summary.chunks)
-    assert stats["embedding_model"] == embedder.name
+    assert (stats.counts.documents, stats.counts.chunks) == (len(files), summary.chunks)
+    assert stats.manifest.embedding_model == embedder.name
 
 
 def test_second_run_embeds_nothing_that_is_unchanged(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -84,7 +84,7 @@ def test_other_folders_in_the_same_index_are_left_alone(tmp_path: Path, folder: 
     ingest_folders(tmp_path / "ix", embedder, DATA / "formats" / "guide.md")
     again = ingest_folders(tmp_path / "ix", embedder, folder)
     assert again.removed == 0
-    assert Index.open(tmp_path / "ix").stats()["documents"] == again.seen + 1
+    assert Index.open(tmp_path / "ix").stats().counts.documents == again.seen + 1
 
 
 def test_bad_files_are_named_with_a_reason_and_do_not_stop_the_run(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -155,11 +155,11 @@ def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(
     finally:
         process.wait()
     index = Index.open(index_dir)
-    assert index.stats()["documents"] == 1, "readers still see the last published state"
+    assert index.stats().counts.documents == 1, "readers still see the last published state"
     resumed = ingest_folders(index_dir, embedder, folder)
     assert resumed.ingested == 60
     assert resumed.embedded < resumed.chunks, "what was staged before the kill is not embedded again"
-    assert Index.open(index_dir).stats()["documents"] == 61
+    assert Index.open(index_dir).stats().counts.documents == 61
 
 
 def _staged(index_dir: Path) -> int:

@@ -80,7 +80,7 @@ def test_counts_are_a_record(index: Index) -> None:
         counts = reader.counts()
     assert isinstance(counts, CatalogCounts)
     assert (counts.documents, counts.chunks, counts.generation) == (3, 6, 1)
-    assert index.stats()["documents"] == 3
+    assert index.stats().counts.documents == 3
 
 
 def test_allowed_chunks_take_a_filter(index: Index) -> None:

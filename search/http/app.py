@@ -93,10 +93,10 @@ def create_app(settings: Settings) -> FastAPI:
     )
     def healthz() -> JSONResponse:
         try:
-            counts = registry.service(DEFAULT).index.stats()
+            counts = registry.service(DEFAULT).index.stats().counts
         except ERROR_FAMILIES as exc:
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok", "documents": counts["documents"], "chunks": counts["chunks"]})
+        return JSONResponse({"status": "ok", "documents": counts.documents, "chunks": counts.chunks})
 
     return app
 
@@ -110,9 +110,9 @@ def _index_gauges(metrics: Metrics, registry: IndexRegistry) -> None:
     """Refresh the index gauges from each opened index's stats (at scrape time)."""
     for name in registry.opened():
         stats = registry.service(name).index.stats()
-        metrics.index_documents.labels(index=name).set(stats["documents"])
-        metrics.index_chunks.labels(index=name).set(stats["chunks"])
-        metrics.index_size_bytes.labels(index=name).set(stats["size_bytes"])
+        metrics.index_documents.labels(index=name).set(stats.counts.documents)
+        metrics.index_chunks.labels(index=name).set(stats.counts.chunks)
+        metrics.index_size_bytes.labels(index=name).set(stats.size_bytes)
 
 
 def _count_ingest(metrics: Metrics, index: str, summary: IngestSummary) -> None:

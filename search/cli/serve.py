@@ -1,0 +1,98 @@
+"""`semsearch serve`: the HTTP API over one or more indexes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from search.settings import Settings
+
+from .common import errors, index_option, settings_for
+
+
+@click.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option(
+    "--named-index", "named", multiple=True, metavar="NAME=DIR", help="Also serve DIR as /indexes/NAME (repeatable)."
+)
+@click.option(
+    "--index-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Serve every index under DIR; POST /indexes creates new ones there.",
+)
+@click.option(
+    "--ingest-root",
+    "ingest_roots",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A folder POST /ingest may read (repeatable).",
+)
+@click.option(
+    "--watch",
+    "watch_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Keep the default index in sync with this folder (repeatable).",
+)
+@click.option(
+    "--api-keys-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="API keys, one per line (KEY or KEY:ro).",
+)
+@errors
+def serve(
+    index_dir: Path | None,
+    host: str,
+    port: int,
+    named: tuple[str, ...],
+    index_root: Path | None,
+    ingest_roots: tuple[Path, ...],
+    watch_paths: tuple[Path, ...],
+    api_keys_file: Path | None,
+) -> None:
+    """Serve the index over HTTP (POST /search, POST /ask, GET /stats, docs at /docs).
+
+    \b
+    semsearch serve --index ./my-index --port 8000
+    curl -s localhost:8000/search -H 'content-type: application/json' -d '{"query": "tcp"}'
+    """
+    import uvicorn
+
+    from search.http.app import create_app
+
+    pairs = [item.split("=", 1) for item in named]
+    if any(len(p) != 2 or not p[0] for p in pairs):
+        raise click.UsageError("--named-index takes NAME=DIR")
+    settings = settings_for(index_dir).updated(
+        named_indexes={**settings_for(index_dir).named_indexes, **{n: Path(d).expanduser() for n, d in pairs}} or None,
+        index_root=index_root,
+        ingest_roots=tuple(ingest_roots) or None,
+        watch_paths=tuple(watch_paths) or None,
+        api_keys_file=api_keys_file,
+    )
+    _ensure_default_index(settings)
+    app = create_app(settings)
+    # One structured JSON line per request from our own middleware; uvicorn's access line would repeat it
+    # with the query string.
+    access = logging.getLogger("semsearch.access")
+    access.setLevel(logging.INFO)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+
+
+def _ensure_default_index(settings: Settings) -> None:
+    """A fresh server gets an empty default index, so documents can be uploaded at once."""
+    from indexes import Index
+    from ingest import make_embedder, open_index
+
+    if not Index.exists(settings.index_dir):
+        embedder = make_embedder(settings.embedding_model, cache_dir=settings.cache_dir, remote=settings.remote())
+        index, _ = open_index(settings.index_dir, embedder, None)
+        index.close()
+        embedder.close()
