@@ -19,12 +19,13 @@ Detail = dict[str, float | int | None]
 Fused = list[tuple[int, float, Detail]]
 
 FUSIONS = ("zscore", "rrf")
+DEFAULT_FUSION = FUSIONS[0]
 ALPHA = 0.55  # weight of the dense side; tuned on SciFact, checked on Cranfield
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al., 2009)
 FEEDBACK_DOCS, FEEDBACK_BETA = 3, 0.3
 
 
-def fuse(dense: Ranking, lexical: Ranking, method: str = "zscore") -> Fused:
+def fuse(dense: Ranking, lexical: Ranking, method: str = DEFAULT_FUSION) -> Fused:
     """Chunks of both rankings with a fused score and the per-side ranks and scores, best first."""
     detail: dict[int, Detail] = {}
     for side, ranking in (("dense", dense), ("lexical", lexical)):

@@ -10,11 +10,12 @@ from ingest import Embedder
 
 from .errors import InvalidQuery
 from .filters import Filter
-from .fusion import FUSIONS, Fused, feedback_query, fuse
+from .fusion import DEFAULT_FUSION, FUSIONS, Fused, feedback_query, fuse
 from .lexical import query_terms
 from .settings import DEFAULT_K, QueryLimits
 
 MODES = ("hybrid", "dense", "lexical")
+DEFAULT_MODE = MODES[0]
 DEPTH = 300  # candidates from each side: fewer cost recall, more cost time for nothing
 
 
@@ -71,7 +72,9 @@ class Hit:
         return out
 
 
-def check_query(query: str, k: int, mode: str, fusion: str = "zscore", limits: QueryLimits = QueryLimits()) -> str:
+def check_query(
+    query: str, k: int, mode: str, fusion: str = DEFAULT_FUSION, limits: QueryLimits = QueryLimits()
+) -> str:
     """Validate a query's text, k, mode and fusion; returns the stripped text."""
     text = query.strip() if isinstance(query, str) else ""
     if not text:
@@ -89,8 +92,8 @@ def search(
     embedder: Embedder,
     query: str,
     k: int = DEFAULT_K,
-    mode: str = "hybrid",
-    fusion: str = "zscore",
+    mode: str = DEFAULT_MODE,
+    fusion: str = DEFAULT_FUSION,
     filters: Filter | None = None,
     limits: QueryLimits = QueryLimits(),
 ) -> list[Hit]:
@@ -115,7 +118,7 @@ def rank_chunks(
     text: str,
     mode: str,
     depth: int,
-    fusion: str = "zscore",
+    fusion: str = DEFAULT_FUSION,
     filters: Filter | None = None,
 ) -> Fused:
     """Chunk ids with fused scores and the per-side ranks/scores behind them, best first.
@@ -152,9 +155,9 @@ def rank_documents(
     index: Index,
     embedder: Embedder,
     query: str,
-    mode: str = "hybrid",
+    mode: str = DEFAULT_MODE,
     depth: int = 100,
-    fusion: str = "zscore",
+    fusion: str = DEFAULT_FUSION,
     filters: Filter | None = None,
 ) -> list[tuple[str, float]]:
     """Documents (by path) scored by their best passage, best first: what evaluation ranks."""

@@ -14,8 +14,9 @@ from search.answers.extractive import Answer, extractive_answer
 
 from .errors import ConfigError
 from .filters import Filter
+from .fusion import DEFAULT_FUSION
 from .rerank import Reranker, make_reranker, rerank_hits
-from .retrieve import Hit, check_query, search
+from .retrieve import DEFAULT_MODE, Hit, check_query, search
 from .settings import DEFAULT_ASK_K, DEFAULT_K, MAX_K, QueryLimits, Settings
 
 _EXTRACTIVE_NOTE = "no chat model is configured (set SEMSEARCH_CHAT_MODEL or OPENAI_API_KEY for written answers)"
@@ -104,8 +105,8 @@ class SearchService:
         self,
         query: str,
         k: int = DEFAULT_K,
-        mode: str = "hybrid",
-        fusion: str = "zscore",
+        mode: str = DEFAULT_MODE,
+        fusion: str = DEFAULT_FUSION,
         filters: Filter | None = None,
     ) -> list[Hit]:
         """The k best passages for `query` among documents matching `filters`.
@@ -119,7 +120,9 @@ class SearchService:
         candidates = search(self.index, self.embedder, query, depth, mode, fusion, filters)
         return rerank_hits(self.reranker, query, candidates, k)
 
-    def ask(self, question: str, k: int = DEFAULT_ASK_K, mode: str = "hybrid", filters: Filter | None = None) -> Answer:
+    def ask(
+        self, question: str, k: int = DEFAULT_ASK_K, mode: str = DEFAULT_MODE, filters: Filter | None = None
+    ) -> Answer:
         """An answer from the k best passages of documents matching `filters`: by the chat model, or extractive."""
         text = check_query(question, k, mode, limits=self.limits)
         hits = self.search(text, k, mode, filters=filters)
@@ -129,7 +132,7 @@ class SearchService:
         return self.answerer.answer(text, hits)
 
     def ask_stream(
-        self, question: str, k: int = DEFAULT_ASK_K, mode: str = "hybrid", filters: Filter | None = None
+        self, question: str, k: int = DEFAULT_ASK_K, mode: str = DEFAULT_MODE, filters: Filter | None = None
     ) -> Iterator[dict[str, Any]]:
         """The answer as events: text deltas, then {"type": "answer", "answer": Answer}."""
         text = check_query(question, k, mode, limits=self.limits)

@@ -15,7 +15,8 @@ import click
 from indexes import DimensionMismatch, IndexNotFound
 from ingest import IngestConfigError
 from search.errors import ERROR_FAMILIES, ConfigError, DatasetError, InvalidQuery
-from search.retrieve import MODES
+from search.fusion import DEFAULT_FUSION, FUSIONS
+from search.retrieve import DEFAULT_MODE, MODES
 from search.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,9 +56,17 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 mode_option = click.option(
     "--mode",
     type=click.Choice(MODES),
-    default="hybrid",
+    default=DEFAULT_MODE,
     show_default=True,
     help="dense (FAISS), lexical (FTS5 BM25) or hybrid (both, fused).",
+)
+
+fusion_option = click.option(
+    "--fusion",
+    type=click.Choice(FUSIONS),
+    default=DEFAULT_FUSION,
+    show_default=True,
+    help="How hybrid mode combines the two sides.",
 )
 
 

@@ -8,11 +8,10 @@ from pathlib import Path
 import click
 
 from search.cli import output
-from search.fusion import FUSIONS
 from search.retrieve import MODES
 from search.settings import Settings
 
-from .common import errors, index_option, json_option, mode_option, open_service, settings_for
+from .common import errors, fusion_option, index_option, json_option, mode_option, open_service, settings_for
 
 
 @click.command("eval")
@@ -28,13 +27,7 @@ from .common import errors, index_option, json_option, mode_option, open_service
     show_default=True,
     help="Passages retrieved per query (golden sets).",
 )
-@click.option(
-    "--fusion",
-    type=click.Choice(FUSIONS),
-    default="zscore",
-    show_default=True,
-    help="How hybrid mode combines the two sides.",
-)
+@fusion_option
 @json_option
 @errors
 def eval_command(

@@ -7,11 +7,19 @@ from typing import Any
 
 import click
 
-from search.fusion import FUSIONS
 from search.settings import DEFAULT_ASK_K, DEFAULT_K, DEFAULT_MIN_SCORE
 
 from . import output
-from .common import errors, filter_option, index_option, json_option, mode_option, open_service, settings_for
+from .common import (
+    errors,
+    filter_option,
+    fusion_option,
+    index_option,
+    json_option,
+    mode_option,
+    open_service,
+    settings_for,
+)
 
 
 @click.command("search")
@@ -26,13 +34,7 @@ from .common import errors, filter_option, index_option, json_option, mode_optio
     help="Number of passages [at most $SEMSEARCH_MAX_K].",
 )
 @mode_option
-@click.option(
-    "--fusion",
-    type=click.Choice(FUSIONS),
-    default="zscore",
-    show_default=True,
-    help="How hybrid mode combines the two sides.",
-)
+@fusion_option
 @click.option("--explain", is_flag=True, help="Show the dense and lexical ranks behind each result.")
 @click.option(
     "--reranker",

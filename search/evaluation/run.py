@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest import Block, Documents, LoadedDocument, ingest, make_embedder, open_index
+from search.fusion import DEFAULT_FUSION
 from search.retrieve import rank_documents
 from search.settings import Settings
 
@@ -30,7 +31,7 @@ def run_evaluation(
     mode: str,
     split: str = "test",
     *,
-    fusion: str = "zscore",
+    fusion: str = DEFAULT_FUSION,
     progress_bar: ProgressBar = no_progress,
 ) -> dict[str, Any]:
     """Evaluate retrieval on the collection in `dataset_dir`; returns the metrics as a dict.

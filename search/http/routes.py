@@ -19,7 +19,9 @@ from indexes import Comparison, Filter, all_of
 from ingest import WalkOptions
 from search.errors import ERROR_FAMILIES, Forbidden, InvalidFilter
 from search.filters import parse_filters
+from search.fusion import DEFAULT_FUSION, FUSIONS
 from search.http import documents as docs
+from search.retrieve import DEFAULT_MODE, MODES
 from search.service import SearchService
 from search.settings import DEFAULT_ASK_K, DEFAULT_K, MAX_K, MAX_QUERY_CHARS
 
@@ -33,7 +35,7 @@ _STREAMED = (
     "The answer; with `stream: true`, server-sent events instead: "
     "`data: {json}` each (answer deltas, then the answer), then `data: [DONE]`"
 )
-Mode = Field(default="hybrid", pattern="^(hybrid|dense|lexical)$", description="hybrid, dense or lexical")
+Mode = Field(default=DEFAULT_MODE, pattern=f"^({'|'.join(MODES)})$", description=", ".join(MODES))
 
 
 class SearchRequest(BaseModel):
@@ -41,7 +43,7 @@ class SearchRequest(BaseModel):
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K)
     mode: str = Mode
     fusion: str = Field(
-        default="zscore", pattern="^(zscore|rrf)$", description="how hybrid mode combines the two sides"
+        default=DEFAULT_FUSION, pattern=f"^({'|'.join(FUSIONS)})$", description="how hybrid mode combines the two sides"
     )
     explain: bool = False
     filters: dict[str, Any] | None = Field(
