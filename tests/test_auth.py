@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from search.errors import Forbidden, KeyConfigError, RequestRejected, Unauthorized
 from search.http import auth
 from search.http.auth import ANONYMOUS, ApiKeys, Principal, require, route_access, writes
-from search.http.limits import handle_rejected
+from search.http.error_shapes import handle_rejected
 from search.http.metrics import Metrics, MetricsMiddleware
 
 from .conftest import ServerThread

@@ -86,10 +86,16 @@ def test_bad_uploads_say_what_is_wrong(server: tuple[httpx.Client, Path]) -> Non
         ("files", ("empty.md", b"")),
         ("files", ("broken.pdf", (DATA / "formats" / "corrupt.pdf").read_bytes())),
     ]
-    results = client.post("/documents", files=files).json()["data"]
-    assert [r["status"] for r in results] == ["failed"] * 3
-    assert "unsupported file type .docx" in results[0]["error"] and results[1]["error"] == "empty file"
-    assert results[2]["error"].startswith("corrupt PDF")
+    response = client.post("/documents", files=files)
+    assert response.status_code == 422, "nothing was stored: not a 201"
+    error = response.json()["error"]
+    assert error["type"] == "invalid_upload" and error["message"].startswith("no file was stored")
+    reasons = [d["msg"] for d in error["details"]]
+    assert reasons[0].startswith("notes.docx: unsupported file type .docx") and reasons[1] == "empty.md: empty file"
+    assert reasons[2].startswith("broken.pdf: corrupt PDF")
+    mixed = client.post("/documents", files=[files[0], ("files", ("ok.md", b"# Ok\n\nA note about owls."))])
+    assert mixed.status_code == 201, "one file was stored: the per-file results say which"
+    assert [r["status"] for r in mixed.json()["data"]] == ["failed", "completed"]
     bad = client.post("/documents", files=[("files", ("a.md", b"# hi\n\nthere"))], data={"attributes": "{not json"})
     assert bad.status_code == 422 and "attributes" in bad.json()["error"]["message"]
     assert client.patch("/documents/1", json={"attributes": {"x": [1, 2]}}).status_code == 422

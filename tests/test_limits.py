@@ -10,7 +10,8 @@ from fastapi import Depends, FastAPI, File, Request, UploadFile
 
 from search.errors import InvalidQuery, RateLimited, RequestRejected, TooLarge
 from search.http.auth import ApiKeys, Principal, require
-from search.http.limits import Limits, MaxBody, RateLimit, handle_rejected
+from search.http.error_shapes import handle_rejected
+from search.http.limits import Limits, MaxBody, RateLimit
 from search.settings import Settings
 
 from .conftest import ServerThread

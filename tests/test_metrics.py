@@ -15,7 +15,8 @@ from prometheus_client.utils import floatToGoString
 
 from search.errors import RequestRejected
 from search.http.auth import ApiKeys, Principal, require
-from search.http.limits import MaxBody, handle_rejected
+from search.http.error_shapes import handle_rejected
+from search.http.limits import MaxBody
 from search.http.metrics import BUCKETS, CONTENT_TYPE, UNMATCHED, Metrics, MetricsMiddleware
 
 from .conftest import ServerThread

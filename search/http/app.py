@@ -5,28 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
-from indexes import DimensionMismatch, IndexBusy, IndexExists, IndexNotFound, IndexStoreError
-from ingest import (
-    DEFAULT_EMBEDDING_MODEL,
-    Embedder,
-    IngestError,
-    IngestSummary,
-    UpstreamError,
-    UpstreamUnavailable,
-    WalkOptions,
-)
-from search.errors import ERROR_FAMILIES, AnswerRefused, ConfigError, InvalidQuery, RequestRejected, SearchError
+from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestSummary, WalkOptions
+from search.errors import ERROR_FAMILIES
 from search.settings import Settings
 from search.watch import Watcher
 
 from .auth import ApiKeys, require
+from .error_shapes import CatchAll, install_error_handlers
 from .jobs import JobManager, JobNotFound, PathNotAllowed
-from .limits import Limits, MaxBody, RateLimit, error_response, handle_rejected
+from .limits import Limits, MaxBody, RateLimit
 from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from .openai import LocalModelHolder, openai_router
 from .registry import DEFAULT, IndexRegistry
@@ -61,8 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.registry, app.state.metrics = registry, metrics
     app.state.limits = Limits(settings.max_upload_bytes, settings.max_files)
-    _install_error_handlers(app)
+    install_error_handlers(app, [(JobNotFound, 404, "not_found"), (PathNotAllowed, 403, "forbidden")])
     app.add_middleware(MaxBody, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(CatchAll)  # outside MaxBody (its 413 is no accident), inside the metrics (a 500 counts)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it sees the 413s too
     guard = Depends(require(keys, limit=limit))
     guarded, index_errors = errors(*GUARDED), errors(*GUARDED, 404, 409, 502, 503)
@@ -122,45 +114,3 @@ def _count_ingest(metrics: Metrics, index: str, summary: IngestSummary) -> None:
 def _local_model(registry: IndexRegistry, settings: Settings) -> Embedder:
     """The local model, the same copy the indexes built with it use."""
     return registry.embedder(DEFAULT_EMBEDDING_MODEL)
-
-
-_STATUS: list[tuple[type[Exception], int, str]] = [
-    # Looked up along each error's class hierarchy, so the most specific entry wins.
-    (InvalidQuery, 422, "invalid_query"),
-    (IndexNotFound, 404, "not_found"),
-    (JobNotFound, 404, "not_found"),
-    (IndexExists, 409, "conflict"),
-    (DimensionMismatch, 409, "model_mismatch"),
-    (IndexBusy, 409, "index_busy"),
-    (PathNotAllowed, 403, "forbidden"),
-    (AnswerRefused, 400, "question_refused"),
-    (UpstreamError, 502, "upstream_error"),
-    (UpstreamUnavailable, 503, "upstream_unavailable"),
-    (ConfigError, 500, "configuration_error"),
-    (SearchError, 500, "internal_error"),
-    (IndexStoreError, 500, "internal_error"),
-    (IngestError, 500, "internal_error"),
-]
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    """One handler per error family, turning it into `{"error": {"type", "message"}}`."""
-    for family, status, kind in _STATUS:
-
-        async def handler(request: Request, exc: Exception, status: int = status, kind: str = kind) -> JSONResponse:
-            return error_response(status, kind, str(exc))
-
-        app.add_exception_handler(family, handler)
-
-    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
-        return error_response(
-            422,
-            "invalid_request",
-            "; ".join(problems),
-            details=[{"loc": e["loc"], "msg": e["msg"]} for e in exc.errors()],
-        )
-
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(RequestRejected, handle_rejected)

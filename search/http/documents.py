@@ -26,60 +26,95 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _KEY = re.compile(r"[ !#-\[\]-~]{1,64}")  # what filters can address
 
 
+MAX_NAME_BYTES = 255  # the longest file name the file systems we store uploads on allow
+
+
 @dataclass(frozen=True)
 class Upload:
-    """One uploaded file: its name, bytes and attributes."""
+    """One uploaded file: its name, bytes and attributes (None: none given, so a stored copy keeps its own)."""
 
     filename: str
     data: bytes
-    attributes: dict[str, Any]
+    attributes: dict[str, Any] | None = None
 
 
 def store_and_ingest(service: SearchService, uploads: list[Upload]) -> list[dict[str, Any]]:
-    """Store each upload and ingest it; returns one result per file (document, or error)."""
-    results: list[dict[str, Any]] = []
-    stored: list[tuple[Upload, Path]] = []
-    for upload in uploads:
+    """Store each upload and ingest it; one result per file, in order (its document, or why not).
+
+    The same bytes under the same name are the same document: it keeps its id, and its attributes
+    unless the upload gives attributes, which then replace them in place (nothing is re-embedded).
+    """
+    results: dict[int, dict[str, Any]] = {}
+    fresh: dict[Path, list[tuple[int, Upload]]] = {}
+    for n, upload in enumerate(uploads):
         problem = _check(upload)
-        if problem:
-            results.append({"filename": upload.filename, "status": "failed", "error": problem})
-            continue
-        stored.append((upload, _store(service.index.folder, upload)))
-    before = {str(path) for _, path in stored if find_by_path(service.index, str(path)) is not None}
-    summary = ingest(service.index, service.embedder, Files([(path, upload.attributes) for upload, path in stored]))
-    skipped = {s.path: s.reason for s in summary.skipped}
-    for upload, path in stored:
-        results.append(_result(service.index, upload, path, skipped.get(str(path)), str(path) in before))
-    return results
+        path = _stored(service.index.folder, upload) if problem is None else problem
+        if isinstance(path, str):
+            results[n] = _failed(upload, path)
+        elif path in fresh:
+            fresh[path].append((n, upload))  # twice in one request
+        elif (known := find_by_path(service.index, str(path))) is not None:
+            results[n] = _again(service.index, upload, known)
+        else:
+            fresh[path] = [(n, upload)]
+    if fresh:
+        files = Files([(path, first[1].attributes or {}) for path, (first, *_) in fresh.items()])
+        skipped = {s.path: s.reason for s in ingest(service.index, service.embedder, files).skipped}
+        for path, tries in fresh.items():
+            for again, (n, upload) in enumerate(tries):
+                results[n] = _result(service.index, upload, path, skipped.get(str(path)), bool(again))
+    return [results[n] for n in range(len(uploads))]
 
 
 def _check(upload: Upload) -> str | None:
-    suffix = Path(upload.filename).suffix.lower()
+    name = Path(upload.filename).name
+    suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
         return f"unsupported file type {suffix or '(none)'}; upload one of {', '.join(sorted(SUPPORTED_EXTENSIONS))}"
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > MAX_NAME_BYTES:
+        return f"the file name is {size} bytes long; the limit is {MAX_NAME_BYTES}: rename the file"
     if not upload.data:
         return "empty file"
     return None
 
 
-def _store(folder: Path, upload: Upload) -> Path:
-    """Content-addressed storage: the same bytes land at the same path."""
+def _stored(folder: Path, upload: Upload) -> Path | str:
+    """Content-addressed storage: the same bytes land at the same path (or why they could not be stored)."""
     digest = hashlib.sha256(upload.data).hexdigest()
     name = _SAFE_NAME.sub("_", Path(upload.filename).name).strip() or "upload"
     target = folder / "uploads" / digest / name
-    if not target.exists():
+    if target.is_file():
+        return target
+    tmp = target.with_name(f".upload.{os.getpid()}.tmp")
+    try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
         tmp.write_bytes(upload.data)
         os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            target.parent.rmdir()  # only if nothing else is stored there
+        return f"cannot store the file: {exc.strerror or exc}"
     return target
 
 
-def _result(index: Index, upload: Upload, path: Path, error: str | None, existed: bool) -> dict[str, Any]:
+def _failed(upload: Upload, error: str) -> dict[str, Any]:
+    return {"filename": upload.filename, "status": "failed", "error": error}
+
+
+def _again(index: Index, upload: Upload, known: dict[str, Any]) -> dict[str, Any]:
+    """An upload of a stored document: the same document, with the attributes the upload gives, if any."""
+    if upload.attributes is not None and upload.attributes != known["attributes"]:
+        known = set_attributes(index, known["id"], upload.attributes)
+    return {"filename": upload.filename, "status": "completed", "duplicate": True, "document": known}
+
+
+def _result(index: Index, upload: Upload, path: Path, error: str | None, duplicate: bool) -> dict[str, Any]:
     if error is not None:
-        return {"filename": upload.filename, "status": "failed", "error": error}
+        return _failed(upload, error)
     document = find_by_path(index, str(path))
-    return {"filename": upload.filename, "status": "completed", "duplicate": existed, "document": document}
+    return {"filename": upload.filename, "status": "completed", "duplicate": duplicate, "document": document}
 
 
 def find_by_path(index: Index, path: str) -> dict[str, Any] | None:
@@ -125,20 +160,25 @@ def delete_document(index: Index, document_id: int) -> dict[str, Any]:
     return {"id": document_id, "object": "document.deleted", "deleted": True}
 
 
-def parse_attributes(raw: str | None, count: int) -> list[dict[str, Any]]:
-    """The `attributes` form field: one object for every file, or a list with one per file."""
+def parse_attributes(raw: str | None, count: int) -> list[dict[str, Any] | None]:
+    """The `attributes` form field: one object for every file, or a list with one per file (null: none given)."""
     if not raw:
-        return [{} for _ in range(count)]
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidQuery(f"attributes: not JSON ({exc.msg})") from exc
+        return [None] * count
+    value = parse_json(raw, "attributes")
     values = value if isinstance(value, list) else [value] * count
-    if len(values) != count or not all(isinstance(v, dict) for v in values):
+    if len(values) != count or not all(v is None or isinstance(v, dict) for v in values):
         raise InvalidQuery("attributes: give one JSON object for all files, or a list of one object per file")
-    for item in values:
-        check_attributes(item)
-    return values
+    return [None if item is None else check_attributes(item) for item in values]
+
+
+def parse_json(raw: str, field: str) -> Any:
+    """A JSON form or query field, or a 422 naming it."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidQuery(f"{field}: not JSON ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise InvalidQuery(f"{field}: the JSON is nested too deeply") from exc
 
 
 def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ failed job publishes nothing (what it embedded stays staged for the next run).
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -21,6 +22,8 @@ from ingest import Folders, IngestSummary, WalkOptions, ingest
 from search.errors import ERROR_FAMILIES, InvalidQuery, SearchError
 
 from .registry import IndexRegistry
+
+log = logging.getLogger("semsearch.jobs")
 
 
 class PathNotAllowed(SearchError):
@@ -129,7 +132,11 @@ class JobManager:
             job, options = item
             if job.status == "cancelled":
                 continue
-            self._execute(job, options)
+            try:
+                self._execute(job, options)
+            except Exception as exc:  # even a failure to record a failure must not stop the queue
+                log.exception("ingest job %s could not finish", job.id)
+                job.status, job.error, job.finished_at = "failed", _reason(exc), time.time()
 
     def _execute(self, job: Job, options: WalkOptions) -> None:
         job.status, job.started_at = "in_progress", time.time()
@@ -150,8 +157,15 @@ class JobManager:
             job.status = "cancelled"
         except ERROR_FAMILIES + (OSError,) as exc:
             job.status, job.error = "failed", str(exc)
+        except Exception as exc:  # a bug or an unforeseen file: this job fails, the worker goes on
+            log.exception("ingest job %s failed unexpectedly", job.id)
+            job.status, job.error = "failed", _reason(exc)
         finally:
             job.finished_at = time.time()
+
+
+def _reason(exc: BaseException) -> str:
+    return f"unexpected {type(exc).__name__}: {exc} (the server's log has the details)"
 
 
 class JobNotFound(SearchError):
@@ -166,11 +180,15 @@ def allowed_path(path: str, roots: Sequence[Path]) -> Path:
         )
     if ".." in Path(path).parts:
         raise PathNotAllowed(f"{path!r}: '..' is not allowed in ingest paths")
-    real = Path(os.path.realpath(path))
-    for root in roots:
-        base = Path(os.path.realpath(root))
-        if real == base or base in real.parents:
-            if not real.exists():
-                raise InvalidQuery(f"{path!r} does not exist")
-            return real
+    try:
+        real = Path(os.path.realpath(path))
+        for root in roots:
+            base = Path(os.path.realpath(root))
+            if real == base or base in real.parents:
+                if not real.exists():
+                    raise InvalidQuery(f"{path!r} does not exist")
+                return real
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidQuery(f"{path[:200]!r} is not a path this server can read: {reason}") from exc
     raise PathNotAllowed(f"{path!r} is outside the folders this server may ingest from")

@@ -3,7 +3,6 @@
 RateLimit(per_minute).take(key)   a token bucket per key; raises RateLimited with retry-after
 MaxBody(app, max_bytes)           ASGI middleware: 413 for bodies over the cap, declared or streamed
 Limits(...).check_files           the per-request file count a route checks itself
-handle_rejected                   the exception handler turning RequestRejected into JSON
 """
 
 from __future__ import annotations
@@ -11,15 +10,14 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from search.errors import RateLimited, RequestRejected, TooLarge
+from search.errors import RateLimited, TooLarge
+
+from .error_shapes import error_for
 
 
 @dataclass(frozen=True)
@@ -82,26 +80,6 @@ class RateLimit:
         )
 
 
-def error_response(
-    status: int, kind: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    """The API's one error shape: `{"error": {"type", "message", ...}}`."""
-    return JSONResponse(
-        {"error": {"type": kind, "message": message, **extra}}, status_code=status, headers=dict(headers or {})
-    )
-
-
-def rejection_response(exc: RequestRejected) -> JSONResponse:
-    """An error response with the rejection's status and headers."""
-    return error_response(exc.status_code, exc.kind, str(exc), exc.headers)
-
-
-async def handle_rejected(request: Request, exc: Exception) -> JSONResponse:
-    """Exception handler for RequestRejected and its subclasses (401, 403, 413, 429)."""
-    assert isinstance(exc, RequestRejected)
-    return rejection_response(exc)
-
-
 class _BodyTooLarge(Exception):
     """Raised inside the app when the streamed body passes the cap; MaxBody answers with 413."""
 
@@ -156,7 +134,8 @@ class MaxBody:
 
     async def _reject(self, what: str, scope: Scope, receive: Receive, send: Send) -> None:
         error = TooLarge(f"{what}; the limit is {self.max_bytes:,} bytes: send a smaller body or fewer files")
-        await rejection_response(error)(scope, receive, send)
+        response = error_for(scope.get("path", ""), error.status_code, error.kind, str(error), error.headers)
+        await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

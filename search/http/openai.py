@@ -15,10 +15,12 @@ from typing import Any, Literal
 import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ingest import DEFAULT_EMBEDDING_MODEL, Embedder
 
+from .bodies import RequestBody
+from .error_shapes import openai_error
 from .schemas import ResponseBody, errors, returns
 
 MODEL_ID = DEFAULT_EMBEDDING_MODEL.partition("/")[2]  # "all-MiniLM-L6-v2"
@@ -26,7 +28,7 @@ _ALIASES = {MODEL_ID, f"local/{MODEL_ID}", f"sentence-transformers/{MODEL_ID}"}
 _MAX_INPUTS = 2048
 
 
-class EmbeddingsRequest(BaseModel):
+class EmbeddingsRequest(RequestBody):
     model: str
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
@@ -75,13 +77,6 @@ class OpenAIError(ResponseBody):
     """An error in OpenAI's shape (what OpenAI clients expect from /v1)."""
 
     error: OpenAIErrorBody
-
-
-def openai_error(
-    status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None
-) -> JSONResponse:
-    """An error in OpenAI's shape, which OpenAI clients know how to report."""
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
 
 
 class LocalModelHolder:

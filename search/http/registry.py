@@ -15,7 +15,7 @@ from typing import Any
 
 from indexes import Index, IndexExists, IndexNotFound
 from indexes.manifest import read_manifest
-from ingest import Embedder, embedder_for_index, make_embedder, open_index
+from ingest import Embedder, IngestConfigError, embedder_for_index, make_embedder, open_index
 from search.errors import InvalidQuery
 from search.service import SearchService
 from search.settings import Settings
@@ -113,11 +113,14 @@ class IndexRegistry:
             raise InvalidQuery("this server has no --index-root, so it cannot create indexes")
         if name in self.folders():
             raise IndexExists(f"an index named {name!r} already exists")
-        embedder = make_embedder(
-            embedding_model or self.settings.embedding_model,
-            cache_dir=self.settings.cache_dir,
-            remote=self.settings.remote(),
-        )
+        try:
+            embedder = make_embedder(
+                embedding_model or self.settings.embedding_model,
+                cache_dir=self.settings.cache_dir,
+                remote=self.settings.remote(),
+            )
+        except IngestConfigError as exc:
+            raise InvalidQuery(f"embedding_model: {exc}") from exc
         try:
             index, _ = open_index(root / name, embedder, None)
             index.close()

@@ -9,24 +9,22 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from indexes import Comparison, Filter, all_of
 from ingest import WalkOptions
-from search.errors import ERROR_FAMILIES, Forbidden, InvalidFilter
+from search.errors import ERROR_FAMILIES, Forbidden
 from search.filters import parse_filters
-from search.fusion import DEFAULT_FUSION, FUSIONS
 from search.http import documents as docs
-from search.retrieve import DEFAULT_MODE, MODES
 from search.service import SearchService
-from search.settings import DEFAULT_ASK_K, DEFAULT_K, MAX_K, MAX_QUERY_CHARS
 
 from . import schemas
 from .auth import writes
+from .bodies import MAX_ID, AskRequest, AttributesPatch, IngestRequest, NewIndex, SearchRequest
+from .error_shapes import error_response
 from .jobs import Job, JobManager
 from .registry import DEFAULT, IndexRegistry
 from .schemas import returns, text_body
@@ -35,45 +33,7 @@ _STREAMED = (
     "The answer; with `stream: true`, server-sent events instead: "
     "`data: {json}` each (answer deltas, then the answer), then `data: [DONE]`"
 )
-Mode = Field(default=DEFAULT_MODE, pattern=f"^({'|'.join(MODES)})$", description=", ".join(MODES))
-
-
-class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, examples=["how does TCP avoid congestion?"])
-    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K)
-    mode: str = Mode
-    fusion: str = Field(
-        default=DEFAULT_FUSION, pattern=f"^({'|'.join(FUSIONS)})$", description="how hybrid mode combines the two sides"
-    )
-    explain: bool = False
-    filters: dict[str, Any] | None = Field(
-        default=None, description="OpenAI-style attribute filter, applied inside the search"
-    )
-
-
-class AskRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, examples=["who invented the printing press?"])
-    k: int = Field(default=DEFAULT_ASK_K, ge=1, le=MAX_K, description="passages to retrieve")
-    mode: str = Mode
-    stream: bool = Field(default=False, description="server-sent events: answer deltas, then the citations and usage")
-    filters: dict[str, Any] | None = Field(
-        default=None, description="OpenAI-style attribute filter, applied inside the search"
-    )
-
-
-class AttributesPatch(BaseModel):
-    attributes: dict[str, str | int | float | bool]
-
-
-class IngestRequest(BaseModel):
-    path: str = Field(min_length=1, description="a folder or file under one of the server's --ingest-root folders")
-    include: list[str] = []
-    exclude: list[str] = []
-
-
-class NewIndex(BaseModel):
-    name: str
-    embedding_model: str | None = None
+DocumentId = Annotated[int, Path(ge=0, le=MAX_ID, description="a document's id")]
 
 
 def registry(request: Request) -> IndexRegistry:
@@ -107,8 +67,8 @@ def index_router() -> APIRouter:
     def ask(request: Request, body: AskRequest, svc: SearchService = Depends(service)) -> Any:
         filters = parse_filters(body.filters)  # a bad filter is a 422 before any streaming
         if not body.stream:
-            return svc.ask(body.question, body.k, body.mode, filters).as_dict()
-        events = svc.ask_stream(body.question, body.k, body.mode, filters)
+            return svc.ask(body.text, body.k, body.mode, filters).as_dict()
+        events = svc.ask_stream(body.text, body.k, body.mode, filters)
         first = next(events)  # errors before the first byte still get their own status code
         return StreamingResponse(_sse(itertools.chain([first], events)), media_type="text/event-stream")
 
@@ -128,7 +88,7 @@ def index_router() -> APIRouter:
         files: list[UploadFile] = File(...),
         attributes: str | None = Form(None),
         svc: SearchService = Depends(service),
-    ) -> dict[str, Any]:
+    ) -> Any:
         request.app.state.limits.check_files(len(files))
         values = docs.parse_attributes(attributes, len(files))
         uploads = [docs.Upload(f.filename or "upload", f.file.read(), a) for f, a in zip(files, values)]
@@ -137,12 +97,14 @@ def index_router() -> APIRouter:
         fresh = [r for r in results if r["status"] == "completed" and not r["duplicate"]]
         chunks = sum(r["document"]["chunks"] for r in fresh)
         request.app.state.metrics.count_ingest(index_name(request), len(fresh), chunks)
+        if all(r["status"] == "failed" for r in results):
+            return _nothing_stored(results)
         return {"object": "list", "data": results}
 
     @router.get("/documents", summary="Documents, a page at a time", **returns(schemas.DocumentList))
     def list_documents(
         limit: int = Query(20, ge=1, le=100),
-        after: int = Query(0, ge=0),
+        after: int = Query(0, ge=0, le=MAX_ID, description="the last id of the previous page"),
         type: str | None = None,
         path_prefix: str | None = None,
         filters: str | None = Query(None, description="a JSON filter, as in /search"),
@@ -154,7 +116,7 @@ def index_router() -> APIRouter:
     @router.get(
         "/documents/{document_id}", summary="One document: status, chunks, attributes", **returns(schemas.Document)
     )
-    def get_document(document_id: int, svc: SearchService = Depends(service)) -> dict[str, Any]:
+    def get_document(document_id: DocumentId, svc: SearchService = Depends(service)) -> dict[str, Any]:
         return docs.get_document(svc.index, document_id)
 
     @router.patch(
@@ -164,7 +126,7 @@ def index_router() -> APIRouter:
         **returns(schemas.Document),
     )
     def patch_document(
-        request: Request, document_id: int, body: AttributesPatch, svc: SearchService = Depends(service)
+        request: Request, document_id: DocumentId, body: AttributesPatch, svc: SearchService = Depends(service)
     ) -> dict[str, Any]:
         with registry(request).write_lock(index_name(request)):
             return docs.set_attributes(svc.index, document_id, docs.check_attributes(dict(body.attributes)))
@@ -175,7 +137,9 @@ def index_router() -> APIRouter:
         dependencies=[Depends(writes)],
         **returns(schemas.DeletedDocument),
     )
-    def delete_document(request: Request, document_id: int, svc: SearchService = Depends(service)) -> dict[str, Any]:
+    def delete_document(
+        request: Request, document_id: DocumentId, svc: SearchService = Depends(service)
+    ) -> dict[str, Any]:
         with registry(request).write_lock(index_name(request)):
             return docs.delete_document(svc.index, document_id)
 
@@ -259,16 +223,20 @@ def _document_filter(kind: str | None, path_prefix: str | None, filters: str | N
     """The documents a listing asks for: its JSON filter, its type and its path prefix, all at once."""
     parts: list[Filter] = []
     if filters:
-        try:
-            parsed = parse_filters(json.loads(filters))
-        except json.JSONDecodeError as exc:
-            raise InvalidFilter(f"filters: not JSON ({exc.msg})") from exc
+        parsed = parse_filters(docs.parse_json(filters, "filters"))
         parts += [parsed] if parsed is not None else []
     if kind:
         parts.append(Comparison("type", "eq", kind))
     if path_prefix:
         parts.append(Comparison("path", "prefix", path_prefix))
     return all_of(parts)
+
+
+def _nothing_stored(results: list[dict[str, Any]]) -> JSONResponse:
+    """A 422 for an upload of which no file could be stored, naming each file and why."""
+    reasons = [f"{r['filename']}: {r['error']}" for r in results]
+    details = [{"loc": ["files", n], "msg": reason} for n, reason in enumerate(reasons)]
+    return error_response(422, "invalid_upload", "no file was stored; " + "; ".join(reasons), details=details)
 
 
 def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
