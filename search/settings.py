@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     api_keys: str | None = _env("SEMSEARCH_API_KEYS")  # "key1,key2:ro,key3:rw:index"
     api_keys_file: Path | None = _env("SEMSEARCH_API_KEYS_FILE")
     rate_limit: float = _env("SEMSEARCH_RATE_LIMIT", 0.0, ge=0)  # per key a minute
+    public_docs: bool = _env("SEMSEARCH_PUBLIC_DOCS", False)  # /docs, /redoc, /openapi.json without a key
     max_upload_mb: float = _env("SEMSEARCH_MAX_UPLOAD_MB", 50.0, gt=0)
     max_files: int = _env("SEMSEARCH_MAX_FILES", 20, ge=1)  # per upload request
     max_query_chars: int = _env("SEMSEARCH_MAX_QUERY_CHARS", MAX_QUERY_CHARS, ge=1, le=MAX_QUERY_CHARS)

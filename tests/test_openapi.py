@@ -82,7 +82,21 @@ def test_errors_are_documented_in_the_one_shape(document: dict[str, Any]) -> Non
             name = response["content"][JSON]["schema"]["$ref"].rsplit("/", 1)[1]
             assert name in {"ErrorResponse", "OpenAIError", "HealthUnavailable"}, f"{route} {code}: {name}"
         if route != "GET /healthz":
-            assert errors["401"]["content"][JSON]["schema"]["$ref"].endswith("/ErrorResponse"), route
+            shape = "/OpenAIError" if route.split()[1].startswith("/v1/") else "/ErrorResponse"
+            assert errors["401"]["content"][JSON]["schema"]["$ref"].endswith(shape), route
+
+
+def test_named_index_routes_declare_their_name(document: dict[str, Any]) -> None:
+    named = [(route, op) for route, op in operations(document) if route.split()[1].startswith("/indexes/{name}/")]
+    assert len(named) >= 9
+    for route, operation in named:
+        assert ("name", "path") in {(p["name"], p["in"]) for p in operation.get("parameters", [])}, route
+
+
+def test_routes_with_a_body_document_the_400_of_one_that_does_not_parse(document: dict[str, Any]) -> None:
+    for route, operation in operations(document):
+        if "requestBody" in operation:
+            assert "400" in operation["responses"], route
 
 
 def test_search_body_keeps_absent_keys_absent(client: TestClient) -> None:

@@ -53,6 +53,18 @@ def test_every_route_is_guarded_and_writes_need_a_write_key(sample_index: Path, 
         } <= writes
     assert {"POST /indexes", "DELETE /jobs/{job_id}"} <= writes
     assert table["POST /search"] == table["GET /metrics"] == table["POST /v1/embeddings"] == "read"
+    assert table["GET /docs"] == table["GET /redoc"] == table["GET /openapi.json"] == "read"
+
+
+def test_docs_need_a_key_unless_public(sample_index: Path, model_cache: Path) -> None:
+    for public in (False, True):
+        settings = Settings(index_dir=sample_index, cache_dir=model_cache, api_keys=RW, public_docs=public)
+        with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+            for path in ("/docs", "/redoc", "/openapi.json"):
+                assert client.get(path).status_code == (200 if public else 401), (path, public)
+                assert client.get(path, headers=auth(RW)).status_code == 200
+            assert client.get("/stats").status_code == 401, "--public-docs opens the docs, nothing else"
+            assert client.get("/openapi.json", headers=auth(RW)).json()["paths"]["/search"]
 
 
 def test_keys(secured: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -109,6 +121,16 @@ def test_metrics(secured: str) -> None:
     assert 'semsearch_index_documents{index="default"}' in text
 
 
+def test_metrics_need_a_key_that_reaches_every_index(secured: str) -> None:
+    """A key scoped to one index may not read /metrics, which names every index and its size."""
+    with httpx.Client(base_url=secured, timeout=60) as client:
+        assert client.post("/indexes", json={"name": "team"}, headers=auth(SCOPED)).status_code == 201
+        refused = client.get("/metrics", headers=auth(SCOPED))
+        assert refused.status_code == 403 and "index scope" in refused.json()["error"]["message"]
+        assert "semsearch_index_documents" not in refused.text
+        assert client.get("/metrics", headers=auth(RO)).status_code == 200
+
+
 def test_limits_are_configurable(sample_index: Path, model_cache: Path) -> None:
     settings = Settings(index_dir=sample_index, cache_dir=model_cache, max_query_chars=20, max_k=5, max_files=1)
     with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
@@ -118,3 +140,10 @@ def test_limits_are_configurable(sample_index: Path, model_cache: Path) -> None:
         assert client.post("/search", json={"query": "chess", "k": 5}).status_code == 200
         two = [("files", ("a.md", b"# a\n\nb")), ("files", ("b.md", b"# b\n\nc"))]
         assert client.post("/documents", files=two).status_code == 413
+
+
+def test_public_docs_setting_reads_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMSEARCH_PUBLIC_DOCS", "1")
+    assert Settings.from_env().public_docs
+    monkeypatch.setenv("SEMSEARCH_PUBLIC_DOCS", "0")
+    assert not Settings.from_env().public_docs

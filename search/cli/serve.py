@@ -43,6 +43,12 @@ from .common import errors, index_option, settings_for
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="API keys, one per line (KEY or KEY:ro).",
 )
+@click.option(
+    "--public-docs",
+    is_flag=True,
+    default=None,
+    help="Serve /docs, /redoc and /openapi.json without an API key (they need one when keys are set).",
+)
 @errors
 def serve(
     index_dir: Path | None,
@@ -53,6 +59,7 @@ def serve(
     ingest_roots: tuple[Path, ...],
     watch_paths: tuple[Path, ...],
     api_keys_file: Path | None,
+    public_docs: bool | None,
 ) -> None:
     """Serve the index over HTTP (POST /search, POST /ask, GET /stats, docs at /docs).
 
@@ -73,6 +80,7 @@ def serve(
         ingest_roots=tuple(ingest_roots) or None,
         watch_paths=tuple(watch_paths) or None,
         api_keys_file=api_keys_file,
+        public_docs=public_docs,
     )
     _ensure_default_index(settings)
     app = create_app(settings)

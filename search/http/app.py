@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
 from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestSummary, WalkOptions
@@ -19,9 +21,9 @@ from .error_shapes import CatchAll, install_error_handlers
 from .jobs import JobManager, JobNotFound, PathNotAllowed
 from .limits import Limits, MaxBody, RateLimit
 from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
-from .openai import LocalModelHolder, openai_router
+from .openai import LocalModelHolder, OpenAIError, openai_router
 from .registry import DEFAULT, IndexRegistry
-from .routes import index_router, server_router
+from .routes import index_router, named_index, server_router
 from .schemas import GUARDED, Health, HealthUnavailable, errors, text_body
 
 
@@ -49,6 +51,9 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="Semantic search and question answering over a folder of documents.",
+        docs_url=None,  # served below, behind the API keys unless --public-docs
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.registry, app.state.metrics = registry, metrics
     app.state.limits = Limits(settings.max_upload_bytes, settings.max_files)
@@ -56,23 +61,38 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(MaxBody, max_bytes=settings.max_upload_bytes)
     app.add_middleware(CatchAll)  # outside MaxBody (its 413 is no accident), inside the metrics (a 500 counts)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it sees the 413s too
+    _include_routers(app, keys, limit, LocalModelHolder(lambda: _local_model(registry, settings)))
+    _add_metrics_and_health(app, Depends(require(keys, limit=limit, every_index=True)), metrics, registry)
+    _add_docs(app, [] if settings.public_docs or not keys else [Depends(require(keys, limit=limit))])
+    return app
+
+
+def _include_routers(app: FastAPI, keys: ApiKeys, limit: RateLimit, local_model: LocalModelHolder) -> None:
+    """The per-index routes (at the root for the default index, under /indexes/{name}), the server's, /v1's."""
     guard = Depends(require(keys, limit=limit))
-    guarded, index_errors = errors(*GUARDED), errors(*GUARDED, 404, 409, 502, 503)
-    local_model = LocalModelHolder(lambda: _local_model(registry, settings))
-    app.include_router(openai_router(local_model), dependencies=[guard], responses=guarded)
+    index_errors = errors(*GUARDED, 404, 409, 502, 503)
+    app.include_router(openai_router(local_model), dependencies=[guard], responses=errors(*GUARDED, model=OpenAIError))
     default_guard = Depends(require(keys, limit=limit, default_index=DEFAULT))
     app.include_router(index_router(), tags=["default index"], dependencies=[default_guard], responses=index_errors)
     app.include_router(
-        index_router(), prefix="/indexes/{name}", tags=["named indexes"], dependencies=[guard], responses=index_errors
+        index_router(),
+        prefix="/indexes/{name}",
+        tags=["named indexes"],
+        dependencies=[guard, Depends(named_index)],
+        responses=index_errors,
     )
     app.include_router(server_router(), tags=["server"], dependencies=[guard], responses=errors(*GUARDED, 404, 409))
 
+
+def _add_metrics_and_health(app: FastAPI, guard: Any, metrics: Metrics, registry: IndexRegistry) -> None:
+    """`/metrics` (about every index, so a key scoped to some may not read it) and the public `/healthz`."""
+
     @app.get(
         "/metrics",
-        summary="Prometheus metrics: requests, latencies, ingest counters, index sizes",
+        summary="Prometheus metrics: requests, latencies, ingest counters, index sizes (a key without index scope)",
         dependencies=[guard],
         response_class=Response,
-        responses={**guarded, **text_body(CONTENT_TYPE, "The Prometheus text exposition format")},
+        responses={**errors(*GUARDED), **text_body(CONTENT_TYPE, "The Prometheus text exposition format")},
     )
     def metrics_route() -> Response:
         return metrics.response()
@@ -81,7 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/healthz",
         summary="Liveness and whether the default index opens",
         response_model=Health,
-        responses={503: {"model": HealthUnavailable, "description": "The default index does not open"}},
+        responses={503: {"model": HealthUnavailable, "description": "The default index does not open"}, **errors(500)},
     )
     def healthz() -> JSONResponse:
         try:
@@ -90,7 +110,22 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok", "documents": counts.documents, "chunks": counts.chunks})
 
-    return app
+
+def _add_docs(app: FastAPI, guards: list[Any]) -> None:
+    """`/openapi.json`, `/docs` (Swagger UI) and `/redoc`, with the API's own guard unless they are public."""
+    title = f"{app.title} API"
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guards)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guards)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=title)
+
+    @app.get("/redoc", include_in_schema=False, dependencies=guards)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=title)
 
 
 def _watcher(registry: IndexRegistry, settings: Settings) -> Watcher:

@@ -174,13 +174,27 @@ async def writes(request: Request) -> None:
 class Guard:
     """The dependency `require` returns: checks the key, then spends one request of its rate budget."""
 
-    def __init__(self, keys: ApiKeys, *, write: bool, limit: RateLimit | None, default_index: str | None) -> None:
+    def __init__(
+        self,
+        keys: ApiKeys,
+        *,
+        write: bool,
+        limit: RateLimit | None,
+        default_index: str | None,
+        every_index: bool = False,
+    ) -> None:
         self.keys, self.write, self.limit, self.default_index = keys, write, limit, default_index
+        self.every_index = every_index
 
     async def __call__(self, request: Request) -> Principal:
         index = request.path_params.get("name", self.default_index)
         write = self.write or getattr(request.state, "writes", False)
         principal = self.keys.check(request.headers.get("authorization"), write=write, index=index)
+        if self.every_index and principal.indexes is not None:
+            raise Forbidden(
+                f"API key {principal.id} reaches only some indexes and this route covers the whole server: "
+                "use a key without an index scope"
+            )
         request.state.principal = principal  # for `writes`, the access log, and routes that list indexes
         if self.limit is not None and not getattr(request.state, "rate_counted", False):
             request.state.rate_counted = True  # two guards on one route spend one request, not two
@@ -190,15 +204,21 @@ class Guard:
 
 
 def require(
-    keys: ApiKeys, *, write: bool = False, limit: RateLimit | None = None, default_index: str | None = None
+    keys: ApiKeys,
+    *,
+    write: bool = False,
+    limit: RateLimit | None = None,
+    default_index: str | None = None,
+    every_index: bool = False,
 ) -> Guard:
     """A FastAPI dependency guarding routes: `APIRouter(dependencies=[Depends(require(keys))])`.
 
     `write=True`, or a `writes` marker on the route, refuses read-only keys. The index checked against a
-    key's scope is the `{name}` path parameter, else `default_index`. With no keys, callers are ANONYMOUS
+    key's scope is the `{name}` path parameter, else `default_index`; `every_index=True` (a route about
+    all indexes, such as /metrics) refuses keys scoped to some. With no keys, callers are ANONYMOUS
     and the rate limit counts per client address.
     """
-    return Guard(keys, write=write, limit=limit, default_index=default_index)
+    return Guard(keys, write=write, limit=limit, default_index=default_index, every_index=every_index)
 
 
 def route_access(app: FastAPI) -> dict[str, str]:

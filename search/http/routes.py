@@ -41,6 +41,11 @@ def registry(request: Request) -> IndexRegistry:
     return registry
 
 
+def named_index(name: str = Path(description="the index's name, as GET /indexes lists it")) -> str:
+    """Declares the `{name}` of `/indexes/{name}/...` (the routes read it through `index_name`)."""
+    return name
+
+
 def index_name(request: Request) -> str:
     return str(request.path_params.get("name", DEFAULT))
 
@@ -53,7 +58,12 @@ def index_router() -> APIRouter:
     """Search, ask, stats, documents and ingest jobs for one index."""
     router = APIRouter()
 
-    @router.post("/search", summary="The passages that best match a query", **returns(schemas.SearchResponse))
+    @router.post(
+        "/search",
+        summary="The passages that best match a query",
+        responses=schemas.errors(400),
+        **returns(schemas.SearchResponse),
+    )
     def search(request: Request, body: SearchRequest, svc: SearchService = Depends(service)) -> dict[str, Any]:
         hits = svc.search(body.query, body.k, body.mode, body.fusion, parse_filters(body.filters))
         return {"query": body.query, "mode": body.mode, "results": [h.as_dict(explain=body.explain) for h in hits]}
@@ -81,6 +91,7 @@ def index_router() -> APIRouter:
         status_code=201,
         summary="Upload files (multipart) with optional JSON attributes",
         dependencies=[Depends(writes)],
+        responses=schemas.errors(400),
         **returns(schemas.UploadList),
     )
     def upload(
@@ -123,6 +134,7 @@ def index_router() -> APIRouter:
         "/documents/{document_id}",
         summary="Replace a document's attributes",
         dependencies=[Depends(writes)],
+        responses=schemas.errors(400),
         **returns(schemas.Document),
     )
     def patch_document(
@@ -148,6 +160,7 @@ def index_router() -> APIRouter:
         status_code=202,
         summary="Ingest a server-side folder as a background job",
         dependencies=[Depends(writes)],
+        responses=schemas.errors(400),
         **returns(schemas.Job),
     )
     def ingest(request: Request, body: IngestRequest) -> dict[str, Any]:
@@ -181,6 +194,7 @@ def server_router() -> APIRouter:
         status_code=201,
         summary="Create an empty index under the server's --index-root",
         dependencies=[Depends(writes)],
+        responses=schemas.errors(400),
         **returns(schemas.IndexInfo),
     )
     def create_index(request: Request, body: NewIndex) -> dict[str, Any]:

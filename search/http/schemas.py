@@ -293,8 +293,17 @@ def returns(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def text_body(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for a route whose 200 is text (`media_type`), not JSON."""
-    return {200: {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}}
+    """OpenAPI `responses=` for a route whose 200 is text (`media_type`), not JSON; an event stream's events."""
+    schema = SSE_EVENT if media_type == "text/event-stream" else {"type": "string"}
+    return {200: {"description": description, "content": {media_type: {"schema": schema}}}}
+
+
+_EVENT = {"type": "string"}
+SSE_EVENT = {  # what `schema` describes for text/event-stream before OpenAPI 3.2: one event
+    "type": "object",
+    "properties": {"data": _EVENT, "event": _EVENT, "id": _EVENT, "retry": {"type": "integer"}},
+    "required": ["data"],
+}
 
 
 GUARDED = (401, 403, 413, 422, 429, 500)  # what any route behind the API-key guard may answer
