@@ -100,6 +100,20 @@ def test_deeply_nested_json_is_a_4xx(client: httpx.Client) -> None:
     assert error_of(response, 422)["type"] == "invalid_query"
 
 
+def test_lone_surrogates_are_refused_before_they_are_stored(client: httpx.Client) -> None:
+    """JSON may escape a lone surrogate (`\\ud800`); no UTF-8 answer could carry it back, so it is a 4xx."""
+    files = [("files", ("lone.md", b"# Lone\n\nA note about surrogates."))]
+    error = error_of(client.post("/documents", files=files, data={"attributes": '{"k": "\\ud800"}'}), 422)
+    assert "attributes.k" in error["message"]
+    assert not any(
+        d["path"].endswith("lone.md") for d in client.get("/documents", params={"limit": 100}).json()["data"]
+    )
+    body = b'{"model": "all-MiniLM-L6-v2", "input": "caf\\ud800"}'
+    response = client.post("/v1/embeddings", content=body, headers=JSON)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "input"
+    assert client.post("/search", content=b'{"query": "caf\\ud800"}', headers=JSON).status_code == 422
+
+
 def test_an_unknown_embedding_model_for_a_new_index_is_a_422(client: httpx.Client) -> None:
     error = error_of(client.post("/indexes", json={"name": "fresh", "embedding_model": "nope/nope"}), 422)
     assert "embedding_model" in error["message"] and "local/all-MiniLM-L6-v2" in error["message"]

@@ -81,7 +81,8 @@ def _include_routers(app: FastAPI, keys: ApiKeys, limit: RateLimit, local_model:
         dependencies=[guard, Depends(named_index)],
         responses=index_errors,
     )
-    app.include_router(server_router(), tags=["server"], dependencies=[guard], responses=errors(*GUARDED, 404, 409))
+    server_errors = errors(*GUARDED, 404, 409, 502, 503)  # creating an index may ask the embedding server
+    app.include_router(server_router(), tags=["server"], dependencies=[guard], responses=server_errors)
 
 
 def _add_metrics_and_health(app: FastAPI, guard: Any, metrics: Metrics, registry: IndexRegistry) -> None:

@@ -92,3 +92,12 @@ class IngestRequest(RequestBody):
 class NewIndex(RequestBody):
     name: str = Field(description="1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit")
     embedding_model: str | None = Field(default=None, description="local/NAME or openai/NAME; the server's by default")
+
+
+def valid_unicode(text: str) -> bool:
+    """Whether `text` can be sent back as UTF-8 (JSON's `\\ud800` escapes decode to strings that cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

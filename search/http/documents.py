@@ -22,6 +22,8 @@ from ingest.walk import SUPPORTED_EXTENSIONS
 from search.errors import InvalidQuery
 from search.service import SearchService
 
+from .bodies import valid_unicode
+
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _KEY = re.compile(r"[ !#-\[\]-~]{1,64}")  # what filters can address
 
@@ -192,6 +194,8 @@ def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
             )
         if not isinstance(value, str | int | float | bool) or (isinstance(value, str) and len(value) > 512):
             raise InvalidQuery(f"attributes.{key}: a string (up to 512 characters), number or boolean")
+        if isinstance(value, str) and not valid_unicode(value):
+            raise InvalidQuery(f"attributes.{key}: not valid Unicode (a lone surrogate such as \\ud800)")
     return attributes
 
 

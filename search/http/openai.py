@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ingest import DEFAULT_EMBEDDING_MODEL, Embedder
 
-from .bodies import RequestBody
+from .bodies import RequestBody, valid_unicode
 from .error_shapes import openai_error
 from .schemas import ResponseBody, errors, returns
 
@@ -152,6 +152,10 @@ def _check(body: EmbeddingsRequest) -> JSONResponse | None:
         return openai_error(400, f"At most {_MAX_INPUTS} inputs per request, not {len(texts)}.", param="input")
     if any(not t.strip() for t in texts):  # type: ignore[union-attr]
         return openai_error(400, "'$.input' is invalid: inputs must not be empty strings.", param="input")
+    if not all(valid_unicode(t) for t in texts):  # type: ignore[arg-type]
+        return openai_error(
+            400, "'$.input' is invalid: inputs must be valid Unicode (no lone surrogates).", param="input"
+        )
     return None
 
 

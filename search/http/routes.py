@@ -24,7 +24,7 @@ from search.service import SearchService
 from . import schemas
 from .auth import writes
 from .bodies import MAX_ID, AskRequest, AttributesPatch, IngestRequest, NewIndex, SearchRequest
-from .error_shapes import error_response
+from .error_shapes import error_response, log
 from .jobs import Job, JobManager
 from .registry import DEFAULT, IndexRegistry
 from .schemas import returns, text_body
@@ -262,4 +262,8 @@ def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
             yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
     except ERROR_FAMILIES as exc:
         yield f"data: {json.dumps({'type': 'error', 'error': {'type': type(exc).__name__, 'message': str(exc)}})}\n\n"
+    except Exception:  # the status line is sent: an event, not a dropped connection, tells the client
+        log.exception("unexpected error in an answer stream")
+        error = {"type": "internal_error", "message": "the server failed unexpectedly (its log has the details)"}
+        yield f"data: {json.dumps({'type': 'error', 'error': error})}\n\n"
     yield "data: [DONE]\n\n"
