@@ -147,3 +147,14 @@ def test_public_docs_setting_reads_its_variable(monkeypatch: pytest.MonkeyPatch)
     assert Settings.from_env().public_docs
     monkeypatch.setenv("SEMSEARCH_PUBLIC_DOCS", "0")
     assert not Settings.from_env().public_docs
+
+
+def test_v1_refusals_reach_openai_clients_in_their_shape(secured: str) -> None:
+    import openai
+
+    anonymous = openai.OpenAI(base_url=f"{secured}/v1", api_key="not-a-key-0123456789", max_retries=0)
+    with pytest.raises(openai.AuthenticationError, match="API key is not valid") as refused:
+        anonymous.models.list()
+    assert refused.value.code == "unauthorized" and refused.value.type == "invalid_request_error"
+    reader = openai.OpenAI(base_url=f"{secured}/v1", api_key=RO, max_retries=0)
+    assert [m.id for m in reader.models.list()] == ["all-MiniLM-L6-v2"]
