@@ -7,6 +7,7 @@ arrive as words and are quoted here, so no caller writes SQL or FTS5 syntax.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ _CHUNK_COLUMNS = """c.id, c.document_id, d.path, d.title, c.ordinal, c.text, c.t
 _CHUNKS_JOINED = "chunks c JOIN documents d ON d.id = c.document_id"
 _DOCUMENT_COLUMNS = """d.id, d.path, d.content_hash, d.type, d.title, d.size, d.mtime, d.pages,
     d.attributes, d.chunks, d.tokens, d.ingested_at"""
+_BM25_K1 = 1.2  # FTS5's bm25() constant
 _BATCH = 500  # ids per `IN (...)`: well under SQLite's limit on parameters
 
 
@@ -67,6 +69,19 @@ class Reader:
         )
         rows = self._catalog.rows(sql, (*weights, match, *params, *weights, k))
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def lexical_ceiling(self, terms: Sequence[str]) -> float:
+        """The most BM25 any passage could score for these words: FTS5's (k1 + 1) times the sum of their idf.
+
+        FTS5 saturates each word's weighted frequency below k1 + 1, so `lexical` scores stay under this.
+        """
+        rows = int(self._catalog.value("SELECT count(*) FROM chunks"))
+        total = 0.0
+        for term in (t for t in terms if t):
+            sql = "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
+            hits = int(self._catalog.value(sql, (_match([term]),)))
+            total += max(math.log((rows - hits + 0.5) / (hits + 0.5)), 1e-6)  # FTS5's idf, floored as FTS5 does
+        return (_BM25_K1 + 1) * total
 
     def snippets(self, terms: Sequence[str], ids: Sequence[int], *, tokens: int = 32) -> dict[int, str]:
         """For each chunk that holds any of the words, its best fragment with them in <mark> tags."""

@@ -9,6 +9,7 @@ endpoint (`POST {base}/rerank`: vLLM, TEI, Jina, Cohere-compatible gateways).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ from ingest import OpenAIClient, RateLimiter
 from ingest.openai_client import MalformedResponse
 
 from .errors import ConfigError
+from .retrieve import Hit, with_scores
 
 
 class Reranker(Protocol):
@@ -123,13 +125,12 @@ def make_reranker(spec: str | None, *, model: str | None = None, api_key: str | 
     return CrossEncoderReranker(folder)
 
 
-def rerank_hits(reranker: Reranker, query: str, hits: list[Any], k: int) -> list[Any]:
-    """The hits reordered by the reranker's scores (kept in `explain`), cut to k."""
-    from dataclasses import replace
-
+def rerank_hits(reranker: Reranker, query: str, hits: list[Hit], k: int) -> list[Hit]:
+    """The hits reordered by the reranker's scores (kept in `explain`), cut to k and scored in that order."""
     scores = reranker.rerank(query, [h.text for h in hits])
     rescored = [
-        replace(h, score=s, explain={**h.explain, "fused_rank": i, "rerank_score": s})
+        (s, replace(h, explain={**h.explain, "fused_rank": i, "rerank_score": s}))
         for i, (h, s) in enumerate(zip(hits, scores), 1)
     ]
-    return sorted(rescored, key=lambda h: -h.score)[:k]
+    rescored.sort(key=lambda pair: -pair[0])
+    return with_scores([h for _, h in rescored[:k]])

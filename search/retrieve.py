@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from indexes import Index, Reader, StoredChunk
 from ingest import Embedder
 
 from .errors import InvalidQuery
 from .filters import Filter
-from .fusion import DEFAULT_FUSION, FUSIONS, Fused, feedback_query, fuse
+from .fusion import DEFAULT_FUSION, FUSIONS, Detail, Fused, feedback_query, fuse
 from .lexical import query_terms
+from .scores import descending, evidence, lexical_strength
 from .settings import DEFAULT_K, QueryLimits
 
 MODES = ("hybrid", "dense", "lexical")
@@ -24,7 +27,7 @@ class Hit:
     """One passage found for a query: the stored passage, wrapped with its score."""
 
     stored: StoredChunk
-    score: float
+    score: float  # relevance in [0, 1], comparable across queries (search/scores.py)
     explain: dict[str, float | int | None] = field(default_factory=dict)
     snippet: str = ""  # the passage's best fragment, query words in <mark> tags
 
@@ -100,10 +103,40 @@ def search(
     """The k best passages for a query (among the documents that match `filters`, if given)."""
     text = check_query(query, k, mode, fusion, limits)
     with index.read() as reader:
-        ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, 4 * k), fusion, filters)[:k]
-        hits = _hits(reader, ranked)
+        vector = embedder.embed_query(text) if mode != "lexical" else None
+        ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, 4 * k), fusion, filters, vector=vector)[:k]
+        hits = _scored(reader, text, vector, _hits(reader, ranked))
         marked = reader.snippets(query_terms(text), [h.chunk_id for h in hits])
     return [replace(h, snippet=marked.get(h.chunk_id) or _lead(h.text)) for h in hits]
+
+
+def _scored(reader: Reader, text: str, vector: np.ndarray | None, hits: list[Hit]) -> list[Hit]:
+    """The hits with their scores in [0, 1] (`search/scores.py`); the ranking's own value stays in `explain`."""
+    ids = [h.chunk_id for h in hits]
+    cosines = (reader.vectors(ids) @ vector).tolist() if vector is not None and ids else [None] * len(hits)
+    lexical = any(h.explain.get("lexical_rank") is not None for h in hits) or vector is None
+    ceiling = reader.lexical_ceiling(query_terms(text)) if lexical and hits else 0.0
+    explained = []
+    for hit, cosine in zip(hits, cosines):
+        detail: Detail = {**hit.explain}
+        if cosine is not None:
+            detail["cosine"] = round(cosine, 6)
+        if lexical:
+            bm25 = hit.explain.get("lexical_score")
+            detail["lexical_strength"] = round(lexical_strength(float(bm25) if bm25 is not None else None, ceiling), 6)
+        explained.append(replace(hit, explain=detail))
+    return with_scores(explained)
+
+
+def with_scores(hits: Sequence[Hit]) -> list[Hit]:
+    """The hits, in their order, scored by their evidence and never rising down the list."""
+    scores = descending([evidence(_get(h, "cosine"), _get(h, "lexical_strength")) for h in hits])
+    return [replace(h, score=score) for h, score in zip(hits, scores)]
+
+
+def _get(hit: Hit, key: str) -> float | None:
+    value = hit.explain.get(key)
+    return float(value) if value is not None else None
 
 
 def _lead(text: str, limit: int = 200) -> str:
@@ -120,6 +153,8 @@ def rank_chunks(
     depth: int,
     fusion: str = DEFAULT_FUSION,
     filters: Filter | None = None,
+    *,
+    vector: np.ndarray | None = None,
 ) -> Fused:
     """Chunk ids with fused scores and the per-side ranks/scores behind them, best first.
 
@@ -131,7 +166,7 @@ def rank_chunks(
     allowed = reader.allowed_chunks(filters) if filters is not None and mode != "lexical" else None
     if allowed is not None and len(allowed) == 0:
         return []
-    query = embedder.embed_query(text) if mode != "lexical" else None
+    query = None if mode == "lexical" else vector if vector is not None else embedder.embed_query(text)
     dense = reader.dense(query, depth, allowed) if query is not None else []
     lexical = reader.lexical(query_terms(text), depth, where=filters) if mode != "dense" else []
     if mode == "dense":

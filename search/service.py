@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from indexes import Index
 from ingest import Embedder, OpenAIClient, RateLimiter, RemoteOptions, embedder_for_index
 from ingest.openai_models import DEFAULT_BASE_URL
+from search.answers.abstain import abstention
 from search.answers.chat import ChatAnswerer, ChatOptions
 from search.answers.extractive import Answer, extractive_answer
 
@@ -17,7 +19,7 @@ from .filters import Filter
 from .fusion import DEFAULT_FUSION
 from .rerank import Reranker, make_reranker, rerank_hits
 from .retrieve import DEFAULT_MODE, Hit, check_query, search
-from .settings import DEFAULT_ASK_K, DEFAULT_K, MAX_K, QueryLimits, Settings
+from .settings import DEFAULT_ASK_K, DEFAULT_K, DEFAULT_MIN_SCORE, MAX_K, QueryLimits, Settings
 
 _EXTRACTIVE_NOTE = "no chat model is configured (set SEMSEARCH_CHAT_MODEL or OPENAI_API_KEY for written answers)"
 
@@ -34,6 +36,7 @@ class SearchService:
         rerank_depth: int = 30,
         owns_embedder: bool = True,
         limits: QueryLimits = QueryLimits(),
+        min_score: float = DEFAULT_MIN_SCORE,
     ) -> None:
         index.manifest.check_model(embedder.name, embedder.dimension)
         self.index = index
@@ -42,6 +45,7 @@ class SearchService:
         self.reranker, self.rerank_depth = reranker, rerank_depth
         self.owns_embedder = owns_embedder
         self.limits = limits
+        self.min_score = min_score  # answers abstain when no passage scores this much
 
     @classmethod
     def open(
@@ -77,6 +81,7 @@ class SearchService:
                 remote=settings.remote(),
                 rerank_depth=settings.rerank_depth,
                 limits=settings.query_limits,
+                min_score=settings.min_score,
             )
         else:
             index = Index.open(settings.index_dir)
@@ -87,6 +92,7 @@ class SearchService:
                     rerank_depth=settings.rerank_depth,
                     owns_embedder=False,
                     limits=settings.query_limits,
+                    min_score=settings.min_score,
                 )
             except BaseException:
                 index.close()
@@ -108,17 +114,20 @@ class SearchService:
         mode: str = DEFAULT_MODE,
         fusion: str = DEFAULT_FUSION,
         filters: Filter | None = None,
+        min_score: float | None = None,
     ) -> list[Hit]:
-        """The k best passages for `query` among documents matching `filters`.
+        """The k best passages for `query` among documents matching `filters` (and scoring `min_score`, if given).
 
         With a reranker, they are reranked from a deeper list. The service's limits apply.
         """
         if self.reranker is None:
-            return search(self.index, self.embedder, query, k, mode, fusion, filters, self.limits)
-        check_query(query, k, mode, fusion, self.limits)
-        depth = max(k, min(self.rerank_depth, MAX_K))
-        candidates = search(self.index, self.embedder, query, depth, mode, fusion, filters)
-        return rerank_hits(self.reranker, query, candidates, k)
+            hits = search(self.index, self.embedder, query, k, mode, fusion, filters, self.limits)
+        else:
+            check_query(query, k, mode, fusion, self.limits)
+            depth = max(k, min(self.rerank_depth, MAX_K))
+            candidates = search(self.index, self.embedder, query, depth, mode, fusion, filters)
+            hits = rerank_hits(self.reranker, query, candidates, k)
+        return hits if min_score is None else [h for h in hits if h.score >= min_score]
 
     def ask(
         self, question: str, k: int = DEFAULT_ASK_K, mode: str = DEFAULT_MODE, filters: Filter | None = None
@@ -127,8 +136,9 @@ class SearchService:
         text = check_query(question, k, mode, limits=self.limits)
         hits = self.search(text, k, mode, filters=filters)
         if self.answerer is None:
-            answer = extractive_answer(text, hits[:5], self.embedder)
-            return Answer(**{**answer.__dict__, "notes": (*answer.notes, _EXTRACTIVE_NOTE), "results": tuple(hits)})
+            abstained = abstention(text, hits, self.min_score, mode="extractive")
+            answer = abstained or extractive_answer(text, hits[:5], self.embedder)
+            return replace(answer, notes=(*answer.notes, _EXTRACTIVE_NOTE), results=tuple(hits))
         return self.answerer.answer(text, hits)
 
     def ask_stream(

@@ -26,7 +26,7 @@ DEFAULT_K = 10  # passages a search returns
 DEFAULT_ASK_K = 8  # passages an answer is drawn from
 MAX_K = 100  # the built-in cap on k; SEMSEARCH_MAX_K can only lower it
 MAX_QUERY_CHARS = 4000  # likewise for SEMSEARCH_MAX_QUERY_CHARS
-DEFAULT_MIN_SCORE = 0.25  # cosine below which a chat answer abstains
+DEFAULT_MIN_SCORE = 0.25  # result score (0 to 1, search/scores.py) below which an answer abstains
 
 _NO_CHAT = ("none", "off", "extractive")
 
@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     chat_model: str | None = _env("SEMSEARCH_CHAT_MODEL")  # "openai/NAME"; None: extractive answers
     chat_base_url: str | None = _env("SEMSEARCH_CHAT_BASE_URL")
     chat_context_window: int | None = _env("SEMSEARCH_CHAT_CONTEXT_WINDOW", None, ge=512)
-    min_score: float = _env("SEMSEARCH_MIN_SCORE", DEFAULT_MIN_SCORE, ge=-1, le=1)
+    min_score: float = _env("SEMSEARCH_MIN_SCORE", DEFAULT_MIN_SCORE, ge=0, le=1)
     moderate: bool = _env("SEMSEARCH_MODERATE", False)
     # Served besides the default one: NAME=FOLDER pairs, comma-separated.
     named_indexes: Annotated[dict[str, Path], NoDecode] = _env("SEMSEARCH_INDEXES", default_factory=dict)

@@ -52,6 +52,15 @@ def test_search_modes_and_explain(client: httpx.Client) -> None:
         assert data["results"][0]["explain"]
 
 
+def test_search_min_score_filters_on_the_0_to_1_score(client: httpx.Client) -> None:
+    body = {"query": "who invented the printing press", "k": 10, "explain": True}
+    every = client.post("/search", json=body).json()["results"]
+    kept = client.post("/search", json={**body, "min_score": 0.5}).json()["results"]
+    assert all(0 <= r["score"] <= 1 and "fused" in r["explain"] for r in every)
+    assert 0 < len(kept) < len(every) and kept == [r for r in every if r["score"] >= 0.5]
+    assert client.post("/search", json={**body, "min_score": 2}).status_code == 422
+
+
 def test_ask(client: httpx.Client) -> None:
     data = client.post("/ask", json={"question": "How do plants turn light into energy?"}).json()
     assert data["mode"] == "extractive" and data["answer"] and data["citations"]

@@ -65,6 +65,9 @@ def test_cross_encoder_folder_reorders_by_its_scores(index_dir: Path, embedder, 
     assert "mainz" in hits[0].text.lower()
     assert hits[0].explain["rerank_score"] >= hits[1].explain["rerank_score"] >= hits[2].explain["rerank_score"]
     assert all("fused_rank" in h.explain for h in hits)
+    scores = [h.score for h in hits]  # the reranker's logits stay in explain; scores run from 0 to 1, down the list
+    assert all(0 < s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
+    assert all(h.score <= max(h.explain["cosine"], h.explain["lexical_strength"]) for h in hits)
 
 
 def test_http_rerank_endpoint(index_dir: Path, embedder) -> None:  # type: ignore[no-untyped-def]

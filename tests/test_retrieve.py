@@ -8,6 +8,8 @@ import pytest
 
 from indexes import Index
 from search import InvalidQuery, SearchService, fuse, rank_documents
+from search.answers.prompts import NOT_COVERED
+from search.lexical import query_terms
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +55,10 @@ def test_k_limits_the_results_and_scores_descend(service: SearchService) -> None
 def test_hybrid_explains_both_sides(service: SearchService) -> None:
     hit = service.search("Gutenberg movable type", 1, "hybrid")[0]
     assert hit.explain["dense_rank"] is not None and hit.explain["lexical_rank"] is not None
-    assert hit.explain["fused"] == pytest.approx(hit.score, abs=1e-6)
+    assert hit.explain["fused"] > 0 and 0 < hit.score <= 1  # the raw fused value stays in explain
     rrf = service.search("Gutenberg movable type", 1, "hybrid", "rrf")[0]
-    assert rrf.score == pytest.approx(1 / (60 + rrf.explain["dense_rank"]) + 1 / (60 + rrf.explain["lexical_rank"]))
+    expected = 1 / (60 + rrf.explain["dense_rank"]) + 1 / (60 + rrf.explain["lexical_rank"])
+    assert rrf.explain["fused"] == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("query", ['"unbalanced', "AND OR NOT", "near(a b)", "col:umn * ^ -x", "(((", "C++ && || !"])
@@ -101,6 +104,53 @@ def test_documents_rank_by_their_best_passage(service: SearchService) -> None:
     paths = [p for p, _ in ranked]
     assert len(paths) == len(set(paths)) <= 5
     assert paths[0].endswith("printing-press.html")
+
+
+ON_TOPIC = (
+    "who invented the printing press",
+    "TCP congestion window after packet loss",
+    "green leaves capture sunshine",
+)
+OFF_TOPIC = ("what is the capital of France?", "What is the population of Ulaanbaatar in 2019?")
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_scores_are_between_0_and_1_and_never_rise(service: SearchService, mode: str) -> None:
+    for query in (*ON_TOPIC, *OFF_TOPIC, "history"):
+        scores = [h.score for h in service.search(query, 10, mode)]
+        assert all(0 <= s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_scores_compare_across_queries_where_fused_values_do_not(service: SearchService, mode: str) -> None:
+    on = [service.search(q, 3, mode) for q in ON_TOPIC]
+    off = [h for q in OFF_TOPIC for h in service.search(q, 3, mode)]
+    assert min(hits[0].score for hits in on) > 0.35 > 0.25 > max((h.score for h in off), default=0.0)
+    if mode == "hybrid":  # the raw fused values say an off-topic passage beats on-topic ones
+        assert max(float(h.explain["fused"] or 0) for h in off) > min(float(h.explain["fused"] or 0) for h in on[0])
+
+
+def test_lexical_scores_stay_under_the_ceiling_they_are_shared_by(service: SearchService) -> None:
+    for query in (*ON_TOPIC, *OFF_TOPIC, "history", "printing printing press"):
+        with service.index.read() as reader:
+            ceiling = reader.lexical_ceiling(query_terms(query))
+            scores = [score for _, score in reader.lexical(query_terms(query), 50)]
+        assert all(0 < score < ceiling for score in scores)
+
+
+def test_min_score_keeps_the_passages_that_reach_it(service: SearchService) -> None:
+    every = service.search("who invented the printing press", 10)
+    kept = service.search("who invented the printing press", 10, min_score=0.5)
+    assert 0 < len(kept) < len(every) and kept == [h for h in every if h.score >= 0.5]
+
+
+def test_extractive_answer_abstains_when_nothing_is_relevant(service: SearchService) -> None:
+    for mode in ("hybrid", "dense", "lexical"):
+        answer = service.ask("what is the capital of France?", 8, mode)
+        assert answer.abstained and answer.answer == NOT_COVERED and answer.citations == ()
+        assert "floor of 0.25" in answer.notes[0]
+        answered = service.ask("Who invented the printing press with movable type?", 8, mode)
+        assert not answered.abstained and answered.answer.split(" [")[0].startswith("Johannes Gutenberg")
 
 
 def test_extractive_answer_quotes_and_cites(service: SearchService) -> None:

@@ -3,7 +3,7 @@
 The best passages are packed, numbered, into the model's context window with room
 left for the reply; the reply's [n] markers are resolved to passages (markers to
 passages not provided are dropped and reported). When retrieval finds nothing close
-enough the answer says the documents do not cover the question, without a call.
+enough (`abstain.py`) the answer says the documents do not cover the question, without a call.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from search.errors import AnswerRefused
 from search.retrieve import Hit
 from search.settings import DEFAULT_MIN_SCORE
 
+from .abstain import abstention
 from .chat_models import ChatModelInfo, chat_model_info, chat_price
 from .citations import resolve
 from .extractive import Answer
@@ -123,19 +124,14 @@ class ChatAnswerer:
         """Screen the question, and abstain when no passage is close enough."""
         if self.options.moderate:
             self._screen(question)
-        best = _relevance(hits)
-        if best is None or best < self.options.min_score:
-            note = f"no passage scored above the floor of {self.options.min_score}; the model was not called"
-            return Answer(
-                question,
-                NOT_COVERED,
-                "chat",
-                results=tuple(hits),
-                notes=(note,),
-                model=self.options.model,
-                abstained=True,
-            )
-        return None
+        return abstention(
+            question,
+            hits,
+            self.options.min_score,
+            mode="chat",
+            model=self.options.model,
+            aside="; the model was not called",
+        )
 
     def _request(self, question: str, hits: Sequence[Hit], limit: int) -> tuple[list[Hit], dict[str, Any]]:
         """The passages that fit, and the request body."""
@@ -208,17 +204,6 @@ class ChatAnswerer:
 
     def close(self) -> None:
         self.client.close()
-
-
-def _relevance(hits: Sequence[Hit]) -> float | None:
-    """How close the passages are to the question: the best dense cosine among them.
-
-    Lexical-only results carry no cosine; any match of theirs counts as relevant.
-    """
-    cosines = [float(c) for h in hits if (c := h.explain.get("dense_score")) is not None]
-    if cosines:
-        return max(cosines)
-    return 1.0 if hits else None
 
 
 def _completion(reply: dict[str, Any]) -> dict[str, Any]:

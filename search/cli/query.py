@@ -21,6 +21,17 @@ from .common import (
     settings_for,
 )
 
+base_url_option = click.option(
+    "--base-url",
+    help="OpenAI-compatible embeddings endpoint, when the index's server moved "
+    "[default: $OPENAI_BASE_URL, else the one the index records].",
+)
+min_score_option = click.option(
+    "--min-score",
+    type=click.FloatRange(0, 1),
+    help="Only passages scoring at least this (scores run from 0 to 1).",
+)
+
 
 @click.command("search")
 @click.argument("query")
@@ -41,6 +52,8 @@ from .common import (
     help="Rerank with a cross-encoder folder (model.onnx + tokenizer.json) or a /rerank base URL "
     "[default: $SEMSEARCH_RERANKER, else none].",
 )
+@min_score_option
+@base_url_option
 @filter_option
 @json_option
 @errors
@@ -52,6 +65,8 @@ def search_command(
     fusion: str,
     explain: bool,
     reranker: str | None,
+    min_score: float | None,
+    base_url: str | None,
     filters: Any,
     as_json: bool,
 ) -> None:
@@ -61,8 +76,9 @@ def search_command(
     semsearch search "vector index types" -k 5
     semsearch search "error 42" --mode lexical --json | jq '.results[0].path'
     """
-    with open_service(settings_for(index_dir).updated(chat_model="none", reranker=reranker), k=k) as service:
-        hits = service.search(query, k, mode, fusion, filters)
+    settings = settings_for(index_dir).updated(chat_model="none", reranker=reranker, openai_base_url=base_url)
+    with open_service(settings, k=k) as service:
+        hits = service.search(query, k, mode, fusion, filters, min_score)
     output.print_hits(query, mode, hits, as_json=as_json, explain=explain)
 
 
@@ -92,11 +108,12 @@ def search_command(
 )
 @click.option(
     "--min-score",
-    type=float,
-    help=f"Abstain when no passage's cosine reaches this [default: $SEMSEARCH_MIN_SCORE, else {DEFAULT_MIN_SCORE}].",
+    type=click.FloatRange(0, 1),
+    help=f"Abstain when no passage scores this much [default: $SEMSEARCH_MIN_SCORE, else {DEFAULT_MIN_SCORE}].",
 )
 @click.option("--moderate", is_flag=True, default=None, help="Screen the question with /v1/moderations first.")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it is written.")
+@base_url_option
 @filter_option
 @json_option
 @errors
@@ -111,6 +128,7 @@ def ask(
     min_score: float | None,
     moderate: bool | None,
     stream: bool,
+    base_url: str | None,
     filters: Any,
     as_json: bool,
 ) -> None:
@@ -129,6 +147,7 @@ def ask(
         chat_context_window=chat_context_window,
         min_score=min_score,
         moderate=moderate,
+        openai_base_url=base_url,
     )
     with open_service(settings, k=k) as service:
         if as_json or not stream:

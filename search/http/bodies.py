@@ -38,6 +38,7 @@ class SearchRequest(RequestBody):
     )
     explain: StrictBool = False
     filters: dict[str, Any] | None = Field(default=None, description=_FILTERS)
+    min_score: float | None = Field(default=None, ge=0, le=1, description="only results scoring at least this")
 
 
 class AskRequest(RequestBody):

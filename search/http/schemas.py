@@ -32,7 +32,9 @@ class SearchHit(ResponseBody):
     title: str
     page: int | None
     text: str
-    score: float = Field(description="relevance, higher is better; the raw fused values are in `explain`")
+    score: float = Field(
+        ge=0, le=1, description="relevance from 0 to 1, comparable across queries; the raw fused value is in `explain`"
+    )
     heading: str
     char_start: int | None
     char_end: int | None
@@ -102,7 +104,7 @@ class IndexStats(ResponseBody):
     chunks: int
     tokens: int
     generation: int
-    last_ingest: float | None
+    last_ingest: str | None = Field(description="ISO 8601 UTC, like created_at; null before the first ingest")
     embedding_model: str
     dimension: int
     metric: str
