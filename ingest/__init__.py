@@ -14,6 +14,7 @@ from .errors import (
     UpstreamError,
     UpstreamRejected,
     UpstreamUnavailable,
+    UpstreamUnreachable,
 )
 from .models import DEFAULT_EMBEDDING_MODEL, RemoteOptions, embedder_for_index, make_embedder
 from .openai_client import OpenAIClient, retry_after
@@ -63,6 +64,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamRejected",
     "UpstreamUnavailable",
+    "UpstreamUnreachable",
     "WalkOptions",
     "batched",
     "chunk_document",

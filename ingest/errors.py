@@ -8,6 +8,7 @@ IngestError
  |    +-- UpstreamRejected     a 4xx that retrying cannot fix (bad key, bad model, bad input)
  |    |    +-- QuotaExceeded   429 insufficient_quota: billing, not pacing
  |    +-- UpstreamUnavailable  429/5xx/timeouts/broken replies still failing after every retry
+ |         +-- UpstreamUnreachable  nothing answers at the address (connection refused, unknown host)
  +-- IngestConfigError         inconsistent ingest settings
 """
 
@@ -55,6 +56,10 @@ class QuotaExceeded(UpstreamRejected):
 
 class UpstreamUnavailable(UpstreamError):
     """The server kept failing (429, 5xx, timeouts, dropped connections, broken replies)."""
+
+
+class UpstreamUnreachable(UpstreamUnavailable):
+    """No server answers at the address (refused, unknown host): retried briefly, not for minutes."""
 
 
 class IngestConfigError(IngestError):

@@ -8,7 +8,7 @@ server's model, whose vector size is learnt from one probe request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,10 @@ from .ratelimit import RateLimiter
 DEFAULT_EMBEDDING_MODEL = "local/all-MiniLM-L6-v2"
 LOCAL_MODELS = ("all-MiniLM-L6-v2",)
 DEFAULT_REMOTE_MAX_TOKENS = 512
+_MOVED_HINT = (
+    "if the embedding server moved, point to it with --base-url or OPENAI_BASE_URL "
+    "(any server of openai/{model} will do: the index records the model, not the address)"
+)
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,17 @@ def make_embedder(name: str, *, cache_dir: Path, remote: RemoteOptions | None = 
 def embedder_for_index(
     recorded: dict[str, Any], name: str, *, cache_dir: Path, remote: RemoteOptions | None = None
 ) -> Embedder:
-    """The embedder an index was built with, as its manifest records it (base URL, dimensions)."""
+    """The embedder an index was built with, as its manifest records it (dimensions, tokenizer, base URL).
+
+    The model name is what must match, not the address: a base URL given by flag or environment
+    (`remote.base_url`) overrides the recorded one, so an index follows its server when it moves.
+    """
     provider, _, model = name.partition("/")
     if provider != "openai":
         return make_embedder(name, cache_dir=cache_dir)
     options = remote or RemoteOptions()
-    if recorded.get("base_url"):
-        options = RemoteOptions(**{**options.__dict__, "base_url": recorded["base_url"]})
+    if not options.base_url and recorded.get("base_url"):
+        options = replace(options, base_url=recorded["base_url"])
     return _openai_embedder(model, options, recorded=recorded)
 
 
@@ -88,6 +96,7 @@ def _openai_embedder(model: str, options: RemoteOptions, *, recorded: dict[str, 
         timeout=options.timeout,
         max_retries=options.max_retries,
         backoff=options.backoff,
+        unreachable_hint=_MOVED_HINT.format(model=model),
     )
     counter, tokenizer, max_tokens = _counter_for(model, known.encoding if known else None, options, recorded)
     embedder = OpenAIEmbedder(

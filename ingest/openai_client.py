@@ -3,7 +3,9 @@
 Shared by the embeddings client and the chat answerer. 429s, 5xx, timeouts, dropped
 connections and unreadable replies are retried with exponential backoff and jitter,
 honouring `retry-after-ms` / `retry-after`; a 429 for `insufficient_quota` and other
-4xx fail at once, with the server's own message.
+4xx fail at once, with the server's own message. An address where nothing answers
+(connection refused, unknown host, no reply to connect) is retried for a second or two
+only: a server that moved will not come back, and the error says how to point elsewhere.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from typing import Any, TypeVar
 
 import httpx
 
-from .errors import QuotaExceeded, UpstreamRejected, UpstreamUnavailable
+from .errors import QuotaExceeded, UpstreamRejected, UpstreamUnavailable, UpstreamUnreachable
 from .ratelimit import RateLimiter
 
 T = TypeVar("T")
 _RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+CONNECT_GRACE = 1.5  # seconds a refused connection is retried: a restart, not a server that moved
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection (a host that is gone never refuses)
 
 
 class MalformedResponse(Exception):
@@ -72,11 +76,15 @@ class OpenAIClient:
         max_retries: int = 6,
         backoff: float = 0.5,
         max_backoff: float = 60.0,
+        unreachable_hint: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter or RateLimiter()
+        self.unreachable_hint = unreachable_hint  # how to point elsewhere, for the error when nothing answers
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = http or httpx.Client(timeout=timeout, headers=headers, limits=httpx.Limits(max_connections=64))
+        limits = httpx.Limits(max_connections=64)
+        timeouts = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
+        self._http = http or httpx.Client(timeout=timeouts, headers=headers, limits=limits)
         if http is not None:
             self._http.headers.update(headers)
         self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
@@ -114,6 +122,7 @@ class OpenAIClient:
     ) -> Any:
         """Send until a usable reply: the parsed result, or the open response when `parse` is None."""
         problem = "no attempt made"
+        refused_since: float | None = None
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.stats.add(retries=1)
@@ -121,6 +130,12 @@ class OpenAIClient:
             self.stats.add(requests=1)
             try:
                 response = send()
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                refused_since = refused_since or time.monotonic()
+                if time.monotonic() - refused_since >= CONNECT_GRACE or attempt == self.max_retries:
+                    self.stats.add(failures=1)
+                    raise self._unreachable(exc) from exc
+                problem = f"connection failed ({type(exc).__name__}: {exc})"
             except httpx.TimeoutException as exc:
                 problem = f"timed out ({type(exc).__name__})"
             except httpx.TransportError as exc:
@@ -139,9 +154,14 @@ class OpenAIClient:
                 if outcome.wait is not None:
                     self.limiter.pause(outcome.wait)
                     continue
-            time.sleep(self._delay(attempt))
+            time.sleep(self._delay(attempt) if refused_since is None else min(self._delay(attempt), CONNECT_GRACE / 3))
         self.stats.add(failures=1)
         raise UpstreamUnavailable(f"{url} failed {self.max_retries + 1} times; last: {problem}")
+
+    def _unreachable(self, exc: httpx.TransportError) -> UpstreamUnreachable:
+        reason = "no reply to connect" if isinstance(exc, httpx.ConnectTimeout) else str(exc) or type(exc).__name__
+        hint = f"; {self.unreachable_hint}" if self.unreachable_hint else ""
+        return UpstreamUnreachable(f"nothing answers at {self.base_url} ({reason}){hint}")
 
     def _outcome(self, response: httpx.Response, parse: Callable[[dict[str, Any]], T]) -> T | _Retry:
         status = response.status_code

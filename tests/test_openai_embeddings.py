@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -281,3 +282,42 @@ def test_pacing_keeps_under_the_limits_without_429s(model_cache: Path) -> None:
     assert elapsed >= 2.0, "twelve requests under 4 per second and 400 tokens per second had to be paced"
     expected = np.array([simulated_embedding(t, 16) for t in texts])
     assert np.allclose(np.vstack(vectors), expected, atol=1e-6)
+
+
+def test_an_index_follows_its_embedding_server_when_it_moves(
+    model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest records the model and the address; the flag and OPENAI_BASE_URL override the address."""
+    with simulator() as old:
+        ingest_folder(
+            tmp_path / "ix", "openai/text-embedding-3-small", fast(f"{old.url}/v1", dimensions=64), model_cache
+        )
+    dead = f"{old.url}/v1"  # the server is gone: nothing listens on its port any more
+    monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    index = ["--index", str(tmp_path / "ix")]
+    search = ["search", "printing press Gutenberg", *index, "--mode", "dense", "--json"]
+    began = time.monotonic()
+    result = CliRunner().invoke(cli, search)
+    assert result.exit_code == 1 and dead in result.output
+    assert "--base-url" in result.output and "OPENAI_BASE_URL" in result.output
+    assert time.monotonic() - began < 20, "a refused connection is retried briefly (it took ~50 s)"
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "kiln.txt").write_text("A kiln fires clay into pottery at high heat.\n")
+    with simulator() as moved:
+        new = f"{moved.url}/v1"
+        flagged = CliRunner().invoke(cli, [*search, "--base-url", new])
+        assert flagged.exit_code == 0, flagged.output
+        assert json.loads(flagged.output)["results"][0]["path"].endswith("printing-press.html")
+        monkeypatch.setenv("OPENAI_BASE_URL", new)
+        asked = CliRunner().invoke(cli, ["ask", "who invented the printing press?", *index, "--json"])
+        assert asked.exit_code == 0 and not json.loads(asked.output)["abstained"], asked.output
+        ingested = CliRunner().invoke(cli, ["ingest", str(tmp_path / "more"), *index, "--json"])
+        assert ingested.exit_code == 0 and json.loads(ingested.output)["embedded"] >= 1, ingested.output
+        assert moved.app.state.sim.requests_log, "the queries and the new passage went to the moved server"
+        with ServerThread(create_app(Settings.from_env().with_index(tmp_path / "ix"))) as server:
+            assert httpx.post(f"{server.url}/search", json={"query": "kiln pottery"}).status_code == 200
+    monkeypatch.setenv("OPENAI_BASE_URL", dead)
+    with ServerThread(create_app(Settings.from_env().with_index(tmp_path / "ix"))) as server:
+        response = httpx.post(f"{server.url}/search", json={"query": "kiln pottery"}, timeout=60)
+    assert response.status_code == 503 and dead in response.text and "OPENAI_BASE_URL" in response.text

@@ -125,7 +125,7 @@ def ingest(
     """
     from ingest import Folders, default_chunking, find_index, ingest, open_index
 
-    settings = settings_for(index_dir).updated(embedding_model=embedding_model)
+    settings = settings_for(index_dir).updated(embedding_model=embedding_model, openai_base_url=base_url)
     remote = settings.remote(
         base_url=base_url,
         dimensions=dimensions,
@@ -165,7 +165,7 @@ def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: 
         if isinstance(result, Exception):
             click.echo(f"Error: {result}", err=True)
         elif result.ingested or result.removed or result.skipped:
-            output.print_ingest(result, settings.index_dir, "", as_json)
+            output.print_ingest(result, settings.index_dir, service.embedder.name, as_json)
 
     click.echo(f"Watching {', '.join(map(str, paths))} (Ctrl-C to stop)", err=True)
     with open_service(settings.updated(chat_model="none")) as service, suppress(KeyboardInterrupt):
