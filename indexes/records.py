@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +137,13 @@ class IndexStats:
     size_bytes: int
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON shape of `semsearch stats` and `GET /stats`."""
+        """The JSON shape of `semsearch stats` and `GET /stats` (times in ISO 8601 UTC, as the manifest's)."""
         manifest = self.manifest
+        last = self.counts.last_ingest
         return {
             "index": str(self.folder),
             **asdict(self.counts),
+            "last_ingest": datetime.fromtimestamp(last, UTC).isoformat(timespec="seconds") if last else None,
             "embedding_model": manifest.embedding_model,
             "dimension": manifest.dimension,
             "metric": manifest.metric,

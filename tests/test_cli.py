@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -84,6 +90,40 @@ def test_stats(run, index_dir: Path) -> None:  # type: ignore[no-untyped-def]
     assert data["documents"] >= 10 and data["chunks"] > data["documents"]
     assert data["embedding_model"] == "local/all-MiniLM-L6-v2" and data["index_type"] == "flat"
     assert data["size_bytes"] > 0
+    for key in ("created_at", "last_ingest"):  # both ISO 8601 in UTC, in the JSON and for people
+        assert datetime.fromisoformat(data[key]).utcoffset() == timedelta(0)
+    text = run("stats", "--index", str(index_dir)).output
+    assert data["created_at"] in text and data["last_ingest"] in text
+    chunking = data["chunking"]
+    assert f"max tokens {chunking['max_tokens']}, overlap tokens {chunking['overlap_tokens']}" in text
+    assert "{" not in text and "last ingest:" in text
+
+
+def test_watch_summaries_name_the_model(tmp_path: Path, model_cache: Path) -> None:
+    folder, log = tmp_path / "notes", tmp_path / "watch.log"
+    folder.mkdir()
+    (folder / "a.md").write_text("# Alpha\n\nThe alpha note talks about glaciers.")
+    env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-c", "from search.cli.main import main; main()", "ingest", str(folder)]
+    command += ["--index", str(tmp_path / "ix")]
+    with log.open("w") as out:
+        process = subprocess.Popen([*command, "--watch", "--interval", "0.3"], env=env, stdout=out)
+        try:
+            _until(lambda: log.read_text().count("Files:") == 1)
+            (folder / "b.md").write_text("# Beta\n\nThe beta note is about volcanoes.")
+            _until(lambda: log.read_text().count("Files:") == 2)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    summaries = [line for line in log.read_text().splitlines() if line.startswith("Chunks:")]
+    assert len(summaries) == 2 and all("sent to local/all-MiniLM-L6-v2)" in line for line in summaries)
+
+
+def _until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the watcher did not catch up"
+        time.sleep(0.1)
 
 
 def test_index_comes_from_the_environment(run, index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

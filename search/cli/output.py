@@ -119,7 +119,7 @@ def print_ingest(summary: IngestSummary, index_dir: Path, model: str, as_json: b
     click.echo(
         f"Chunks: {s.chunks:,} ({s.embedded:,} {'to embed' if s.dry_run else 'embedded'}, "
         f"{s.chunks - s.embedded:,} reused), tokens: {s.tokens:,}"
-        f" ({s.embedded_tokens:,} sent to {model})"
+        f" ({s.embedded_tokens:,} sent{f' to {model}' if model else ''})"
     )
     if not s.dry_run:
         click.echo(f"Time: {s.elapsed:.1f} s ({s.chunks_per_second:.1f} chunks/s; embedding {s.embed_seconds:.1f} s)")
@@ -146,11 +146,36 @@ def _price(model: str, tokens: int) -> dict[str, float] | None:
 
 
 def print_stats(stats: dict[str, Any], as_json: bool) -> None:
+    """The index's stats: JSON as `GET /stats` sends it, or one line each for people (times in ISO 8601 UTC)."""
     if as_json:
         _dump(stats)
         return
     for key, value in stats.items():
-        click.echo(f"{key:>16}: {value}")
+        click.echo(f"{key.replace('_', ' '):>16}: {_stat(key, value)}")
+
+
+def _stat(key: str, value: object) -> str:
+    if value is None:
+        return "never" if key == "last_ingest" else "-"
+    if key == "size_bytes" and isinstance(value, int):
+        return _size(value)
+    if key == "chat" and isinstance(value, dict):
+        return (
+            f"{value.get('model')}: {value.get('answers', 0):,} answers, {value.get('prompt_tokens', 0):,} tokens in, "
+            f"{value.get('completion_tokens', 0):,} out, ${value.get('cost_usd', 0.0):,.6f}"
+        )
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {_stat(k, v)}" for k, v in value.items())
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size:,} bytes"
+    value, units = size / 1024, ["KB", "MB", "GB", "TB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{value:,.1f} {units[0]} ({size:,} bytes)"
 
 
 def print_eval(report: dict[str, Any], as_json: bool) -> None:
