@@ -151,7 +151,8 @@ def print_stats(stats: dict[str, Any], as_json: bool) -> None:
         _dump(stats)
         return
     for key, value in stats.items():
-        click.echo(f"{key.replace('_', ' '):>16}: {_stat(key, value)}")
+        label = "size" if key == "size_bytes" else key.replace("_", " ")
+        click.echo(f"{label:>16}: {_stat(key, value)}")
 
 
 def _stat(key: str, value: object) -> str:
