@@ -61,6 +61,12 @@ mode_option = click.option(
     help="dense (FAISS), lexical (FTS5 BM25) or hybrid (both, fused).",
 )
 
+base_url_option = click.option(
+    "--base-url",
+    help="OpenAI-compatible embeddings endpoint, when the index's server moved "
+    "[default: $OPENAI_BASE_URL, else the one the index records].",
+)
+
 fusion_option = click.option(
     "--fusion",
     type=click.Choice(FUSIONS),

@@ -11,6 +11,7 @@ from search.settings import DEFAULT_ASK_K, DEFAULT_K, DEFAULT_MIN_SCORE
 
 from . import output
 from .common import (
+    base_url_option,
     errors,
     filter_option,
     fusion_option,
@@ -21,11 +22,6 @@ from .common import (
     settings_for,
 )
 
-base_url_option = click.option(
-    "--base-url",
-    help="OpenAI-compatible embeddings endpoint, when the index's server moved "
-    "[default: $OPENAI_BASE_URL, else the one the index records].",
-)
 min_score_option = click.option(
     "--min-score",
     type=click.FloatRange(0, 1),

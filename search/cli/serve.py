@@ -9,7 +9,7 @@ import click
 
 from search.settings import Settings
 
-from .common import errors, index_option, settings_for
+from .common import base_url_option, errors, index_option, settings_for
 
 
 @click.command()
@@ -43,6 +43,7 @@ from .common import errors, index_option, settings_for
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="API keys, one per line (KEY or KEY:ro).",
 )
+@base_url_option
 @click.option(
     "--public-docs",
     is_flag=True,
@@ -59,6 +60,7 @@ def serve(
     ingest_roots: tuple[Path, ...],
     watch_paths: tuple[Path, ...],
     api_keys_file: Path | None,
+    base_url: str | None,
     public_docs: bool | None,
 ) -> None:
     """Serve the index over HTTP (POST /search, POST /ask, GET /stats, docs at /docs).
@@ -81,6 +83,7 @@ def serve(
         watch_paths=tuple(watch_paths) or None,
         api_keys_file=api_keys_file,
         public_docs=public_docs,
+        openai_base_url=base_url,
     )
     _ensure_default_index(settings)
     app = create_app(settings)
