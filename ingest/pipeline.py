@@ -19,8 +19,9 @@ from indexes import Index, IndexWriter, Manifest
 from .embeddings import Embedder
 from .errors import IngestConfigError
 from .records import ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
-from .run import IngestRun, IngestSummary
-from .walk import walk
+from .run import IngestRun
+from .summary import IngestSummary
+from .walk import path_key, walk
 
 Progress = Callable[[int, int], None]  # (items done, items total)
 
@@ -110,7 +111,7 @@ class Folders:
             run.offer_file(item)
             if progress:
                 progress(done, len(found))
-        seen = {str(f.path) for f in found} | {s.path for s in run.summary.skipped}
+        seen = {path_key(f.path) for f in found} | {s.path for s in run.summary.skipped}
         return [p for p in run.known if p not in seen and _under(p, self.paths)]
 
 
@@ -195,7 +196,7 @@ def _writer(index: Index | None) -> Iterator[IndexWriter | None]:
 def _under(path: str, roots: Sequence[Path]) -> bool:
     candidate = Path(path)
     for root in roots:
-        resolved = root.resolve()
+        resolved = Path(path_key(root.resolve()))
         if candidate == resolved or resolved in candidate.parents:
             return True
     return False

@@ -5,6 +5,7 @@ for every file the user will want to hear about (too large, unreadable, an
 explicitly included but unsupported type). Noise (hidden files, `.git`,
 `node_modules`, files that are not documents) is passed over silently.
 Both records carry absolute paths, so they can be compared with an index's paths.
+A name that is not UTF-8 is stored and shown through `path_key` (its odd bytes as `\\xNN`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ _JUNK_FOLDERS = frozenset({"__pycache__", "node_modules", ".git", ".venv"})
 _MB = 2**20
 
 
+def path_key(path: Path | str) -> str:
+    """A path as the index stores and shows it: bytes that are not UTF-8 become `\\xNN` escapes.
+
+    Lossless (`$'ok_\\xff.txt'` in a shell names the file again), and the identity for UTF-8 names.
+    """
+    text = str(path)
+    try:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that did not come from the file system
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def file_type(path: Path) -> str:
     """The document type of `path` from its extension: text, markdown, rst, html or pdf."""
     ext = path.suffix.lower()
@@ -56,14 +69,18 @@ def walk(
     bare file name; exclude wins.
     """
     rules = _Rules.build(include, exclude, max_bytes, follow_symlinks)
-    seen: set[Path] = set()
+    seen: dict[str, Path] = {}
     for root in paths:
         for item in _walk_root(Path(root), rules):
             if isinstance(item, FoundFile):
+                key = path_key(item.path)
                 # Overlapping arguments or symlinks must not load a file twice.
-                if item.path in seen:
+                if seen.get(key) == item.path:
                     continue
-                seen.add(item.path)
+                if key in seen:  # a literal `\\xff` in one name, the byte 0xFF in another
+                    yield SkippedFile(key, "another file's name is shown the same way; rename one of them")
+                    continue
+                seen[key] = item.path
             yield item
 
 
@@ -171,8 +188,8 @@ def _check_file(
 def _shown(path: Path) -> str:
     """An absolute path that matches FoundFile paths but keeps a symlink's own name."""
     if path.name in {"", ".."}:
-        return str(path.resolve())
-    return str(path.parent.resolve() / path.name)
+        return path_key(path.resolve())
+    return path_key(path.parent.resolve() / path.name)
 
 
 def _unsupported(path: Path) -> str:

@@ -7,7 +7,7 @@ import pytest
 
 from ingest.errors import UnreadableDocument
 from ingest.records import FoundFile, SkippedFile
-from ingest.walk import SUPPORTED_EXTENSIONS, file_type, walk
+from ingest.walk import SUPPORTED_EXTENSIONS, file_type, path_key, walk
 
 as_root = os.geteuid() == 0
 
@@ -238,3 +238,25 @@ def test_file_type_rejects_other_extensions() -> None:
     with pytest.raises(UnreadableDocument) as error:
         file_type(Path("deck.key"))
     assert error.value.reason == "unsupported file type .key"
+
+
+def test_a_name_that_is_not_utf8_is_found_and_keyed_losslessly(tmp_path: Path) -> None:
+    raw = os.fsencode(tmp_path) + b"/ok_\xff.txt"
+    with open(raw, "wb") as file:
+        file.write(b"rain")
+    (item,) = walk([tmp_path])
+    assert isinstance(item, FoundFile)
+    assert item.path.read_bytes() == b"rain"  # the path still opens the file
+    assert path_key(item.path) == f"{tmp_path.resolve()}/ok_\\xff.txt"
+    assert path_key(tmp_path / "café.txt") == str(tmp_path / "café.txt")  # UTF-8 names are their own key
+
+
+def test_two_names_shown_alike_are_not_confused(tmp_path: Path) -> None:
+    with open(os.fsencode(tmp_path) + b"/ok_\xff.txt", "wb") as file:
+        file.write(b"byte")
+    (tmp_path / "ok_\\xff.txt").write_text("backslash")  # a literal backslash, x, f, f
+    items = list(walk([tmp_path]))
+    assert isinstance(items[0], FoundFile)
+    assert items[1] == SkippedFile(
+        f"{tmp_path.resolve()}/ok_\\xff.txt", "another file's name is shown the same way; rename one of them"
+    )

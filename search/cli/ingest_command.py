@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ingest import DEFAULT_EMBEDDING_MODEL, TIER_LIMITS, Embedder, RemoteOptions, WalkOptions
+from ingest.walk import SUPPORTED_EXTENSIONS, path_key
 from search.settings import Settings
 
 from . import output
@@ -16,7 +17,8 @@ from .common import errors, index_option, json_option, open_service, settings_fo
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+# A path that is not there is a usage error (exit 2) caught before any index is created.
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @index_option
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
@@ -153,6 +155,9 @@ def ingest(
         if index is not None:
             index.close()
     output.print_ingest(summary, settings.index_dir, embedder.name, as_json)
+    if summary.seen == 0 and not as_json:
+        looked_for = " ".join(sorted(SUPPORTED_EXTENSIONS))
+        click.echo(f"No documents found in {', '.join(map(path_key, paths))} (looked for {looked_for}).")
     if watch and not dry_run:
         _watch(settings, paths, source.options, interval, as_json)
 
