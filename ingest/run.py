@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +19,55 @@ import numpy as np
 
 from indexes import ChunkRecord, DocumentRecord, IndexWriter, KnownDocument, StagedDocument
 
-from .chunking import embedding_input, iter_chunks
-from .embeddings import Embedder, batched
+from .chunking import chunk_document, embedding_input
+from .embeddings import Embedder
 from .errors import UnreadableDocument, UpstreamError
 from .loaders import load, read_file
 from .records import Chunk, ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
-from .summary import IngestSummary
 from .walk import path_key
 
-# Passages per call to the embedder (and to its tokenizer): the model in process tokenizes a call's
-# inputs at once, so one large document must not go in a single call. Above the default batch sizes,
-# so the calls made for ordinary documents stay as they were.
-_EMBED_CALL = 1024
+
+@dataclass
+class IngestSummary:
+    """Counts and timings of one ingest run."""
+
+    seen: int = 0
+    ingested: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    chunks: int = 0
+    tokens: int = 0
+    embedded: int = 0  # chunks sent to the embedder (the rest reused stored vectors)
+    embedded_tokens: int = 0
+    elapsed: float = 0.0
+    embed_seconds: float = 0.0
+    dry_run: bool = False
+    upstream: dict[str, float | int] = field(default_factory=dict)  # requests, retries, 429s, TPM
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.elapsed if self.elapsed > 0 else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "files_seen": self.seen,
+            "ingested": self.ingested,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "chunks": self.chunks,
+            "tokens": self.tokens,
+            "embedded": self.embedded,
+            "embedded_tokens": self.embedded_tokens,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "embed_seconds": round(self.embed_seconds, 3),
+            "chunks_per_second": round(self.chunks_per_second, 2),
+            "dry_run": self.dry_run,
+        }
+        if self.upstream:
+            out["upstream"] = self.upstream
+        return out
 
 
 class IngestRun:
@@ -72,14 +109,21 @@ class IngestRun:
         try:
             if attributes is None:
                 attributes = read_sidecar(sidecar)
-            digest, document = self._read(item.path, key, known, mtime, attributes)
+            data = read_file(item.path)  # read once: hashed here, parsed below
+            digest = hash_bytes(data, json.dumps(attributes, sort_keys=True) if attributes else "")
+            if known and known.content_hash == digest:
+                if self.writer and not self.dry_run:
+                    self.writer.touch(key, mtime)  # the time compared above, sidecar included
+                self.summary.unchanged += 1
+                return
+            if self._already_staged(key, digest):
+                return
+            document = load(item.path, data)
         except UnreadableDocument as exc:
             self.summary.skipped.append(SkippedFile(key, exc.reason))
             return
         except OSError as exc:
             self.summary.skipped.append(SkippedFile(key, exc.strerror or str(exc)))
-            return
-        if document is None:
             return
         record = DocumentRecord(
             path=key,
@@ -92,24 +136,6 @@ class IngestRun:
             attributes={**document.attributes, **(attributes or {})},
         )
         self._add(record, document)
-
-    def _read(
-        self, path: Path, key: str, known: KnownDocument | None, mtime: float, attributes: dict[str, Any]
-    ) -> tuple[str, LoadedDocument | None]:
-        """The file's content hash, and its parsed document unless it is unchanged or already staged.
-
-        The bytes are read once (hashed, then parsed) and let go before the document is chunked.
-        """
-        data = read_file(path)
-        digest = hash_bytes(data, json.dumps(attributes, sort_keys=True) if attributes else "")
-        if known and known.content_hash == digest:
-            if self.writer and not self.dry_run:
-                self.writer.touch(key, mtime)  # the time compared above, sidecar included
-            self.summary.unchanged += 1
-            return digest, None
-        if self._already_staged(key, digest):
-            return digest, None
-        return digest, load(path, data)
 
     def offer_document(self, document: LoadedDocument) -> None:
         """Take a document that does not come from a file (its path is its key)."""
@@ -137,57 +163,37 @@ class IngestRun:
         return True
 
     def _add(self, record: DocumentRecord, document: LoadedDocument) -> None:
-        chunks = iter_chunks(document, self.embedder, self.chunking)
-        if self.dry_run:  # counts what it would embed, embeds nothing, keeps no passage
-            self._count(record, chunks)
-            return
-        kept = list(chunks)
-        if not kept:
+        chunks = chunk_document(document, self.embedder, self.chunking)
+        if not chunks:
             self.summary.skipped.append(SkippedFile(record.path, "no text to index"))
             return
-        self.pending.append((record, kept))
-        self.pending_chunks += len(kept)
+        if self.dry_run:  # counts what it would embed, embeds nothing
+            self.summary.ingested += 1
+            self.summary.chunks += len(chunks)
+            self.summary.tokens += sum(c.tokens for c in chunks)
+            self.summary.embedded += len(chunks)
+            self.summary.embedded_tokens += sum(self.embedder.count_tokens(self._inputs(record, chunks)))
+            return
+        self.pending.append((record, chunks))
+        self.pending_chunks += len(chunks)
         if self.pending_chunks >= self.batch_size:
             self.flush()
 
-    def _count(self, record: DocumentRecord, chunks: Iterator[Chunk]) -> None:
-        counted = tokens = embedded_tokens = 0
-        for group in batched(chunks, _EMBED_CALL):
-            counted += len(group)
-            tokens += sum(c.tokens for c in group)
-            embedded_tokens += sum(self.embedder.count_tokens(self._inputs(record, group)))
-        if not counted:
-            self.summary.skipped.append(SkippedFile(record.path, "no text to index"))
-            return
-        self.summary.ingested += 1
-        self.summary.chunks += counted
-        self.summary.tokens += tokens
-        self.summary.embedded += counted
-        self.summary.embedded_tokens += embedded_tokens
-
-    def _inputs(self, record: DocumentRecord, chunks: Sequence[Chunk]) -> list[str]:
+    def _inputs(self, record: DocumentRecord, chunks: list[Chunk]) -> list[str]:
         return [embedding_input(record.title, c.heading, c.text) for c in chunks]
 
     def flush(self) -> None:
         """Embed every pending chunk (reusing stored vectors) and stage their documents."""
         if not self.pending:
             return
-        hashes = [[hash_text(text) for text in self._inputs(record, chunks)] for record, chunks in self.pending]
-        found: dict[str, bytes] = {}
+        inputs = [self._inputs(record, chunks) for record, chunks in self.pending]
+        hashes = [[hash_text(text) for text in group] for group in inputs]
         try:
-            for group in batched(self._pending_inputs(), _EMBED_CALL):
-                self._vectors([text for text, _ in group], [digest for _, digest in group], found)
+            vectors = self._vectors([t for g in inputs for t in g], [h for g in hashes for h in g])
         except UpstreamError as exc:
-            self._stage_complete(hashes, found)
-            exc.partial = found  # type: ignore[assignment]
+            self._stage_complete(hashes, exc.partial)  # type: ignore[arg-type]
             raise
-        self._stage_complete(hashes, found)
-
-    def _pending_inputs(self) -> Iterator[tuple[str, str]]:
-        """Each pending passage's embedding input and its hash, made as they are needed."""
-        for record, chunks in self.pending:
-            for text in self._inputs(record, chunks):
-                yield text, hash_text(text)
+        self._stage_complete(hashes, vectors)
 
     def _stage_complete(self, hashes: list[list[str]], vectors: dict[str, bytes]) -> None:
         """Stage every pending document whose passages all have a vector."""
@@ -202,19 +208,19 @@ class IngestRun:
             self.summary.tokens += sum(c.tokens for c in chunks)
         self.pending, self.pending_chunks = [], 0
 
-    def _vectors(self, texts: list[str], hashes: list[str], found: dict[str, bytes]) -> None:
-        """Add to `found` the vectors of `texts`: stored ones, else embedded (what came back before a failure too)."""
+    def _vectors(self, texts: list[str], hashes: list[str]) -> dict[str, bytes]:
         assert self.writer is not None
-        found.update(self.writer.stored_vectors(sorted(set(hashes) - found.keys())))
+        found = self.writer.stored_vectors(sorted(set(hashes)))
         missing = {h: t for t, h in zip(texts, hashes) if h not in found}
         if not missing:
-            return
+            return found
         began = time.perf_counter()
         try:
             matrix = self.embedder.embed_documents(list(missing.values()))
         except UpstreamError as exc:
             keys = list(missing)
             found.update({keys[i]: np.asarray(v, dtype="<f4").tobytes() for i, v in exc.partial.items()})
+            exc.partial = found  # type: ignore[assignment]
             raise
         finally:
             self.summary.embed_seconds += time.perf_counter() - began
@@ -222,6 +228,7 @@ class IngestRun:
         self.summary.embedded_tokens += sum(self.embedder.count_tokens(list(missing.values())))
         for digest, row in zip(missing, np.asarray(matrix, dtype="<f4")):
             found[digest] = row.tobytes()
+        return found
 
     def finish(self, removed: list[str]) -> None:
         """Drop stale staged work, then publish everything at once."""
