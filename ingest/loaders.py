@@ -1,7 +1,7 @@
 """Turn one file into a `LoadedDocument` made of heading and text blocks.
 
-Plain text, Markdown and reStructuredText are parsed here; HTML and PDF live in
-`html_loader` and `pdf_loader`. Every failure becomes `UnreadableDocument`.
+Plain text and reStructuredText are parsed here; Markdown, HTML and PDF live in
+`markdown_loader`, `html_loader` and `pdf_loader`. Every failure becomes `UnreadableDocument`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ingest.errors import UnreadableDocument
 from ingest.html_loader import declared_charset, parse_html
+from ingest.markdown_loader import front_matter, parse_markdown
 from ingest.pdf_loader import load_pdf
 from ingest.records import Block, LoadedDocument
 from ingest.walk import file_type
@@ -128,124 +129,6 @@ def _parse_text(text: str) -> Parsed:
     return first_line, [Block(p) for p in _paragraphs(text)]
 
 
-# --- Markdown -------------------------------------------------------------------
-
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_FRONT_TITLE = re.compile(r"^title:[ \t]*(.*?)[ \t]*$", re.MULTILINE)
-_FRONT_SCALAR = re.compile(r"^([A-Za-z_][\w.-]{0,63}):[ \t]+([^\[{\n][^\n]*?)[ \t]*$")  # skips lists and maps
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
-_ATX_CLOSE = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_THEMATIC_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*\S+")
-_QUOTE_MARKER = re.compile(r"^ {0,3}(?:>[ \t]?)+")
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
-# Links may wrap code spans, so they go first; the rest must not touch code spans.
-_MD_LINKS = (
-    (re.compile(r"<!--.*?-->", re.DOTALL), ""),
-    (re.compile(r"!?\[([^\]]*)\](?:\([^)]*\)|\[[^\]]*\])"), r"\1"),
-)
-_MD_MARKUP = (
-    (re.compile(r"<((?:https?|mailto):[^>\s]+)>"), r"\1"),
-    (re.compile(r"</?[A-Za-z][^>\n]*>"), ""),
-    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),
-    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])"), r"\1"),
-    (re.compile(r"(?<![\w_])_(?=\S)(.+?)(?<=\S)_(?![\w_])"), r"\1"),
-    (re.compile(r"~~(?=\S)(.+?)(?<=\S)~~"), r"\1"),
-)
-
-
-def _parse_markdown(text: str) -> Parsed:
-    meta_title, body = _split_front_matter(text)
-    blocks = list(_markdown_blocks(body.split("\n")))
-    first_h1 = next((b.text for b in blocks if b.kind == "heading" and b.level == 1), "")
-    return meta_title or first_h1, blocks
-
-
-def front_matter(text: str) -> dict[str, object]:
-    """Scalar `key: value` lines of a Markdown file's front matter, as document attributes."""
-    match = _FRONT_MATTER.match(text)
-    attributes: dict[str, object] = {}
-    for line in (match.group(1) or "").splitlines() if match else []:
-        item = _FRONT_SCALAR.match(line)
-        if item and len(attributes) < 16:
-            attributes[item.group(1)] = _scalar(item.group(2).strip())
-    return attributes
-
-
-def _scalar(value: str) -> object:
-    """A front-matter value: true/false, a number, or a (possibly quoted) string."""
-    if value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        return float(value)
-    except ValueError:
-        return value.strip("'\"")[:512]
-
-
-def _split_front_matter(text: str) -> tuple[str, str]:
-    """The front matter's `title:` (or "") and the text without the front matter."""
-    match = _FRONT_MATTER.match(text)
-    if not match:
-        return "", text
-    title = _FRONT_TITLE.search(match.group(1) or "")
-    value = title.group(1).strip("'\"") if title else ""
-    return value, text[match.end() :]
-
-
-def _markdown_blocks(lines: list[str]) -> Iterator[Block]:
-    para: list[str] = []
-    i = 0
-    while i < len(lines):
-        line, i = lines[i], i + 1
-        fence, atx = _FENCE.match(line), _ATX.match(line)
-        if fence:
-            yield from _md_flush(para)
-            code, i = _take_fence(lines, i, fence.group(1))
-            yield Block(code)
-        elif para and _SETEXT.match(line):
-            level = 1 if line.strip().startswith("=") else 2
-            yield Block(_md_inline(" ".join(para)), "heading", level)
-            para.clear()
-        elif atx:
-            yield from _md_flush(para)
-            heading = _ATX_CLOSE.sub("", atx.group(2) or "")
-            yield Block(_md_inline(heading), "heading", len(atx.group(1)))
-        elif not line.strip() or _THEMATIC_BREAK.match(line):
-            yield from _md_flush(para)
-        elif not _LINK_DEFINITION.match(line):
-            para.append(_QUOTE_MARKER.sub("", line))
-    yield from _md_flush(para)
-
-
-def _take_fence(lines: list[str], i: int, marker: str) -> tuple[str, int]:
-    """The code inside a fence opened just before line `i`, and the line after it."""
-    closing = re.compile(rf"^ {{0,3}}{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
-    start = i
-    while i < len(lines) and not closing.match(lines[i]):
-        i += 1
-    return "\n".join(lines[start:i]), i + 1
-
-
-def _md_flush(para: list[str]) -> Iterator[Block]:
-    if para:
-        yield Block(_md_inline("\n".join(para)))
-        para.clear()
-
-
-def _md_inline(text: str) -> str:
-    """Drop link, image and emphasis markup but keep the words (and code spans as-is)."""
-    text = _sub_all(_MD_LINKS, text)
-    pieces = _CODE_SPAN.split(text)  # text, ticks, code, text, ticks, code, ...
-    kept = [_sub_all(_MD_MARKUP, p) if n % 3 == 0 else p.strip() for n, p in enumerate(pieces)]
-    return "".join(p for n, p in enumerate(kept) if n % 3 != 1).strip()
-
-
 def _sub_all(rules: tuple[tuple[re.Pattern[str], str], ...], text: str) -> str:
     for pattern, repl in rules:
         text = pattern.sub(repl, text)
@@ -265,16 +148,21 @@ _ADMONITIONS = frozenset(
     "admonition attention caution danger error hint important note seealso sidebar tip "
     "topic warning versionadded versionchanged deprecated".split()
 )
-_RST_INLINE = (
-    (re.compile(r"(?::[\w:+-]+:)?`([^`<]*?)\s*<[^>`]+>`_{0,2}"), r"\1"),
-    (re.compile(r":[\w:+-]+:`([^`]+)`"), r"\1"),
-    (re.compile(r"`([^`]+)`_{0,2}"), r"\1"),
-    (re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*", re.DOTALL), r"\1"),
-    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])", re.DOTALL), r"\1"),
-    (re.compile(r"\s*\[(?:#|\*|#?[\w-]+)\]_"), ""),
+# Every pattern scans only up to the next backtick (or a bounded role name), so a line of
+# openers with nothing to close them costs its length, not its length squared.
+_ROLE = r":[\w+-]{1,32}(?::[\w+-]{1,32}){0,2}:"
+_RST_LINKS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(rf"(?:{_ROLE})?`([^`<]*+)<[^>`]++>`_{{0,2}}"), lambda m: m.group(1).rstrip()),
+    (re.compile(rf"{_ROLE}`([^`]++)`"), r"\1"),
+    (re.compile(r"`([^`]++)`_{0,2}"), r"\1"),
+)
+_STRONG = (re.compile(r"\*\*(?=\S)"), re.compile(r"(?<=\S)\*\*"))
+_EMPHASIS = (re.compile(r"(?<![\w*])\*(?=\S)"), re.compile(r"(?<=\S)\*(?![\w*])"))
+_RST_TAIL: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?:(?<!\s)\s++)?\[(?:#|\*|#?[\w-]++)\]_"), ""),
     (re.compile(r"(?<=\w)__?(?=[\s.,;:!?)]|$)"), ""),
     (re.compile(r"(\S)::$"), r"\1:"),
-    (re.compile(r"\s*::$"), ""),
+    (re.compile(r"(?<!\s)\s*+::$"), ""),
 )
 
 
@@ -346,11 +234,32 @@ def _rst_flush(para: list[str]) -> Iterator[Block]:
 
 def _rst_inline(text: str) -> str:
     pieces = _LITERAL.split(text)  # text, literal, text, literal, ...
-    return "".join(p if n % 2 else _sub_all(_RST_INLINE, p) for n, p in enumerate(pieces)).strip()
+    return "".join(p if n % 2 else _rst_markup(p) for n, p in enumerate(pieces)).strip()
+
+
+def _rst_markup(text: str) -> str:
+    """Roles, links, strong and emphasis markup dropped, their words kept."""
+    for pattern, repl in _RST_LINKS:
+        text = pattern.sub(repl, text)
+    text = _unwrap(_unwrap(text, *_STRONG), *_EMPHASIS)
+    return _sub_all(_RST_TAIL, text)
+
+
+def _unwrap(text: str, start: re.Pattern[str], end: re.Pattern[str]) -> str:
+    """Drop the markup around spans: each start string pairs with the first end string after it.
+
+    One pass: a regex `start(.+?)end` would rescan to the end of the text after each unpaired start.
+    """
+    kept: list[str] = []
+    at = 0
+    while (opening := start.search(text, at)) and (closing := end.search(text, opening.end() + 1)):
+        kept += [text[at : opening.start()], text[opening.end() : closing.start()]]
+        at = closing.end()
+    return "".join(kept) + text[at:]
 
 
 _PARSERS: dict[str, Callable[[str], Parsed]] = {
     "text": _parse_text,
-    "markdown": _parse_markdown,
+    "markdown": parse_markdown,
     "rst": _parse_rst,
 }
