@@ -7,6 +7,7 @@ Plain text and reStructuredText are parsed here; Markdown, HTML and PDF live in
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -33,6 +34,9 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\f\v]*\n\s*")
+_TITLE_SCAN = 20_000  # characters of a plain text searched for its title
+_HEADER_LINE = re.compile(r"([A-Za-z][\w-]{0,40}):[ \t]*(.*)")
+_MAIL_FIELDS = frozenset({"from", "to", "cc", "bcc", "date", "sent", "subject", "reply-to", "message-id"})
 
 Parsed = tuple[str, list[Block]]
 
@@ -95,13 +99,31 @@ def _looks_binary(sample: bytes) -> bool:
 
 def _decode_legacy(data: bytes, declared: str | None) -> str:
     # cp1252 is what most legacy "ANSI" files are; latin-1 decodes any byte at all.
-    for encoding in (declared, "utf-8", "cp1252"):
+    for encoding in (declared, "utf-8"):
         if encoding:
             try:
                 return data.decode(encoding)
             except UnicodeDecodeError:
                 continue
-    return data.decode("latin-1")
+    mostly_utf8 = _utf8_with_replacement(data)
+    if mostly_utf8 is not None:
+        return mostly_utf8
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _utf8_with_replacement(data: bytes) -> str | None:
+    """The text as UTF-8 with U+FFFD for bad bytes, when its valid non-ASCII characters outnumber them.
+
+    In cp1252 text a valid UTF-8 sequence is rare (it would read "Ã©"), so a file with
+    many good sequences and a stray bad byte is UTF-8 that was damaged, not cp1252.
+    """
+    text = data.decode("utf-8", errors="replace")
+    replaced = text.count("\ufffd") - data.count("\ufffd".encode())
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore")) - replaced
+    return text if non_ascii >= replaced else None
 
 
 def _document(path: Path, kind: str, title: str, blocks: list[Block], pages: int | None = None) -> LoadedDocument:
@@ -125,8 +147,29 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _parse_text(text: str) -> Parsed:
-    first_line = next((line for line in text.split("\n") if line.strip()), "")
-    return first_line, [Block(p) for p in _paragraphs(text)]
+    return _text_title(text[:_TITLE_SCAN]), [Block(p) for p in _paragraphs(text)]
+
+
+def _text_title(head: str) -> str:
+    """The first line, unless the text opens with e-mail headers: then their Subject ("" if none)."""
+    lines = head.lstrip().split("\n")
+    fields = _mail_fields(list(itertools.takewhile(str.strip, lines)))
+    return lines[0] if fields is None else fields.get("subject", "")
+
+
+def _mail_fields(block: list[str]) -> dict[str, str] | None:
+    """The fields of an e-mail header block (names lowercased), or None if `block` is not one."""
+    mbox = bool(block) and block[0].startswith("From ")  # an mbox file's separator line
+    fields: dict[str, str] = {}
+    for line in block[1:] if mbox else block:
+        if line[:1] in (" ", "\t") and fields:
+            continue  # a folded header goes on
+        match = _HEADER_LINE.fullmatch(line.rstrip())
+        if not match:
+            return None
+        fields.setdefault(match.group(1).lower(), match.group(2).strip())
+    is_mail = "subject" in fields or mbox or len(fields) >= 2
+    return fields if is_mail and _MAIL_FIELDS & fields.keys() else None
 
 
 def _sub_all(rules: tuple[tuple[re.Pattern[str], str], ...], text: str) -> str:

@@ -11,6 +11,7 @@ import logging
 import math
 import re
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import pairwise
@@ -30,6 +31,11 @@ _LIGATURES = str.maketrans(
 _SENTENCE_ENDS = (".", "!", "?", ":", '"', "\u201d")
 _HYPHEN_END = re.compile(r"[^\W\d_]-$")
 _LETTER = re.compile(r"[^\W\d_]")
+# Running headers and footers sit in the first and last few lines of a page; a line shape
+# (digits as #) found there on most pages of a document of 3 or more pages is one.
+_EDGE_LINES = 3
+_RUNNING_MIN_PAGES = 3
+_DIGITS = re.compile(r"\d+")
 _NO_TITLE = re.compile(
     r"^(untitled\b.*|microsoft \w+ - .*|.*\.(docx?|odt|rtf|tex|dvi|ps|pdf|pptx?|xlsx?|indd))$",
     re.IGNORECASE,
@@ -55,7 +61,7 @@ def _load(path: str, data: bytes) -> tuple[str, list[Block], int]:
     # Many PDFs are "encrypted" with an empty user password, only to set permissions.
     if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
         raise UnreadableDocument(path, "encrypted PDF (password required)")
-    texts = _page_texts(reader)
+    texts = _without_running_lines(_page_texts(reader))
     if not texts:
         raise UnreadableDocument(path, "corrupt PDF: no pages")
     blocks = [Block(p, page=n) for n, text in enumerate(texts, 1) for p in _paragraphs(text)]
@@ -77,6 +83,34 @@ def _page_texts(reader: PdfReader) -> list[str]:
     if errors and len(errors) == len(texts):
         raise errors[0]
     return texts
+
+
+def _without_running_lines(texts: list[str]) -> list[str]:
+    """The pages without the header and footer lines repeated on most of them (page numbers too)."""
+    pages = [[line.strip() for line in text.splitlines() if line.strip()] for text in texts]
+    shapes = Counter(shape for lines in pages for shape in {_shape(line) for line in _edges(lines)})
+    running = {s for s, n in shapes.items() if n >= _RUNNING_MIN_PAGES and n > len(pages) / 2}
+    trimmed = ["\n".join(_trimmed(lines, running)) for lines in pages]
+    return trimmed if any(trimmed) else texts  # pages that are all alike are content, not chrome
+
+
+def _edges(lines: list[str]) -> list[str]:
+    return lines[:_EDGE_LINES] + lines[-_EDGE_LINES:]
+
+
+def _shape(line: str) -> str:
+    """A line with its numbers blanked, so "Page 3 of 9" and "Page 4 of 9" are the same line."""
+    return _DIGITS.sub("#", " ".join(line.lower().split()))
+
+
+def _trimmed(lines: list[str], running: set[str]) -> list[str]:
+    """`lines` without running lines at its top and bottom edges (the same words mid-page stay)."""
+    start, end = 0, len(lines)
+    while start < min(_EDGE_LINES, end) and _shape(lines[start]) in running:
+        start += 1
+    while end > max(start, len(lines) - _EDGE_LINES) and _shape(lines[end - 1]) in running:
+        end -= 1
+    return lines[start:end]
 
 
 def _paragraphs(text: str) -> list[str]:

@@ -2,14 +2,16 @@
 
 `walk` yields a `FoundFile` for every supported document and a `SkippedFile`
 for every file the user will want to hear about (too large, unreadable, an
-explicitly included but unsupported type). Noise (hidden files, `.git`,
-`node_modules`, files that are not documents) is passed over silently.
+explicitly included but unsupported type, a symbolic link not followed, a FIFO,
+socket or device). Noise (hidden files, `.git`, `node_modules`, files that are
+not documents) is passed over silently.
 Both records carry absolute paths, so they can be compared with an index's paths.
 A name that is not UTF-8 is stored and shown through `path_key` (its odd bytes as `\\xNN`).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -128,7 +130,7 @@ def _walk_root(root: Path, rules: _Rules) -> Iterator[FoundFile | SkippedFile]:
     elif stat.S_ISREG(info.st_mode):
         yield from _check_file(root, root.name, info, rules, named=True)
     else:
-        yield SkippedFile(_shown(root), "not a regular file")
+        yield SkippedFile(_shown(root), _not_regular(info.st_mode))
 
 
 def _walk_dir(
@@ -150,6 +152,7 @@ def _visit(
 ) -> Iterator[FoundFile | SkippedFile]:
     path = Path(entry.path)
     if entry.is_symlink() and not rules.follow_symlinks:
+        yield from _unfollowed_link(path, rel, rules)
         return
     try:
         info = path.stat()
@@ -158,11 +161,48 @@ def _visit(
         return
     if stat.S_ISDIR(info.st_mode):
         key = (info.st_dev, info.st_ino)
-        # A folder that is its own ancestor is a symlink loop: walk it once.
-        if key not in ancestors and not rules.excludes(rel, rel + "/", entry.name):
-            yield from _walk_dir(path, rel + "/", rules, ancestors | {key})
+        if rules.excludes(rel, rel + "/", entry.name):
+            return
+        if key in ancestors:  # a folder that is its own ancestor: walked once already
+            yield SkippedFile(_shown(path), "symbolic link loop (a folder inside itself)")
+            return
+        yield from _walk_dir(path, rel + "/", rules, ancestors | {key})
     elif stat.S_ISREG(info.st_mode):
         yield from _check_file(path, rel, info, rules)
+    elif _selected(rules, rel, path.name):
+        yield SkippedFile(_shown(path), _not_regular(info.st_mode))
+
+
+def _unfollowed_link(path: Path, rel: str, rules: _Rules) -> Iterator[SkippedFile]:
+    """Say why a symbolic link in a walked folder is not followed (when it could have been a document)."""
+    if rules.excludes(rel, rel + "/", path.name):
+        return
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            yield SkippedFile(_shown(path), "symbolic link loop")
+        elif path.suffix.lower() in _TYPES and _selected(rules, rel, path.name):
+            yield SkippedFile(_shown(path), _reason(exc, path))
+        return
+    is_dir = stat.S_ISDIR(info.st_mode)
+    if is_dir or (path.suffix.lower() in _TYPES and _selected(rules, rel, path.name)):
+        root = path.parents[rel.count("/")]
+        outside = not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+        what = "symbolic link to a folder" if is_dir else "symbolic link"
+        yield SkippedFile(_shown(path), f"{what}{' out of the walked folder' if outside else ''}, not followed")
+
+
+def _selected(rules: _Rules, rel: str, name: str) -> bool:
+    """Whether the include and exclude globs let this file through."""
+    if rules.excludes(rel, name):
+        return False
+    return not rules.include or rules.includes(rel, name)
+
+
+def _not_regular(mode: int) -> str:
+    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+    return f"not a regular file ({kind})"
 
 
 def _check_file(

@@ -12,6 +12,8 @@ from ingest.errors import UnreadableDocument
 from ingest.loaders import load
 from ingest.records import Block, LoadedDocument
 
+from .support.pdfs import pdf_bytes
+
 DATA = Path(__file__).parent / "data"
 FORMATS = DATA / "formats"
 SAMPLE = DATA / "sample"
@@ -101,6 +103,29 @@ def test_long_first_line_title_is_trimmed(tmp_path: Path) -> None:
 def test_text_without_title_line_uses_the_stem(tmp_path: Path) -> None:
     doc = load(write(tmp_path, "untitled-notes.md", "```\n\n```\n\nplain words"))
     assert doc.title == "untitled-notes"
+
+
+def test_an_email_is_titled_by_its_subject(tmp_path: Path) -> None:
+    mail = (
+        "From: Ada <ada@example.org>\nDate: Mon, 3 Jun 2024 09:00 +0000\nSubject: Parking moves\n  to level 2\n\nHi all"
+    )
+    doc = load(write(tmp_path, "mail.txt", mail))
+    assert doc.title == "Parking moves"
+    assert doc.blocks[-1] == Block("Hi all")  # the headers stay searchable, as text
+
+
+def test_headers_without_a_subject_fall_back_to_the_file_name(tmp_path: Path) -> None:
+    mbox = "From ada@example.org Mon Jun  3 09:00:00 2024\nFrom: ada@example.org\nTo: ops@example.org\n\nHi"
+    assert load(write(tmp_path, "thread.txt", mbox)).title == "thread"
+    # One "Name: value" line is a first line like any other.
+    assert load(write(tmp_path, "note.txt", "Note: buy milk\n\nand bread")).title == "Note: buy milk"
+
+
+def test_mostly_utf8_with_one_bad_byte_stays_utf8(tmp_path: Path) -> None:
+    data = "Café crème, naïve façade.\n\nÜber Zürich".encode() + b" \xff end"
+    doc = load(write(tmp_path, "damaged.txt", data))
+    assert doc.title == "Café crème, naïve façade."
+    assert doc.blocks[-1] == Block("Über Zürich \ufffd end")
 
 
 # --- Markdown ---------------------------------------------------------------------
@@ -304,6 +329,29 @@ def test_pdf_lines_are_joined_and_dehyphenated() -> None:
     doc = load(FORMATS / "report.pdf")
     assert "measuring how far the ice front had retreated" in doc.blocks[1].text
     assert "one example of the new method" in doc.blocks[1].text
+
+
+def test_pdf_running_headers_footers_and_page_numbers_are_dropped(tmp_path: Path) -> None:
+    body = [
+        "Tides rise twice a day along the coast.",
+        "Rock pools trap water at low tide.",
+        "Crabs hide under the weed in daylight.",
+        "Anemones close when the water leaves.",
+        "Gulls take what the tide leaves behind.",
+        "Sand moves with every winter storm.",
+    ]
+    pages = [["Coastal Survey - Confidential", body[2 * n], body[2 * n + 1], f"Page {n + 1} of 3"] for n in range(3)]
+    pages[1].insert(2, "Coastal Survey - Confidential")  # the same words inside a page are text
+    doc = load(write(tmp_path, "survey.pdf", pdf_bytes(pages)))
+    assert doc.title == "Tides rise twice a day along the coast."
+    pages_text = {n: " ".join(b.text for b in doc.blocks if b.page == n) for n in (1, 2, 3)}
+    assert pages_text[1] == " ".join(body[:2]) and pages_text[3] == " ".join(body[4:])
+    assert pages_text[2].split() == f"{body[2]} Coastal Survey - Confidential {body[3]}".split()
+
+
+def test_pdf_pages_all_alike_are_kept(tmp_path: Path) -> None:
+    doc = load(write(tmp_path, "same.pdf", pdf_bytes([["Same words on every page."]] * 3)))
+    assert [b.text for b in doc.blocks] == ["Same words on every page."] * 3
 
 
 def test_pdf_encrypted_with_empty_password_loads() -> None:

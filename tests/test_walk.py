@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -173,7 +174,19 @@ def test_symlinks_are_not_followed_by_default(tmp_path: Path) -> None:
     (tmp_path / "root" / "link.md").symlink_to(tmp_path / "elsewhere" / "linked.md")
     (tmp_path / "root" / "dir").symlink_to(tmp_path / "elsewhere" / "folder")
     (tmp_path / "root" / "broken.md").symlink_to(tmp_path / "gone.md")
-    assert [Path(item.path).name for item in walk([tmp_path / "root"])] == ["own.md"]
+    (tmp_path / "root" / "inner.md").symlink_to("own.md")
+    (tmp_path / "root" / "loop").symlink_to("loop")
+    (tmp_path / "root" / "lib.so").symlink_to(tmp_path / "gone.so")  # not a document: noise
+    root = tmp_path.resolve() / "root"
+    assert list(walk([tmp_path / "root"])) == [
+        SkippedFile(str(root / "broken.md"), "broken symbolic link"),
+        SkippedFile(str(root / "dir"), "symbolic link to a folder out of the walked folder, not followed"),
+        SkippedFile(str(root / "inner.md"), "symbolic link, not followed"),
+        SkippedFile(str(root / "link.md"), "symbolic link out of the walked folder, not followed"),
+        SkippedFile(str(root / "loop"), "symbolic link loop"),
+        found_file(tmp_path / "root" / "own.md"),
+    ]
+    assert [Path(item.path).name for item in walk([tmp_path / "root"], exclude=["*.md", "dir", "loop"])] == []
 
 
 def test_symlinks_are_followed_when_asked(tmp_path: Path) -> None:
@@ -195,6 +208,24 @@ def test_symlink_loops_end(tmp_path: Path) -> None:
     make_tree(tmp_path, "a/doc.md")
     (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")
     assert found(tmp_path, follow_symlinks=True) == ["a/doc.md"]
+    loop = SkippedFile(str(tmp_path.resolve() / "a" / "loop"), "symbolic link loop (a folder inside itself)")
+    assert skipped([tmp_path], follow_symlinks=True) == [loop]
+
+
+def test_fifos_and_sockets_are_listed_not_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.txt")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "sock"))
+        make_tree(tmp_path, "doc.md")
+        items = list(walk([tmp_path]))
+        named = list(walk([tmp_path / "pipe.txt"]))
+    assert items == [
+        found_file(tmp_path / "doc.md"),
+        SkippedFile(str(tmp_path.resolve() / "pipe.txt"), "not a regular file (FIFO)"),
+        SkippedFile(str(tmp_path.resolve() / "sock"), "not a regular file (socket)"),
+    ]
+    assert named == [SkippedFile(str(tmp_path.resolve() / "pipe.txt"), "not a regular file (FIFO)")]
+    assert list(walk([tmp_path], include=["*.md"])) == [found_file(tmp_path / "doc.md")]
 
 
 def test_a_named_symlink_is_followed(tmp_path: Path) -> None:
