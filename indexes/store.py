@@ -51,7 +51,8 @@ class Index:
         if not (folder / MANIFEST_NAME).exists():
             raise IndexNotFound(f"no index at {folder}: run `semsearch ingest PATH --index {folder}` first")
         index = cls(folder, read_manifest(folder), busy_timeout=busy_timeout)
-        index.catalog()  # fail now, not at the first query, if the catalog is broken
+        catalog = index.catalog()  # fail now, not at the first query, if the catalog is broken
+        vectors.remove_leftovers(folder, catalog_generation(catalog))  # of a writer killed mid-write
         return index
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ VECTORS_SUFFIX = ".faiss"
 # An ID map over a flat inner-product index: exact search, ids we choose (the catalog's
 # chunk ids), removal by id. Flat is exact and fast enough to a few hundred thousand chunks.
 SUPPORTED_TYPES = ("flat",)
+
+_TEMPORARY = re.compile(rf"\.{VECTORS_PREFIX}(\d+){re.escape(VECTORS_SUFFIX)}\.(\d+)\.tmp")  # see `save`
 
 
 def new_index(dimension: int, index_type: str = "flat") -> faiss.Index:
@@ -100,6 +103,37 @@ def save(index: faiss.Index, path: Path) -> None:
     except RuntimeError as exc:
         tmp.unlink(missing_ok=True)
         raise IndexStoreError(f"cannot write the vector index {path}: {exc}") from exc
+
+
+def remove_leftovers(folder: Path, generation: int | None = None) -> list[Path]:
+    """Delete the temporary files of `save` that a killed writer left behind; returns them.
+
+    With no `generation`, every one goes (the caller holds the write lock, so none is being
+    written). Otherwise only those certainly dead: of an older generation, or by a process gone.
+    """
+    removed = []
+    for path in folder.glob(f".{VECTORS_PREFIX}*{VECTORS_SUFFIX}.*.tmp"):
+        match = _TEMPORARY.fullmatch(path.name)
+        if match is None:
+            continue
+        written_for, pid = int(match[1]), int(match[2])
+        if generation is None or written_for < generation or not _alive(pid):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                continue  # a reader without write access: the next writer cleans up
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def remove_stale(folder: Path, keep: Path) -> None:

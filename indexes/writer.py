@@ -42,6 +42,7 @@ class IndexWriter:
             os.close(fd)
             raise IndexBusy(f"another ingest is writing to {self.index.folder}; wait for it to finish") from exc
         self._lock_file = fd
+        vectors.remove_leftovers(self.index.folder)  # no other writer: every temporary file is a dead one's
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -73,7 +74,34 @@ class IndexWriter:
 
     def stage(self, document: DocumentRecord, chunks: Sequence[ChunkRecord]) -> None:
         """Record a new or changed document with its embedded chunks (committed at once)."""
-        doc_row = (
+        with self._transaction():
+            self._catalog.run("DELETE FROM staged_chunks WHERE path = ?", (document.path,))
+            self._insert_chunks(document.path, chunks)
+            self._insert_document(document, len(chunks), sum(c.chunk.tokens for c in chunks))
+
+    def stage_chunks(self, path: str, chunks: Sequence[ChunkRecord]) -> None:
+        """Stage some passages of a large document ahead of the document (see `stage_document`).
+
+        The document is not staged until then: an interrupted ingest leaves passages whose
+        vectors the next one reuses, and a publish never takes them.
+        """
+        with self._transaction():
+            self._catalog.run("DELETE FROM staged_documents WHERE path = ?", (path,))
+            self._insert_chunks(path, chunks, replace=True)
+
+    def stage_document(self, document: DocumentRecord, chunks: int, tokens: int) -> None:
+        """Stage a document whose `chunks` passages `stage_chunks` stored (leftovers past them go)."""
+        with self._transaction():
+            self._catalog.run("DELETE FROM staged_chunks WHERE path = ? AND ordinal >= ?", (document.path, chunks))
+            self._insert_document(document, chunks, tokens)
+
+    def _insert_chunks(self, path: str, chunks: Sequence[ChunkRecord], *, replace: bool = False) -> None:
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        sql = f"{verb} INTO staged_chunks (path, {_CHUNK_COLUMNS}) VALUES ({_marks(11)})"
+        self._catalog.run_many(sql, [(path, *_chunk_row(c.chunk), c.text_hash, c.vector) for c in chunks])
+
+    def _insert_document(self, document: DocumentRecord, chunks: int, tokens: int) -> None:
+        row = (
             document.path,
             document.content_hash,
             document.mtime,
@@ -82,16 +110,10 @@ class IndexWriter:
             document.title,
             document.pages,
             json.dumps(document.attributes),
-            len(chunks),
-            sum(c.chunk.tokens for c in chunks),
+            chunks,
+            tokens,
         )
-        chunk_rows = [(document.path, *_chunk_row(c.chunk), c.text_hash, c.vector) for c in chunks]
-        with self._transaction():
-            self._catalog.run("DELETE FROM staged_chunks WHERE path = ?", (document.path,))
-            sql = f"INSERT OR REPLACE INTO staged_documents ({_DOC_COLUMNS}) VALUES ({_marks(10)})"
-            self._catalog.run(sql, doc_row)
-            sql = f"INSERT INTO staged_chunks (path, {_CHUNK_COLUMNS}) VALUES ({_marks(11)})"
-            self._catalog.run_many(sql, chunk_rows)
+        self._catalog.run(f"INSERT OR REPLACE INTO staged_documents ({_DOC_COLUMNS}) VALUES ({_marks(10)})", row)
 
     def unstage(self, paths: Iterable[str]) -> None:
         """Drop staged documents that are no longer wanted."""
@@ -161,7 +183,8 @@ class IndexWriter:
         catalog.run(
             f"INSERT INTO chunks (document_id, {_CHUNK_COLUMNS}) SELECT d.id, "
             + ", ".join(f"s.{c.strip()}" for c in _CHUNK_COLUMNS.split(","))
-            + " FROM staged_chunks s JOIN documents d ON d.path = s.path ORDER BY s.path, s.ordinal"
+            + " FROM staged_chunks s JOIN staged_documents sd ON sd.path = s.path JOIN documents d ON d.path = s.path"
+            + " ORDER BY s.path, s.ordinal"  # passages of a document not staged whole (an interrupted one) stay out
         )
         added = catalog.run(
             "INSERT INTO chunks_fts (rowid, title, heading, text) SELECT c.id, d.title, c.heading, c.text "

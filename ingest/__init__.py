@@ -34,7 +34,7 @@ from .pipeline import (
 )
 from .ratelimit import RateLimiter
 from .records import Block, Chunk, ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
-from .run import IngestSummary
+from .summary import IngestSummary
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",

@@ -9,33 +9,19 @@ a chunk cut at a heading or page does not (a new section starts clean).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from .embeddings import Embedder
 from .errors import IngestConfigError
 from .records import Chunk, ChunkingConfig, LoadedDocument
+from .token_stream import PARAGRAPH, SECTION, SENTENCE, SEPARATOR, WORD, Token, TokenBuffer, block_offsets, tokens
 
-_SENTENCE_END = re.compile(r"[.!?。][\"')\]]*\s+")
 _CONTEXT_CHARS = 160  # title/heading context kept short, so the passage keeps its room
-_SEPARATOR = "\n\n"
-
-# Break strengths between tokens.
-_WORD, _SENTENCE, _PARAGRAPH, _SECTION = 1, 2, 3, 4
-
-
-@dataclass(frozen=True)
-class _Token:
-    start: int  # character span in the document text
-    end: int
-    brk: int  # strength of the break just before this token (0: inside a word)
-    block: int
 
 
 def document_text(document: LoadedDocument) -> str:
     """The text chunk offsets refer to: the document's blocks joined by blank lines."""
-    return _SEPARATOR.join(block.text for block in document.blocks)
+    return SEPARATOR.join(block.text for block in document.blocks)
 
 
 def embedding_input(title: str, heading: str, text: str) -> str:
@@ -49,6 +35,17 @@ def embedding_input(title: str, heading: str, text: str) -> str:
 
 def chunk_document(document: LoadedDocument, embedder: Embedder, config: ChunkingConfig) -> list[Chunk]:
     """Cut a document into passages that fit `config.max_tokens` with their context prefix."""
+    return list(iter_chunks(document, embedder, config))
+
+
+def iter_chunks(document: LoadedDocument, embedder: Embedder, config: ChunkingConfig) -> Iterator[Chunk]:
+    """The passages of `chunk_document`, one at a time: memory stays small however long the document."""
+    check_chunking(embedder, config)
+    return _cut(document, TokenBuffer(tokens(document, embedder)), embedder, config)
+
+
+def check_chunking(embedder: Embedder, config: ChunkingConfig) -> None:
+    """Raise `IngestConfigError` unless `config` suits the embedder."""
     if config.max_tokens > embedder.max_tokens:
         raise IngestConfigError(
             f"chunk size {config.max_tokens} is above the {embedder.max_tokens}-token input "
@@ -58,30 +55,6 @@ def chunk_document(document: LoadedDocument, embedder: Embedder, config: Chunkin
         raise IngestConfigError("chunk size must be at least 32 tokens")
     if not 0 <= config.overlap_tokens < config.max_tokens // 2:
         raise IngestConfigError("chunk overlap must be at least 0 and below half the chunk size")
-    text = document_text(document)
-    tokens = list(_tokens(document, embedder))
-    headings = _heading_paths(document)
-    return list(_cut(document, text, tokens, headings, embedder, config))
-
-
-def _tokens(document: LoadedDocument, embedder: Embedder) -> Iterator[_Token]:
-    offset = 0
-    previous_page = None
-    for number, block in enumerate(document.blocks):
-        sentence_starts = {m.end() for m in _SENTENCE_END.finditer(block.text)}
-        section = block.kind == "heading" or (block.page is not None and block.page != previous_page)
-        previous_page = block.page
-        last_end = -1
-        for index, (start, end) in enumerate(embedder.token_spans(block.text)):
-            if index == 0:
-                brk = _SECTION if section else _PARAGRAPH
-            elif start in sentence_starts:
-                brk = _SENTENCE
-            else:
-                brk = _WORD if start > last_end else 0
-            last_end = end
-            yield _Token(offset + start, offset + end, brk, number)
-        offset += len(block.text) + len(_SEPARATOR)
 
 
 def _heading_paths(document: LoadedDocument) -> list[str]:
@@ -98,57 +71,56 @@ def _heading_paths(document: LoadedDocument) -> list[str]:
     return paths
 
 
-def _cut(
-    document: LoadedDocument,
-    text: str,
-    tokens: list[_Token],
-    headings: list[str],
-    embedder: Embedder,
-    config: ChunkingConfig,
-) -> Iterator[Chunk]:
+def _cut(document: LoadedDocument, tokens: TokenBuffer, embedder: Embedder, config: ChunkingConfig) -> Iterator[Chunk]:
+    headings = _heading_paths(document)
+    offsets = block_offsets(document)
     start = ordinal = 0
     prefix_cache: dict[str, int] = {}
+    tokens.fill(1)
     while start < len(tokens):
         heading = headings[tokens[start].block]
         if heading not in prefix_cache:
             prefix = embedding_input(document.title, heading, "")
             prefix_cache[heading] = embedder.count_tokens([prefix])[0] if prefix else 0
         # Two special tokens ([CLS], [SEP]) and the context prefix share the model's input.
-        budget = min(embedder.max_tokens - 2 - prefix_cache[heading], config.max_tokens)
-        end, structural = _choose_end(tokens, start, max(budget, 8))
-        yield _make_chunk(document, text, tokens, headings, start, end, ordinal)
+        budget = max(min(embedder.max_tokens - 2 - prefix_cache[heading], config.max_tokens), 8)
+        tokens.fill(start + budget + 1)  # _choose_end looks one token past the budget
+        end, structural = _choose_end(tokens, start, budget)
+        yield _make_chunk(document, offsets, tokens[start], tokens[end - 1], end - start, headings, ordinal)
         ordinal += 1
         if end >= len(tokens):
             break
         start = end if structural else _overlap_start(tokens, start, end, config.overlap_tokens)
+        tokens.drop_before(start)
+        tokens.fill(start + 1)
 
 
-def _choose_end(tokens: list[_Token], start: int, budget: int) -> tuple[int, bool]:
+def _choose_end(tokens: TokenBuffer, start: int, budget: int) -> tuple[int, bool]:
     """Where the chunk starting at `start` ends (exclusive), and whether it ends at a section."""
     limit = min(start + budget, len(tokens))
     min_fill = start + max(1, budget // 4)
     for index in range(min_fill, limit):
-        if tokens[index].brk == _SECTION:
+        if tokens[index].brk == SECTION:
             return index, True
     if limit == len(tokens):
         return limit, False
     floor = start + budget // 2
-    for strength in (_SECTION, _PARAGRAPH, _SENTENCE, _WORD):
+    for strength in (SECTION, PARAGRAPH, SENTENCE, WORD):
         for index in range(limit, floor, -1):
             if tokens[index].brk >= strength:
-                return index, strength == _SECTION
+                return index, strength == SECTION
     for index in range(limit, start, -1):
-        if tokens[index].brk >= _WORD:
+        if tokens[index].brk >= WORD:
             return index, False
     return limit, False  # one word longer than the budget: cut inside it
 
 
-def _overlap_start(tokens: list[_Token], start: int, end: int, overlap: int) -> int:
+def _overlap_start(tokens: TokenBuffer, start: int, end: int, overlap: int) -> int:
     """Start of the next chunk: about `overlap` tokens back, at a sentence or word start."""
     if overlap <= 0:
         return end
     earliest = max(start + 1, end - overlap)
-    for strength in (_SENTENCE, _WORD):
+    for strength in (SENTENCE, WORD):
         for index in range(earliest, end):
             if tokens[index].brk >= strength:
                 return index
@@ -157,23 +129,32 @@ def _overlap_start(tokens: list[_Token], start: int, end: int, overlap: int) -> 
 
 def _make_chunk(
     document: LoadedDocument,
-    text: str,
-    tokens: list[_Token],
+    offsets: list[int],
+    first: Token,
+    last: Token,
+    count: int,
     headings: list[str],
-    start: int,
-    end: int,
     ordinal: int,
 ) -> Chunk:
-    first, last = tokens[start], tokens[end - 1]
     pages = [document.blocks[b].page for b in range(first.block, last.block + 1)]
     known = [p for p in pages if p is not None]
     return Chunk(
         ordinal=ordinal,
-        text=text[first.start : last.end],
+        text=_slice(document, offsets, first, last),
         char_start=first.start,
         char_end=last.end,
-        tokens=end - start,
+        tokens=count,
         page=known[0] if known else None,
         page_end=known[-1] if known else None,
         heading=headings[first.block],
     )
+
+
+def _slice(document: LoadedDocument, offsets: list[int], first: Token, last: Token) -> str:
+    """`document_text(document)[first.start : last.end]`, without joining the whole document."""
+    parts = []
+    for number in range(first.block, last.block + 1):
+        begin = first.start - offsets[number] if number == first.block else 0
+        end = last.end - offsets[number] if number == last.block else None
+        parts.append(document.blocks[number].text[begin:end])
+    return SEPARATOR.join(parts)

@@ -19,7 +19,8 @@ from indexes import Index, IndexWriter, Manifest
 from .embeddings import Embedder
 from .errors import IngestConfigError
 from .records import ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
-from .run import IngestRun, IngestSummary
+from .run import IngestRun
+from .summary import IngestSummary
 from .walk import path_key, walk
 
 Progress = Callable[[int, int], None]  # (items done, items total)

@@ -9,9 +9,10 @@ resumes after them. A dry run does everything but embed and write.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,55 +20,17 @@ import numpy as np
 
 from indexes import ChunkRecord, DocumentRecord, IndexWriter, KnownDocument, StagedDocument
 
-from .chunking import chunk_document, embedding_input
-from .embeddings import Embedder
+from .chunking import embedding_input, iter_chunks
+from .embeddings import Embedder, batched
 from .errors import UnreadableDocument, UpstreamError
 from .loaders import load, read_file
 from .records import Chunk, ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
+from .summary import IngestSummary
 from .walk import path_key
 
-
-@dataclass
-class IngestSummary:
-    """Counts and timings of one ingest run."""
-
-    seen: int = 0
-    ingested: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    skipped: list[SkippedFile] = field(default_factory=list)
-    chunks: int = 0
-    tokens: int = 0
-    embedded: int = 0  # chunks sent to the embedder (the rest reused stored vectors)
-    embedded_tokens: int = 0
-    elapsed: float = 0.0
-    embed_seconds: float = 0.0
-    dry_run: bool = False
-    upstream: dict[str, float | int] = field(default_factory=dict)  # requests, retries, 429s, TPM
-
-    @property
-    def chunks_per_second(self) -> float:
-        return self.chunks / self.elapsed if self.elapsed > 0 else 0.0
-
-    def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "files_seen": self.seen,
-            "ingested": self.ingested,
-            "unchanged": self.unchanged,
-            "removed": self.removed,
-            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
-            "chunks": self.chunks,
-            "tokens": self.tokens,
-            "embedded": self.embedded,
-            "embedded_tokens": self.embedded_tokens,
-            "elapsed_seconds": round(self.elapsed, 3),
-            "embed_seconds": round(self.embed_seconds, 3),
-            "chunks_per_second": round(self.chunks_per_second, 2),
-            "dry_run": self.dry_run,
-        }
-        if self.upstream:
-            out["upstream"] = self.upstream
-        return out
+# A document with this many passages or more is embedded and staged a group of this size at a time, so
+# memory does not grow with its length; smaller ones are batched together as before.
+_LARGE = 1024
 
 
 class IngestRun:
@@ -109,21 +72,14 @@ class IngestRun:
         try:
             if attributes is None:
                 attributes = read_sidecar(sidecar)
-            data = read_file(item.path)  # read once: hashed here, parsed below
-            digest = hash_bytes(data, json.dumps(attributes, sort_keys=True) if attributes else "")
-            if known and known.content_hash == digest:
-                if self.writer and not self.dry_run:
-                    self.writer.touch(key, mtime)  # the time compared above, sidecar included
-                self.summary.unchanged += 1
-                return
-            if self._already_staged(key, digest):
-                return
-            document = load(item.path, data)
+            digest, document = self._read(item.path, key, known, mtime, attributes)
         except UnreadableDocument as exc:
             self.summary.skipped.append(SkippedFile(key, exc.reason))
             return
         except OSError as exc:
             self.summary.skipped.append(SkippedFile(key, exc.strerror or str(exc)))
+            return
+        if document is None:
             return
         record = DocumentRecord(
             path=key,
@@ -136,6 +92,24 @@ class IngestRun:
             attributes={**document.attributes, **(attributes or {})},
         )
         self._add(record, document)
+
+    def _read(
+        self, path: Path, key: str, known: KnownDocument | None, mtime: float, attributes: dict[str, Any]
+    ) -> tuple[str, LoadedDocument | None]:
+        """The file's content hash, and its parsed document unless it is unchanged or already staged.
+
+        The bytes are read once (hashed, then parsed) and let go before the document is chunked.
+        """
+        data = read_file(path)
+        digest = hash_bytes(data, json.dumps(attributes, sort_keys=True) if attributes else "")
+        if known and known.content_hash == digest:
+            if self.writer and not self.dry_run:
+                self.writer.touch(key, mtime)  # the time compared above, sidecar included
+            self.summary.unchanged += 1
+            return digest, None
+        if self._already_staged(key, digest):
+            return digest, None
+        return digest, load(path, data)
 
     def offer_document(self, document: LoadedDocument) -> None:
         """Take a document that does not come from a file (its path is its key)."""
@@ -163,23 +137,59 @@ class IngestRun:
         return True
 
     def _add(self, record: DocumentRecord, document: LoadedDocument) -> None:
-        chunks = chunk_document(document, self.embedder, self.chunking)
-        if not chunks:
+        chunks = iter_chunks(document, self.embedder, self.chunking)
+        if self.dry_run:  # counts what it would embed, embeds nothing, keeps no passage
+            self._count(record, chunks)
+            return
+        first = list(itertools.islice(chunks, _LARGE))
+        if not first:
+            self.summary.skipped.append(SkippedFile(record.path, "no text to index"))
+        elif len(first) < _LARGE:
+            self.pending.append((record, first))
+            self.pending_chunks += len(first)
+            if self.pending_chunks >= self.batch_size:
+                self.flush()
+        else:
+            self.flush()  # documents offered earlier are staged first
+            self._stream(record, itertools.chain(first, chunks))
+
+    def _stream(self, record: DocumentRecord, chunks: Iterator[Chunk]) -> None:
+        """A large document: embedded and staged a group of passages at a time, then staged whole.
+
+        Until its last group is stored the document is not staged: a crash leaves passages whose
+        vectors the next run reuses, never half a document.
+        """
+        assert self.writer is not None
+        count = tokens = 0
+        for group in batched(chunks, _LARGE):
+            inputs = self._inputs(record, group)
+            hashes = [hash_text(text) for text in inputs]
+            vectors = self._vectors(inputs, hashes)
+            self.writer.stage_chunks(record.path, [ChunkRecord(c, h, vectors[h]) for c, h in zip(group, hashes)])
+            count += len(group)
+            tokens += sum(c.tokens for c in group)
+        self.writer.stage_document(record, count, tokens)
+        self.keep_staged.add(record.path)
+        self.summary.ingested += 1
+        self.summary.chunks += count
+        self.summary.tokens += tokens
+
+    def _count(self, record: DocumentRecord, chunks: Iterator[Chunk]) -> None:
+        counted = tokens = embedded_tokens = 0
+        for group in batched(chunks, _LARGE):
+            counted += len(group)
+            tokens += sum(c.tokens for c in group)
+            embedded_tokens += sum(self.embedder.count_tokens(self._inputs(record, group)))
+        if not counted:
             self.summary.skipped.append(SkippedFile(record.path, "no text to index"))
             return
-        if self.dry_run:  # counts what it would embed, embeds nothing
-            self.summary.ingested += 1
-            self.summary.chunks += len(chunks)
-            self.summary.tokens += sum(c.tokens for c in chunks)
-            self.summary.embedded += len(chunks)
-            self.summary.embedded_tokens += sum(self.embedder.count_tokens(self._inputs(record, chunks)))
-            return
-        self.pending.append((record, chunks))
-        self.pending_chunks += len(chunks)
-        if self.pending_chunks >= self.batch_size:
-            self.flush()
+        self.summary.ingested += 1
+        self.summary.chunks += counted
+        self.summary.tokens += tokens
+        self.summary.embedded += counted
+        self.summary.embedded_tokens += embedded_tokens
 
-    def _inputs(self, record: DocumentRecord, chunks: list[Chunk]) -> list[str]:
+    def _inputs(self, record: DocumentRecord, chunks: Sequence[Chunk]) -> list[str]:
         return [embedding_input(record.title, c.heading, c.text) for c in chunks]
 
     def flush(self) -> None:

@@ -291,3 +291,63 @@ def test_indexes_built_the_same_way_share_one_embedder(tmp_path: Path, model_cac
         assert registry.embedder("local/all-MiniLM-L6-v2") is first.embedder, "/v1/embeddings uses the same copy"
     finally:
         registry.close()
+
+
+def test_an_upload_killed_before_its_ingest_leaves_no_file_once_the_server_is_back(
+    tmp_path: Path, model_cache: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    from .conftest import free_port
+
+    index_dir = tmp_path / "ix"
+    open_index(index_dir, embedder, None)[0].close()
+    text = " ".join(f"Line {i} of a long upload about tides and harbours." for i in range(3000)).encode()
+    env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
+
+    def serve() -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        command = [sys.executable, "-c", "from search.cli.main import main; main()", "serve"]
+        process = subprocess.Popen(
+            [*command, "--index", str(index_dir), "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        _until(lambda: _answers(f"{url}/healthz"))
+        return process, url
+
+    process, url = serve()
+    try:  # the upload is stored, then embedded (seconds): kill the server in between
+        sender = threading.Thread(target=_post_quietly, args=(f"{url}/documents", text), daemon=True)
+        sender.start()
+        _until(lambda: any((index_dir / "uploads").rglob("tides.txt")))
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert any((index_dir / "uploads").rglob("tides.txt")), "the kill left the stored upload behind"
+    process, url = serve()
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            assert client.get("/documents").json()["data"] == []  # the index opens: its orphan uploads go
+            assert not any(p.is_file() for p in (index_dir / "uploads").rglob("*"))
+            again = client.post("/documents", files=[("files", ("tides.txt", text[:2000]))])
+            assert again.status_code == 201 and again.json()["data"][0]["status"] == "completed"
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _post_quietly(url: str, data: bytes) -> None:
+    import contextlib
+
+    with contextlib.suppress(httpx.HTTPError):  # the server is killed while it works on this request
+        httpx.post(url, files=[("files", ("tides.txt", data))], timeout=120)

@@ -195,3 +195,77 @@ def test_attributes_from_front_matter_and_sidecars(tmp_path: Path, embedder) -> 
     again = ingest_folders(tmp_path / "ix", embedder, folder)
     assert again.ingested == 1 and again.embedded == 0, "a sidecar edit re-ingests the file, reusing its vectors"
     assert _attributes(tmp_path / "ix")[str(folder / "b.txt")] == {"team": "volcanology"}
+
+
+def test_killed_while_writing_vectors_leaves_no_temporary_file_and_the_next_run_resumes(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    from tests.support.openai_sim import create_simulator
+
+    from .conftest import ServerThread
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for n in range(20):  # ~2,000 passages of 1,536 floats: a vector file of ~12 MB, written and fsynced each run
+        (folder / f"note-{n:02}.txt").write_text(" ".join(f"Note {n} line {i} says {i * n}." for i in range(600)))
+    index_dir = tmp_path / "ix"
+    with ServerThread(create_simulator()) as sim:
+        command = [
+            *("ingest", str(folder), "--index", str(index_dir), "--chunk-tokens", "64"),
+            *("--embedding-model", "openai/text-embedding-3-small", "--base-url", f"{sim.url}/v1"),
+        ]
+        env = {**os.environ, "OPENAI_API_KEY": "sk-test", "SEMSEARCH_CACHE_DIR": str(model_cache)}
+        assert _cli(command, env).wait() == 0
+        for attempt in range(20):  # each run publishes a change, then writes its vector file; kill it then
+            (folder / "note-00.txt").write_text(f"Revision {attempt} of note zero. " * 50)
+            if _kill_while_writing_vectors(_cli(command, env), index_dir):
+                break
+        else:
+            pytest.fail("no run was caught writing its vector file")
+        index = Index.open(index_dir)
+        assert not _temporary_files(index_dir), "opening the index removes the killed writer's temporary file"
+        _assert_consistent(index, documents=20)
+        (folder / "note-01.txt").write_text("A new version of note one, after the crash.")
+        assert _cli(command, env).wait() == 0, "the next ingest runs"
+    index = Index.open(index_dir)
+    _assert_consistent(index, documents=20)
+    with index.read() as reader:
+        texts = [c.chunk.text for c in reader.all_chunks()]
+    assert any("after the crash" in t for t in texts) and any("Revision" in t for t in texts)
+    assert not _temporary_files(index_dir)
+    assert len(list(index_dir.glob("vectors-*.faiss"))) == 1, "older vector files are removed by the next write"
+
+
+def _cli(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-c", "from search.cli.main import main; main()", *arguments]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _temporary_files(index_dir: Path) -> list[Path]:
+    return [p for p in index_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def _kill_while_writing_vectors(process: subprocess.Popen[bytes], index_dir: Path) -> bool:
+    """SIGKILL the run as soon as its temporary vector file appears; whether one was left behind."""
+    try:
+        while process.poll() is None:
+            if _temporary_files(index_dir):
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.001)
+    finally:
+        process.wait()
+    return bool(_temporary_files(index_dir))
+
+
+def _assert_consistent(index: Index, documents: int) -> None:
+    """The catalog holds `documents` whole documents, and the vectors are exactly its passages."""
+    import numpy as np
+
+    with index.read() as reader:
+        counts = reader.counts()
+        query = np.full(index.manifest.dimension, 1.0, dtype=np.float32)
+        found = reader.dense(query, counts.chunks + 10)
+        stored = reader.chunks([chunk_id for chunk_id, _ in found])
+    assert counts.documents == documents
+    assert len(found) == counts.chunks and len(stored) == counts.chunks

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -186,3 +189,49 @@ def test_remove_leaves_an_unfinished_ingest_staged(index: Index) -> None:
     with index.read() as reader:
         assert reader.counts().documents == 0
         assert reader.dense(np.frombuffer(vector(2), dtype="<f4"), 5) == []
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_temporary_vector_files_of_dead_writers_go_on_open_and_all_go_when_a_writer_starts(index: Index) -> None:
+    with IndexWriter(index) as writer:
+        writer.stage(document("a"), [chunk(0, "one", 1)])
+        writer.publish()  # generation 1
+    folder = index.folder
+    dead = folder / f".vectors-1.faiss.{_dead_pid()}.tmp"  # what a writer killed mid-write leaves
+    older = folder / f".vectors-0.faiss.{os.getpid()}.tmp"  # of a generation already replaced
+    in_flight = folder / f".vectors-1.faiss.{os.getpid()}.tmp"  # a live process may still be writing it
+    for path in (dead, older, in_flight):
+        path.write_bytes(b"partial")
+    reopened = Index.open(folder)
+    assert not dead.exists() and not older.exists() and in_flight.exists()
+    with IndexWriter(reopened):
+        assert not in_flight.exists(), "under the write lock no one else is writing"
+
+
+def test_passages_staged_ahead_of_their_document_are_never_published(index: Index) -> None:
+    with IndexWriter(index) as writer:
+        writer.stage(document("a"), [chunk(0, "published", 1)])
+        writer.publish()
+    with IndexWriter(index) as writer:  # a large document, interrupted after its first group
+        writer.stage_chunks("a", [chunk(0, "half of a new version", 2)])
+        writer.stage(document("b"), [chunk(0, "another", 3)])
+        assert set(writer.staged_documents()) == {"b"}
+        writer.publish()
+    with index.read() as reader:
+        assert sorted(c.chunk.text for c in reader.all_chunks()) == ["another", "published"]
+
+
+def test_a_document_staged_in_groups_is_published_whole(index: Index) -> None:
+    with IndexWriter(index) as writer:
+        writer.stage_chunks("a", [chunk(0, "first", 1), chunk(1, "second", 2), chunk(2, "stale third", 3)])
+        writer.stage_chunks("a", [chunk(1, "second again", 4)])
+        writer.stage_document(document("a"), chunks=2, tokens=3)
+        assert writer.staged_documents()["a"].chunks == 2
+        writer.publish()
+    with index.read() as reader:
+        assert [c.chunk.text for c in reader.all_chunks()] == ["first", "second again"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from indexes import Filter, Index, IndexNotFound, IndexWriter, StoredDocument
 from ingest import Files, ingest
-from ingest.walk import SUPPORTED_EXTENSIONS
+from ingest.walk import SUPPORTED_EXTENSIONS, path_key
 from search.errors import InvalidQuery
 from search.service import SearchService
 
@@ -99,6 +99,24 @@ def _stored(folder: Path, upload: Upload) -> Path | str:
             target.parent.rmdir()  # only if nothing else is stored there
         return f"cannot store the file: {exc.strerror or exc}"
     return target
+
+
+def remove_orphan_uploads(index: Index) -> list[Path]:
+    """Delete stored uploads no document names (a request killed between storing and publishing).
+
+    Call it before this process takes uploads for the index: an upload in flight looks the same.
+    """
+    removed: list[Path] = []
+    root = index.folder / "uploads"
+    for folder in root.iterdir() if root.is_dir() else ():
+        for path in folder.iterdir() if folder.is_dir() else ():
+            if path.name.startswith(".") or find_by_path(index, path_key(path)) is None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(path)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if nothing is left in it
+    return removed
 
 
 def _failed(upload: Upload, error: str) -> dict[str, Any]:

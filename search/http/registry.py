@@ -20,6 +20,8 @@ from search.errors import InvalidQuery
 from search.service import SearchService
 from search.settings import Settings
 
+from .documents import remove_orphan_uploads
+
 DEFAULT = "default"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -66,6 +68,7 @@ class IndexRegistry:
                 service = SearchService.from_settings(
                     self.settings.with_index(folder), embedder=self._embedder_for(folder)
                 )
+                remove_orphan_uploads(service.index)  # before this process takes any upload for it
                 with self._lock:
                     self._services[name] = service
             return service
