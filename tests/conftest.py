@@ -47,3 +47,19 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  #
     ingest(index, embedder, Folders([DATA / "sample"]), chunking=chunking)
     index.close()
     return folder
+
+
+@pytest.fixture
+def run(model_cache: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """`run("search", "x", ...)`: the semsearch CLI in process, with the session's model cache."""
+    from click.testing import CliRunner
+
+    from search.cli import cli
+
+    monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke

@@ -19,17 +19,6 @@ from search.cli.main import cli
 from .conftest import DATA
 
 
-@pytest.fixture
-def run(model_cache: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
-    runner = CliRunner()
-
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
-
-
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
     folder = tmp_path_factory.mktemp("cli") / "ix"

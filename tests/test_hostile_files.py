@@ -17,29 +17,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
 from indexes import Index
 from ingest import open_index
 from search import Settings
-from search.cli.main import cli
 from search.http import create_app
 
 from .conftest import ServerThread
 from .support.pdfs import IMAGE_ONLY, pdf_bytes
 
 HANG_SECONDS = 600  # a run that takes longer than this is a hang (the whole corpus takes well under a minute)
-
-
-@pytest.fixture
-def run(model_cache: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SEMSEARCH_CACHE_DIR", str(model_cache))
-    runner = CliRunner()
-
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def ingest_json(run, folder: Path, index: Path) -> dict:  # type: ignore[no-untyped-def,type-arg]
