@@ -94,4 +94,7 @@ class TiktokenCounter:
         return list(zip(starts, [*starts[1:], len(text)]))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(tokens) for tokens in self._encoding.encode_ordinary_batch(list(texts))]
+        # One text at a time: tiktoken's batch call starts a pool of 8 threads on every call, which
+        # cost 2-4x the CPU of this loop at every batch size measured (1 to 1,024 SciFact passages).
+        encode = self._encoding.encode_ordinary
+        return [len(encode(text)) for text in texts]
