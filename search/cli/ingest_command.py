@@ -128,8 +128,7 @@ def ingest(
     from ingest import Folders, default_chunking, find_index, ingest, open_index
 
     settings = settings_for(index_dir).updated(embedding_model=embedding_model, openai_base_url=base_url)
-    remote = settings.remote(
-        base_url=base_url,
+    remote = settings.remote(  # the base URL comes from the settings, --base-url included
         dimensions=dimensions,
         tier=tier,
         rpm=rpm,
