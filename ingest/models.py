@@ -3,7 +3,8 @@
 `local/all-MiniLM-L6-v2` runs in process. `openai/NAME` is any model behind an
 OpenAI-compatible `/v1/embeddings` endpoint: OpenAI's own models are known by name
 (size, input limit, price, tokenizer); any other name is taken as a compatible
-server's model, whose vector size is learnt from one probe request.
+server's model, whose vector size is learnt from one probe request. `hash/bow-384`
+is a fast fake (hashed bag of words) for benchmarks and tests.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 from .embeddings import Embedder
 from .errors import IngestConfigError
+from .hash_embedder import MODEL_NAME as HASH_MODEL
+from .hash_embedder import HashEmbedder
 from .openai_client import OpenAIClient
 from .openai_models import DEFAULT_BASE_URL, KNOWN_EMBEDDING_MODELS, MAX_TOKENS_PER_INPUT, TIER_LIMITS
 from .ratelimit import RateLimiter
@@ -58,9 +61,11 @@ def make_embedder(name: str, *, cache_dir: Path, remote: RemoteOptions | None = 
         return LocalEmbedder(cache_dir)
     if provider == "openai" and model:
         return _openai_embedder(model, remote or RemoteOptions(), recorded=None)
+    if name == HASH_MODEL:
+        return HashEmbedder()
     raise IngestConfigError(
         f"unknown embedding model {name!r}; use local/{LOCAL_MODELS[0]}, openai/text-embedding-3-small, "
-        "or openai/NAME for a model served by an OpenAI-compatible server"
+        f"openai/NAME for a model served by an OpenAI-compatible server, or {HASH_MODEL} (a fake for benchmarks)"
     )
 
 
