@@ -1,4 +1,4 @@
-"""The measuring commands: `eval`, `bench` and `bench-embeddings`."""
+"""The measuring commands: `eval`, `bench`, `bench-embeddings` and `bench-scale`."""
 
 from __future__ import annotations
 
@@ -148,4 +148,47 @@ def bench_embeddings(rpm: int, tpm: int, latency: float, seconds: float, concurr
     output.print_eval(report, as_json)
 
 
-COMMANDS = (eval_command, bench, bench_embeddings)
+@click.command("bench-scale")
+@click.option(
+    "--chunks", type=click.IntRange(100), default=100_000, show_default=True, help="Synthetic passages to index."
+)
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep the index in DIR (default: a temporary folder, removed at the end).",
+)
+@click.option("--reuse", is_flag=True, help="Measure the index already in --index (built by bench-scale at --chunks).")
+@click.option(
+    "--sample-from",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Draw words with the frequencies of a BEIR corpus (corpus.jsonl[.gz]) instead of the built-in generator.",
+)
+@click.option("--queries", type=click.IntRange(10), default=200, show_default=True, help="Queries per timed run.")
+@json_option
+@errors
+def bench_scale(
+    chunks: int, index_dir: Path | None, reuse: bool, sample_from: Path | None, queries: int, as_json: bool
+) -> None:
+    """Measure the whole service at scale on a synthetic corpus, embedded by the fake hash/bow-384.
+
+    Prints the ingest rate, disk, cold start, serve RSS, p50/p95 and throughput per mode over
+    HTTP at 1 and 8 connections beside a constant route of the same server, dense recall@10
+    against exact search, and the time to add one document to the big index.
+
+    \b
+    semsearch bench-scale --chunks 100000 --index /tmp/scale-100k
+    semsearch bench-scale --chunks 100000 --index /tmp/scale-100k --reuse --json
+    """
+    from search.evaluation.bench_scale import ScaleOptions, run_bench_scale
+    from search.evaluation.bench_scale_table import format_report
+
+    options = ScaleOptions(chunks=chunks, index_dir=index_dir, reuse=reuse, sample_from=sample_from, queries=queries)
+    report = run_bench_scale(options, say=lambda line: None if as_json else click.echo(f"... {line}", err=True))
+    if as_json:
+        output.print_eval(report, as_json=True)
+    else:
+        click.echo(format_report(report))
+
+
+COMMANDS = (eval_command, bench, bench_embeddings, bench_scale)
