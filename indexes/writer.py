@@ -1,6 +1,6 @@
 """Writing to an index: stage documents as they are embedded, then publish them at once.
 
-Staging is committed document by document, so a crash mid-ingest keeps the work done
+Staging is committed a batch of documents at a time, so a crash mid-ingest keeps the work done
 (the next ingest finds it staged and does not embed it again), while readers keep
 seeing the last published state until `publish` swaps the new state in with one
 SQLite transaction. The FAISS file of the new generation is written after that.
@@ -74,10 +74,19 @@ class IndexWriter:
 
     def stage(self, document: DocumentRecord, chunks: Sequence[ChunkRecord]) -> None:
         """Record a new or changed document with its embedded chunks (committed at once)."""
+        self.stage_many([(document, chunks)])
+
+    def stage_many(self, documents: Sequence[tuple[DocumentRecord, Sequence[ChunkRecord]]]) -> None:
+        """Record several documents with their chunks in one transaction: all of them are staged, or none.
+
+        One commit per batch, not per document: a commit costs about as much as staging a passage.
+        A path given twice keeps its last document, as two `stage` calls would.
+        """
+        documents = list({d.path: (d, chunks) for d, chunks in documents}.values())
         with self._transaction():
-            self._catalog.run("DELETE FROM staged_chunks WHERE path = ?", (document.path,))
-            self._insert_chunks(document.path, chunks)
-            self._insert_document(document, len(chunks), sum(c.chunk.tokens for c in chunks))
+            self._catalog.run_many("DELETE FROM staged_chunks WHERE path = ?", [(d.path,) for d, _ in documents])
+            self._insert_chunks([(d.path, c) for d, chunks in documents for c in chunks])
+            self._insert_documents([(d, len(chunks), sum(c.chunk.tokens for c in chunks)) for d, chunks in documents])
 
     def stage_chunks(self, path: str, chunks: Sequence[ChunkRecord]) -> None:
         """Stage some passages of a large document ahead of the document (see `stage_document`).
@@ -87,33 +96,23 @@ class IndexWriter:
         """
         with self._transaction():
             self._catalog.run("DELETE FROM staged_documents WHERE path = ?", (path,))
-            self._insert_chunks(path, chunks, replace=True)
+            self._insert_chunks([(path, c) for c in chunks], replace=True)
 
     def stage_document(self, document: DocumentRecord, chunks: int, tokens: int) -> None:
         """Stage a document whose `chunks` passages `stage_chunks` stored (leftovers past them go)."""
         with self._transaction():
             self._catalog.run("DELETE FROM staged_chunks WHERE path = ? AND ordinal >= ?", (document.path, chunks))
-            self._insert_document(document, chunks, tokens)
+            self._insert_documents([(document, chunks, tokens)])
 
-    def _insert_chunks(self, path: str, chunks: Sequence[ChunkRecord], *, replace: bool = False) -> None:
+    def _insert_chunks(self, chunks: Iterable[tuple[str, ChunkRecord]], *, replace: bool = False) -> None:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         sql = f"{verb} INTO staged_chunks (path, {_CHUNK_COLUMNS}) VALUES ({_marks(11)})"
-        self._catalog.run_many(sql, [(path, *_chunk_row(c.chunk), c.text_hash, c.vector) for c in chunks])
+        self._catalog.run_many(sql, ((path, *_chunk_row(c.chunk), c.text_hash, c.vector) for path, c in chunks))
 
-    def _insert_document(self, document: DocumentRecord, chunks: int, tokens: int) -> None:
-        row = (
-            document.path,
-            document.content_hash,
-            document.mtime,
-            document.size,
-            document.type,
-            document.title,
-            document.pages,
-            json.dumps(document.attributes),
-            chunks,
-            tokens,
-        )
-        self._catalog.run(f"INSERT OR REPLACE INTO staged_documents ({_DOC_COLUMNS}) VALUES ({_marks(10)})", row)
+    def _insert_documents(self, documents: Iterable[tuple[DocumentRecord, int, int]]) -> None:
+        """Staged documents with their passage and token counts."""
+        sql = f"INSERT OR REPLACE INTO staged_documents ({_DOC_COLUMNS}) VALUES ({_marks(10)})"
+        self._catalog.run_many(sql, (_document_row(d, chunks, tokens) for d, chunks, tokens in documents))
 
     def unstage(self, paths: Iterable[str]) -> None:
         """Drop staged documents that are no longer wanted."""
@@ -223,6 +222,22 @@ class IndexWriter:
 
 def _marks(count: int) -> str:
     return ",".join("?" * count)
+
+
+def _document_row(document: DocumentRecord, chunks: int, tokens: int) -> tuple[object, ...]:
+    """A staged document's columns, in `_DOC_COLUMNS` order."""
+    return (
+        document.path,
+        document.content_hash,
+        document.mtime,
+        document.size,
+        document.type,
+        document.title,
+        document.pages,
+        json.dumps(document.attributes),
+        chunks,
+        tokens,
+    )
 
 
 def _chunk_row(chunk: Chunk) -> tuple[object, ...]:

@@ -206,17 +206,24 @@ class IngestRun:
         self._stage_complete(hashes, vectors)
 
     def _stage_complete(self, hashes: list[list[str]], vectors: dict[str, bytes]) -> None:
-        """Stage every pending document whose passages all have a vector."""
+        """Stage every pending document whose passages all have a vector, in one transaction.
+
+        A batch is staged whole or not at all, so a crash loses at most the batch being embedded.
+        """
         assert self.writer is not None
-        for (record, chunks), group in zip(self.pending, hashes):
-            if not all(h in vectors for h in group):
-                continue
-            self.writer.stage(record, [ChunkRecord(c, h, vectors[h]) for c, h in zip(chunks, group)])
+        complete = [
+            (record, [ChunkRecord(c, h, vectors[h]) for c, h in zip(chunks, group)])
+            for (record, chunks), group in zip(self.pending, hashes)
+            if all(h in vectors for h in group)
+        ]
+        self.pending, self.pending_chunks = [], 0
+        if complete:
+            self.writer.stage_many(complete)
+        for record, records in complete:
             self.keep_staged.add(record.path)
             self.summary.ingested += 1
-            self.summary.chunks += len(chunks)
-            self.summary.tokens += sum(c.tokens for c in chunks)
-        self.pending, self.pending_chunks = [], 0
+            self.summary.chunks += len(records)
+            self.summary.tokens += sum(r.chunk.tokens for r in records)
 
     def _vectors(self, texts: list[str], hashes: list[str]) -> dict[str, bytes]:
         assert self.writer is not None

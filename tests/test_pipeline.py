@@ -156,9 +156,10 @@ def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(
         process.wait()
     index = Index.open(index_dir)
     assert index.stats().counts.documents == 1, "readers still see the last published state"
+    staged = _staged_rows(index_dir)  # whole documents (of whole batches) only
     resumed = ingest_folders(index_dir, embedder, folder)
     assert resumed.ingested == 60
-    assert resumed.embedded < resumed.chunks, "what was staged before the kill is not embedded again"
+    assert resumed.embedded == resumed.chunks - sum(staged.values()), "what was staged is kept, the rest embedded"
     assert Index.open(index_dir).stats().counts.documents == 61
 
 
@@ -269,3 +270,49 @@ def _assert_consistent(index: Index, documents: int) -> None:
         stored = reader.chunks([chunk_id for chunk_id, _ in found])
     assert counts.documents == documents
     assert len(found) == counts.chunks and len(stored) == counts.chunks
+
+
+def test_a_failure_mid_ingest_loses_only_the_batch_being_embedded_and_the_next_run_resumes(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    from ingest import QuotaExceeded, RemoteOptions, make_embedder
+    from tests.support.openai_sim import create_simulator
+    from tests.support.openai_sim_state import SimulatorConfig
+
+    from .conftest import ServerThread
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for n in range(12):  # one passage each: a batch of 4 passages is 4 documents, staged in one transaction
+        (folder / f"note-{n:02}.txt").write_text(f"Note {n} is about the river number {n * 7}.")
+    index_dir = tmp_path / "ix"
+    # The third request (the third batch) fails for good; the first two batches were staged before it.
+    with ServerThread(create_simulator(SimulatorConfig(api_key="sk-t", faults=("ok", "ok", "quota")))) as sim:
+        remote = RemoteOptions(base_url=f"{sim.url}/v1", api_key="sk-t", concurrency=1, backoff=0.01, timeout=5.0)
+        embedder = make_embedder("openai/text-embedding-3-small", cache_dir=model_cache, remote=remote)
+        index, chunking = open_index(index_dir, embedder, None)
+        with pytest.raises(QuotaExceeded):
+            ingest(index, embedder, Folders([folder]), chunking=chunking, batch_size=4)
+        staged = _staged_rows(index_dir)
+        assert sorted(staged) == [str(folder / f"note-{n:02}.txt") for n in range(8)], "two whole batches"
+        assert all(chunks == 1 for chunks in staged.values()), "each staged document has its passage"
+        assert Index.open(index_dir).stats().counts.documents == 0, "nothing is published before the run ends"
+        resumed = ingest(index, embedder, Folders([folder]), chunking=chunking, batch_size=4)
+        index.close()
+        embedder.close()
+    assert (resumed.ingested, resumed.chunks, resumed.embedded) == (12, 12, 4), "only the lost batch is embedded"
+    assert Index.open(index_dir).stats().counts.chunks == 12 and _staged_rows(index_dir) == {}
+
+
+def _staged_rows(index_dir: Path) -> dict[str, int]:
+    """Each staged document's path and its staged passages."""
+    with sqlite3.connect(index_dir / "chunks.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT d.path, count(c.ordinal) FROM staged_documents d LEFT JOIN staged_chunks c ON c.path = d.path "
+            "GROUP BY d.path"
+        ).fetchall()
+        orphans = conn.execute(
+            "SELECT count(*) FROM staged_chunks WHERE path NOT IN (SELECT path FROM staged_documents)"
+        )
+        assert orphans.fetchone()[0] == 0, "no passage is staged without its document"
+    return {path: count for path, count in rows}
