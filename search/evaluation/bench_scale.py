@@ -135,8 +135,10 @@ def _index(
 def _disk(index: Index) -> dict[str, Any]:
     """Chunks, and bytes on disk in all (every file under the index folder) and per chunk."""
     chunks = index.stats().counts.chunks
-    size = sum(p.stat().st_size for p in index.folder.rglob("*") if p.is_file())
-    return {"chunks": chunks, "disk_bytes": size, "bytes_per_chunk": round(size / max(chunks, 1))}
+    files = {str(p.relative_to(index.folder)): p.stat().st_size for p in index.folder.rglob("*") if p.is_file()}
+    size = sum(files.values())
+    largest = dict(sorted(files.items(), key=lambda item: -item[1])[:5])
+    return {"chunks": chunks, "disk_bytes": size, "bytes_per_chunk": round(size / max(chunks, 1)), "largest": largest}
 
 
 def _http(server: ServeProcess, queries: list[str]) -> dict[str, Any]:

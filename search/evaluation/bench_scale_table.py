@@ -13,7 +13,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"bench-scale: {report['index']['chunks']:,} chunks ({report['corpus']['source']} corpus, hash/bow-384); "
         f"load average {_loads(report['load_average_before'])} before, {_loads(report['load_average_after'])} after",
         f"ingest       {_ingest(report['ingest'])}",
-        f"disk         {_mib(report['index']['disk_bytes'])}, {report['index']['bytes_per_chunk']:,} bytes per chunk",
+        f"disk         {_mib(report['index']['disk_bytes'])}, {report['index']['bytes_per_chunk']:,} bytes per chunk "
+        f"({', '.join(f'{name} {_mib(size)}' for name, size in report['index']['largest'].items())})",
         f"serve        cold start {report['serve']['cold_start_seconds']:.2f} s (spawn to first answered search); "
         f"RSS after the queries {_mib(report['serve']['rss_bytes'])} (peak {_mib(report['serve']['peak_rss_bytes'])})",
         f"http         load from {report['http']['load']}",

@@ -54,7 +54,9 @@ class Vocabulary:
             "".join(syllables[rng.integers(len(syllables), size=rng.integers(2, 5))]) for _ in range(PSEUDO_WORDS)
         }
         pseudo -= set(COMMON_WORDS)
-        zipf = 1.0 / np.arange(1, len(pseudo) + 1) ** ZIPF_EXPONENT
+        # Ranks go on after the common words' (Zipf-Mandelbrot), so the commonest pseudo-word is as rare
+        # as a content word of real text (~0.07% of words), not a second "the".
+        zipf = 1.0 / np.arange(len(COMMON_WORDS) + 1, len(COMMON_WORDS) + len(pseudo) + 1) ** ZIPF_EXPONENT
         common = 1.0 / np.arange(1, len(COMMON_WORDS) + 1)
         probabilities = np.concatenate((common / common.sum() * COMMON_SHARE, zipf / zipf.sum() * (1 - COMMON_SHARE)))
         ranked = rng.permutation(np.array(sorted(pseudo), dtype=object))  # frequency unrelated to spelling
@@ -110,8 +112,11 @@ def passages(vocabulary: Vocabulary, count: int, seed: int = 11) -> list[str]:
     return out
 
 
-def documents(texts: list[str], prefix: str, seed: int = 13) -> list[LoadedDocument]:
-    """The passages grouped into documents of a few passages each, one page per passage (so one chunk each)."""
+def documents(texts: list[str], prefix: str, seed: int = 13, *, titled: bool = True) -> list[LoadedDocument]:
+    """The passages grouped into documents of a few passages each, one page per passage (so one chunk each).
+
+    Untitled, a passage's vector is its text's alone (the embedder sees a title before the text).
+    """
     rng = np.random.default_rng(seed)
     out, start = [], 0
     for number in itertools.count():
@@ -121,7 +126,7 @@ def documents(texts: list[str], prefix: str, seed: int = 13) -> list[LoadedDocum
         group = texts[start : start + size]
         start += size
         blocks = tuple(Block(text, page=page) for page, text in enumerate(group, 1))
-        title = " ".join(group[0].split()[:5]).rstrip(".")
+        title = " ".join(group[0].split()[:5]).rstrip(".") if titled else ""
         out.append(LoadedDocument(f"{prefix}/{number:07d}.txt", "text", title, blocks, pages=len(group)))
     return out
 
