@@ -64,3 +64,15 @@ def test_words_can_be_sampled_from_a_beir_corpus(tmp_path: Path) -> None:
     assert vocabulary.source == tmp_path.name and vocabulary.words[0] == "fins"
     words = {w.strip(".").lower() for t in synthetic.passages(vocabulary, 5) for w in t.split()}
     assert words <= {"zebrafish", "fins", "regrow", "quickly"}
+
+
+def test_side_by_side_runs_with_what_is_installed() -> None:
+    from search.evaluation.side_by_side import format_table, run_side_by_side
+
+    report = run_side_by_side(400, 5, ["faiss-flat", "faiss-hnsw", "semsearch", "chroma"])
+    rows = {row["name"]: row for row in report["results"]}
+    assert rows["faiss flat"]["recall_at_10"] == 1.0  # the exact search the others are scored against
+    assert {"faiss HNSW32 ef16", "semsearch reader.dense", "semsearch search(dense)"} <= set(rows)
+    assert all(0 <= row["recall_at_10"] <= 1 and 0 < row["p50_ms"] <= row["p95_ms"] for row in rows.values())
+    assert "chroma" in report["skipped"] or any(name.startswith("chroma") for name in rows)
+    assert "| semsearch reader.dense |" in format_table(report)
