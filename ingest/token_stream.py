@@ -44,8 +44,8 @@ def block_offsets(document: LoadedDocument) -> list[int]:
     return offsets
 
 
-def tokens(document: LoadedDocument, embedder: Embedder) -> Iterator[Token]:
-    """Every token of the document, in order, with the break before it."""
+def tokens(document: LoadedDocument, embedder: Embedder) -> Iterator[list[Token]]:
+    """Every token of the document, in order, with the break before it: a list per window of a block."""
     previous_page = None
     for number, (block, offset) in enumerate(zip(document.blocks, block_offsets(document))):
         section = block.kind == "heading" or (block.page is not None and block.page != previous_page)
@@ -53,30 +53,31 @@ def tokens(document: LoadedDocument, embedder: Embedder) -> Iterator[Token]:
         yield from _block_tokens(block.text, offset, number, SECTION if section else PARAGRAPH, embedder)
 
 
-def _block_tokens(text: str, offset: int, number: int, first_break: int, embedder: Embedder) -> Iterator[Token]:
+def _block_tokens(text: str, offset: int, number: int, first_break: int, embedder: Embedder) -> Iterator[list[Token]]:
+    # A window's tokens are made in one loop, not passed up one by one through generators: the
+    # per-token cost was a third of the chunker's time.
     sentence_starts = (m.end() for m in SENTENCE_END.finditer(text))  # increasing, read alongside the tokens
     next_sentence = next(sentence_starts, -1)
-    last_end, first = -1, True
-    for start, end in _spans(text, embedder):
-        while 0 <= next_sentence < start:
-            next_sentence = next(sentence_starts, -1)
-        if first:
-            brk, first = first_break, False
-        elif start == next_sentence:
-            brk = SENTENCE
-        else:
-            brk = WORD if start > last_end else 0
-        last_end = end
-        yield Token(offset + start, offset + end, brk, number)
+    last_end, brk = -1, first_break
+    for begin, spans in _windows(text, embedder):
+        window = []
+        for start, end in spans:
+            start, end = begin + start, begin + end
+            while 0 <= next_sentence < start:
+                next_sentence = next(sentence_starts, -1)
+            if last_end >= 0:  # not the block's first token
+                brk = SENTENCE if start == next_sentence else WORD if start > last_end else 0
+            last_end = end
+            window.append(Token(offset + start, offset + end, brk, number))
+        yield window
 
 
-def _spans(text: str, embedder: Embedder) -> Iterator[tuple[int, int]]:
-    """Token spans of a block, tokenized a window at a time."""
+def _windows(text: str, embedder: Embedder) -> Iterator[tuple[int, list[tuple[int, int]]]]:
+    """Token spans of a block, a window at a time: the window's start and its spans within it."""
     begin = 0
     while begin < len(text):
         end = _window_end(text, begin)
-        for start, stop in embedder.token_spans(text[begin:end]):
-            yield begin + start, begin + stop
+        yield begin, embedder.token_spans(text[begin:end])
         begin = end
 
 
@@ -103,7 +104,7 @@ def _window_end(text: str, begin: int) -> int:
 class TokenBuffer:
     """The token stream with random access to the tokens not yet dropped (indexes count from the first token)."""
 
-    def __init__(self, stream: Iterator[Token]) -> None:
+    def __init__(self, stream: Iterator[list[Token]]) -> None:
         self._stream = stream
         self._tokens: list[Token] = []
         self._base = 0  # index of self._tokens[0]
@@ -117,16 +118,17 @@ class TokenBuffer:
         return self._tokens[index - self._base]
 
     def fill(self, count: int) -> None:
-        """Read until `count` tokens are known or the stream ends."""
+        """Read windows until `count` tokens are known or the stream ends."""
         while not self._exhausted and len(self) < count:
-            token = next(self._stream, None)
-            if token is None:
+            window = next(self._stream, None)
+            if window is None:
                 self._exhausted = True
             else:
-                self._tokens.append(token)
+                self._tokens += window
 
     def drop_before(self, index: int) -> None:
         """Forget the tokens before `index`; they will not be read again."""
-        if index > self._base:
-            del self._tokens[: index - self._base]
+        dead = index - self._base
+        if dead > 0 and 2 * dead >= len(self._tokens):  # deleting a list's head moves its tail: do it rarely
+            del self._tokens[:dead]
             self._base = index

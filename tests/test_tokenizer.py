@@ -1,0 +1,47 @@
+"""Token spans and counts for OpenAI models (tiktoken encodings built from packaged files)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ingest.tokenizer import TiktokenCounter
+
+SAMPLES = [
+    "",
+    "a",
+    "Photosynthesis turns light into chemical energy.",
+    "héllo wörld, Ça va? Très bien.",
+    "日本語のテキストです。",
+    "😀 emoji 😀😀 and a combining e\u0301 accent",
+    "tab\tnew\nline  spaces   ",
+    "a lone \ud800 surrogate",
+]
+
+
+def _random_texts(count: int) -> list[str]:
+    """Texts that mix ASCII, accents, CJK, emoji and combining marks: tokens that split characters."""
+    rng = random.Random(7)
+    alphabet = "abc é日😀\u0301 \n.!?,0123456789"
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 200))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
+def test_token_spans_are_the_character_offsets_tiktoken_gives(encoding: str) -> None:
+    counter = TiktokenCounter(encoding)
+    tiktoken = counter._encoding
+    texts = SAMPLES + _random_texts(500)
+    for text in texts:
+        tokens = tiktoken.encode_ordinary(text)
+        starts = tiktoken.decode_with_offsets(tokens)[1] if tokens else []
+        assert counter.token_spans(text) == list(zip(starts, [*starts[1:], len(text)])), text
+    assert counter.count_tokens(texts) == [len(counter.token_spans(t)) for t in texts]
+
+
+def test_token_spans_cover_the_text_in_order() -> None:
+    text = SAMPLES[5] + " " + SAMPLES[4]
+    spans = TiktokenCounter().token_spans(text)
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(a[1] == b[0] and a[0] <= a[1] for a, b in zip(spans, spans[1:]))
+    assert "".join(text[start:end] for start, end in spans) == text
