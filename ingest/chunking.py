@@ -98,20 +98,20 @@ def _cut(document: LoadedDocument, tokens: TokenBuffer, embedder: Embedder, conf
 def _choose_end(tokens: TokenBuffer, start: int, budget: int) -> tuple[int, bool]:
     """Where the chunk starting at `start` ends (exclusive), and whether it ends at a section."""
     limit = min(start + budget, len(tokens))
-    min_fill = start + max(1, budget // 4)
-    for index in range(min_fill, limit):
-        if tokens[index].brk == SECTION:
-            return index, True
+    breaks = tokens.breaks(start, limit + 1)  # breaks[i] is the break before token start + i
+    min_fill = max(1, budget // 4)
+    if SECTION in breaks[min_fill : limit - start]:
+        return start + breaks.index(SECTION, min_fill, limit - start), True
     if limit == len(tokens):
         return limit, False
-    floor = start + budget // 2
+    floor = budget // 2
     for strength in (SECTION, PARAGRAPH, SENTENCE, WORD):
-        for index in range(limit, floor, -1):
-            if tokens[index].brk >= strength:
-                return index, strength == SECTION
-    for index in range(limit, start, -1):
-        if tokens[index].brk >= WORD:
-            return index, False
+        for index in range(limit - start, floor, -1):
+            if breaks[index] >= strength:
+                return start + index, strength == SECTION
+    for index in range(limit - start, 0, -1):
+        if breaks[index] >= WORD:
+            return start + index, False
     return limit, False  # one word longer than the budget: cut inside it
 
 
@@ -120,10 +120,11 @@ def _overlap_start(tokens: TokenBuffer, start: int, end: int, overlap: int) -> i
     if overlap <= 0:
         return end
     earliest = max(start + 1, end - overlap)
+    breaks = tokens.breaks(earliest, end)
     for strength in (SENTENCE, WORD):
-        for index in range(earliest, end):
-            if tokens[index].brk >= strength:
-                return index
+        for index, brk in enumerate(breaks):
+            if brk >= strength:
+                return earliest + index
     return end
 
 

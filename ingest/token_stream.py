@@ -44,8 +44,17 @@ def block_offsets(document: LoadedDocument) -> list[int]:
     return offsets
 
 
-def tokens(document: LoadedDocument, embedder: Embedder) -> Iterator[list[Token]]:
-    """Every token of the document, in order, with the break before it: a list per window of a block."""
+class Window(NamedTuple):
+    """Consecutive tokens of one block: their character spans in the document text and the break before each."""
+
+    starts: list[int]
+    ends: list[int]
+    breaks: list[int]
+    block: int
+
+
+def tokens(document: LoadedDocument, embedder: Embedder) -> Iterator[Window]:
+    """Every token of the document, in order, with the break before it: a window of a block at a time."""
     previous_page = None
     for number, (block, offset) in enumerate(zip(document.blocks, block_offsets(document))):
         section = block.kind == "heading" or (block.page is not None and block.page != previous_page)
@@ -53,23 +62,28 @@ def tokens(document: LoadedDocument, embedder: Embedder) -> Iterator[list[Token]
         yield from _block_tokens(block.text, offset, number, SECTION if section else PARAGRAPH, embedder)
 
 
-def _block_tokens(text: str, offset: int, number: int, first_break: int, embedder: Embedder) -> Iterator[list[Token]]:
-    # A window's tokens are made in one loop, not passed up one by one through generators: the
-    # per-token cost was a third of the chunker's time.
-    sentence_starts = (m.end() for m in SENTENCE_END.finditer(text))  # increasing, read alongside the tokens
-    next_sentence = next(sentence_starts, -1)
-    last_end, brk = -1, first_break
+def _block_tokens(text: str, offset: int, number: int, first_break: int, embedder: Embedder) -> Iterator[Window]:
+    # Columns of plain ints built by comprehensions, not an object per token: the per-token
+    # work was most of the chunker's time.
+    sentence_starts = (offset + m.end() for m in SENTENCE_END.finditer(text))  # increasing
+    pending = next(sentence_starts, -1)
+    last_end = -1
     for begin, spans in _windows(text, embedder):
-        window = []
-        for start, end in spans:
-            start, end = begin + start, begin + end
-            while 0 <= next_sentence < start:
-                next_sentence = next(sentence_starts, -1)
-            if last_end >= 0:  # not the block's first token
-                brk = SENTENCE if start == next_sentence else WORD if start > last_end else 0
-            last_end = end
-            window.append(Token(offset + start, offset + end, brk, number))
-        yield window
+        if not spans:
+            continue
+        shift = offset + begin
+        starts = [shift + start for start, _ in spans]
+        ends = [shift + end for _, end in spans]
+        sentences = set()
+        while 0 <= pending <= starts[-1]:
+            sentences.add(pending)
+            pending = next(sentence_starts, -1)
+        previous = [last_end, *ends[:-1]]
+        breaks = [SENTENCE if s in sentences else WORD if s > p else 0 for s, p in zip(starts, previous)]
+        if last_end < 0:  # the block's first token
+            breaks[0] = first_break
+        last_end = ends[-1]
+        yield Window(starts, ends, breaks, number)
 
 
 def _windows(text: str, embedder: Embedder) -> Iterator[tuple[int, list[tuple[int, int]]]]:
@@ -104,18 +118,26 @@ def _window_end(text: str, begin: int) -> int:
 class TokenBuffer:
     """The token stream with random access to the tokens not yet dropped (indexes count from the first token)."""
 
-    def __init__(self, stream: Iterator[list[Token]]) -> None:
+    def __init__(self, stream: Iterator[Window]) -> None:
         self._stream = stream
-        self._tokens: list[Token] = []
-        self._base = 0  # index of self._tokens[0]
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._breaks: list[int] = []
+        self._blocks: list[int] = []
+        self._base = 0  # index of the first token kept
         self._exhausted = False
 
     def __len__(self) -> int:
         """Tokens read so far (the total, once the stream is exhausted)."""
-        return self._base + len(self._tokens)
+        return self._base + len(self._starts)
 
     def __getitem__(self, index: int) -> Token:
-        return self._tokens[index - self._base]
+        at = index - self._base
+        return Token(self._starts[at], self._ends[at], self._breaks[at], self._blocks[at])
+
+    def breaks(self, start: int, stop: int) -> list[int]:
+        """The breaks before tokens `start` to `stop` (exclusive; fewer if the stream ends first)."""
+        return self._breaks[start - self._base : stop - self._base]
 
     def fill(self, count: int) -> None:
         """Read windows until `count` tokens are known or the stream ends."""
@@ -123,12 +145,16 @@ class TokenBuffer:
             window = next(self._stream, None)
             if window is None:
                 self._exhausted = True
-            else:
-                self._tokens += window
+                break
+            self._starts += window.starts
+            self._ends += window.ends
+            self._breaks += window.breaks
+            self._blocks += [window.block] * len(window.starts)
 
     def drop_before(self, index: int) -> None:
         """Forget the tokens before `index`; they will not be read again."""
         dead = index - self._base
-        if dead > 0 and 2 * dead >= len(self._tokens):  # deleting a list's head moves its tail: do it rarely
-            del self._tokens[:dead]
+        if dead > 0 and 2 * dead >= len(self._starts):  # deleting a list's head moves its tail: do it rarely
+            for column in (self._starts, self._ends, self._breaks, self._blocks):
+                del column[:dead]
             self._base = index

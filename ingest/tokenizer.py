@@ -80,12 +80,16 @@ def tiktoken_encoding(name: str) -> tiktoken.Encoding:
     return tiktoken.Encoding(name, pat_str=str(spec["pat_str"]), mergeable_ranks=ranks, special_tokens=special)
 
 
+_RECENT_COUNTS = 8192  # texts whose counts are kept (past this, the next call starts afresh)
+
+
 class TiktokenCounter:
     """Token spans and counts with a tiktoken encoding (OpenAI models)."""
 
     def __init__(self, encoding: str = "cl100k_base") -> None:
         self.encoding_name = encoding
         self._encoding = tiktoken_encoding(encoding)
+        self._recent: dict[str, int] = {}
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         tokens = self._encoding.encode_ordinary(text)
@@ -103,8 +107,18 @@ class TiktokenCounter:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         # One text at a time: tiktoken's batch call starts a pool of 8 threads on every call, which
         # cost 2-4x the CPU of this loop at every batch size measured (1 to 1,024 SciFact passages).
-        encode = self._encoding.encode_ordinary
-        return [len(encode(text)) for text in texts]
+        # The embedder counts a batch to pack its requests, then ingest counts it for its summary:
+        # the counts of the latest batches are kept, so a passage is encoded once.
+        if len(self._recent) > _RECENT_COUNTS:
+            self._recent = {}
+        recent, encode = self._recent, self._encoding.encode_ordinary
+        counts = []
+        for text in texts:
+            count = recent.get(text)
+            if count is None:
+                count = recent[text] = len(encode(text))
+            counts.append(count)
+        return counts
 
 
 @functools.lru_cache(maxsize=4)

@@ -45,3 +45,13 @@ def test_token_spans_cover_the_text_in_order() -> None:
     assert spans[0][0] == 0 and spans[-1][1] == len(text)
     assert all(a[1] == b[0] and a[0] <= a[1] for a, b in zip(spans, spans[1:]))
     assert "".join(text[start:end] for start, end in spans) == text
+
+
+def test_counts_stay_exact_when_the_same_texts_are_counted_again_past_the_kept_counts() -> None:
+    counter = TiktokenCounter()
+    texts = [f"passage {n} " + "word " * (n % 7) for n in range(10_000)]  # more than the counts kept
+    expected = [len(counter._encoding.encode_ordinary(t)) for t in texts]
+    assert counter.count_tokens(texts) == expected
+    assert counter.count_tokens(texts[::-1]) == expected[::-1]
+    fresh = ["passage 3 word word word", "a text not counted before"]
+    assert counter.count_tokens(fresh) == [len(counter._encoding.encode_ordinary(t)) for t in fresh]
