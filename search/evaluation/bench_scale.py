@@ -137,7 +137,7 @@ def _disk(index: Index) -> dict[str, Any]:
     chunks = index.stats().counts.chunks
     files = {str(p.relative_to(index.folder)): p.stat().st_size for p in index.folder.rglob("*") if p.is_file()}
     size = sum(files.values())
-    largest = dict(sorted(files.items(), key=lambda item: -item[1])[:5])
+    largest = dict(sorted(files.items(), key=lambda item: -item[1])[:3])
     return {"chunks": chunks, "disk_bytes": size, "bytes_per_chunk": round(size / max(chunks, 1)), "largest": largest}
 
 

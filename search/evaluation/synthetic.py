@@ -2,7 +2,9 @@
 
 Words come from a Zipfian distribution over a pseudo-vocabulary mixed with common English
 words (about 40% of the words of real English text are among its 100 commonest), or from the
-word frequencies of a BEIR corpus. The same seed and size give the same corpus every time.
+word frequencies of a BEIR corpus. Text has topics, as real text does: a third of a passage's
+words come from the vocabulary of its topic (one per run of 4 passages), so passages on one
+topic share words and their vectors cluster. The same seed and size give the same corpus.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ PASSAGES_PER_DOCUMENT = (2, 6)  # each document holds 2 to 6 passages, one page 
 PSEUDO_WORDS = 50_000
 ZIPF_EXPONENT = 1.07
 COMMON_SHARE = 0.4
+TOPICS, TOPIC_WORDS, TOPIC_SHARE = 1000, 300, 0.35  # topics, the words of each, their share of a passage
+PASSAGES_PER_TOPIC_RUN = 4
 COMMON_WORDS = (
     "the of and to a in is that for it as was with be by on not he this are or his from at which but "
     "have an they you were her she there one all we their been has would when who will more no if out "
@@ -41,9 +45,10 @@ _SYLLABLES = [c + v for c in "bcdfghjklmnprstvwz" for v in ("a", "e", "i", "o", 
 class Vocabulary:
     """Words and the probability of each."""
 
-    words: np.ndarray  # of str objects
+    words: np.ndarray  # of str objects, commonest first
     probabilities: np.ndarray
     source: str  # "zipf" or the dataset's folder name
+    first_content: int  # words before this one are function words, in no topic
 
     @classmethod
     def zipf(cls) -> Vocabulary:
@@ -61,7 +66,7 @@ class Vocabulary:
         probabilities = np.concatenate((common / common.sum() * COMMON_SHARE, zipf / zipf.sum() * (1 - COMMON_SHARE)))
         ranked = rng.permutation(np.array(sorted(pseudo), dtype=object))  # frequency unrelated to spelling
         words = np.array([*COMMON_WORDS, *ranked], dtype=object)
-        return cls(words, probabilities, "zipf")
+        return cls(words, probabilities, "zipf", len(COMMON_WORDS))
 
     @classmethod
     def sampled_from(cls, dataset_dir: Path) -> Vocabulary:
@@ -72,7 +77,8 @@ class Vocabulary:
             counts.update(f"{record.get('title', '')} {record.get('text', '')}".split())
         ordered = counts.most_common()
         frequencies = np.array([n for _, n in ordered], dtype=np.float64)
-        return cls(np.array([w for w, _ in ordered], dtype=object), frequencies / frequencies.sum(), dataset_dir.name)
+        words = np.array([w for w, _ in ordered], dtype=object)
+        return cls(words, frequencies / frequencies.sum(), dataset_dir.name, min(len(COMMON_WORDS), len(words) // 2))
 
     def draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
         """`count` words drawn at random by their probabilities."""
@@ -80,6 +86,14 @@ class Vocabulary:
         picks = np.searchsorted(cumulative, rng.random(count) * cumulative[-1])
         drawn: np.ndarray = self.words[np.minimum(picks, len(self.words) - 1)]
         return drawn
+
+    def topic_words(self, rng: np.random.Generator) -> np.ndarray:
+        """For each topic, the words it favours (rows of `TOPIC_WORDS`), drawn from the content words."""
+        content = self.words[self.first_content :]
+        weights = self.probabilities[self.first_content :] ** 0.5  # topics favour mid-frequency words too
+        picks = rng.choice(len(content), size=(TOPICS, TOPIC_WORDS), p=weights / weights.sum())
+        chosen: np.ndarray = content[picks]
+        return chosen
 
 
 def _corpus_lines(dataset_dir: Path) -> Iterator[str]:
@@ -99,6 +113,7 @@ def passages(vocabulary: Vocabulary, count: int, seed: int = 11) -> list[str]:
     rng = np.random.default_rng(seed)
     lengths = rng.integers(MIN_WORDS, MAX_WORDS + 1, size=count)
     words = vocabulary.draw(rng, int(lengths.sum()))
+    _mix_topics(words, lengths, vocabulary.topic_words(rng), rng)
     ends = np.cumsum(lengths)
     out = []
     for stop, length in zip(ends, lengths):
@@ -110,6 +125,17 @@ def passages(vocabulary: Vocabulary, count: int, seed: int = 11) -> list[str]:
         chosen[0] = chosen[0].capitalize()
         out.append(" ".join(chosen))
     return out
+
+
+def _mix_topics(words: np.ndarray, lengths: np.ndarray, topics: np.ndarray, rng: np.random.Generator) -> None:
+    """Replace `TOPIC_SHARE` of the words by words of their passage's topic (Zipfian within the topic)."""
+    runs = -(-len(lengths) // PASSAGES_PER_TOPIC_RUN)
+    topic_of_passage = np.repeat(rng.integers(TOPICS, size=runs), PASSAGES_PER_TOPIC_RUN)[: len(lengths)]
+    topic_of_word = np.repeat(topic_of_passage, lengths)
+    chosen = np.flatnonzero(rng.random(len(words)) < TOPIC_SHARE)
+    cumulative = np.cumsum(1.0 / np.arange(1, topics.shape[1] + 1))
+    ranks = np.searchsorted(cumulative, rng.random(len(chosen)) * cumulative[-1])
+    words[chosen] = topics[topic_of_word[chosen], np.minimum(ranks, topics.shape[1] - 1)]
 
 
 def documents(texts: list[str], prefix: str, seed: int = 13, *, titled: bool = True) -> list[LoadedDocument]:
