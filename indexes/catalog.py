@@ -1,6 +1,6 @@
-"""The SQLite catalog: documents, chunks (text, positions, vectors), FTS5, staging.
+"""The SQLite catalog: documents, chunks (text, positions), FTS5, segments, staging.
 
-Readers only ever look at `documents`, `chunks` and `chunks_fts`. An ingest writes
+Readers only ever look at `documents` and `chunks` (the lexical index is `indexes/fulltext.py`). An ingest writes
 into the `staged_*` tables (committed as it goes, so a crash loses little) and then
 publishes everything in one transaction that also bumps `meta.generation`. This is the
 only module that imports `sqlite3`: every call goes through `Catalog`, which maps errors.
@@ -21,7 +21,7 @@ from .globs import glob_matches
 CATALOG_NAME = "chunks.sqlite"
 BUSY_TIMEOUT = 30.0  # seconds to wait for another process's lock before IndexBusy
 
-# FTS5 with Porter stemming over Unicode words, accents folded ("café" finds "cafe").
+# The tokenizer of the FTS5 table of catalogs before migration 3 (the lexical index is now tantivy's).
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 
 
@@ -74,8 +74,37 @@ _MIGRATION_1 = f"""
 """
 
 
+# Vectors move out of the catalog into immutable FAISS segment files (`indexes/segments.py`):
+# a segment row names its file; a tombstone is a chunk deleted from the catalog whose vector
+# still sits in a segment (searches skip it until a merge drops it); `chunks.segment` says
+# where a chunk's vector lives. Vectors of an older catalog wait in `legacy_vectors` until
+# the first writer turns them into a segment.
+_MIGRATION_2 = """
+        CREATE TABLE segments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            file TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            storage TEXT NOT NULL,
+            vectors INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            retired_at REAL
+        );
+        CREATE TABLE tombstones (chunk_id INTEGER PRIMARY KEY, segment INTEGER NOT NULL);
+        CREATE TABLE legacy_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+        INSERT INTO legacy_vectors SELECT id, vector FROM chunks;
+        ALTER TABLE chunks DROP COLUMN vector;
+        ALTER TABLE chunks ADD COLUMN segment INTEGER;
+"""
+
+# The lexical index moves out of the catalog into `<index>/fulltext/` (tantivy, `indexes/fulltext.py`),
+# which indexes the text the catalog keeps: the text is stored once. Opening the index rebuilds
+# the full-text index from the catalog (`Index.repair_fulltext`).
+_MIGRATION_DROP_FTS5 = """
+        DROP TABLE IF EXISTS chunks_fts;
+"""
+
 # Numbered migrations (SQL scripts): entry i brings a catalog from version i to i + 1.
-MIGRATIONS: list[str] = [_MIGRATION_1]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_DROP_FTS5]
 
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
@@ -174,6 +203,10 @@ def connect(path: Path, *, create: bool = False, busy_timeout: float = BUSY_TIME
     with catalog_errors(path):
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
         try:
+            if create:
+                # Before the first table: pages freed by publishing staged work go back to the
+                # file system on `PRAGMA incremental_vacuum` (see the writer), not kept as free pages.
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")

@@ -1,42 +1,49 @@
 """Queries against one snapshot of an index: passages, documents, counts, dense and lexical search.
 
 Filters arrive as values (`indexes.filters`) and are compiled here; lexical queries
-arrive as words and are quoted here, so no caller writes SQL or FTS5 syntax.
+arrive as words, which the full-text index analyses (`indexes/lexical.py`), so no caller
+writes SQL or query syntax.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from . import filter_sql, vectors
+from . import filter_sql, segments
 from .catalog import Catalog
 from .filters import Filter
+from .fulltext import FullText
+from .lexical import SnapshotLexical
 from .records import CatalogCounts, Chunk, DocumentRecord, StoredChunk, StoredDocument
-
-if TYPE_CHECKING:
-    import faiss
+from .segments import SegmentInfo, SegmentSet
 
 _CHUNK_COLUMNS = """c.id, c.document_id, d.path, d.title, c.ordinal, c.text, c.tokens, c.heading, c.page,
     c.page_end, c.char_start, c.char_end"""
 _CHUNKS_JOINED = "chunks c JOIN documents d ON d.id = c.document_id"
 _DOCUMENT_COLUMNS = """d.id, d.path, d.content_hash, d.type, d.title, d.size, d.mtime, d.pages,
     d.attributes, d.chunks, d.tokens, d.ingested_at"""
-_BM25_K1 = 1.2  # FTS5's bm25() constant
 _BATCH = 500  # ids per `IN (...)`: well under SQLite's limit on parameters
 
 
 class Reader:
     """Queries against one snapshot of the index."""
 
-    def __init__(self, catalog: Catalog, load_vectors: Callable[[], faiss.Index], dimension: int) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        segment_set: Callable[[], SegmentSet],
+        dimension: int,
+        fulltext: FullText | None = None,
+    ) -> None:
         self._catalog = catalog
-        self._load_vectors = load_vectors
+        self._segment_set = segment_set
         self._dimension = dimension
+        self._fulltext = fulltext  # the index's full-text folder (one per Index, so its searcher is shared)
+        self._snapshot_lexical: SnapshotLexical | None = None
 
     def allowed_chunks(self, where: Filter) -> np.ndarray:
         """Ids (int64, ascending) of the chunks whose document matches the filter."""
@@ -44,55 +51,42 @@ class Reader:
         sql = f"SELECT id FROM chunks WHERE document_id IN (SELECT d.id FROM documents d WHERE {condition}) ORDER BY id"
         return np.fromiter((row[0] for row in self._catalog.rows(sql, params)), dtype=np.int64)
 
-    def dense(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Nearest chunks to a query vector: (chunk id, cosine), best first; only `allowed` chunk ids if given."""
-        return vectors.search(self._load_vectors(), query, k, allowed)
-
-    def lexical(
-        self, terms: Sequence[str], k: int, weights: Sequence[float] = (2.0, 1.5, 1.0), where: Filter | None = None
+    def dense(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None, *, exact: bool = False
     ) -> list[tuple[int, float]]:
+        """Nearest chunks to a query vector: (chunk id, cosine), best first; only `allowed` chunk ids if given.
+
+        Large segments answer approximately (IVF) unless `exact`; a filter makes every segment exact.
+        """
+        return self._segment_set().search(query, k, allowed, exact=exact)
+
+    def segments(self) -> list[SegmentInfo]:
+        """The snapshot's vector segments, with their tombstones."""
+        return segments.live(self._catalog)
+
+    def lexical(self, terms: Sequence[str], k: int, where: Filter | None = None) -> list[tuple[int, float]]:
         """BM25 over title, heading and text for any of the words: (chunk id, score), best first.
 
-        With `where`, only chunks whose document matches the filter, in the same statement.
+        With `where`, only chunks whose document matches the filter, inside the search.
         """
-        match = _match(terms)
-        if not match or k <= 0:
-            return []
-        joins, condition, params = "", "", list[object]()
-        if where is not None:
-            joins = "JOIN chunks c ON c.id = chunks_fts.rowid JOIN documents d ON d.id = c.document_id "
-            sql_filter, params = filter_sql.where(where)
-            condition = f"AND ({sql_filter}) "
-        sql = (
-            f"SELECT chunks_fts.rowid, -bm25(chunks_fts, ?, ?, ?) FROM chunks_fts {joins}"
-            f"WHERE chunks_fts MATCH ? {condition}ORDER BY bm25(chunks_fts, ?, ?, ?) LIMIT ?"
-        )
-        rows = self._catalog.rows(sql, (*weights, match, *params, *weights, k))
-        return [(int(r[0]), float(r[1])) for r in rows]
+        return self._lexical().search(terms, k, where)
 
     def lexical_ceiling(self, terms: Sequence[str]) -> float:
-        """The most BM25 any passage could score for these words: FTS5's (k1 + 1) times the sum of their idf.
+        """The most BM25 any passage could score for these words: (k1 + 1) times the sum of their idf.
 
-        FTS5 saturates each word's weighted frequency below k1 + 1, so `lexical` scores stay under this.
+        BM25 saturates each word's frequency below k1 + 1, so `lexical` scores stay under this.
         """
-        rows = int(self._catalog.value("SELECT count(*) FROM chunks"))
-        total = 0.0
-        for term in (t for t in terms if t):
-            sql = "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
-            hits = int(self._catalog.value(sql, (_match([term]),)))
-            total += max(math.log((rows - hits + 0.5) / (hits + 0.5)), 1e-6)  # FTS5's idf, floored as FTS5 does
-        return (_BM25_K1 + 1) * total
+        return self._lexical().ceiling(terms)
 
-    def snippets(self, terms: Sequence[str], ids: Sequence[int], *, tokens: int = 32) -> dict[int, str]:
+    def snippets(self, terms: Sequence[str], ids: Sequence[int]) -> dict[int, str]:
         """For each chunk that holds any of the words, its best fragment with them in <mark> tags."""
-        match = _match(terms)
-        if not match or not ids:
-            return {}
-        sql = (
-            "SELECT rowid, snippet(chunks_fts, 2, '<mark>', '</mark>', '…', ?) FROM chunks_fts "
-            f"WHERE chunks_fts MATCH ? AND rowid IN ({_marks(ids)})"
-        )
-        return {int(row[0]): str(row[1]) for row in self._catalog.rows(sql, (tokens, match, *ids))}
+        return self._lexical().snippets(terms, ids)
+
+    def _lexical(self) -> SnapshotLexical:
+        if self._snapshot_lexical is None:
+            fulltext = self._fulltext or FullText(self._catalog.path.parent)
+            self._snapshot_lexical = SnapshotLexical(self._catalog, fulltext, catalog_generation(self._catalog))
+        return self._snapshot_lexical
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """Passages by chunk id, with their document's path and title."""
@@ -110,10 +104,14 @@ class Reader:
         return dict(self._catalog.rows(f"SELECT id, document_id FROM chunks WHERE id IN ({_marks(ids)})", list(ids)))
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        """The stored vectors of these chunks, in the order given."""
-        sql = f"SELECT id, vector FROM chunks WHERE id IN ({_marks(ids)})"
-        found = dict(self._catalog.rows(sql, list(ids))) if ids else {}
-        return vectors.as_matrix([found[i] for i in ids if i in found], self._dimension)
+        """The stored vectors of these chunks, in the order given (read from their segments)."""
+        located: list[tuple[int, int | None]] = []
+        for start in range(0, len(ids), _BATCH):
+            part = list(ids[start : start + _BATCH])
+            located += self._catalog.rows(f"SELECT id, segment FROM chunks WHERE id IN ({_marks(part)})", part)
+        found = self._segment_set().vectors(located, self._dimension) if located else {}
+        rows = [found[i] for i in ids if i in found]
+        return np.vstack(rows) if rows else np.zeros((0, self._dimension), dtype=np.float32)
 
     def all_chunks(self) -> Iterator[StoredChunk]:
         """Every passage, in chunk id order."""
@@ -147,12 +145,6 @@ class Reader:
 def catalog_generation(catalog: Catalog) -> int:
     """The catalog's generation: how many publishes it has seen."""
     return int(catalog.value("SELECT value FROM meta WHERE key = 'generation'"))
-
-
-def _match(terms: Sequence[str]) -> str:
-    """An FTS5 MATCH expression: each word quoted (so none is syntax), joined by OR ("" if none)."""
-    quoted = ['"' + term.replace('"', '""') + '"' for term in terms if term]
-    return " OR ".join(quoted)
 
 
 def _marks(ids: Sequence[object]) -> str:

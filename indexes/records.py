@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .manifest import Manifest
+from .segments import SegmentInfo
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class IndexStats:
     counts: CatalogCounts
     manifest: Manifest
     size_bytes: int
+    segments: list[SegmentInfo] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of `semsearch stats` and `GET /stats` (times in ISO 8601 UTC, as the manifest's)."""
@@ -151,4 +153,7 @@ class IndexStats:
             "chunking": manifest.chunking,
             "created_at": manifest.created_at,
             "size_bytes": self.size_bytes,
+            "vector_storage": manifest.vector_storage,
+            "segments": [segment.as_dict() for segment in self.segments],
+            "tombstones": sum(segment.tombstones for segment in self.segments),
         }

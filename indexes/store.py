@@ -1,8 +1,7 @@
-"""An index folder: manifest, SQLite catalog and FAISS vectors, opened together.
+"""An index folder: manifest, SQLite catalog and FAISS vector segments, opened together.
 
-Readers work inside one SQLite read transaction (a snapshot), and use the FAISS file
-of that snapshot's generation, so a search never mixes two states of the index. A
-FAISS file that is missing or stale is rebuilt from the vectors kept in the catalog.
+Readers work inside one SQLite read transaction (a snapshot), and search the segments
+that snapshot names less its tombstones, so a search never mixes two states of the index.
 """
 
 from __future__ import annotations
@@ -10,18 +9,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from . import vectors
+from . import segments
 from .catalog import BUSY_TIMEOUT, CATALOG_NAME, Catalog, connect
-from .errors import IndexCorrupt, IndexExists, IndexNotFound
+from .errors import IndexExists, IndexNotFound, IndexStoreError
+from .fulltext import FullText
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .reader import Reader, catalog_generation
 from .records import IndexStats
-
-if TYPE_CHECKING:
-    import faiss
+from .segments import SegmentSet
+from .vectors import STORAGES
 
 
 class Index:
@@ -33,7 +32,9 @@ class Index:
         self.busy_timeout = busy_timeout  # seconds to wait on another process's lock
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._vectors: tuple[int, faiss.Index] | None = None
+        self._segments = segments.SegmentCache(folder)
+        self._view: tuple[int, SegmentSet] | None = None
+        self.fulltext = FullText(folder)  # one per Index: its readers share the searcher of a generation
 
     @classmethod
     def create(cls, folder: Path, manifest: Manifest) -> Index:
@@ -51,9 +52,18 @@ class Index:
         if not (folder / MANIFEST_NAME).exists():
             raise IndexNotFound(f"no index at {folder}: run `semsearch ingest PATH --index {folder}` first")
         index = cls(folder, read_manifest(folder), busy_timeout=busy_timeout)
-        catalog = index.catalog()  # fail now, not at the first query, if the catalog is broken
-        vectors.remove_leftovers(folder, catalog_generation(catalog))  # of a writer killed mid-write
+        index.catalog()  # fail now, not at the first query, if the catalog is broken
+        segments.remove_dead_temporaries(folder)  # of a writer killed mid-write
+        index.repair_fulltext()
         return index
+
+    def set_vector_storage(self, storage: str) -> None:
+        """Keep the vectors of segments written from now on as `storage` (f32, f16 or sq8)."""
+        if storage not in STORAGES:
+            raise IndexStoreError(f"unknown vector storage {storage!r}; use one of {', '.join(STORAGES)}")
+        if storage != self.manifest.vector_storage:
+            self.manifest = replace(self.manifest, vector_storage=storage)
+            write_manifest(self.folder, self.manifest)
 
     @classmethod
     def exists(cls, folder: Path) -> bool:
@@ -74,44 +84,40 @@ class Index:
         catalog = self.catalog()
         with catalog.transaction(write=False):
             current = catalog_generation(catalog)
-            # The FAISS index loads on the first dense search only: stats and lexical search never wait for it.
-            yield Reader(catalog, lambda: self._vectors_for(catalog, current), self.manifest.dimension)
+            # Segments load on the first dense search only: stats and lexical search never wait for them.
+            yield Reader(catalog, lambda: self.segment_set(catalog, current), self.manifest.dimension, self.fulltext)
 
-    def _vectors_for(self, catalog: Catalog, generation: int) -> faiss.Index:
-        cached = self._vectors
+    def segment_set(self, catalog: Catalog, generation: int) -> SegmentSet:
+        """The vectors of the catalog's snapshot (at `generation`), as a set of segments."""
+        cached = self._view
         if cached is not None and cached[0] == generation:
             return cached[1]
         with self._lock:
-            if self._vectors is None or self._vectors[0] != generation:
-                self._vectors = (generation, self.load_vectors(catalog, generation))
-            return self._vectors[1]
+            cached = self._view
+            if cached is None or cached[0] != generation:
+                infos, legacy = segments.live(catalog), None
+                if not infos and segments.has_legacy_vectors(catalog):  # written before segments existed
+                    legacy = segments.legacy_segment(catalog, self.manifest.dimension)
+                    infos = [segments.SegmentInfo(segments.LEGACY_SEGMENT, "", "flat", "f32", legacy.ntotal)]
+                self._segments.keep(infos, {segments.LEGACY_SEGMENT: legacy} if legacy is not None else None)
+                cached = (generation, segments.SegmentSet(infos, segments.dead_ids(catalog), self._segments.load))
+                self._view = cached
+            return cached[1]
 
-    def load_vectors(self, catalog: Catalog, generation: int) -> faiss.Index:
-        """The FAISS index of a generation: its file if present, else rebuilt from the catalog."""
-        path = vectors.file_for(self.folder, generation)
-        if path.exists():
-            try:
-                index = vectors.load(path)
-                if index.d == self.manifest.dimension:
-                    return index
-            except IndexCorrupt:
-                pass  # rebuilt below from the catalog, which is the source of truth
-        return self.rebuild_vectors(catalog)
-
-    def rebuild_vectors(self, catalog: Catalog) -> faiss.Index:
-        """A FAISS index built from every vector stored in the catalog."""
-        index = vectors.new_index(self.manifest.dimension, self.manifest.index_type)
-        for rows in catalog.stream("SELECT id, vector FROM chunks ORDER BY id"):
-            ids = [row[0] for row in rows]
-            vectors.add(index, ids, vectors.as_matrix([row[1] for row in rows], index.d))
-        return index
+    def repair_fulltext(self) -> None:
+        """Bring the full-text index in line with the catalog if it is behind or missing (an upgraded
+        index, a crash mid-publish), unless a writer holds it: that writer repairs it.
+        """
+        catalog = self.catalog()
+        self.fulltext.sync(catalog, lambda: catalog_generation(catalog), wait=False)
 
     def stats(self) -> IndexStats:
         """Counts, model and size on disk."""
         with self.read() as reader:
-            counts = reader.counts()
-        size = sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
-        return IndexStats(self.folder, counts, self.manifest, size)
+            counts, live = reader.counts(), reader.segments()
+        files = [*self.folder.iterdir(), *(self.folder / segments.SEGMENTS_DIR).glob("*"), *self.fulltext.files()]
+        size = sum(p.stat().st_size for p in files if p.is_file())
+        return IndexStats(self.folder, counts, self.manifest, size, live)
 
     def close(self) -> None:
         """Close this thread's connection (other threads' close when they end)."""

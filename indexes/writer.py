@@ -3,7 +3,9 @@
 Staging is committed a batch of documents at a time, so a crash mid-ingest keeps the work done
 (the next ingest finds it staged and does not embed it again), while readers keep
 seeing the last published state until `publish` swaps the new state in with one
-SQLite transaction. The FAISS file of the new generation is written after that.
+SQLite transaction. The new vectors become one new segment file, written inside that
+transaction before it commits: a killed publish leaves a file no generation names,
+which the next writer deletes.
 """
 
 from __future__ import annotations
@@ -16,33 +18,48 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 
-from . import vectors
+import numpy as np
+
+from . import fulltext, segments, vectors
 from .errors import IndexBusy
+from .fulltext import FullTextWriter
 from .reader import catalog_generation
 from .records import Chunk, ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument
+from .segments import SegmentInfo
 from .store import Index
 
 _DOC_COLUMNS = "path, content_hash, mtime, size, type, title, pages, attributes, chunks, tokens"
-_CHUNK_COLUMNS = "ordinal, text, heading, page, page_end, char_start, char_end, tokens, text_hash, vector"
+_CHUNK_COLUMNS = "ordinal, text, heading, page, page_end, char_start, char_end, tokens, text_hash"
 
 
 class IndexWriter:
     """The single writer of an index (an exclusive lock file keeps others out)."""
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: Index, *, wait: float = 0.0) -> None:
         self.index = index
         self._catalog = index.catalog()
         self._lock_file: int | None = None
+        self._wait = wait  # seconds to wait for another writer (0: IndexBusy at once)
 
     def __enter__(self) -> IndexWriter:
         fd = os.open(self.index.folder / "write.lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            os.close(fd)
-            raise IndexBusy(f"another ingest is writing to {self.index.folder}; wait for it to finish") from exc
+        deadline = time.monotonic() + self._wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise IndexBusy(f"another ingest is writing to {self.index.folder}; wait for it to finish") from exc
+                time.sleep(0.05)
         self._lock_file = fd
-        vectors.remove_leftovers(self.index.folder)  # no other writer: every temporary file is a dead one's
+        try:
+            self.ensure_vectors_file()
+            self._sync_fulltext()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -64,12 +81,23 @@ class IndexWriter:
     def stored_vectors(self, text_hashes: Sequence[str]) -> dict[str, bytes]:
         """Vectors already stored (published or staged) for passages with these hashes."""
         found: dict[str, bytes] = {}
+        published: list[tuple[str, int, int | None]] = []
         for start in range(0, len(text_hashes), 500):
             part = list(text_hashes[start : start + 500])
             marks = ",".join("?" * len(part))
-            for table in ("chunks", "staged_chunks"):
-                sql = f"SELECT text_hash, vector FROM {table} WHERE text_hash IN ({marks})"
-                found.update(self._catalog.rows(sql, part))
+            found.update(
+                self._catalog.rows(f"SELECT text_hash, vector FROM staged_chunks WHERE text_hash IN ({marks})", part)
+            )
+            sql = f"SELECT text_hash, id, segment FROM chunks WHERE text_hash IN ({marks})"
+            published += [row for row in self._catalog.rows(sql, part) if row[0] not in found]
+        if published:
+            view = self.index.segment_set(self._catalog, catalog_generation(self._catalog))
+            stored = view.vectors(
+                [(chunk_id, segment) for _, chunk_id, segment in published], self.index.manifest.dimension
+            )
+            for text_hash, chunk_id, _ in published:
+                if chunk_id in stored:
+                    found.setdefault(text_hash, stored[chunk_id].astype("<f4").tobytes())
         return found
 
     def stage(self, document: DocumentRecord, chunks: Sequence[ChunkRecord]) -> None:
@@ -106,7 +134,7 @@ class IndexWriter:
 
     def _insert_chunks(self, chunks: Iterable[tuple[str, ChunkRecord]], *, replace: bool = False) -> None:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        sql = f"{verb} INTO staged_chunks (path, {_CHUNK_COLUMNS}) VALUES ({_marks(11)})"
+        sql = f"{verb} INTO staged_chunks (path, {_CHUNK_COLUMNS}, vector) VALUES ({_marks(11)})"
         self._catalog.run_many(sql, ((path, *_chunk_row(c.chunk), c.text_hash, c.vector) for path, c in chunks))
 
     def _insert_documents(self, documents: Iterable[tuple[DocumentRecord, int, int]]) -> None:
@@ -132,23 +160,35 @@ class IndexWriter:
             self._catalog.run("UPDATE documents SET mtime = ? WHERE path = ?", (mtime, path))
 
     def publish(self, removed: Iterable[str] = ()) -> PublishResult:
-        """Swap staged documents in and removed ones out, in one transaction; then the FAISS file."""
-        with self._transaction():
-            result, old_ids, first_new = self._publish_catalog(list(removed))
-        self._write_vectors(result.generation, old_ids, first_new)
+        """Swap staged documents in and removed ones out, with their vectors as a new segment, in one transaction."""
+        self._sync_fulltext()
+        # The full-text index takes the new passages before the catalog commits and lets the
+        # removed ones go after it (`indexes/fulltext.py`): readers drop hits their snapshot lacks.
+        with self.index.fulltext.writer() as text:
+            with self._transaction():
+                result, old_ids = self._publish_catalog(list(removed), text)
+            text.delete(old_ids)
+            text.commit(result.generation)
+        self.tidy()
         return result
 
     def remove(self, paths: Iterable[str]) -> PublishResult:
         """Take published documents out at once, leaving staged work (an unfinished ingest's) alone."""
-        with self._transaction():
-            removed, old_ids = self._drop(list(paths), replace_staged=False)
-            generation = self._bump()
-            last = self._last_chunk_id()
-        self._write_vectors(generation, old_ids, last)
+        self._sync_fulltext()
+        with self.index.fulltext.writer() as text:
+            with self._transaction():
+                removed, old_ids = self._drop(list(paths), replace_staged=False)
+                generation = self._bump()
+            text.delete(old_ids)
+            text.commit(generation)
+        self.tidy()
         return PublishResult(generation, 0, removed, 0, len(old_ids))
 
     def _drop(self, removed: list[str], *, replace_staged: bool) -> tuple[int, list[int]]:
-        """Delete documents `removed` (and those staged anew, if `replace_staged`) with their passages."""
+        """Delete documents `removed` (and those staged anew, if `replace_staged`) with their passages.
+
+        The passages' vectors stay in their segments as tombstones until a merge drops them.
+        """
         catalog = self._catalog
         catalog.run("CREATE TEMP TABLE IF NOT EXISTS gone (path TEXT PRIMARY KEY)")
         catalog.run("DELETE FROM gone")
@@ -160,7 +200,10 @@ class IndexWriter:
             catalog.run("INSERT OR IGNORE INTO gone SELECT path FROM staged_documents")
         replaced = "SELECT id FROM documents WHERE path IN (SELECT path FROM gone)"
         old_ids = [r[0] for r in catalog.rows(f"SELECT id FROM chunks WHERE document_id IN ({replaced})")]
-        catalog.run_many("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in old_ids])
+        catalog.run(
+            "INSERT OR IGNORE INTO tombstones (chunk_id, segment) SELECT id, coalesce(segment, 0) FROM chunks "
+            f"WHERE document_id IN ({replaced})"
+        )
         catalog.run("DELETE FROM documents WHERE path IN (SELECT path FROM gone)")
         return removed_docs, old_ids
 
@@ -171,7 +214,11 @@ class IndexWriter:
     def _last_chunk_id(self) -> int:
         return int(self._catalog.value("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'chunks'"))
 
-    def _publish_catalog(self, removed: list[str]) -> tuple[PublishResult, list[int], int]:
+    def _sync_fulltext(self) -> None:
+        """Repair the full-text index if a crash (or a failed publish) left it behind the catalog."""
+        self.index.fulltext.sync(self._catalog, lambda: catalog_generation(self._catalog))
+
+    def _publish_catalog(self, removed: list[str], text: FullTextWriter) -> tuple[PublishResult, list[int]]:
         catalog = self._catalog
         removed_docs, old_ids = self._drop(removed, replace_staged=True)
         first_new = self._last_chunk_id()
@@ -185,36 +232,87 @@ class IndexWriter:
             + " FROM staged_chunks s JOIN staged_documents sd ON sd.path = s.path JOIN documents d ON d.path = s.path"
             + " ORDER BY s.path, s.ordinal"  # passages of a document not staged whole (an interrupted one) stay out
         )
-        added = catalog.run(
-            "INSERT INTO chunks_fts (rowid, title, heading, text) SELECT c.id, d.title, c.heading, c.text "
-            "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id > ?",
-            (first_new,),
-        )
+        added = 0
+        for rows in catalog.stream(f"{fulltext.PASSAGES} WHERE c.id > ? ORDER BY c.id", (first_new,)):
+            text.add(rows)
+            added += len(rows)
+        text.flush()  # durable before the catalog commits
+        self._write_segment(first_new)
         catalog.run("DELETE FROM staged_chunks")
         catalog.run("DELETE FROM staged_documents")
         generation = self._bump()
-        return PublishResult(generation, written, removed_docs, added, len(old_ids)), old_ids, first_new
+        return PublishResult(generation, written, removed_docs, added, len(old_ids)), old_ids
 
-    def _write_vectors(self, generation: int, old_ids: list[int], first_new: int) -> None:
-        folder = self.index.folder
-        previous = vectors.file_for(folder, generation - 1)
-        if previous.exists():
-            index = vectors.load(previous)
-            vectors.remove(index, old_ids)
-            rows = self._catalog.rows("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id", (first_new,))
-            vectors.add(index, [r[0] for r in rows], vectors.as_matrix([r[1] for r in rows], index.d))
-        else:
-            index = self.index.rebuild_vectors(self._catalog)
-        target = vectors.file_for(folder, generation)
-        vectors.save(index, target)
-        vectors.remove_stale(folder, keep=target)
+    def _write_segment(self, first_new: int) -> None:
+        """The vectors of the chunks just published (ids above `first_new`), as a new segment."""
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        sql = (
+            "SELECT c.id, s.vector FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "JOIN staged_chunks s ON s.path = d.path AND s.ordinal = c.ordinal WHERE c.id > ? ORDER BY c.id"
+        )
+        for rows in self._catalog.stream(sql, (first_new,)):
+            ids.extend(r[0] for r in rows)
+            blobs.extend(r[1] for r in rows)
+        self._add_segment(np.asarray(ids, dtype=np.int64), vectors.as_matrix(blobs, self.index.manifest.dimension))
+        self._catalog.run("UPDATE chunks SET segment = last_insert_rowid() WHERE id > ?", (first_new,))
+
+    def _add_segment(self, ids: np.ndarray, matrix: np.ndarray) -> int | None:
+        storage = self.index.manifest.vector_storage
+        return segments.write(self.index.folder, self._catalog, ids, matrix, storage)
+
+    def commit_merge(self, group: Sequence[SegmentInfo], prepared: segments.Prepared, dropped: np.ndarray) -> bool:
+        """Swap merged segments for the one `prepared` from them, in one transaction; False if one is gone.
+
+        The tombstones left out of the new segment go; those added since (deletions while it
+        was built) move to it, as do the chunks of the merged segments.
+        """
+        catalog = self._catalog
+        with self._transaction():
+            if {info.id for info in group} - {info.id for info in segments.live(catalog)}:
+                return False
+            merged = segments.commit(self.index.folder, catalog, prepared)
+            inputs = ",".join(str(int(info.id)) for info in group)
+            catalog.run(f"UPDATE segments SET retired_at = ? WHERE id IN ({inputs})", (time.time(),))
+            catalog.run(f"UPDATE chunks SET segment = ? WHERE segment IN ({inputs})", (merged,))
+            catalog.run_many("DELETE FROM tombstones WHERE chunk_id = ?", [(int(i),) for i in dropped])
+            catalog.run(f"UPDATE tombstones SET segment = ? WHERE segment IN ({inputs})", (merged,))
+            self._bump()
+        self.tidy()
+        return True
+
+    def vacuum(self) -> None:
+        """Rewrite the catalog without free pages (`semsearch optimize`); readers go on meanwhile."""
+        self._catalog.run("VACUUM")
+
+    def tidy(self) -> None:
+        """Hand back the pages and files no generation needs any more (see `segments.tidy`).
+
+        Housekeeping: if another process holds the catalog, it waits for the next writer.
+        """
+        try:
+            with self._transaction():
+                segments.tidy(self.index.folder, self._catalog)
+            self._catalog.run("PRAGMA incremental_vacuum")
+        except IndexBusy:
+            pass
 
     def ensure_vectors_file(self) -> None:
-        """Write the FAISS file of the current generation if a crash left it missing."""
-        target = vectors.file_for(self.index.folder, catalog_generation(self._catalog))
-        if not target.exists():
-            vectors.save(self.index.rebuild_vectors(self._catalog), target)
-            vectors.remove_stale(self.index.folder, keep=target)
+        """Bring an index from before segments up to date: its vectors become the first segment."""
+        catalog = self._catalog
+        if segments.has_legacy_vectors(catalog):
+            with self._transaction():
+                ids: list[int] = []
+                blobs: list[bytes] = []
+                for rows in catalog.stream("SELECT id, vector FROM legacy_vectors ORDER BY id"):
+                    ids.extend(r[0] for r in rows)
+                    blobs.extend(r[1] for r in rows)
+                matrix = vectors.as_matrix(blobs, self.index.manifest.dimension)
+                segment = self._add_segment(np.asarray(ids, dtype=np.int64), matrix)
+                catalog.run("UPDATE chunks SET segment = ?", (segment,))
+                catalog.run("DELETE FROM legacy_vectors")
+                self._bump()
+        self.tidy()
 
     def _transaction(self) -> AbstractContextManager[None]:
         return self._catalog.transaction(write=True)

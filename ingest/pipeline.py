@@ -58,16 +58,25 @@ def default_batch_size(embedder: Embedder) -> int:
     return LOCAL_BATCH_SIZE if embedder.name.startswith("local/") else REMOTE_BATCH_SIZE
 
 
-def open_index(folder: Path, embedder: Embedder, chunking: ChunkingConfig | None) -> tuple[Index, ChunkingConfig]:
-    """Open the index at `folder` for `embedder`, creating it if needed; returns its chunking."""
+def open_index(
+    folder: Path, embedder: Embedder, chunking: ChunkingConfig | None, vector_storage: str | None = None
+) -> tuple[Index, ChunkingConfig]:
+    """Open the index at `folder` for `embedder`, creating it if needed; returns its chunking.
+
+    `vector_storage` (f32, f16, sq8) is how new segments keep their vectors; for an existing
+    index it applies from the next publish on (`semsearch optimize` rewrites the older ones).
+    """
     index, chunking = find_index(folder, embedder, chunking)
     if index is not None:
+        if vector_storage is not None:
+            index.set_vector_storage(vector_storage)
         return index, chunking
     manifest = Manifest(
         embedding_model=embedder.name,
         dimension=embedder.dimension,
         chunking={"max_tokens": chunking.max_tokens, "overlap_tokens": chunking.overlap_tokens},
         embedder=embedder.describe(),
+        vector_storage=vector_storage or "f32",
     )
     return Index.create(folder, manifest), chunking
 

@@ -99,12 +99,18 @@ def search(
     fusion: str = DEFAULT_FUSION,
     filters: Filter | None = None,
     limits: QueryLimits = QueryLimits(),
+    *,
+    exact: bool = False,
 ) -> list[Hit]:
-    """The k best passages for a query (among the documents that match `filters`, if given)."""
+    """The k best passages for a query (among the documents that match `filters`, if given).
+
+    With `exact`, the dense side scans every vector instead of the nearest lists of large segments.
+    """
     text = check_query(query, k, mode, fusion, limits)
     with index.read() as reader:
         vector = embedder.embed_query(text) if mode != "lexical" else None
-        ranked = rank_chunks(reader, embedder, text, mode, max(DEPTH, 4 * k), fusion, filters, vector=vector)[:k]
+        depth = max(DEPTH, 4 * k)
+        ranked = rank_chunks(reader, embedder, text, mode, depth, fusion, filters, vector=vector, exact=exact)[:k]
         hits = _scored(reader, text, vector, _hits(reader, ranked))
         marked = reader.snippets(query_terms(text), [h.chunk_id for h in hits])
     return [replace(h, snippet=marked.get(h.chunk_id) or _lead(h.text)) for h in hits]
@@ -155,6 +161,7 @@ def rank_chunks(
     filters: Filter | None = None,
     *,
     vector: np.ndarray | None = None,
+    exact: bool = False,
 ) -> Fused:
     """Chunk ids with fused scores and the per-side ranks/scores behind them, best first.
 
@@ -167,7 +174,7 @@ def rank_chunks(
     if allowed is not None and len(allowed) == 0:
         return []
     query = None if mode == "lexical" else vector if vector is not None else embedder.embed_query(text)
-    dense = reader.dense(query, depth, allowed) if query is not None else []
+    dense = reader.dense(query, depth, allowed, exact=exact) if query is not None else []
     lexical = reader.lexical(query_terms(text), depth, where=filters) if mode != "dense" else []
     if mode == "dense":
         return [(cid, s, {"dense_rank": r, "dense_score": s}) for r, (cid, s) in enumerate(dense, 1)]
@@ -178,7 +185,7 @@ def rank_chunks(
         return fused
     top = [cid for cid, _, _ in fused[:50]]
     moved = feedback_query(query, fused, reader.documents_of(top), reader.vectors)
-    return fuse(reader.dense(moved, depth, allowed), lexical, fusion)
+    return fuse(reader.dense(moved, depth, allowed, exact=exact), lexical, fusion)
 
 
 def _hits(reader: Reader, ranked: Sequence[tuple[int, float, dict[str, float | int | None]]]) -> list[Hit]:

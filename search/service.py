@@ -115,17 +115,19 @@ class SearchService:
         fusion: str = DEFAULT_FUSION,
         filters: Filter | None = None,
         min_score: float | None = None,
+        *,
+        exact: bool = False,
     ) -> list[Hit]:
         """The k best passages for `query` among documents matching `filters` (and scoring `min_score`, if given).
 
-        With a reranker, they are reranked from a deeper list. The service's limits apply.
+        With a reranker, they are reranked from a deeper list. The service's limits apply. `exact`: see `search`.
         """
         if self.reranker is None:
-            hits = search(self.index, self.embedder, query, k, mode, fusion, filters, self.limits)
+            hits = search(self.index, self.embedder, query, k, mode, fusion, filters, self.limits, exact=exact)
         else:
             check_query(query, k, mode, fusion, self.limits)
             depth = max(k, min(self.rerank_depth, MAX_K))
-            candidates = search(self.index, self.embedder, query, depth, mode, fusion, filters)
+            candidates = search(self.index, self.embedder, query, depth, mode, fusion, filters, exact=exact)
             hits = rerank_hits(self.reranker, query, candidates, k)
         return hits if min_score is None else [h for h in hits if h.score >= min_score]
 

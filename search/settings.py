@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     reranker: str | None = _env("SEMSEARCH_RERANKER")  # an http(s) base URL with /rerank, or a cross-encoder folder
     rerank_model: str | None = _env("SEMSEARCH_RERANK_MODEL")
     rerank_depth: int = _env("SEMSEARCH_RERANK_DEPTH", 30, ge=1, le=MAX_K)
+    # Seconds between `serve`'s checks for vector segments to merge (0: never; `semsearch optimize` still does).
+    merge_interval: float = _env("SEMSEARCH_MERGE_INTERVAL", 30.0, ge=0)
 
     @classmethod
     def settings_customise_sources(

@@ -71,7 +71,8 @@ def test_health_and_stats(client: httpx.Client) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     stats = client.get("/stats").json()
     assert stats["documents"] == 10 and stats["embedding_model"] == "local/all-MiniLM-L6-v2"
-    assert stats["index_type"] == "flat" and stats["size_bytes"] > 0
+    assert stats["index_type"] == "auto" and stats["size_bytes"] > 0
+    assert [(s["kind"], s["storage"], s["tombstones"]) for s in stats["segments"]] == [("flat", "f32", 0)]
 
 
 def test_openapi_docs(client: httpx.Client) -> None:

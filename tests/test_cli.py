@@ -77,7 +77,7 @@ def test_ask_is_extractive_and_cites(run, index_dir: Path) -> None:  # type: ign
 def test_stats(run, index_dir: Path) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(run("stats", "--index", str(index_dir), "--json").output)
     assert data["documents"] >= 10 and data["chunks"] > data["documents"]
-    assert data["embedding_model"] == "local/all-MiniLM-L6-v2" and data["index_type"] == "flat"
+    assert data["embedding_model"] == "local/all-MiniLM-L6-v2" and data["index_type"] == "auto"
     assert data["size_bytes"] > 0
     for key in ("created_at", "last_ingest"):  # both ISO 8601 in UTC, in the JSON and for people
         assert datetime.fromisoformat(data[key]).utcoffset() == timedelta(0)

@@ -335,14 +335,19 @@ def test_the_service_threads_filters_through_search_and_ask(corpus: Corpus, embe
     assert service.search("orbit rocket launch", 3) == service.search("orbit rocket launch", 3, filters=None)
 
 
-def test_the_id_map_honours_the_selector() -> None:
-    index = vectors.new_index(4)
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_a_segment_honours_the_selector(kind: str) -> None:
     matrix = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0, 1]]
-    vectors.add(index, [10, 20, 30, 40, 50, 60], matrix)
+    index = vectors.build(np.array([10, 20, 30, 40, 50, 60]), matrix, kind=kind)
     query = np.array([1, 0, 0, 0], dtype=np.float32)
-    assert [i for i, _ in vectors.search(index, query, 2)] in ([10, 50], [50, 10])
-    assert [i for i, _ in vectors.search(index, query, 3, np.array([20, 30, 50]))][0] == 50
-    assert sorted(i for i, _ in vectors.search(index, query, 10, np.array([20, 30, 99]))) == [20, 30]
+
+    def found(k: int, allowed: list[int] | None = None) -> list[int]:
+        selector = vectors.batch_selector(np.array(allowed)) if allowed is not None else None
+        return [int(i) for i in vectors.search(index, query, k, selector)[1] if i >= 0]
+
+    assert sorted(found(2)) == [10, 50]
+    assert found(3, [20, 30, 50])[0] == 50
+    assert sorted(found(10, [20, 30, 99])) == [20, 30]
 
 
 # --- the rules, case by case ----------------------------------------------------------------

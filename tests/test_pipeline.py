@@ -234,7 +234,10 @@ def test_killed_while_writing_vectors_leaves_no_temporary_file_and_the_next_run_
         texts = [c.chunk.text for c in reader.all_chunks()]
     assert any("after the crash" in t for t in texts) and any("Revision" in t for t in texts)
     assert not _temporary_files(index_dir)
-    assert len(list(index_dir.glob("vectors-*.faiss"))) == 1, "older vector files are removed by the next write"
+    with index.read() as reader:
+        named = {s.id for s in reader.segments()}
+    files = list((index_dir / "segments").glob("seg-*.faiss"))
+    assert len(files) == len(named), "a killed writer's segment file is removed by the next write"
 
 
 def _cli(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -243,7 +246,7 @@ def _cli(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def _temporary_files(index_dir: Path) -> list[Path]:
-    return [p for p in index_dir.iterdir() if p.name.endswith(".tmp")]
+    return [p for p in index_dir.rglob("*.tmp")]
 
 
 def _kill_while_writing_vectors(process: subprocess.Popen[bytes], index_dir: Path) -> bool:
@@ -316,3 +319,78 @@ def _staged_rows(index_dir: Path) -> dict[str, int]:
         )
         assert orphans.fetchone()[0] == 0, "no passage is staged without its document"
     return {path: count for path, count in rows}
+
+
+def test_killed_while_publishing_to_the_fulltext_index_leaves_a_consistent_lexical_search(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    """kill -9 after the full-text index took a publish's passages but before the catalog committed
+    them, and after the catalog committed but before the full-text index let the removed ones go."""
+    from tests.support.openai_sim import create_simulator
+
+    from .conftest import ServerThread
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    index_dir = tmp_path / "ix"
+    with ServerThread(create_simulator()) as sim:
+        command = [
+            *("ingest", str(folder), "--index", str(index_dir), "--chunk-tokens", "64"),
+            *("--embedding-model", "openai/text-embedding-3-small", "--base-url", f"{sim.url}/v1"),
+        ]
+        env = {**os.environ, "OPENAI_API_KEY": "sk-test", "SEMSEARCH_CACHE_DIR": str(model_cache)}
+        caught: set[str] = set()
+        for attempt in range(12):  # every run replaces every passage: adds and deletes in each publish
+            for n in range(20):
+                lines = (f"Zebra {attempt} note {n} line {i}." for i in range(100))
+                (folder / f"note-{n:02}.txt").write_text(" ".join(lines))
+            if attempt == 0:
+                assert _cli(command, env).wait() == 0, "a published state to start from"
+                continue
+            after_commit = attempt % 2 == 0
+            if _kill_while_changing_fulltext(_cli(command, env), index_dir, after_commit=after_commit):
+                caught.add(after_commit)
+                _assert_lexical_consistent(index_dir)
+            if caught == {True, False}:
+                break
+        assert caught == {True, False}, "runs are caught in both windows"
+        assert _cli(command, env).wait() == 0, "the next ingest runs"
+    _assert_lexical_consistent(index_dir)
+
+
+def _kill_while_changing_fulltext(process: subprocess.Popen[bytes], index_dir: Path, *, after_commit: bool) -> bool:
+    """SIGKILL the run once its full-text index took the new passages (`after_commit`: once the catalog
+    committed too), before the full-text index records the generation; whether it was caught so."""
+    from indexes.fulltext import FOLDER, MARKER
+
+    marker, meta = index_dir / FOLDER / MARKER, index_dir / FOLDER / "meta.json"
+    generation, stamp = _generation(index_dir), meta.stat().st_mtime_ns
+    try:
+        while process.poll() is None and marker.exists():
+            time.sleep(0.0005)
+        while process.poll() is None and (
+            _generation(index_dir) == generation if after_commit else meta.stat().st_mtime_ns == stamp
+        ):
+            time.sleep(0.0005)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    committed = _generation(index_dir) != generation
+    return not marker.exists() and committed == after_commit and meta.stat().st_mtime_ns != stamp
+
+
+def _generation(index_dir: Path) -> int:
+    with sqlite3.connect(index_dir / "chunks.sqlite", timeout=5) as conn:
+        return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+
+def _assert_lexical_consistent(index_dir: Path) -> None:
+    """A lexical search finds exactly the catalog's passages, and the engine holds no other (after a repair)."""
+    from indexes.fulltext import chunk_ids
+
+    for index in (Index.open(index_dir), Index.open(index_dir)):  # repaired on open; a second open agrees
+        with index.read() as reader:
+            every = {c.chunk_id for c in reader.all_chunks()}
+            assert len(every) >= 30 and {cid for cid, _ in reader.lexical(["zebra"], 100_000)} == every
+            searcher = index.fulltext.searcher(reader.counts().generation)
+            assert searcher is not None and chunk_ids(searcher) == every, "nothing else left in the engine"

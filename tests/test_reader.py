@@ -100,3 +100,62 @@ def test_lexical_takes_words_and_quotes_them(index: Index) -> None:
         marked = reader.snippets(["hello"], [cid for cid, _ in reader.lexical(["hello"], 10)])
         assert marked and all("<mark>hello</mark>" in text for text in marked.values())
         assert reader.lexical([], 10) == [] and reader.snippets([], [1]) == {}
+
+
+def test_lexical_stems_and_folds_accents(index: Index) -> None:
+    with IndexWriter(index) as writer:
+        writer.stage(DocumentRecord("/menu.md", "hm", "markdown", "Menu"), [chunk(0, "Crème brûlée at the Café")])
+        writer.publish()
+    with index.read() as reader:
+        menu = reader.document_at("/menu.md")
+        assert menu is not None
+        for words in (["cafe"], ["CAFÉ"], ["creme", "brulee"]):
+            found = reader.lexical(words, 10)
+            assert set(reader.documents_of([cid for cid, _ in found]).values()) == {menu.id}, words
+        assert len(reader.lexical(["river"], 10)) == 3, "a word finds its other forms (rivers)"
+        marked = reader.snippets(["cafe"], [cid for cid, _ in reader.lexical(["cafe"], 1)])
+        assert list(marked.values()) == ["Crème brûlée at the <mark>Café</mark>"]
+
+
+def test_lexical_filters_apply_inside_the_search(index: Index) -> None:
+    with IndexWriter(index) as writer:
+        for n in range(40):  # documents of team "z" that outrank every other for the word
+            text = "bridge " * 5 + f"number {n}"
+            writer.stage(
+                DocumentRecord(f"/z/{n}.md", f"z{n}", "markdown", "Bridge", 1, 1.0, None, {"team": "z"}),
+                [chunk(0, text)],
+            )
+        writer.publish()
+    with index.read() as reader:
+        everything = dict(reader.lexical(["bridge", "hello"], 100))
+        for where, k, expected in (
+            (Comparison("team", "eq", "x"), 10, 1),  # 1 matching chunk: fewer than k, none left out
+            (Comparison("team", "eq", "z"), 10, 10),
+            (Comparison("team", "ne", "z"), 10, 3),
+            (Comparison("team", "eq", "nobody"), 10, 0),
+        ):
+            found = reader.lexical(["bridge", "hello"], k, where=where)
+            assert len(found) == expected, where
+            paths = {reader.chunks([cid])[cid].path for cid, _ in found}
+            assert all(reader.document_at(p) is not None for p in paths)
+            assert all(score == everything[cid] for cid, score in found), "a filter adds nothing to a score"
+        assert {
+            reader.chunks([cid])[cid].path
+            for cid, _ in reader.lexical(["hello"], 10, where=Comparison("team", "eq", "x"))
+        } == {"/docs/a.md"}
+
+
+def test_snippets_cut_long_passages_around_the_words(index: Index) -> None:
+    text = (
+        " ".join(f"filler{i}" for i in range(80)) + " the lighthouse keeper " + " ".join(f"tail{i}" for i in range(80))
+    )
+    with IndexWriter(index) as writer:
+        writer.stage(DocumentRecord("/long.md", "hl", "markdown", "Long"), [chunk(0, text)])
+        writer.publish()
+    with index.read() as reader:
+        (cid, _), *_ = reader.lexical(["lighthouse"], 1)
+        marked = reader.snippets(["lighthouse", "keeper"], [cid])[cid]
+    assert "<mark>lighthouse</mark> <mark>keeper</mark>" in marked
+    assert marked.startswith("…") and marked.endswith("…")
+    plain = marked.replace("<mark>", "").replace("</mark>", "").strip("…")
+    assert len(plain.split()) == 32 and plain in text, "32 words of the passage, as FTS5's snippet() gave"

@@ -19,12 +19,12 @@ from indexes import (
     DocumentRecord,
     Index,
     IndexBusy,
+    IndexCorrupt,
     IndexExists,
     IndexNotFound,
     IndexWriter,
     Manifest,
 )
-from indexes.vectors import file_for
 
 DIM = 8
 
@@ -96,7 +96,10 @@ def test_replace_and_remove(index: Index) -> None:
         ids = [i for i, _ in reader.lexical(["text"], 10)]
         assert [reader.chunks(ids)[i].text for i in ids] == ["new text"]
         assert len(reader.dense(np.frombuffer(vector(1), dtype="<f4"), 10)) == 1
-    assert sorted(p.name for p in index.folder.glob("vectors-*.faiss")) == ["vectors-2.faiss"]
+    stats = index.stats().as_dict()
+    assert [(s["vectors"], s["tombstones"]) for s in stats["segments"]] == [(2, 2), (1, 0)]
+    assert stats["tombstones"] == 2, "replaced and removed passages wait as tombstones in their segment"
+    assert len(list((index.folder / "segments").glob("seg-*.faiss"))) == 2, "a publish writes only its new vectors"
 
 
 def test_staged_work_is_invisible_until_published(index: Index) -> None:
@@ -125,19 +128,17 @@ def test_a_second_writer_is_refused(index: Index) -> None:
         IndexWriter(Index.open(index.folder)).__enter__()
 
 
-def test_missing_or_corrupt_faiss_file_is_rebuilt_from_the_catalog(index: Index) -> None:
+def test_a_corrupt_segment_is_a_clear_error_naming_the_file(index: Index) -> None:
     with IndexWriter(index) as writer:
         writer.stage(document("a"), [chunk(0, "one", 1), chunk(1, "two", 2)])
         writer.publish()
-    path = file_for(index.folder, 1)
+    (path,) = (index.folder / "segments").glob("seg-*.faiss")
     path.write_bytes(b"not a faiss file")
     reopened = Index.open(index.folder)
+    with reopened.read() as reader, pytest.raises(IndexCorrupt, match=path.name):
+        reader.dense(np.frombuffer(vector(1), dtype="<f4"), 5)
     with reopened.read() as reader:
-        assert len(reader.dense(np.frombuffer(vector(1), dtype="<f4"), 5)) == 2
-    path.unlink()
-    with IndexWriter(reopened) as writer:
-        writer.ensure_vectors_file()
-    assert path.exists()
+        assert [i for i, _ in reader.lexical(["one"], 5)], "the rest of the index still answers"
 
 
 def test_readers_see_one_generation_while_a_writer_publishes(index: Index) -> None:
@@ -197,20 +198,21 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_temporary_vector_files_of_dead_writers_go_on_open_and_all_go_when_a_writer_starts(index: Index) -> None:
+def test_files_of_dead_writers_go_when_a_writer_starts_and_a_live_one_s_stay(index: Index) -> None:
     with IndexWriter(index) as writer:
         writer.stage(document("a"), [chunk(0, "one", 1)])
-        writer.publish()  # generation 1
-    folder = index.folder
-    dead = folder / f".vectors-1.faiss.{_dead_pid()}.tmp"  # what a writer killed mid-write leaves
-    older = folder / f".vectors-0.faiss.{os.getpid()}.tmp"  # of a generation already replaced
-    in_flight = folder / f".vectors-1.faiss.{os.getpid()}.tmp"  # a live process may still be writing it
-    for path in (dead, older, in_flight):
+        writer.publish()
+    folder = index.folder / "segments"
+    dead = folder / f".seg-{_dead_pid()}-0a.faiss.tmp"  # what a writer killed mid-write leaves
+    in_flight = folder / f".seg-{os.getpid()}-0b.faiss.tmp"  # a live process (a merge) may still be writing it
+    unnamed = folder / f"seg-{os.getpid()}-0c.faiss"  # renamed, then killed before its commit: no row names it
+    for path in (dead, in_flight, unnamed):
         path.write_bytes(b"partial")
-    reopened = Index.open(folder)
-    assert not dead.exists() and not older.exists() and in_flight.exists()
-    with IndexWriter(reopened):
-        assert not in_flight.exists(), "under the write lock no one else is writing"
+    with IndexWriter(Index.open(index.folder)):
+        assert not dead.exists() and not unnamed.exists()
+        assert in_flight.exists(), "a live process's temporary file is left to it"
+    with index.read() as reader:
+        assert len(reader.dense(np.frombuffer(vector(1), dtype="<f4"), 5)) == 1
 
 
 def test_passages_staged_ahead_of_their_document_are_never_published(index: Index) -> None:

@@ -82,6 +82,12 @@ from .common import errors, index_option, json_option, open_service, settings_fo
     type=click.IntRange(16, 1_000_000),
     help="Input limit of an unknown remote model [default: 512].",
 )
+@click.option(
+    "--vector-storage",
+    type=click.Choice(["f32", "f16", "sq8"]),
+    help="How vectors are kept: f32 (exact), f16 (half the memory) or sq8 (a quarter) [default: f32; "
+    "for an existing index, from now on].",
+)
 @click.option("--dry-run", is_flag=True, help="Count files, chunks, tokens and the price; embed and write nothing.")
 @click.option("--watch", is_flag=True, help="Keep running: re-ingest what is added, changed, renamed or deleted.")
 @click.option(
@@ -112,6 +118,7 @@ def ingest(
     max_retries: int,
     timeout: float,
     embedding_max_tokens: int | None,
+    vector_storage: str | None,
     dry_run: bool,
     watch: bool,
     interval: float,
@@ -142,7 +149,10 @@ def ingest(
     chunking = None
     if chunk_tokens is not None or chunk_overlap is not None:
         chunking = default_chunking(embedder, chunk_tokens, chunk_overlap)
-    index, chunking = (find_index if dry_run else open_index)(settings.index_dir, embedder, chunking)
+    if dry_run:
+        index, chunking = find_index(settings.index_dir, embedder, chunking)
+    else:
+        index, chunking = open_index(settings.index_dir, embedder, chunking, vector_storage)
     source = Folders(paths, WalkOptions(include, exclude, int(max_file_mb * 2**20)))
     try:
         with output.progress("Ingesting", enabled=not as_json) as progress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .ingest_command import ingest
+from .maintain import optimize
 from .measure import COMMANDS
 from .query import ask, search_command, stats
 from .serve import serve
@@ -22,7 +23,7 @@ def cli() -> None:
     """
 
 
-for _command in (ingest, search_command, ask, stats, serve, *COMMANDS):
+for _command in (ingest, search_command, ask, stats, serve, optimize, *COMMANDS):
     cli.add_command(_command)
 
 

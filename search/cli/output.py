@@ -167,6 +167,10 @@ def _stat(key: str, value: object) -> str:
         )
     if isinstance(value, dict):
         return ", ".join(f"{k.replace('_', ' ')} {_stat(k, v)}" for k, v in value.items())
+    if key == "segments" and isinstance(value, list):
+        return "; ".join(
+            f"{s['kind']} {s['storage']} {s['vectors']:,} vectors, {s['tombstones']:,} deleted" for s in value
+        )
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 

@@ -49,6 +49,7 @@ min_score_option = click.option(
     "[default: $SEMSEARCH_RERANKER, else none].",
 )
 @min_score_option
+@click.option("--exact", is_flag=True, help="Scan every vector (large segments are searched approximately).")
 @base_url_option
 @filter_option
 @json_option
@@ -62,6 +63,7 @@ def search_command(
     explain: bool,
     reranker: str | None,
     min_score: float | None,
+    exact: bool,
     base_url: str | None,
     filters: Any,
     as_json: bool,
@@ -74,7 +76,7 @@ def search_command(
     """
     settings = settings_for(index_dir).updated(chat_model="none", reranker=reranker, openai_base_url=base_url)
     with open_service(settings, k=k) as service:
-        hits = service.search(query, k, mode, fusion, filters, min_score)
+        hits = service.search(query, k, mode, fusion, filters, min_score, exact=exact)
     output.print_hits(query, mode, hits, as_json=as_json, explain=explain)
 
 

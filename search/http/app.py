@@ -20,6 +20,7 @@ from .auth import ApiKeys, require
 from .error_shapes import CatchAll, install_error_handlers
 from .jobs import JobManager, JobNotFound, PathNotAllowed
 from .limits import Limits, MaxBody, RateLimit
+from .merger import BackgroundMerger
 from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from .openai import LocalModelHolder, OpenAIError, openai_router
 from .registry import DEFAULT, IndexRegistry
@@ -40,7 +41,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.jobs = JobManager(registry, on_summary=lambda index, s: _count_ingest(metrics, index, s))
         watchers = [_watcher(registry, settings).start()] if settings.watch_paths else []
+        app.state.merger = BackgroundMerger(registry, settings.merge_interval).start()
         yield
+        app.state.merger.stop()
         for watcher in watchers:
             watcher.stop()
         app.state.jobs.close()

@@ -39,6 +39,9 @@ class SearchRequest(RequestBody):
     explain: StrictBool = False
     filters: dict[str, Any] | None = Field(default=None, description=_FILTERS)
     min_score: float | None = Field(default=None, ge=0, le=1, description="only results scoring at least this")
+    exact: StrictBool = Field(
+        default=False, description="scan every vector (large segments are searched approximately by default)"
+    )
 
 
 class AskRequest(RequestBody):

@@ -65,7 +65,8 @@ def index_router() -> APIRouter:
         **returns(schemas.SearchResponse),
     )
     def search(request: Request, body: SearchRequest, svc: SearchService = Depends(service)) -> dict[str, Any]:
-        hits = svc.search(body.query, body.k, body.mode, body.fusion, parse_filters(body.filters), body.min_score)
+        filters = parse_filters(body.filters)
+        hits = svc.search(body.query, body.k, body.mode, body.fusion, filters, body.min_score, exact=body.exact)
         return {"query": body.query, "mode": body.mode, "results": [h.as_dict(explain=body.explain) for h in hits]}
 
     @router.post(

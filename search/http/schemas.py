@@ -98,6 +98,16 @@ class ChatStats(ResponseBody):
     cost_usd: float
 
 
+class Segment(ResponseBody):
+    """One immutable vector segment of the index."""
+
+    id: int
+    kind: Literal["flat", "ivf"] = Field(description="flat: exact scan; ivf: approximate (inverted lists)")
+    storage: Literal["f32", "f16", "sq8"]
+    vectors: int
+    tombstones: int = Field(description="vectors of deleted passages, skipped until a merge drops them")
+
+
 class IndexStats(ResponseBody):
     index: str = Field(description="the index folder")
     documents: int
@@ -112,6 +122,9 @@ class IndexStats(ResponseBody):
     chunking: dict[str, Any]
     created_at: str
     size_bytes: int
+    vector_storage: Literal["f32", "f16", "sq8"]
+    segments: list[Segment]
+    tombstones: int
     chat: ChatStats | SkipJsonSchema[None] = Field(default=None, description="only when a chat model is configured")
 
 
