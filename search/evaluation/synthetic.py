@@ -3,8 +3,9 @@
 Words come from a Zipfian distribution over a pseudo-vocabulary mixed with common English
 words (about 40% of the words of real English text are among its 100 commonest), or from the
 word frequencies of a BEIR corpus. Text has topics, as real text does: a third of a passage's
-words come from the vocabulary of its topic (one per run of 4 passages), so passages on one
-topic share words and their vectors cluster. The same seed and size give the same corpus.
+words (content words only) come from the vocabulary of its topic (one per run of 4 passages), so
+passages on one topic share words and their vectors cluster. The same seed and size give the
+same corpus.
 """
 
 from __future__ import annotations
@@ -81,19 +82,17 @@ class Vocabulary:
         return cls(words, frequencies / frequencies.sum(), dataset_dir.name, min(len(COMMON_WORDS), len(words) // 2))
 
     def draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        """`count` words drawn at random by their probabilities."""
+        """The numbers of `count` words drawn at random by their probabilities."""
         cumulative = np.cumsum(self.probabilities)
         picks = np.searchsorted(cumulative, rng.random(count) * cumulative[-1])
-        drawn: np.ndarray = self.words[np.minimum(picks, len(self.words) - 1)]
-        return drawn
+        numbers: np.ndarray = np.minimum(picks, len(self.words) - 1)
+        return numbers
 
     def topic_words(self, rng: np.random.Generator) -> np.ndarray:
-        """For each topic, the words it favours (rows of `TOPIC_WORDS`), drawn from the content words."""
-        content = self.words[self.first_content :]
+        """For each topic, the numbers of the words it favours (rows of `TOPIC_WORDS`), all content words."""
         weights = self.probabilities[self.first_content :] ** 0.5  # topics favour mid-frequency words too
-        picks = rng.choice(len(content), size=(TOPICS, TOPIC_WORDS), p=weights / weights.sum())
-        chosen: np.ndarray = content[picks]
-        return chosen
+        picks = rng.choice(len(weights), size=(TOPICS, TOPIC_WORDS), p=weights / weights.sum())
+        return picks + self.first_content
 
 
 def _corpus_lines(dataset_dir: Path) -> Iterator[str]:
@@ -112,8 +111,10 @@ def passages(vocabulary: Vocabulary, count: int, seed: int = 11) -> list[str]:
     """`count` passages of 60-120 words in sentences of 6-20 words."""
     rng = np.random.default_rng(seed)
     lengths = rng.integers(MIN_WORDS, MAX_WORDS + 1, size=count)
-    words = vocabulary.draw(rng, int(lengths.sum()))
-    _mix_topics(words, lengths, vocabulary.topic_words(rng), rng)
+    numbers = vocabulary.draw(rng, int(lengths.sum()))
+    content_share = float(vocabulary.probabilities[vocabulary.first_content :].sum())
+    _mix_topics(numbers, lengths, vocabulary, min(1.0, TOPIC_SHARE / content_share), rng)
+    words = vocabulary.words[numbers]
     ends = np.cumsum(lengths)
     out = []
     for stop, length in zip(ends, lengths):
@@ -127,15 +128,18 @@ def passages(vocabulary: Vocabulary, count: int, seed: int = 11) -> list[str]:
     return out
 
 
-def _mix_topics(words: np.ndarray, lengths: np.ndarray, topics: np.ndarray, rng: np.random.Generator) -> None:
-    """Replace `TOPIC_SHARE` of the words by words of their passage's topic (Zipfian within the topic)."""
+def _mix_topics(
+    numbers: np.ndarray, lengths: np.ndarray, vocabulary: Vocabulary, share: float, rng: np.random.Generator
+) -> None:
+    """Replace `share` of the content words by words of their passage's topic (Zipfian within the topic)."""
+    topics = vocabulary.topic_words(rng)
     runs = -(-len(lengths) // PASSAGES_PER_TOPIC_RUN)
     topic_of_passage = np.repeat(rng.integers(TOPICS, size=runs), PASSAGES_PER_TOPIC_RUN)[: len(lengths)]
     topic_of_word = np.repeat(topic_of_passage, lengths)
-    chosen = np.flatnonzero(rng.random(len(words)) < TOPIC_SHARE)
+    chosen = np.flatnonzero((numbers >= vocabulary.first_content) & (rng.random(len(numbers)) < share))
     cumulative = np.cumsum(1.0 / np.arange(1, topics.shape[1] + 1))
     ranks = np.searchsorted(cumulative, rng.random(len(chosen)) * cumulative[-1])
-    words[chosen] = topics[topic_of_word[chosen], np.minimum(ranks, topics.shape[1] - 1)]
+    numbers[chosen] = topics[topic_of_word[chosen], np.minimum(ranks, topics.shape[1] - 1)]
 
 
 def documents(texts: list[str], prefix: str, seed: int = 13, *, titled: bool = True) -> list[LoadedDocument]:
