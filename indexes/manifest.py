@@ -25,7 +25,7 @@ class Manifest:
     chunking: dict[str, Any] = field(default_factory=dict)
     embedder: dict[str, Any] = field(default_factory=dict)  # base URL, options; never a key
     metric: str = "inner_product"
-    index_type: str = "auto"  # segments flat when small, IVF from `vectors.ANN_MIN_VECTORS` vectors on
+    index_type: str = "auto"  # segments flat when small, HNSW from `vectors.ANN_MIN_VECTORS` vectors on
     vector_storage: str = "f32"  # f32 | f16 | sq8 (`vectors.STORAGES`)
     format_version: int = FORMAT_VERSION
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))

@@ -56,7 +56,7 @@ class Reader:
     ) -> list[tuple[int, float]]:
         """Nearest chunks to a query vector: (chunk id, cosine), best first; only `allowed` chunk ids if given.
 
-        Large segments answer approximately (IVF) unless `exact`; a filter makes every segment exact.
+        Large segments answer approximately (HNSW) unless `exact`; a filter makes every segment exact.
         """
         return self._segment_set().search(query, k, allowed, exact=exact)
 

@@ -1,13 +1,15 @@
 """FAISS, and only here: building, saving, loading and searching one segment's vectors.
 
 A segment is an ID map (our chunk ids) over a flat index (exact) or, from `ANN_MIN_VECTORS`
-vectors on, an inverted-file index (IVF: approximate, a few lists scanned per query). Vectors
-are kept as float32, float16 or 8-bit scalar-quantized (`STORAGES`); similarity is inner product.
+vectors on, an HNSW graph (approximate: a walk over a few hundred neighbours per query).
+Vectors are kept as float32, float16 or 8-bit scalar-quantized (`STORAGES`); similarity is
+inner product. Measured on SciFact's MiniLM vectors (10k passages, 300 queries), recall@10
+against an exact scan: HNSW32 efSearch 64 0.988, while IVF needed 16% of its lists scanned
+for 0.97 (sentence-embedding queries sit off the passages' clusters), so HNSW it is.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,69 +22,59 @@ from .errors import IndexCorrupt, IndexStoreError
 if TYPE_CHECKING:  # FAISS loads on the first use of vectors, not when the CLI starts
     import faiss
 
-KINDS = ("flat", "ivf")
+KINDS = ("flat", "hnsw")
 STORAGES = ("f32", "f16", "sq8")
 DEFAULT_STORAGE = "f32"
-ANN_MIN_VECTORS = 50_000  # below this a flat scan is ~5 ms or less: exact, and nothing to train
-NPROBE_SHARE = 24  # an IVF search scans 1/24 of the lists (at least MIN_NPROBE): recall@10 >= 0.97
-MIN_NPROBE = 16
-_TRAIN_PER_LIST = 64  # k-means sample: 64 vectors per list is what FAISS asks for
+ANN_MIN_VECTORS = 50_000  # below this a flat scan is ~5 ms or less: exact, and quick to build
+HNSW_NEIGHBOURS = 32  # M: links per vector
+HNSW_BUILD_DEPTH = 64  # efConstruction
+HNSW_SEARCH_DEPTH = 64  # efSearch (at least k): recall@10 0.988 on SciFact's MiniLM vectors
 
 
 def build(ids: np.ndarray, matrix: np.ndarray, storage: str = DEFAULT_STORAGE, kind: str | None = None) -> faiss.Index:
-    """A segment holding `matrix` under `ids`: flat when small, IVF when large (or as `kind` says)."""
+    """A segment holding `matrix` under `ids`: flat when small, HNSW when large (or as `kind` says)."""
     import faiss
 
     if storage not in STORAGES:
         raise IndexStoreError(f"unknown vector storage {storage!r}; use one of {', '.join(STORAGES)}")
-    kind = kind or ("ivf" if len(ids) >= ANN_MIN_VECTORS else "flat")
+    kind = kind or ("hnsw" if len(ids) >= ANN_MIN_VECTORS else "flat")
     dimension = matrix.shape[1]
-    if kind == "ivf":
-        inner = _ivf(matrix, storage)
+    inner: faiss.Index
+    if kind == "hnsw":
+        if storage == "f32":
+            inner = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+        else:
+            inner = faiss.IndexHNSWSQ(dimension, _quantizer(storage), HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_BUILD_DEPTH
     elif storage == "f32":
         inner = faiss.IndexFlatIP(dimension)
     else:
         inner = faiss.IndexScalarQuantizer(dimension, _quantizer(storage), faiss.METRIC_INNER_PRODUCT)
+    if not inner.is_trained:
         _call(inner.train, matrix)
     index = faiss.IndexIDMap2(inner)
     if len(ids):
         _call(index.add_with_ids, matrix, np.ascontiguousarray(ids, dtype=np.int64))
-    if kind == "ivf":
-        faiss.extract_index_ivf(index).make_direct_map()  # so vectors can be read back by id
     return index
 
 
-def _ivf(matrix: np.ndarray, storage: str) -> faiss.Index:
-    import faiss
-
-    count, dimension = matrix.shape
-    lists = max(1, min(count, int(4 * math.sqrt(count))))
-    coarse = faiss.IndexFlatIP(dimension)
-    ivf: faiss.IndexIVF
-    if storage == "f32":
-        ivf = faiss.IndexIVFFlat(coarse, dimension, lists, faiss.METRIC_INNER_PRODUCT)
-    else:
-        ivf = faiss.IndexIVFScalarQuantizer(coarse, dimension, lists, _quantizer(storage), faiss.METRIC_INNER_PRODUCT)
-    ivf.cp.niter = 10  # k-means iterations: 25 by default, 10 loses no recall measurable here
-    sample = matrix
-    if count > lists * _TRAIN_PER_LIST:
-        rows = np.random.default_rng(0).choice(count, lists * _TRAIN_PER_LIST, replace=False)
-        sample = matrix[np.sort(rows)]
-    _call(ivf.train, np.ascontiguousarray(sample))
-    return ivf  # FAISS's Python layer keeps `coarse` alive as long as `ivf`
-
-
-def _quantizer(storage: str) -> int:
+def _quantizer(storage: str) -> Any:
     import faiss
 
     return {"f16": faiss.ScalarQuantizer.QT_fp16, "sq8": faiss.ScalarQuantizer.QT_8bit}[storage]
 
 
-def kind_of(index: faiss.Index) -> str:
-    """ "flat" or "ivf"."""
+def _graph(index: faiss.Index) -> Any:
+    """The HNSW index inside a segment's ID map, or None for a flat segment."""
     import faiss
 
-    return "ivf" if faiss.try_extract_index_ivf(index) is not None else "flat"
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    return inner if isinstance(inner, faiss.IndexHNSW) else None
+
+
+def kind_of(index: faiss.Index) -> str:
+    """ "flat" or "hnsw"."""
+    return "hnsw" if _graph(index) is not None else "flat"
 
 
 def ids_of(index: faiss.Index) -> np.ndarray:
@@ -98,8 +90,8 @@ def search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids) of the k nearest vectors to one query, among those the selector lets through.
 
-    An IVF segment scans `NPROBE_SHARE`'s share of its lists, or all of them when `exact` (with a
-    selector too: a filter must not cost matches that sit in lists the probe would skip).
+    An HNSW segment walks its graph; asked to be `exact`, or given a filter's selector (a walk
+    may miss matches a filter leaves sparse), it scans its stored vectors instead.
     """
     import faiss
 
@@ -107,18 +99,34 @@ def search(
     if k <= 0:
         return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
     matrix = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-    ivf = faiss.try_extract_index_ivf(index)
-    params: faiss.SearchParameters
-    if ivf is not None:
-        params = faiss.SearchParametersIVF()
-        exhaustive = exact or selector is not None
-        params.nprobe = ivf.nlist if exhaustive else min(ivf.nlist, max(MIN_NPROBE, ivf.nlist // NPROBE_SHARE))
+    graph = _graph(index)
+    params: Any  # FAISS's type stubs lack SearchParametersHNSW
+    if graph is not None and (exact or (selector is not None and not isinstance(selector, faiss.IDSelectorNot))):
+        return _scan(index, graph, matrix, k, selector)
+    if graph is not None:
+        params = getattr(faiss, "SearchParametersHNSW")()  # noqa: B009 - absent from the type stubs
+        params.efSearch = max(HNSW_SEARCH_DEPTH, k)
     else:
         params = faiss.SearchParameters()
     if selector is not None:
         params.sel = selector
     scores, ids = _call(index.search, matrix, k, params=params)
     return scores[0], ids[0]
+
+
+def _scan(index: Any, graph: Any, matrix: np.ndarray, k: int, selector: Any) -> tuple[np.ndarray, np.ndarray]:
+    """An exact search of an HNSW segment: its stored vectors, scanned as a flat index would be."""
+    import faiss
+
+    storage = faiss.downcast_index(graph.storage)
+    params = faiss.SearchParameters()
+    if selector is not None:
+        translated = faiss.IDSelectorTranslated(index.id_map, selector)
+        params.sel = translated
+    scores, internal = _call(storage.search, matrix, k, params=params)
+    id_map = faiss.rev_swig_ptr(index.id_map.data(), index.id_map.size())
+    found = internal[0]
+    return scores[0], np.where(found >= 0, id_map[np.maximum(found, 0)], -1)
 
 
 def reconstruct(index: faiss.Index, ids: Sequence[int]) -> np.ndarray:
@@ -134,11 +142,9 @@ def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
     ids = ids_of(index)
-    if kind_of(index) == "flat":
-        inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
-        matrix = _call(inner.reconstruct_n, 0, inner.ntotal) if inner.ntotal else np.zeros((0, index.d), "f4")
-        return ids, np.ascontiguousarray(matrix, dtype=np.float32)
-    return ids, reconstruct(index, ids.tolist())
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    matrix = _call(inner.reconstruct_n, 0, inner.ntotal) if inner.ntotal else np.zeros((0, index.d), "f4")
+    return ids, np.ascontiguousarray(matrix, dtype=np.float32)
 
 
 def as_matrix(blobs: Sequence[bytes], dimension: int) -> np.ndarray:

@@ -335,7 +335,7 @@ def test_the_service_threads_filters_through_search_and_ask(corpus: Corpus, embe
     assert service.search("orbit rocket launch", 3) == service.search("orbit rocket launch", 3, filters=None)
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_a_segment_honours_the_selector(kind: str) -> None:
     matrix = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0, 1]]
     index = vectors.build(np.array([10, 20, 30, 40, 50, 60]), matrix, kind=kind)

@@ -137,13 +137,13 @@ def test_a_merge_whose_inputs_another_merge_took_is_dropped(index: Index) -> Non
     assert not list((index.folder / SEGMENTS_DIR).glob(".*.tmp"))
 
 
-def test_large_segments_are_ivf_with_recall_and_exact_on_demand(tmp_path: Path) -> None:
+def test_large_segments_are_hnsw_with_recall_and_exact_on_demand(tmp_path: Path) -> None:
     index = Index.create(tmp_path / "big", Manifest("test/model", DIM))
     count = vectors.ANN_MIN_VECTORS
     publish(index, {f"doc{d}": list(range(d * 1000, d * 1000 + 1000)) for d in range(count // 1000)})
     with index.read() as reader:
         (segment,) = reader.segments()
-        assert segment.kind == "ivf"
+        assert segment.kind == "hnsw"
     queries = [7, 123, 4567, 20001, 33333, 41234, 49999, 1, 25000, 8888]
     recall = np.mean([len(set(dense(index, q, 10)) & set(dense(index, q, 10, exact=True))) / 10 for q in queries])
     assert recall >= 0.9
@@ -203,7 +203,7 @@ def test_an_index_from_before_segments_reads_then_upgrades(tmp_path: Path) -> No
 
 def test_kill_9_at_any_point_of_a_merge_leaves_the_index_whole(tmp_path: Path) -> None:
     index = Index.create(tmp_path / "ix", Manifest("test/model", DIM))
-    for p in range(3):  # three segments of 20,000 vectors: the merge builds an IVF segment of 60,000
+    for p in range(3):  # three segments of 20,000 vectors: the merge builds an HNSW segment of 60,000
         start = p * 20_000
         publish(index, {f"p{p}d{d}": list(range(start + d * 1000, start + d * 1000 + 1000)) for d in range(20)})
     publish(index, {}, removed=("p0d0", "p1d5"))
@@ -231,7 +231,7 @@ def test_kill_9_at_any_point_of_a_merge_leaves_the_index_whole(tmp_path: Path) -
     assert subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent).returncode == 0
     with Index.open(index.folder).read() as reader:
         (only,) = reader.segments()
-        assert (only.kind, only.vectors, only.tombstones) == ("ivf", chunks, 0)
+        assert (only.kind, only.vectors, only.tombstones) == ("hnsw", chunks, 0)
 
 
 def _kill_at(process: subprocess.Popen[bytes], folder: Path, moment: str | float) -> str:

@@ -102,7 +102,7 @@ class Segment(ResponseBody):
     """One immutable vector segment of the index."""
 
     id: int
-    kind: Literal["flat", "ivf"] = Field(description="flat: exact scan; ivf: approximate (inverted lists)")
+    kind: Literal["flat", "hnsw"] = Field(description="flat: exact scan; hnsw: approximate (a graph walk)")
     storage: Literal["f32", "f16", "sq8"]
     vectors: int
     tombstones: int = Field(description="vectors of deleted passages, skipped until a merge drops them")
