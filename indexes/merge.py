@@ -3,7 +3,8 @@
 Each publish adds a segment, so segments pile up; a merge rewrites a group of them as one,
 leaving out their tombstones. Segments are grouped in tiers of live size (under 1,000
 vectors, then each power of ten); a tier holding `MERGE_FACTOR` segments merges its
-smallest ones, and a segment more than `MAX_DELETED_SHARE` deleted is rewritten alone.
+smallest ones, and a segment more than `MAX_DELETED_SHARE` deleted is rewritten alone, as is
+a flat segment grown past `vectors.ANN_MIN_VECTORS` (a large publish): it becomes HNSW.
 A merge builds its segment without any lock (readers and writers go on), then commits
 in one short transaction under the write lock; if a writer changed the inputs meanwhile
 (another merge), the work is dropped. Killed at any point, it leaves the index as it was.
@@ -50,7 +51,10 @@ def plan(infos: Sequence[SegmentInfo]) -> list[list[SegmentInfo]]:
     groups = [group for group in groups if len(group) >= MERGE_FACTOR]
     chosen = {info.id for group in groups for info in group}
     for info in infos:
-        if info.id not in chosen and info.vectors and info.tombstones / info.vectors > MAX_DELETED_SHARE:
+        if info.id in chosen or not info.vectors:
+            continue
+        too_large = info.kind == "flat" and info.vectors - info.tombstones >= vectors.ANN_MIN_VECTORS
+        if too_large or info.tombstones / info.vectors > MAX_DELETED_SHARE:
             groups.append([info])
     return groups
 

@@ -184,10 +184,14 @@ def commit(folder: Path, catalog: Catalog, prepared: Prepared) -> int:
 
 
 def write(folder: Path, catalog: Catalog, ids: np.ndarray, matrix: np.ndarray, storage: str) -> int | None:
-    """Write a new segment of these vectors and record it (in the caller's write transaction); its id."""
+    """Write a new flat segment of these vectors and record it (in the caller's write transaction); its id.
+
+    Flat, whatever its size: a publish costs the write of its vectors only. A large one becomes
+    HNSW at the next merge (`indexes/merge.py`), in the background of `serve` or by `optimize`.
+    """
     if not len(ids):
         return None
-    return commit(folder, catalog, prepare(folder, ids, matrix, storage))
+    return commit(folder, catalog, prepare(folder, ids, matrix, storage, kind="flat"))
 
 
 def tidy(folder: Path, catalog: Catalog, *, now: float | None = None) -> list[Path]:

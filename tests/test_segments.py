@@ -143,7 +143,11 @@ def test_large_segments_are_hnsw_with_recall_and_exact_on_demand(tmp_path: Path)
     publish(index, {f"doc{d}": list(range(d * 1000, d * 1000 + 1000)) for d in range(count // 1000)})
     with index.read() as reader:
         (segment,) = reader.segments()
-        assert segment.kind == "hnsw"
+        assert segment.kind == "flat", "a publish writes flat: it costs the write of its vectors only"
+    (result,) = merge_now(index)
+    with index.read() as reader:
+        (segment,) = reader.segments()
+        assert (segment.kind, result.kind, result.segments) == ("hnsw", "hnsw", 1), "the policy makes it a graph"
     queries = [7, 123, 4567, 20001, 33333, 41234, 49999, 1, 25000, 8888]
     recall = np.mean([len(set(dense(index, q, 10)) & set(dense(index, q, 10, exact=True))) / 10 for q in queries])
     assert recall >= 0.9
