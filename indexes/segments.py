@@ -56,12 +56,9 @@ class SegmentInfo:
 
 def live(catalog: Catalog) -> list[SegmentInfo]:
     """The segments of the catalog's current snapshot, oldest first."""
-    rows = catalog.rows(
-        "SELECT s.id, s.file, s.kind, s.storage, s.vectors, "
-        "(SELECT count(*) FROM tombstones t WHERE t.segment = s.id) "
-        "FROM segments s WHERE s.retired_at IS NULL ORDER BY s.id"
-    )
-    return [SegmentInfo(*row) for row in rows]
+    dead = dict(catalog.rows("SELECT segment, count(*) FROM tombstones GROUP BY segment"))  # one scan
+    rows = catalog.rows("SELECT id, file, kind, storage, vectors FROM segments WHERE retired_at IS NULL ORDER BY id")
+    return [SegmentInfo(*row, tombstones=dead.get(row[0], 0)) for row in rows]
 
 
 def dead_ids(catalog: Catalog) -> np.ndarray:
