@@ -13,6 +13,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"bench-scale: {report['index']['chunks']:,} chunks ({report['corpus']['source']} corpus, hash/bow-384); "
         f"load average {_loads(report['load_average_before'])} before, {_loads(report['load_average_after'])} after",
         f"ingest       {_ingest(report['ingest'])}",
+        f"merge        {_merge(report.get('merge_after_ingest'))}",
+        f"segments     {', '.join(report['index']['segments']) or 'none'}",
         f"disk         {_mib(report['index']['disk_bytes'])}, {report['index']['bytes_per_chunk']:,} bytes per chunk "
         f"({', '.join(f'{name} {_mib(size)}' for name, size in report['index']['largest'].items())})",
         f"serve        cold start {report['serve']['cold_start_seconds']:.2f} s (spawn to first answered search); "
@@ -49,6 +51,13 @@ def _ingest(ingest: dict[str, Any]) -> str:
         f"{ingest['chunks']:,} chunks in {ingest['seconds']:.1f} s: {ingest['chunks_per_second']:,.0f} chunks/s "
         f"(CPU {ingest['cpu_seconds']:.1f} s, embedding {ingest['embed_seconds']:.1f} s)"
     )
+
+
+def _merge(merge: dict[str, Any] | None) -> str:
+    if merge is None:
+        return "none (reused index)"
+    done = "; ".join(merge["merges"]) or "nothing to merge"
+    return f"{done}: {merge['seconds']:.1f} s (CPU {merge['cpu_seconds']:.1f} s), before serving"
 
 
 def _mib(size: int) -> str:
