@@ -29,6 +29,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from indexes.merge import live_segments, merge_now
 from ingest import Documents, ingest, open_index
 from ingest.hash_embedder import HashEmbedder
 from search.retrieve import search
@@ -121,7 +122,9 @@ def _semsearch(vectors: np.ndarray, texts: list[str], work: Path, stack: ExitSta
     stack.callback(index.close)
     began = time.perf_counter()
     ingest(index, embedder, Documents(synthetic.documents(texts, "passages", titled=False)), chunking=CHUNKING)
+    merges = merge_now(index)  # as serve would in its background: a large flat segment becomes HNSW
     built = time.perf_counter() - began
+    kinds = ", ".join(f"{s.kind} {s.vectors}" for s in live_segments(index))
     number = {text: i for i, text in enumerate(texts)}
     with index.read() as reader:
         passage = {chunk.chunk_id: number[chunk.text] for chunk in reader.all_chunks()}
@@ -133,7 +136,7 @@ def _semsearch(vectors: np.ndarray, texts: list[str], work: Path, stack: ExitSta
     def full(_: np.ndarray, query: str) -> list[int]:
         return [passage[hit.chunk_id] for hit in search(index, embedder, query, K, "dense")]
 
-    ingest_note = "build = ingest(): SQLite, full text and vectors"
+    ingest_note = f"build = ingest() (SQLite, full text, vectors) + {len(merges)} merges; segments: {kinds}"
     return [
         Contender("semsearch reader.dense", dense, built, ingest_note),
         Contender("semsearch search(dense)", full, built, "query embedded, passages fetched, snippets"),
