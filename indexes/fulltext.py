@@ -47,7 +47,7 @@ PASSAGES = """SELECT c.id, c.document_id, d.title, c.heading, c.text
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_integer_field("id", indexed=True, fast=True)  # the catalog's chunk id
-    builder.add_integer_field("document", indexed=True)  # its document id, which filters match
+    builder.add_integer_field("document", indexed=True, fast=True)  # its document id, which filters match
     builder.add_integer_field("all", indexed=True)  # 1 everywhere: its count is BM25's N
     builder.add_text_field(_FIELD, tokenizer_name="whitespace", index_option="freq")  # stems, from `words`
     return builder.build()
@@ -117,11 +117,17 @@ class FullText:
         allowed = tantivy.Query.const_score_query(tantivy.Query.term_set_query(self._schema, "document", documents), 0)
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, allowed)])
 
-    def search(self, searcher: tantivy.Searcher, query: tantivy.Query, k: int) -> list[tuple[int, float]]:
-        """The k best passages: (chunk id, BM25), best first."""
+    def search(self, searcher: tantivy.Searcher, query: tantivy.Query, k: int) -> list[tuple[int, float, int]]:
+        """The k best passages: (chunk id, BM25, document id), best first."""
         hits = searcher.search(query, k, count=False).hits
-        ids = searcher.fast_field_values("id", [address for _, address in hits])
-        return [(int(cid), float(score)) for cid, (score, _) in zip(ids, hits) if isinstance(cid, int)]
+        addresses = [address for _, address in hits]
+        ids = searcher.fast_field_values("id", addresses)
+        documents = searcher.fast_field_values("document", addresses)
+        return [
+            (int(cid), float(score), int(document))
+            for cid, document, (score, _) in zip(ids, documents, hits)
+            if isinstance(cid, int) and isinstance(document, int)
+        ]
 
     def ceiling(self, searcher: tantivy.Searcher, words: Sequence[str]) -> float:
         """The most BM25 any passage could score for these words: (k1 + 1) times the sum of their idf."""

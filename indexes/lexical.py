@@ -61,15 +61,20 @@ class SnapshotLexical:
     def _alive(
         self, searcher: tantivy.Searcher, query: tantivy.Query, k: int, documents: set[int] | None = None
     ) -> list[tuple[int, float]]:
-        """The engine's best k hits that this snapshot holds (and whose document is in `documents`)."""
+        """The engine's best k hits whose document is in `documents` (if given) and that this snapshot holds."""
         depth = k + _SLACK
         while True:
             found = self._fulltext.search(searcher, query, depth)
-            live = self._live([cid for cid, _ in found])
-            allowed = live if documents is None else {c: d for c, d in live.items() if d in documents}
-            kept = [(cid, score) for cid, score in found if cid in allowed]
-            if len(kept) >= k or len(found) < depth:
-                return kept[:k]
+            wanted = [(cid, score) for cid, score, document in found if documents is None or document in documents]
+            kept: list[tuple[int, float]] = []
+            for start in range(0, len(wanted), _BATCH):  # the best first: most queries need one batch
+                part = wanted[start : start + _BATCH]
+                live = self._live([cid for cid, _ in part])
+                kept += [(cid, score) for cid, score in part if cid in live]
+                if len(kept) >= k:
+                    return kept[:k]
+            if len(found) < depth:
+                return kept
             depth *= 4
 
     def ceiling(self, terms: Sequence[str]) -> float:
@@ -90,9 +95,9 @@ class SnapshotLexical:
         condition, params = filter_sql.where(where)
         return [row[0] for row in self._catalog.rows(f"SELECT d.id FROM documents d WHERE {condition}", params)]
 
-    def _live(self, ids: Sequence[int]) -> dict[int, int]:
-        """The document of each of these chunks that the snapshot holds."""
-        return dict(self._rows("SELECT id, document_id FROM chunks", ids))
+    def _live(self, ids: Sequence[int]) -> set[int]:
+        """Those of these chunks that the snapshot holds."""
+        return {row[0] for row in self._rows("SELECT id FROM chunks", ids)}
 
     def _rows(self, select: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []

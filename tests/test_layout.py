@@ -1,4 +1,4 @@
-"""The layout holds: only `indexes` talks to SQLite, and imports point one way."""
+"""The layout holds: only `indexes` talks to SQLite and tantivy, and imports point one way."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ def modules(package: str) -> list[Path]:
 
 
 @pytest.mark.parametrize("package", ["ingest", "search"])
-def test_only_indexes_imports_sqlite3(package: str) -> None:
-    offenders = [str(p.relative_to(ROOT)) for p in modules(package) if "sqlite3" in imported(p)]
+@pytest.mark.parametrize("engine", ["sqlite3", "tantivy"])
+def test_only_indexes_imports_sqlite3_or_tantivy(package: str, engine: str) -> None:
+    offenders = [str(p.relative_to(ROOT)) for p in modules(package) if engine in imported(p)]
     assert modules(package) and offenders == []
 
 

@@ -128,13 +128,13 @@ class Tantivy:
         assert searcher is not None
         words = self.text.words(terms)
         if group is None:
-            return self.text.search(searcher, self.text.query(searcher, words), k)
+            return [(cid, score) for cid, score, _ in self.text.search(searcher, self.text.query(searcher, words), k)]
         deep = self.text.search(searcher, self.text.query(searcher, words), 20 * k)
-        kept = [(cid, score) for cid, score in deep if cid % 10 == group][:k]
+        kept = [(cid, score) for cid, score, document in deep if document % 10 == group][:k]
         if len(kept) == k:
             return kept
         allowed = self.group_ids[group]
-        return self.text.search(searcher, self.text.query(searcher, words, allowed), k)
+        return [(cid, s) for cid, s, _ in self.text.search(searcher, self.text.query(searcher, words, allowed), k)]
 
     group_ids: dict[int, list[int]] = {}
 
