@@ -160,6 +160,20 @@ class FullText:
         """The files of the folder (for the size on disk)."""
         return [p for p in self.path.glob("*") if p.is_file()]
 
+    def mark(self, generation: int) -> None:
+        """Record that the folder reflects this catalog generation (the caller holds the lock)."""
+        marker = self.path / MARKER
+        tmp = marker.with_name(f".{MARKER}.{os.getpid()}.tmp")
+        tmp.write_text(str(generation), encoding="ascii")
+        os.replace(tmp, marker)
+
+    def advance(self, before: int, after: int) -> None:
+        """After a change of the catalog that moved no passage (a merge of vector segments): the folder
+        reflects `after` if it reflected `before`, so readers keep their searcher and nothing is repaired."""
+        with _locked(self.lock_path, wait=False) as held:
+            if held and self.generation() == before:
+                self.mark(after)
+
     def generation(self) -> int | None:
         """The catalog generation the folder reflects, if it is known to reflect one."""
         try:
@@ -228,10 +242,7 @@ class FullTextWriter:
     def commit(self, generation: int) -> None:
         """Make the changes durable and record that the folder now reflects `generation`."""
         self._writer.commit()
-        marker = self._owner.path / MARKER
-        tmp = marker.with_name(f".{MARKER}.{os.getpid()}.tmp")
-        tmp.write_text(str(generation), encoding="ascii")
-        os.replace(tmp, marker)
+        self._owner.mark(generation)
 
 
 def chunk_ids(searcher: tantivy.Searcher) -> set[int]:

@@ -277,7 +277,8 @@ class IndexWriter:
             catalog.run(f"UPDATE chunks SET segment = ? WHERE segment IN ({inputs})", (merged,))
             catalog.run_many("DELETE FROM tombstones WHERE chunk_id = ?", [(int(i),) for i in dropped])
             catalog.run(f"UPDATE tombstones SET segment = ? WHERE segment IN ({inputs})", (merged,))
-            self._bump()
+            generation = self._bump()
+        self.index.fulltext.advance(generation - 1, generation)  # no passage moved
         self.tidy()
         return True
 
@@ -311,7 +312,8 @@ class IndexWriter:
                 segment = self._add_segment(np.asarray(ids, dtype=np.int64), matrix)
                 catalog.run("UPDATE chunks SET segment = ?", (segment,))
                 catalog.run("DELETE FROM legacy_vectors")
-                self._bump()
+                generation = self._bump()
+            self.index.fulltext.advance(generation - 1, generation)  # no passage moved
         self.tidy()
 
     def _transaction(self) -> AbstractContextManager[None]:

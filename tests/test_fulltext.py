@@ -149,3 +149,16 @@ def test_a_long_running_reader_sees_each_publish_and_never_a_passage_its_snapsho
     assert not errors, errors
     assert found(reader_index, "common") == {f"common word 5 {n}" for n in range(5)}
     assert found(reader_index, "red", "river") == {"the red fox jumps", "a quiet river", "a red kite over the river"}
+
+
+def test_a_merge_of_vector_segments_keeps_the_fulltext_index_current(index: Index) -> None:
+    """A merge moves the generation but no passage: the folder follows it, nothing to repair."""
+    from indexes.merge import optimize
+
+    with index.read() as reader:
+        before = reader.counts().generation
+    assert optimize(index) is not None
+    with index.read() as reader:
+        after = reader.counts().generation
+    assert after > before and (index.folder / FOLDER / MARKER).read_text() == str(after)
+    assert found(Index.open(index.folder), "river") == {"a quiet river", "a red kite over the river"}
