@@ -86,7 +86,8 @@ class Fts5:
             self.catalog.run_many("DELETE FROM f WHERE rowid = ?", [(i,) for i in deleted])
 
     def disk(self) -> int:
-        return sum(p.stat().st_size for p in self.path.parent.glob("fts.sqlite*"))
+        """The pages of the FTS5 table's shadow tables (its copy of the text, its index, its sizes)."""
+        return int(self.catalog.value(r"SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE 'f\_%' ESCAPE '\'"))
 
 
 class Fts5Pruned(Fts5):
