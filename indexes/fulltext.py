@@ -33,9 +33,11 @@ from .errors import IndexStoreError
 
 FOLDER = "fulltext"
 LOCK = "fulltext.lock"
+FORMAT = "format"  # the schema's version: a folder of another is rebuilt
 MARKER = "generation"  # the catalog generation the folder reflects; absent while a change is under way
 Passage = tuple[int, int, str, str, str]  # chunk id, document id, title, heading, text
 
+_FORMAT = "2"
 _FIELD = "body"
 _REPEAT = 2  # the title and heading go in twice: weighed above the text
 _K1 = 1.2  # tantivy's BM25 k1 (b = 0.75)
@@ -87,6 +89,8 @@ class FullText:
             return searcher
 
     def _open(self) -> tantivy.Index | None:
+        if not self._current_format():
+            return None  # built by another version of this module: rebuilt by the next writer
         if self._index is None:
             try:
                 index = tantivy.Index.open(str(self.path)) if (self.path / "meta.json").exists() else None
@@ -153,6 +157,7 @@ class FullText:
             self.path.mkdir(parents=True)
             index = tantivy.Index(self._schema, path=str(self.path), reuse=False)
             index.config_reader("manual")
+            (self.path / FORMAT).write_text(_FORMAT, encoding="ascii")
             self._index = index
         return FullTextWriter(self, index)
 
@@ -174,8 +179,16 @@ class FullText:
             if held and self.generation() == before:
                 self.mark(after)
 
+    def _current_format(self) -> bool:
+        try:
+            return (self.path / FORMAT).read_text(encoding="ascii") == _FORMAT
+        except OSError:
+            return False
+
     def generation(self) -> int | None:
         """The catalog generation the folder reflects, if it is known to reflect one."""
+        if not self._current_format():
+            return None
         try:
             return int((self.path / MARKER).read_text(encoding="ascii"))
         except (OSError, ValueError):

@@ -13,7 +13,7 @@ import pytest
 
 from indexes import Chunk, ChunkRecord, DocumentRecord, Index, IndexWriter, Manifest
 from indexes.catalog import MIGRATIONS
-from indexes.fulltext import FOLDER, MARKER
+from indexes.fulltext import FOLDER, FORMAT, MARKER
 from indexes.manifest import write_manifest
 
 DIM = 4
@@ -88,7 +88,7 @@ def test_an_index_from_before_is_upgraded_when_opened(tmp_path: Path) -> None:
     assert found(Index.open(folder), "river") == {"Rivers and bridges", "a new river"}
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage", "behind"])
+@pytest.mark.parametrize("damage", ["missing", "garbage", "behind", "another format"])
 def test_a_missing_damaged_or_stale_fulltext_folder_is_rebuilt_from_the_catalog(index: Index, damage: str) -> None:
     target = index.folder / FOLDER
     if damage == "missing":
@@ -96,8 +96,10 @@ def test_a_missing_damaged_or_stale_fulltext_folder_is_rebuilt_from_the_catalog(
     elif damage == "garbage":
         for path in target.iterdir():
             path.write_bytes(b"not tantivy")
-    else:
+    elif damage == "behind":
         (target / MARKER).write_text("1")  # as if killed between the catalog's commit and the deletes
+    else:
+        (target / FORMAT).write_text("1")  # built by another version, with another schema
     assert found(Index.open(index.folder), "river") == {"a quiet river", "a red kite over the river"}
     assert (target / MARKER).read_text() == "2"
 
