@@ -239,8 +239,11 @@ class FullTextWriter:
 
     def add(self, passages: Iterable[Passage]) -> None:
         """Index these passages (visible after `flush` or `commit`)."""
+        context = ("", "", "")  # the title and heading last stemmed: a document's passages share them
         for cid, document, title, heading, text in passages:
-            body = [words.indexed(part) for part in [title] * _REPEAT + [heading] * _REPEAT + [text]]
+            if context[:2] != (title, heading):
+                context = (title, heading, words.indexed(title + " \n " + heading))
+            body = [context[2]] * _REPEAT + [words.indexed(text)]
             self._writer.add_document(tantivy.Document(id=cid, document=document, all=1, **{_FIELD: body}))
 
     def delete(self, ids: Iterable[int]) -> None:

@@ -13,21 +13,23 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable
+from typing import cast
 
 import Stemmer
 
 _WORD = re.compile(r"[^\W_]+")
 _MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")  # combining accents
 _LONGEST = 64  # longer "words" (base64, hashes) are not indexed
-_CACHE = 100_000  # stems PyStemmer remembers, per thread
+_CACHE = 200_000  # words whose stems are remembered (shared by threads: dict operations are atomic)
 _SNIPPET_WORDS = 32  # as FTS5's snippet() was asked for
 _local = threading.local()
+_STEMS: dict[str, str] = {}
 
 
 def _stemmer() -> Stemmer.Stemmer:
     stemmer = getattr(_local, "stemmer", None)
     if stemmer is None:  # a Stemmer is not safe to share between threads
-        stemmer = _local.stemmer = Stemmer.Stemmer("porter", _CACHE)
+        stemmer = _local.stemmer = Stemmer.Stemmer("porter", 0)
     return stemmer
 
 
@@ -39,7 +41,18 @@ def _fold(text: str) -> str:
 def stems(text: str) -> list[str]:
     """The stems of a text's words, in order."""
     found = [w for w in _WORD.findall(_fold(text)) if len(w) <= _LONGEST]
-    return list(_stemmer().stemWords(found))
+    known = list(map(_STEMS.get, found))  # a dict look-up is ~3x cheaper than PyStemmer's own cache
+    if None in known:
+        if len(_STEMS) > _CACHE:
+            _STEMS.clear()
+        new = list(dict.fromkeys(w for w, s in zip(found, known) if s is None))
+        _STEMS.update(zip(new, _stemmer().stemWords(new)))
+        known = [_STEMS.get(w) or _stem(w) for w in found]
+    return cast(list[str], known)
+
+
+def _stem(word: str) -> str:
+    return str(_stemmer().stemWord(word))  # a word the cache lost to another thread's clear()
 
 
 def indexed(text: str) -> str:
