@@ -19,6 +19,7 @@ from .filter_sql import GLOB_FUNCTION
 from .globs import glob_matches
 
 CATALOG_NAME = "chunks.sqlite"
+WAL_SIZE_LIMIT = 64 * 2**20  # bytes of write-ahead log kept after a checkpoint
 BUSY_TIMEOUT = 30.0  # seconds to wait for another process's lock before IndexBusy
 
 # The tokenizer of the FTS5 table of catalogs before migration 3 (the lexical index is now tantivy's).
@@ -173,6 +174,11 @@ class Catalog:
         with catalog_errors(self.path):
             self._conn.executemany(sql, rows)
 
+    def script(self, sql: str) -> None:
+        """Run statements to their end (a pragma such as `incremental_vacuum` needs every step)."""
+        with catalog_errors(self.path):
+            self._conn.executescript(sql)
+
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[None]:
         """BEGIN (IMMEDIATE, to write) ... COMMIT, rolled back if the block raises."""
@@ -208,6 +214,7 @@ def connect(path: Path, *, create: bool = False, busy_timeout: float = BUSY_TIME
                 # file system on `PRAGMA incremental_vacuum` (see the writer), not kept as free pages.
                 conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")  # a checkpoint cuts the WAL back to this
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.create_function(GLOB_FUNCTION, 2, _glob, deterministic=True)

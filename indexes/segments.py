@@ -58,7 +58,7 @@ def live(catalog: Catalog) -> list[SegmentInfo]:
     """The segments of the catalog's current snapshot, oldest first."""
     dead = dict(catalog.rows("SELECT segment, count(*) FROM tombstones GROUP BY segment"))  # one scan
     rows = catalog.rows("SELECT id, file, kind, storage, vectors FROM segments WHERE retired_at IS NULL ORDER BY id")
-    return [SegmentInfo(*row, tombstones=dead.get(row[0], 0)) for row in rows]
+    return [SegmentInfo(id, file, kind, storage, count, dead.get(id, 0)) for id, file, kind, storage, count in rows]
 
 
 def dead_ids(catalog: Catalog) -> np.ndarray:

@@ -284,7 +284,7 @@ class IndexWriter:
 
     def vacuum(self) -> None:
         """Rewrite the catalog without free pages (`semsearch optimize`); readers go on meanwhile."""
-        self._catalog.run("VACUUM")
+        self._catalog.script("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")  # an older catalog gets auto_vacuum too
 
     def tidy(self) -> None:
         """Hand back the pages and files no generation needs any more (see `segments.tidy`).
@@ -294,7 +294,9 @@ class IndexWriter:
         try:
             with self._transaction():
                 segments.tidy(self.index.folder, self._catalog)
-            self._catalog.run("PRAGMA incremental_vacuum")
+            # The free pages staging left go back to the file system (run as a script: `execute`
+            # steps a pragma once, which frees one page), and the WAL is folded in and cut back.
+            self._catalog.script("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
         except IndexBusy:
             pass
 
