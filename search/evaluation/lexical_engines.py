@@ -257,6 +257,30 @@ def threads_speedup(search: Callable[[Any], object], queries: Sequence[Any]) -> 
     return round((2 * len(queries) / two) / (len(queries) / one), 2)
 
 
+def gil_share(search: Callable[[], object], seconds: float = 1.5) -> float:
+    """How fast a pure-Python thread runs while `search` runs, against while the caller sleeps as long.
+
+    Near 0: the search holds the GIL; well above it: other threads run meanwhile (on a loaded
+    2-core machine ~0.4-0.7, since the two threads also share the cores with others).
+    """
+    count, stop = [0], threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            count[0] += 1
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    start, before = time.perf_counter(), count[0]
+    while time.perf_counter() - start < seconds:
+        search()
+    took, during = time.perf_counter() - start, count[0] - before
+    time.sleep(took)
+    stop.set()
+    worker.join()
+    return round(during / max(count[0] - before - during, 1), 2)
+
+
 def _engine_call_only(engine: Tantivy, queries: list[list[str]]) -> float:
     """The same for tantivy's own search call alone (queries built beforehand)."""
     searcher = engine.text.searcher(engine.generation)
@@ -319,11 +343,15 @@ def measure(dataset: Path, chunks: int, names: list[str], count: int) -> None:
             report[engine.name]["threads2_speedup"] = threads_speedup(functools.partial(engine.search, k=DEPTH), many)
             if isinstance(engine, Tantivy):
                 report[engine.name]["threads2_speedup_engine_call"] = _engine_call_only(engine, many)
+            heavy = functools.partial(engine.search, queries["common"][0], DEPTH)
+            report[engine.name]["python_thread_share_during_search"] = gil_share(heavy)
             if engine.name == "fts5-pruned":
                 continue  # shares the fts5 table, updated once
             start = time.perf_counter()
             engine.update(extra, list(range(1, 1001)))
             report[engine.name]["add1000_delete1000_s"] = round(time.perf_counter() - start, 2)
+        numbers = [random.Random(1).random() for _ in range(2_000_000)]  # sorted(): a C call that keeps the GIL
+        print(json.dumps({"python_thread_share_during_sorted()": gil_share(functools.partial(sorted, numbers))}))
         for name, row in report.items():
             print(json.dumps({"engine": name, **row}), flush=True)
 
