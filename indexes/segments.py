@@ -10,7 +10,6 @@ merge can still load it.
 
 from __future__ import annotations
 
-import heapq
 import os
 import secrets
 import threading
@@ -97,12 +96,12 @@ class SegmentSet:
             return []
         # A filter's ids come from the snapshot's catalog, so they hold no tombstone.
         selector = vectors.batch_selector(allowed) if allowed is not None else self._exclude_selector()
-        found: list[tuple[float, int]] = []
-        for info in self.infos:
-            scores, ids = vectors.search(self._load(info), query, k, selector, exact=exact)
-            found.extend((float(s), int(i)) for s, i in zip(scores, ids) if i >= 0)
-        best = heapq.nsmallest(k, found, key=lambda pair: (-pair[0], pair[1]))
-        return [(chunk_id, score) for score, chunk_id in best]
+        scores, ids = zip(*(vectors.search(self._load(info), query, k, selector, exact=exact) for info in self.infos))
+        score, chunk = np.concatenate(scores), np.concatenate(ids)
+        keep = chunk >= 0
+        score, chunk = score[keep], chunk[keep]
+        best = np.lexsort((chunk, -score))[:k]  # by score, then by id
+        return list(zip(chunk[best].tolist(), score[best].tolist()))
 
     def load(self, info: SegmentInfo) -> faiss.Index:
         """One segment's FAISS index."""

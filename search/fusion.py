@@ -25,33 +25,40 @@ RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al., 2009)
 FEEDBACK_DOCS, FEEDBACK_BETA = 3, 0.3
 
 
-def fuse(dense: Ranking, lexical: Ranking, method: str = DEFAULT_FUSION) -> Fused:
-    """Chunks of both rankings with a fused score and the per-side ranks and scores, best first."""
-    detail: dict[int, Detail] = {}
-    for side, ranking in (("dense", dense), ("lexical", lexical)):
+def fuse(dense: Ranking, lexical: Ranking, method: str = DEFAULT_FUSION, limit: int | None = None) -> Fused:
+    """Chunks of both rankings with a fused score and the per-side ranks and scores, best first.
+
+    With `limit`, only that many come back (the per-chunk detail is built for those only).
+    """
+    sides: dict[int, list[tuple[int, float] | None]] = {}
+    for side, ranking in enumerate((dense, lexical)):
         for rank, (chunk_id, score) in enumerate(ranking, 1):
-            entry = detail.setdefault(
-                chunk_id, {"dense_rank": None, "dense_score": None, "lexical_rank": None, "lexical_score": None}
-            )
-            entry[f"{side}_rank"], entry[f"{side}_score"] = rank, score
-    scores = _zscore(dense, lexical, detail) if method == "zscore" else _rrf(detail)
-    fused = [(cid, scores[cid], {**d, "fused": round(scores[cid], 6)}) for cid, d in detail.items()]
-    fused.sort(key=lambda item: (-item[1], item[0]))
-    return fused
+            sides.setdefault(chunk_id, [None, None])[side] = (rank, score)
+    scores = _zscore(dense, lexical, sides) if method == "zscore" else _rrf(sides)
+    best = sorted(scores, key=lambda cid: (-scores[cid], cid))[:limit]
+    return [(cid, scores[cid], _detail(sides[cid], scores[cid])) for cid in best]
 
 
-def _rrf(detail: dict[int, Detail]) -> dict[int, float]:
+def _detail(sides: list[tuple[int, float] | None], fused: float) -> Detail:
+    dense, lexical = sides
     return {
-        cid: sum(1.0 / (RRF_K + int(rank)) for rank in (d["dense_rank"], d["lexical_rank"]) if rank is not None)
-        for cid, d in detail.items()
+        "dense_rank": dense[0] if dense else None,
+        "dense_score": dense[1] if dense else None,
+        "lexical_rank": lexical[0] if lexical else None,
+        "lexical_score": lexical[1] if lexical else None,
+        "fused": round(fused, 6),
     }
 
 
-def _zscore(dense: Ranking, lexical: Ranking, detail: dict[int, Detail]) -> dict[int, float]:
+def _rrf(sides: dict[int, list[tuple[int, float] | None]]) -> dict[int, float]:
+    return {cid: sum(1.0 / (RRF_K + pair[0]) for pair in both if pair is not None) for cid, both in sides.items()}
+
+
+def _zscore(dense: Ranking, lexical: Ranking, sides: dict[int, list[tuple[int, float] | None]]) -> dict[int, float]:
     zd, floor_d = _standardise(dense)
     zl, floor_l = _standardise(lexical)
     alpha = 1.0 if not zl else 0.0 if not zd else ALPHA  # one side empty: the other decides alone
-    return {cid: alpha * zd.get(cid, floor_d) + (1 - alpha) * zl.get(cid, floor_l) for cid in detail}
+    return {cid: alpha * zd.get(cid, floor_d) + (1 - alpha) * zl.get(cid, floor_l) for cid in sides}
 
 
 def _standardise(ranking: Ranking) -> tuple[dict[int, float], float]:

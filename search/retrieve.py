@@ -20,6 +20,7 @@ from .settings import DEFAULT_K, QueryLimits
 MODES = ("hybrid", "dense", "lexical")
 DEFAULT_MODE = MODES[0]
 DEPTH = 300  # candidates from each side: fewer cost recall, more cost time for nothing
+FEEDBACK_POOL = 50  # the best fused passages the feedback pass picks its documents from
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def search(
     with index.read() as reader:
         vector = embedder.embed_query(text) if mode != "lexical" else None
         depth = max(DEPTH, 4 * k)
-        ranked = rank_chunks(reader, embedder, text, mode, depth, fusion, filters, vector=vector, exact=exact)[:k]
+        ranked = rank_chunks(reader, embedder, text, mode, depth, fusion, filters, vector=vector, exact=exact, limit=k)
         hits = _scored(reader, text, vector, _hits(reader, ranked))
         marked = reader.snippets(query_terms(text), [h.chunk_id for h in hits])
     return [replace(h, snippet=marked.get(h.chunk_id) or _lead(h.text)) for h in hits]
@@ -162,6 +163,7 @@ def rank_chunks(
     *,
     vector: np.ndarray | None = None,
     exact: bool = False,
+    limit: int | None = None,
 ) -> Fused:
     """Chunk ids with fused scores and the per-side ranks/scores behind them, best first.
 
@@ -177,15 +179,14 @@ def rank_chunks(
     dense = reader.dense(query, depth, allowed, exact=exact) if query is not None else []
     lexical = reader.lexical(query_terms(text), depth, where=filters) if mode != "dense" else []
     if mode == "dense":
-        return [(cid, s, {"dense_rank": r, "dense_score": s}) for r, (cid, s) in enumerate(dense, 1)]
+        return [(cid, s, {"dense_rank": r, "dense_score": s}) for r, (cid, s) in enumerate(dense[:limit], 1)]
     if mode == "lexical":
-        return [(cid, s, {"lexical_rank": r, "lexical_score": s}) for r, (cid, s) in enumerate(lexical, 1)]
-    fused = fuse(dense, lexical, fusion)
+        return [(cid, s, {"lexical_rank": r, "lexical_score": s}) for r, (cid, s) in enumerate(lexical[:limit], 1)]
     if query is None or not dense:
-        return fused
-    top = [cid for cid, _, _ in fused[:50]]
-    moved = feedback_query(query, fused, reader.documents_of(top), reader.vectors)
-    return fuse(reader.dense(moved, depth, allowed, exact=exact), lexical, fusion)
+        return fuse(dense, lexical, fusion, limit)
+    fused = fuse(dense, lexical, fusion, FEEDBACK_POOL)
+    moved = feedback_query(query, fused, reader.documents_of([cid for cid, _, _ in fused]), reader.vectors)
+    return fuse(reader.dense(moved, depth, allowed, exact=exact), lexical, fusion, limit)
 
 
 def _hits(reader: Reader, ranked: Sequence[tuple[int, float, dict[str, float | int | None]]]) -> list[Hit]:
