@@ -40,7 +40,11 @@ def _fold(text: str) -> str:
 
 def stems(text: str) -> list[str]:
     """The stems of a text's words, in order."""
-    found = [w for w in _WORD.findall(_fold(text)) if len(w) <= _LONGEST]
+    return _stemmed([w for w in _WORD.findall(_fold(text)) if len(w) <= _LONGEST])
+
+
+def _stemmed(found: list[str]) -> list[str]:
+    """The stems of folded words."""
     known = list(map(_STEMS.get, found))  # a dict look-up is ~3x cheaper than PyStemmer's own cache
     if None in known:
         if len(_STEMS) > _CACHE:
@@ -68,7 +72,11 @@ def query_words(terms: Iterable[str]) -> list[str]:
 def snippet(text: str, words: set[str]) -> str | None:
     """The stretch of `text` of 32 words that holds the most of `words`, with them in <mark> tags; None if none."""
     spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
-    stemmed = list(_stemmer().stemWords([_fold(text[a:b]) for a, b in spans]))
+    if text.isascii():  # lower-casing keeps the offsets: fold once
+        lowered = text.lower()
+        stemmed = _stemmed([lowered[a:b] for a, b in spans])
+    else:
+        stemmed = _stemmed([_fold(text[a:b]) for a, b in spans])
     hits = [i for i, s in enumerate(stemmed) if s in words]
     if not hits:
         return None
