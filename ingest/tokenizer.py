@@ -101,8 +101,13 @@ class TiktokenCounter:
             starts = None
         if starts is None:
             _, starts = self._encoding.decode_with_offsets(tokens)
-        # A character split over two tokens gives the second an empty span; it still counts.
-        return list(zip(starts, [*starts[1:], len(text)]))
+        # A character split over two tokens gives the second an empty span; it still counts. A
+        # word's token carries the space before it (" word"): its span starts after that space,
+        # so the chunker sees where words begin and cuts there, not mid-word.
+        ends = [*starts[1:], len(text)]
+        return [
+            (start + 1 if start + 1 < end and text[start] == " " else start, end) for start, end in zip(starts, ends)
+        ]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         # One text at a time: tiktoken's batch call starts a pool of 8 threads on every call, which
