@@ -19,6 +19,7 @@ from .filters import Filter
 from .fusion import DEFAULT_FUSION
 from .rerank import Reranker, make_reranker, rerank_hits
 from .retrieve import DEFAULT_MODE, Hit, check_query, search
+from .search_pool import SearchPool
 from .settings import DEFAULT_ASK_K, DEFAULT_K, DEFAULT_MIN_SCORE, MAX_K, QueryLimits, Settings
 
 _EXTRACTIVE_NOTE = "no chat model is configured (set SEMSEARCH_CHAT_MODEL or OPENAI_API_KEY for written answers)"
@@ -46,6 +47,7 @@ class SearchService:
         self.owns_embedder = owns_embedder
         self.limits = limits
         self.min_score = min_score  # answers abstain when no passage scores this much
+        self.pool: SearchPool | None = None  # when set, searches run in its worker processes
 
     @classmethod
     def open(
@@ -122,6 +124,8 @@ class SearchService:
 
         With a reranker, they are reranked from a deeper list. The service's limits apply. `exact`: see `search`.
         """
+        if self.pool is not None:
+            return self.pool.search(self.index.folder, query, k, mode, fusion, filters, min_score, exact=exact)
         if self.reranker is None:
             hits = search(self.index, self.embedder, query, k, mode, fusion, filters, self.limits, exact=exact)
         else:

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     rerank_depth: int = _env("SEMSEARCH_RERANK_DEPTH", 30, ge=1, le=MAX_K)
     # Seconds between `serve`'s checks for vector segments to merge (0: never; `semsearch optimize` still does).
     merge_interval: float = _env("SEMSEARCH_MERGE_INTERVAL", 30.0, ge=0)
+    # Processes `serve` runs searches in (0: in the server process, on its threads); `serve` picks one per core.
+    search_workers: int = _env("SEMSEARCH_SEARCH_WORKERS", 0, ge=0, le=64)
 
     @classmethod
     def settings_customise_sources(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -45,6 +46,12 @@ from .common import base_url_option, errors, index_option, settings_for
 )
 @base_url_option
 @click.option(
+    "--search-workers",
+    type=click.IntRange(0, 64),
+    help="Processes to run searches in, so they use every core (0: in the server process) "
+    "[default: $SEMSEARCH_SEARCH_WORKERS, else one per core up to 4 when there are several].",
+)
+@click.option(
     "--public-docs",
     is_flag=True,
     default=None,
@@ -62,6 +69,7 @@ def serve(
     api_keys_file: Path | None,
     base_url: str | None,
     public_docs: bool | None,
+    search_workers: int | None,
 ) -> None:
     """Serve the index over HTTP (POST /search, POST /ask, GET /stats, docs at /docs).
 
@@ -84,7 +92,11 @@ def serve(
         api_keys_file=api_keys_file,
         public_docs=public_docs,
         openai_base_url=base_url,
+        search_workers=search_workers,
     )
+    if "search_workers" not in settings.model_fields_set:
+        cores = os.cpu_count() or 1
+        settings = settings.updated(search_workers=min(cores, 4) if cores > 1 else 0)
     _ensure_default_index(settings)
     app = create_app(settings)
     # One structured JSON line per request from our own middleware; uvicorn's access line would repeat it

@@ -70,18 +70,38 @@ class ServeProcess:
         raise RuntimeError(f"semsearch serve did not answer within {timeout:.0f} s; see {self.log}")
 
     def rss(self) -> dict[str, int]:
-        """The server's resident memory now and at its peak, in bytes."""
-        fields = dict(line.split(":", 1) for line in self._proc("status").splitlines() if ":" in line)
-        return {"rss_bytes": _kib(fields["VmRSS"]), "peak_rss_bytes": _kib(fields["VmHWM"])}
+        """The server's resident memory now and at its peak, in bytes: its own and its search workers'."""
+        now = peak = 0
+        for pid in self._pids():
+            fields = dict(line.split(":", 1) for line in _read(pid, "status").splitlines() if ":" in line)
+            now, peak = now + _kib(fields.get("VmRSS", "0 kB")), peak + _kib(fields.get("VmHWM", "0 kB"))
+        return {"rss_bytes": now, "peak_rss_bytes": peak}
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time the server has used so far."""
-        fields = self._proc("stat").rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        """User plus system CPU time the server and its search workers have used so far."""
+        total = 0
+        for pid in self._pids():
+            fields = _read(pid, "stat").rsplit(")", 1)[1].split() or ["0"] * 13
+            total += int(fields[11]) + int(fields[12])
+        return total / _CLOCK_TICKS
 
-    def _proc(self, name: str) -> str:
+    def _pids(self) -> list[int]:
+        """The server's process and its children (the search workers and multiprocessing's helper)."""
         assert self.process is not None
-        return Path(f"/proc/{self.process.pid}/{name}").read_text()
+        pids = [self.process.pid]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                stat = _read(int(entry.name), "stat")
+                if stat and int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                    pids.append(int(entry.name))
+        return pids
+
+
+def _read(pid: int, name: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except OSError:  # the process has just ended
+        return ""
 
 
 def _free_port() -> int:

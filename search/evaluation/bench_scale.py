@@ -157,11 +157,17 @@ def _disk(index: Index) -> dict[str, Any]:
     files = {str(p.relative_to(index.folder)): p.stat().st_size for p in index.folder.rglob("*") if p.is_file()}
     size = sum(files.values())
     largest = dict(sorted(files.items(), key=lambda item: -item[1])[:3])
+    live = live_segments(index)
+    named = {f"segments/{s.file}" for s in live}
+    # Segment files a merge replaced wait out their grace period (for readers in other processes), then go.
+    retired = sum(n for name, n in files.items() if name.startswith("segments/seg-") and name not in named)
     return {
         "chunks": chunks,
-        "segments": [f"{s.kind} {s.storage} {s.vectors - s.tombstones}" for s in live_segments(index)],
+        "segments": [f"{s.kind} {s.storage} {s.vectors - s.tombstones}" for s in live],
         "disk_bytes": size,
         "bytes_per_chunk": round(size / max(chunks, 1)),
+        "retired_bytes": retired,
+        "bytes_per_chunk_settled": round((size - retired) / max(chunks, 1)),
         "largest": largest,
     }
 

@@ -15,10 +15,13 @@ def format_report(report: dict[str, Any]) -> str:
         f"ingest       {_ingest(report['ingest'])}",
         f"merge        {_merge(report.get('merge_after_ingest'))}",
         f"segments     {', '.join(report['index']['segments']) or 'none'}",
-        f"disk         {_mib(report['index']['disk_bytes'])}, {report['index']['bytes_per_chunk']:,} bytes per chunk "
+        f"disk         {_mib(report['index']['disk_bytes'])}, {report['index']['bytes_per_chunk']:,} bytes per chunk; "
+        f"{report['index'].get('bytes_per_chunk_settled', 0):,} once the "
+        f"{_mib(report['index'].get('retired_bytes', 0))} of merged-away segments go "
         f"({', '.join(f'{name} {_mib(size)}' for name, size in report['index']['largest'].items())})",
         f"serve        cold start {report['serve']['cold_start_seconds']:.2f} s (spawn to first answered search); "
-        f"RSS after the queries {_mib(report['serve']['rss_bytes'])} (peak {_mib(report['serve']['peak_rss_bytes'])})",
+        f"RSS after the queries, search workers included, {_mib(report['serve']['rss_bytes'])} "
+        f"(peak {_mib(report['serve']['peak_rss_bytes'])})",
         f"http         load from {report['http']['load']}",
         f"{'':<43}{'conns':>6}{'p50 ms':>9}{'p95 ms':>9}{'req/s':>9}{'server cores':>14}{'client ms/req':>15}",
     ]

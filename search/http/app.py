@@ -11,6 +11,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
+from indexes import Index
 from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestSummary, WalkOptions
 from search.errors import ERROR_FAMILIES
 from search.settings import Settings
@@ -42,6 +43,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.jobs = JobManager(registry, on_summary=lambda index, s: _count_ingest(metrics, index, s))
         watchers = [_watcher(registry, settings).start()] if settings.watch_paths else []
         app.state.merger = BackgroundMerger(registry, settings.merge_interval).start()
+        if registry.pool is not None and Index.exists(settings.index_dir):
+            registry.pool.warm(settings.index_dir)
         yield
         app.state.merger.stop()
         for watcher in watchers:

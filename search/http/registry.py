@@ -17,6 +17,7 @@ from indexes import Index, IndexExists, IndexNotFound
 from indexes.manifest import read_manifest
 from ingest import Embedder, IngestConfigError, embedder_for_index, make_embedder, open_index
 from search.errors import InvalidQuery
+from search.search_pool import SearchPool
 from search.service import SearchService
 from search.settings import Settings
 
@@ -36,6 +37,7 @@ class IndexRegistry:
         self._opening: dict[str, threading.Lock] = {}
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()
+        self.pool = SearchPool(settings, settings.search_workers) if settings.search_workers else None
 
     def folders(self) -> dict[str, Path]:
         """Every index this server knows, by name (the default first)."""
@@ -69,6 +71,7 @@ class IndexRegistry:
                     self.settings.with_index(folder), embedder=self._embedder_for(folder)
                 )
                 remove_orphan_uploads(service.index)  # before this process takes any upload for it
+                service.pool = self.pool
                 with self._lock:
                     self._services[name] = service
             return service
@@ -139,3 +142,5 @@ class IndexRegistry:
                 embedder.close()
             self._services.clear()
             self._embedders.clear()
+        if self.pool is not None:
+            self.pool.close()
