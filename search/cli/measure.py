@@ -165,10 +165,23 @@ def bench_embeddings(rpm: int, tpm: int, latency: float, seconds: float, concurr
     help="Draw words with the frequencies of a BEIR corpus (corpus.jsonl[.gz]) instead of the built-in generator.",
 )
 @click.option("--queries", type=click.IntRange(10), default=200, show_default=True, help="Queries per timed run.")
+@click.option(
+    "--vector-storage",
+    type=click.Choice(["f32", "f16", "sq8"]),
+    default="f32",
+    show_default=True,
+    help="How the new index keeps its vectors (as ingest --vector-storage).",
+)
 @json_option
 @errors
 def bench_scale(
-    chunks: int, index_dir: Path | None, reuse: bool, sample_from: Path | None, queries: int, as_json: bool
+    chunks: int,
+    index_dir: Path | None,
+    reuse: bool,
+    sample_from: Path | None,
+    queries: int,
+    vector_storage: str,
+    as_json: bool,
 ) -> None:
     """Measure the whole service at scale on a synthetic corpus, embedded by the fake hash/bow-384.
 
@@ -183,7 +196,14 @@ def bench_scale(
     from search.evaluation.bench_scale import ScaleOptions, run_bench_scale
     from search.evaluation.bench_scale_table import format_report
 
-    options = ScaleOptions(chunks=chunks, index_dir=index_dir, reuse=reuse, sample_from=sample_from, queries=queries)
+    options = ScaleOptions(
+        chunks=chunks,
+        index_dir=index_dir,
+        reuse=reuse,
+        sample_from=sample_from,
+        queries=queries,
+        vector_storage=vector_storage,
+    )
     report = run_bench_scale(options, say=lambda line: None if as_json else click.echo(f"... {line}", err=True))
     if as_json:
         output.print_eval(report, as_json=True)

@@ -44,6 +44,7 @@ class ScaleOptions:
     sample_from: Path | None = None  # a BEIR folder whose word frequencies the passages follow
     queries: int = 200
     recall_queries: int = 100
+    vector_storage: str = "f32"  # f32, f16 or sq8, for a new index
 
 
 Say = Callable[[str], None]
@@ -119,7 +120,7 @@ def _index(
             index.close()
             raise ConfigError(f"{folder} holds {chunks} chunks, not {len(texts)}; use another --index")
         return index, {"reused": True}
-    index, _ = open_index(folder, embedder, CHUNKING)
+    index, _ = open_index(folder, embedder, CHUNKING, options.vector_storage)
     prefix = f"synthetic-{options.sample_from.name if options.sample_from else 'zipf'}"
     say(f"ingesting {len(texts)} passages")
     cpu, began = time.process_time(), time.perf_counter()
