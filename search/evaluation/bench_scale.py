@@ -149,6 +149,7 @@ def _merge(index: Index) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - began, 2),
         "cpu_seconds": round(time.process_time() - cpu, 2),
         "merges": [f"{r.segments} -> {r.kind} of {r.vectors}" for r in results],
+        "writers_paused_seconds": round(max((r.locked_seconds for r in results), default=0.0), 3),
     }
 
 

@@ -60,7 +60,8 @@ def _merge(merge: dict[str, Any] | None) -> str:
     if merge is None:
         return "none (reused index)"
     done = "; ".join(merge["merges"]) or "nothing to merge"
-    return f"{done}: {merge['seconds']:.1f} s (CPU {merge['cpu_seconds']:.1f} s), before serving"
+    paused = merge.get("writers_paused_seconds", 0.0)
+    return f"{done}: {merge['seconds']:.1f} s (CPU {merge['cpu_seconds']:.1f} s; writers paused {paused} s), before serving"
 
 
 def _mib(size: int) -> str:
