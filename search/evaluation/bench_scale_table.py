@@ -61,7 +61,8 @@ def _merge(merge: dict[str, Any] | None) -> str:
         return "none (reused index)"
     done = "; ".join(merge["merges"]) or "nothing to merge"
     paused = merge.get("writers_paused_seconds", 0.0)
-    return f"{done}: {merge['seconds']:.1f} s (CPU {merge['cpu_seconds']:.1f} s; writers paused {paused} s), before serving"
+    times = f"{merge['seconds']:.1f} s (CPU {merge['cpu_seconds']:.1f} s; writers paused {paused} s)"
+    return f"{done}: {times}, before serving"
 
 
 def _mib(size: int) -> str:
