@@ -28,6 +28,7 @@ from .records import Chunk, ChunkRecord, DocumentRecord, KnownDocument, PublishR
 from .segments import SegmentInfo
 from .store import Index
 
+_BULK_FREE_PAGES = 10_000  # 40 MB free: below this, incremental_vacuum is quick enough
 _DOC_COLUMNS = "path, content_hash, mtime, size, type, title, pages, attributes, chunks, tokens"
 _CHUNK_COLUMNS = "ordinal, text, heading, page, page_end, char_start, char_end, tokens, text_hash"
 
@@ -297,9 +298,14 @@ class IndexWriter:
         try:
             with self._transaction():
                 segments.tidy(self.index.folder, self._catalog)
-            # The free pages staging left go back to the file system (run as a script: `execute`
-            # steps a pragma once, which frees one page), and the WAL is folded in and cut back.
-            self._catalog.script("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
+            # The free pages staging left go back to the file system, and the WAL is folded in and
+            # cut back. After a bulk load most of the file is free: copying the live pages (VACUUM)
+            # beats moving each freed one (incremental_vacuum took 5.9 s at 100k passages and ~47 s
+            # at 300k, VACUUM 0.6 s and 1.7 s). Run as scripts: `execute` steps a pragma only once.
+            free = int(self._catalog.value("PRAGMA freelist_count"))
+            pages = int(self._catalog.value("PRAGMA page_count"))
+            vacuum = "VACUUM" if free > max(pages // 2, _BULK_FREE_PAGES) else "PRAGMA incremental_vacuum"
+            self._catalog.script(f"{vacuum}; PRAGMA wal_checkpoint(TRUNCATE);")
         except IndexBusy:
             pass
 
