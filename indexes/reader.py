@@ -109,7 +109,7 @@ class Reader:
         for start in range(0, len(ids), _BATCH):
             part = list(ids[start : start + _BATCH])
             located += self._catalog.rows(f"SELECT id, segment FROM chunks WHERE id IN ({_marks(part)})", part)
-        found = self._segment_set().vectors(located, self._dimension) if located else {}
+        found = self._segment_set().vectors(located) if located else {}
         rows = [found[i] for i in ids if i in found]
         return np.vstack(rows) if rows else np.zeros((0, self._dimension), dtype=np.float32)
 

@@ -70,14 +70,24 @@ def has_legacy_vectors(catalog: Catalog) -> bool:
     return catalog.row("SELECT 1 FROM legacy_vectors LIMIT 1") is not None
 
 
-def legacy_segment(catalog: Catalog, dimension: int) -> faiss.Index:
-    """A flat segment, in memory, of the vectors an older semsearch kept in the catalog."""
+LEGACY_ROWS = "SELECT id, vector FROM legacy_vectors ORDER BY id"
+
+
+def stored_vectors(
+    catalog: Catalog, sql: str, dimension: int, params: Sequence[object] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (chunk id, float32 blob) rows of a query, as an id array and a matrix."""
     ids: list[int] = []
     blobs: list[bytes] = []
-    for rows in catalog.stream("SELECT id, vector FROM legacy_vectors ORDER BY id"):
+    for rows in catalog.stream(sql, params):
         ids.extend(r[0] for r in rows)
         blobs.extend(r[1] for r in rows)
-    return vectors.build(np.asarray(ids, dtype=np.int64), vectors.as_matrix(blobs, dimension), kind="flat")
+    return np.asarray(ids, dtype=np.int64), vectors.as_matrix(blobs, dimension)
+
+
+def legacy_segment(catalog: Catalog, dimension: int) -> faiss.Index:
+    """A flat segment, in memory, of the vectors an older semsearch kept in the catalog."""
+    return vectors.build(*stored_vectors(catalog, LEGACY_ROWS, dimension), kind="flat")
 
 
 class SegmentSet:
@@ -110,7 +120,7 @@ class SegmentSet:
     def _exclude_selector(self) -> faiss.IDSelector | None:
         return self._exclude[0] if self._exclude is not None else None
 
-    def vectors(self, located: Sequence[tuple[int, int | None]], dimension: int) -> dict[int, np.ndarray]:
+    def vectors(self, located: Sequence[tuple[int, int | None]]) -> dict[int, np.ndarray]:
         """The stored vector of each (chunk id, segment id) pair whose segment is live."""
         by_segment: dict[int, list[int]] = {}
         for chunk_id, segment in located:

@@ -22,7 +22,6 @@ from .errors import IndexCorrupt, IndexStoreError
 if TYPE_CHECKING:  # FAISS loads on the first use of vectors, not when the CLI starts
     import faiss
 
-KINDS = ("flat", "hnsw")
 STORAGES = ("f32", "f16", "sq8")
 DEFAULT_STORAGE = "f32"
 ANN_MIN_VECTORS = 50_000  # below this a flat scan is ~5 ms or less: exact, and quick to build

@@ -20,7 +20,7 @@ from types import TracebackType
 
 import numpy as np
 
-from . import fulltext, segments, vectors
+from . import fulltext, segments
 from .errors import IndexBusy
 from .fulltext import FullTextWriter
 from .reader import catalog_generation
@@ -96,9 +96,7 @@ class IndexWriter:
             published += [row for row in self._catalog.rows(sql, part) if row[0] not in found]
         if published:
             view = self.index.segment_set(self._catalog, catalog_generation(self._catalog))
-            stored = view.vectors(
-                [(chunk_id, segment) for _, chunk_id, segment in published], self.index.manifest.dimension
-            )
+            stored = view.vectors([(chunk_id, segment) for _, chunk_id, segment in published])
             for text_hash, chunk_id, _ in published:
                 if chunk_id in stored:
                     found.setdefault(text_hash, stored[chunk_id].astype("<f4").tobytes())
@@ -249,16 +247,11 @@ class IndexWriter:
 
     def _write_segment(self, first_new: int) -> None:
         """The vectors of the chunks just published (ids above `first_new`), as a new segment."""
-        ids: list[int] = []
-        blobs: list[bytes] = []
         sql = (
             "SELECT c.id, s.vector FROM chunks c JOIN documents d ON d.id = c.document_id "
             "JOIN staged_chunks s ON s.path = d.path AND s.ordinal = c.ordinal WHERE c.id > ? ORDER BY c.id"
         )
-        for rows in self._catalog.stream(sql, (first_new,)):
-            ids.extend(r[0] for r in rows)
-            blobs.extend(r[1] for r in rows)
-        self._add_segment(np.asarray(ids, dtype=np.int64), vectors.as_matrix(blobs, self.index.manifest.dimension))
+        self._add_segment(*segments.stored_vectors(self._catalog, sql, self.index.manifest.dimension, (first_new,)))
         self._catalog.run("UPDATE chunks SET segment = last_insert_rowid() WHERE id > ?", (first_new,))
 
     def _add_segment(self, ids: np.ndarray, matrix: np.ndarray) -> int | None:
@@ -314,13 +307,8 @@ class IndexWriter:
         catalog = self._catalog
         if segments.has_legacy_vectors(catalog):
             with self._transaction():
-                ids: list[int] = []
-                blobs: list[bytes] = []
-                for rows in catalog.stream("SELECT id, vector FROM legacy_vectors ORDER BY id"):
-                    ids.extend(r[0] for r in rows)
-                    blobs.extend(r[1] for r in rows)
-                matrix = vectors.as_matrix(blobs, self.index.manifest.dimension)
-                segment = self._add_segment(np.asarray(ids, dtype=np.int64), matrix)
+                legacy = segments.stored_vectors(catalog, segments.LEGACY_ROWS, self.index.manifest.dimension)
+                segment = self._add_segment(*legacy)
                 catalog.run("UPDATE chunks SET segment = ?", (segment,))
                 catalog.run("DELETE FROM legacy_vectors")
                 generation = self._bump()
