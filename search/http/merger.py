@@ -21,7 +21,6 @@ class BackgroundMerger:
     def __init__(self, registry: IndexRegistry, interval: float) -> None:
         self.registry = registry
         self.interval = interval
-        self.done: list[MergeResult] = []  # what it merged, for /metrics and tests
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="semsearch-merge", daemon=True)
 
@@ -62,5 +61,4 @@ class BackgroundMerger:
                 result.seconds,
                 result.locked_seconds,
             )
-        self.done.extend(results)
         return results
