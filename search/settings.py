@@ -131,6 +131,16 @@ class Settings(BaseSettings):
     def query_limits(self) -> QueryLimits:
         return QueryLimits(self.max_k, self.max_query_chars)
 
+    @property
+    def openai_dir(self) -> Path:
+        """Where the OpenAI-wire API keeps its files (`files/`) and, without an index root, its vector stores."""
+        return self.index_dir / "openai"
+
+    @property
+    def vector_store_root(self) -> Path:
+        """Where `POST /v1/vector_stores` creates indexes: the index root if there is one."""
+        return self.index_root or self.openai_dir / "vector_stores"
+
     def with_index(self, index_dir: Path | None) -> Settings:
         """A copy pointing at another index folder (a `--index` flag)."""
         return self if index_dir is None else self.updated(index_dir=index_dir)

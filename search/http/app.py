@@ -24,9 +24,12 @@ from .limits import Limits, MaxBody, RateLimit
 from .merger import BackgroundMerger
 from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from .openai import LocalModelHolder, OpenAIError, openai_router
+from .openai_files import files_router
 from .registry import DEFAULT, IndexRegistry
+from .responses import responses_router
 from .routes import index_router, named_index, server_router
 from .schemas import GUARDED, Health, HealthUnavailable, errors, text_body
+from .vector_stores import vector_stores_router
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -77,7 +80,9 @@ def _include_routers(app: FastAPI, keys: ApiKeys, limit: RateLimit, local_model:
     """The per-index routes (at the root for the default index, under /indexes/{name}), the server's, /v1's."""
     guard = Depends(require(keys, limit=limit))
     index_errors = errors(*GUARDED, 404, 409, 502, 503)
-    app.include_router(openai_router(local_model), dependencies=[guard], responses=errors(*GUARDED, model=OpenAIError))
+    openai_errors = errors(*GUARDED, model=OpenAIError)
+    for router in (openai_router(local_model), files_router(), vector_stores_router(), responses_router()):
+        app.include_router(router, dependencies=[guard], responses=openai_errors)
     default_guard = Depends(require(keys, limit=limit, default_index=DEFAULT))
     app.include_router(index_router(), tags=["default index"], dependencies=[default_guard], responses=index_errors)
     app.include_router(

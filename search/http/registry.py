@@ -42,11 +42,11 @@ class IndexRegistry:
     def folders(self) -> dict[str, Path]:
         """Every index this server knows, by name (the default first)."""
         found = {DEFAULT: self.settings.index_dir, **self.settings.named_indexes}
-        root = self.settings.index_root
-        if root is not None and root.is_dir():
-            for child in sorted(root.iterdir()):
-                if Index.exists(child) and _NAME.match(child.name):
-                    found.setdefault(child.name, child)
+        for root in dict.fromkeys([self.settings.index_root, self.settings.vector_store_root]):
+            if root is not None and root.is_dir():
+                for child in sorted(root.iterdir()):
+                    if Index.exists(child) and _NAME.match(child.name):
+                        found.setdefault(child.name, child)
         return found
 
     def folder(self, name: str) -> Path:
