@@ -19,6 +19,7 @@ from search.watch import Watcher
 
 from .auth import ApiKeys, require
 from .error_shapes import CatchAll, install_error_handlers
+from .file_store import FileStore
 from .jobs import JobManager, JobNotFound, PathNotAllowed
 from .limits import Limits, MaxBody, RateLimit
 from .merger import BackgroundMerger
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.registry, app.state.metrics = registry, metrics
     app.state.limits = Limits(settings.max_upload_bytes, settings.max_files)
+    app.state.files = FileStore(settings.openai_dir / "files")
     install_error_handlers(app, [(JobNotFound, 404, "not_found"), (PathNotAllowed, 403, "forbidden")])
     app.add_middleware(MaxBody, max_bytes=settings.max_upload_bytes)
     app.add_middleware(CatchAll)  # outside MaxBody (its 413 is no accident), inside the metrics (a 500 counts)

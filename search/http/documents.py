@@ -7,9 +7,7 @@ document can be re-chunked later and the same content uploaded twice is recognis
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -23,8 +21,8 @@ from search.errors import InvalidQuery
 from search.service import SearchService
 
 from .bodies import valid_unicode
+from .file_store import store_content
 
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _KEY = re.compile(r"[ !#-\[\]-~]{1,64}")  # what filters can address
 
 
@@ -82,23 +80,11 @@ def _check(upload: Upload) -> str | None:
 
 
 def _stored(folder: Path, upload: Upload) -> Path | str:
-    """Content-addressed storage: the same bytes land at the same path (or why they could not be stored)."""
-    digest = hashlib.sha256(upload.data).hexdigest()
-    name = _SAFE_NAME.sub("_", Path(upload.filename).name).strip() or "upload"
-    target = folder / "uploads" / digest / name
-    if target.is_file():
-        return target
-    tmp = target.with_name(f".upload.{os.getpid()}.tmp")
+    """Content-addressed storage under `<index>/uploads` (or why the bytes could not be stored)."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(upload.data)
-        os.replace(tmp, target)
+        return store_content(folder / "uploads", upload.filename, upload.data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            target.parent.rmdir()  # only if nothing else is stored there
         return f"cannot store the file: {exc.strerror or exc}"
-    return target
 
 
 def remove_orphan_uploads(index: Index) -> list[Path]:

@@ -1,0 +1,203 @@
+"""OpenAI's File objects on disk: bytes content-addressed, one small JSON record per file object.
+
+    <folder>/<sha256>/<name>     the bytes (the same bytes under the same name are stored once)
+    <folder>/objects/<id>.json   one file object: id, bytes, created_at, filename, purpose, sha256
+
+Both are written to a temporary file and renamed into place, bytes first, so a crash leaves at most
+stored bytes that no object names (removed when the next store opens the folder), never a listed
+object without its bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from indexes import IndexNotFound
+from search.errors import InvalidQuery
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_ID = re.compile(r"file-[0-9a-f]{24}")
+
+
+@dataclass(frozen=True)
+class FileObject:
+    """One uploaded file as OpenAI describes it (`created_ns` orders files created in the same second)."""
+
+    id: str
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    sha256: str
+    status: str = "processed"
+    created_ns: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """OpenAI's `file` object."""
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": self.bytes,
+            "created_at": self.created_at,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": self.status,
+            "expires_at": None,
+            "status_details": None,
+        }
+
+
+class FileNotFound(IndexNotFound):
+    """No file with that id (a 404, NotFoundError in OpenAI's clients)."""
+
+
+def safe_name(filename: str) -> str:
+    """The name a file is stored under: its last path part, without characters file systems may refuse."""
+    return _SAFE_NAME.sub("_", Path(filename).name).strip() or "upload"
+
+
+def store_content(root: Path, filename: str, data: bytes) -> Path:
+    """Content-addressed storage: the same bytes under the same name land at `<root>/<sha256>/<name>`.
+
+    Written to a temporary file, synced and renamed into place; raises OSError, leaving nothing behind.
+    """
+    target = root / hashlib.sha256(data).hexdigest() / safe_name(filename)
+    if target.is_file():
+        return target
+    tmp = target.with_name(f".upload.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_synced(tmp, data)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            target.parent.rmdir()  # only if nothing else is stored there
+        raise
+    return target
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+class FileStore:
+    """The server's files (`/v1/files`), kept under one folder; safe to share between threads."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._objects = folder / "objects"
+        self._lock = threading.Lock()  # a delete must not remove bytes an add is about to name
+        self._removed_orphans = False
+
+    def add(self, filename: str, data: bytes, purpose: str) -> FileObject:
+        """Store the bytes (once per content and name) and record a new file object for them."""
+        now = time.time_ns()
+        digest = hashlib.sha256(data).hexdigest()
+        file_id = "file-" + secrets.token_hex(12)
+        record = FileObject(file_id, len(data), now // 10**9, filename, purpose, digest, created_ns=now)
+        with self._lock:
+            self._clean_once()
+            store_content(self.folder, filename, data)
+            self._objects.mkdir(parents=True, exist_ok=True)
+            tmp = self._objects / f".{record.id}.json.tmp"
+            try:
+                _write_synced(tmp, json.dumps(asdict(record)).encode())
+                os.replace(tmp, self._record(record.id))
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                self._drop_bytes_unless_named(record)
+                raise
+        return record
+
+    def get(self, file_id: str) -> FileObject:
+        """The file object with that id, or FileNotFound."""
+        found = self._read(self._record(file_id)) if _ID.fullmatch(file_id) else None
+        if found is None:
+            raise FileNotFound(f"no file {file_id!r}: list the files with GET /v1/files")
+        return found
+
+    def path(self, file_id: str) -> Path:
+        """Where the file's bytes are."""
+        return self._bytes(self.get(file_id))
+
+    def page(self, *, purpose: str | None, limit: int, order: str, after: str | None) -> tuple[list[FileObject], bool]:
+        """Up to `limit` files after the one with id `after` (newest first unless `order` is "asc"); more after?"""
+        records = sorted(self.all(), key=lambda r: (r.created_ns, r.id), reverse=order != "asc")
+        if after is not None:
+            ids = [r.id for r in records]
+            if after not in ids:
+                raise InvalidQuery(f"after: no file {after!r}; give the id of a file of the previous page")
+            records = records[ids.index(after) + 1 :]
+        if purpose is not None:
+            records = [r for r in records if r.purpose == purpose]
+        return records[:limit], len(records) > limit
+
+    def all(self) -> list[FileObject]:
+        """Every file object, in no particular order."""
+        if not self._objects.is_dir():
+            return []
+        found = (self._read(p) for p in self._objects.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+        return [record for record in found if record is not None]
+
+    def delete(self, file_id: str) -> bool:
+        """Forget a file object, and its bytes unless another file object names the same ones; False if unknown."""
+        with self._lock:
+            try:
+                record = self.get(file_id)
+                self._record(file_id).unlink()
+            except (FileNotFound, FileNotFoundError):
+                return False
+            self._drop_bytes_unless_named(record)
+        return True
+
+    def _drop_bytes_unless_named(self, record: FileObject) -> None:
+        path = self._bytes(record)
+        if any(self._bytes(r) == path for r in self.all()):
+            return
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # gone once empty
+
+    def _clean_once(self) -> None:
+        """Remove bytes no file object names (a process killed between storing them and recording the object)."""
+        if self._removed_orphans:
+            return
+        self._removed_orphans = True
+        named = {self._bytes(r) for r in self.all()}
+        for folder in self.folder.iterdir() if self.folder.is_dir() else ():
+            if folder == self._objects or not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                if path.name.startswith(".") or path not in named:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        for tmp in self._objects.glob(".*.tmp") if self._objects.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+
+    def _bytes(self, record: FileObject) -> Path:
+        return self.folder / record.sha256 / safe_name(record.filename)
+
+    def _record(self, file_id: str) -> Path:
+        return self._objects / f"{file_id}.json"
+
+    def _read(self, path: Path) -> FileObject | None:
+        try:
+            return FileObject(**json.loads(path.read_bytes()))
+        except FileNotFoundError:
+            return None
