@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -140,24 +140,34 @@ class SearchService:
     ) -> Answer:
         """An answer from the k best passages of documents matching `filters`: by the chat model, or extractive."""
         text = check_query(question, k, mode, limits=self.limits)
-        hits = self.search(text, k, mode, filters=filters)
-        if self.answerer is None:
-            abstained = abstention(text, hits, self.min_score, mode="extractive")
-            answer = abstained or extractive_answer(text, hits[:5], self.embedder)
-            return replace(answer, notes=(*answer.notes, _EXTRACTIVE_NOTE), results=tuple(hits))
-        return self.answerer.answer(text, hits)
+        return self.answer(text, self.search(text, k, mode, filters=filters))
 
     def ask_stream(
         self, question: str, k: int = DEFAULT_ASK_K, mode: str = DEFAULT_MODE, filters: Filter | None = None
     ) -> Iterator[dict[str, Any]]:
         """The answer as events: text deltas, then {"type": "answer", "answer": Answer}."""
         text = check_query(question, k, mode, limits=self.limits)
-        if self.answerer is None:
-            answer = self.ask(text, k, mode, filters)
-            yield {"type": "delta", "text": answer.answer}
-            yield {"type": "answer", "answer": answer}
+        yield from self.answer_stream(text, self.search(text, k, mode, filters=filters))
+
+    def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
+        """An answer to `question` from the given passages (best first): by the chat model, or extractive.
+
+        Grounded as /ask's answers are: citations checked, abstention when no passage reaches the floor.
+        """
+        if self.answerer is not None:
+            return self.answerer.answer(question, hits)
+        abstained = abstention(question, hits, self.min_score, mode="extractive")
+        answer = abstained or extractive_answer(question, hits[:5], self.embedder)
+        return replace(answer, notes=(*answer.notes, _EXTRACTIVE_NOTE), results=tuple(hits))
+
+    def answer_stream(self, question: str, hits: Sequence[Hit]) -> Iterator[dict[str, Any]]:
+        """`answer` as events: text deltas as the chat model writes them, then {"type": "answer", "answer": Answer}."""
+        if self.answerer is not None:
+            yield from self.answerer.stream(question, hits)
             return
-        yield from self.answerer.stream(text, self.search(text, k, mode, filters=filters))
+        answer = self.answer(question, hits)
+        yield {"type": "delta", "text": answer.answer}
+        yield {"type": "answer", "answer": answer}
 
     def stats(self) -> dict[str, Any]:
         """Documents, chunks, model, index type, size on disk, and chat usage."""
