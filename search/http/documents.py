@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from indexes import Filter, Index, IndexNotFound, IndexWriter, StoredDocument
-from ingest import Files, ingest
+from ingest import ChunkingConfig, Files, ingest
 from ingest.walk import SUPPORTED_EXTENSIONS, path_key
 from search.errors import InvalidQuery
 from search.service import SearchService
@@ -38,8 +38,10 @@ class Upload:
     attributes: dict[str, Any] | None = None
 
 
-def store_and_ingest(service: SearchService, uploads: list[Upload]) -> list[dict[str, Any]]:
-    """Store each upload and ingest it; one result per file, in order (its document, or why not).
+def store_and_ingest(
+    service: SearchService, uploads: list[Upload], chunking: ChunkingConfig | None = None
+) -> list[dict[str, Any]]:
+    """Store each upload and ingest it (cut by `chunking`, else the index's); one result per file, in order.
 
     The same bytes under the same name are the same document: it keeps its id, and its attributes
     unless the upload gives attributes, which then replace them in place (nothing is re-embedded).
@@ -59,7 +61,8 @@ def store_and_ingest(service: SearchService, uploads: list[Upload]) -> list[dict
             fresh[path] = [(n, upload)]
     if fresh:
         files = Files([(path, first[1].attributes or {}) for path, (first, *_) in fresh.items()])
-        skipped = {s.path: s.reason for s in ingest(service.index, service.embedder, files).skipped}
+        summary = ingest(service.index, service.embedder, files, chunking=chunking)
+        skipped = {s.path: s.reason for s in summary.skipped}
         for path, tries in fresh.items():
             for again, (n, upload) in enumerate(tries):
                 results[n] = _result(service.index, upload, path, skipped.get(str(path)), bool(again))

@@ -108,22 +108,24 @@ class IndexRegistry:
         with self._lock:
             return self._write_locks.setdefault(name, threading.Lock())
 
-    def create(self, name: str, embedding_model: str | None) -> Path:
-        """A new, empty index under the index root."""
+    def create(self, name: str, embedding_model: str | None, *, root: Path | None = None) -> Path:
+        """A new, empty index under `root` (default: the index root; vector stores give theirs)."""
         if not _NAME.match(name):
             raise InvalidQuery(
                 "an index name is 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit"
             )
-        root = self.settings.index_root
+        root = root or self.settings.index_root
         if root is None:
             raise InvalidQuery("this server has no --index-root, so it cannot create indexes")
         if name in self.folders():
             raise IndexExists(f"an index named {name!r} already exists")
+        model = embedding_model or self.settings.embedding_model
+        shared = model.startswith("local/")  # the one copy in memory, kept open for the indexes that use it
         try:
-            embedder = make_embedder(
-                embedding_model or self.settings.embedding_model,
-                cache_dir=self.settings.cache_dir,
-                remote=self.settings.remote(),
+            embedder = (
+                self.embedder(model)
+                if shared
+                else make_embedder(model, cache_dir=self.settings.cache_dir, remote=self.settings.remote())
             )
         except IngestConfigError as exc:
             raise InvalidQuery(f"embedding_model: {exc}") from exc
@@ -131,8 +133,16 @@ class IndexRegistry:
             index, _ = open_index(root / name, embedder, None)
             index.close()
         finally:
-            embedder.close()
+            if not shared:
+                embedder.close()
         return root / name
+
+    def forget(self, name: str) -> None:
+        """Close an index this server will no longer serve (its folder is about to go)."""
+        with self._lock:
+            service = self._services.pop(name, None)
+        if service is not None:
+            service.close()
 
     def close(self) -> None:
         with self._lock:
