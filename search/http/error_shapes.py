@@ -6,6 +6,10 @@ Every way a request can fail ends here, so no client ever sees another shape:
     RequestValidationError    422 naming each field (FastAPI's request checks)
     Starlette's HTTPException 400 (a body that does not parse), 404 (no route), 405 (wrong method)
     anything else             `CatchAll`: a logged 500 that keeps the connection open
+
+Under `/v1/` a 422 is a 400, as OpenAI answers, so OpenAI's clients raise their typed errors by status:
+400 BadRequestError (`param` names the field), 401 AuthenticationError, 403 PermissionDeniedError,
+404 NotFoundError, 409 ConflictError, 413, 429 RateLimitError (with retry-after), 5xx InternalServerError.
 """
 
 from __future__ import annotations
@@ -68,6 +72,14 @@ def openai_error(
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
+class BadParam(InvalidQuery):
+    """A request field with a value the route cannot use: a 422 (a 400 under `/v1/`) naming it as `param`."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 def error_for(
     path: str,
     status: int,
@@ -75,11 +87,13 @@ def error_for(
     message: str,
     headers: Mapping[str, str] | None = None,
     details: Sequence[dict[str, Any]] | None = None,
+    param: str | None = None,
 ) -> JSONResponse:
-    """The error shape the route at `path` speaks: OpenAI's under `/v1/`, ours elsewhere."""
+    """The error shape the route at `path` speaks: OpenAI's under `/v1/` (a 422 there is a 400), ours elsewhere."""
     if path.startswith(OPENAI_PREFIX):
-        param = _param(details[0]["loc"]) if details else None
+        param = _param(details[0]["loc"]) if details else param
         openai_kind = "server_error" if status >= 500 else "invalid_request_error"
+        status = 400 if status == 422 else status  # OpenAI's clients raise BadRequestError for a 400
         return openai_error(status, message, kind=openai_kind, param=param, code=kind, headers=headers)
     extra = {"details": list(details)} if details else {}
     return error_response(status, kind, message, headers, **extra)
@@ -90,7 +104,7 @@ def install_error_handlers(app: FastAPI, families: Sequence[tuple[type[Exception
     for family, status, kind in [*STATUS, *families]:
 
         async def handler(request: Request, exc: Exception, status: int = status, kind: str = kind) -> JSONResponse:
-            return error_for(request.url.path, status, kind, str(exc))
+            return error_for(request.url.path, status, kind, str(exc), param=getattr(exc, "param", None))
 
         app.add_exception_handler(family, handler)
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from indexes import IndexNotFound
-from search.errors import InvalidQuery
+
+from .error_shapes import BadParam
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _ID = re.compile(r"file-[0-9a-f]{24}")
@@ -41,6 +42,10 @@ class FileObject:
     sha256: str
     status: str = "processed"
     created_ns: int = 0
+    expires_at: int | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     def as_dict(self) -> dict[str, Any]:
         """OpenAI's `file` object."""
@@ -52,7 +57,7 @@ class FileObject:
             "filename": self.filename,
             "purpose": self.purpose,
             "status": self.status,
-            "expires_at": None,
+            "expires_at": self.expires_at,
             "status_details": None,
         }
 
@@ -103,14 +108,21 @@ class FileStore:
         self._lock = threading.Lock()  # a delete must not remove bytes an add is about to name
         self._removed_orphans = False
 
-    def add(self, filename: str, data: bytes, purpose: str) -> FileObject:
-        """Store the bytes (once per content and name) and record a new file object for them."""
+    def add(self, filename: str, data: bytes, purpose: str, *, expires_after: int | None = None) -> FileObject:
+        """Store the bytes (once per content and name) and record a new file object for them.
+
+        With `expires_after` (seconds), the file is gone that long after its creation.
+        """
         now = time.time_ns()
         digest = hashlib.sha256(data).hexdigest()
         file_id = "file-" + secrets.token_hex(12)
-        record = FileObject(file_id, len(data), now // 10**9, filename, purpose, digest, created_ns=now)
+        expires = None if expires_after is None else now // 10**9 + expires_after
+        record = FileObject(
+            file_id, len(data), now // 10**9, filename, purpose, digest, created_ns=now, expires_at=expires
+        )
         with self._lock:
             self._clean_once()
+            self._remove_expired()
             store_content(self.folder, filename, data)
             self._objects.mkdir(parents=True, exist_ok=True)
             tmp = self._objects / f".{record.id}.json.tmp"
@@ -126,7 +138,7 @@ class FileStore:
     def get(self, file_id: str) -> FileObject:
         """The file object with that id, or FileNotFound."""
         found = self._read(self._record(file_id)) if _ID.fullmatch(file_id) else None
-        if found is None:
+        if found is None or found.expired(time.time()):
             raise FileNotFound(f"no file {file_id!r}: list the files with GET /v1/files")
         return found
 
@@ -140,14 +152,18 @@ class FileStore:
         if after is not None:
             ids = [r.id for r in records]
             if after not in ids:
-                raise InvalidQuery(f"after: no file {after!r}; give the id of a file of the previous page")
+                raise BadParam(f"after: no file {after!r}; give the id of a file of the previous page", "after")
             records = records[ids.index(after) + 1 :]
         if purpose is not None:
             records = [r for r in records if r.purpose == purpose]
         return records[:limit], len(records) > limit
 
     def all(self) -> list[FileObject]:
-        """Every file object, in no particular order."""
+        """Every file object not expired, in no particular order."""
+        now = time.time()
+        return [record for record in self._all() if not record.expired(now)]
+
+    def _all(self) -> list[FileObject]:
         if not self._objects.is_dir():
             return []
         found = (self._read(p) for p in self._objects.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
@@ -157,16 +173,25 @@ class FileStore:
         """Forget a file object, and its bytes unless another file object names the same ones; False if unknown."""
         with self._lock:
             try:
-                record = self.get(file_id)
-                self._record(file_id).unlink()
+                self._forget(self.get(file_id))
             except (FileNotFound, FileNotFoundError):
                 return False
-            self._drop_bytes_unless_named(record)
         return True
+
+    def _forget(self, record: FileObject) -> None:
+        self._record(record.id).unlink()
+        self._drop_bytes_unless_named(record)
+
+    def _remove_expired(self) -> None:
+        now = time.time()
+        for record in self._all():
+            if record.expired(now):
+                with contextlib.suppress(FileNotFoundError):
+                    self._forget(record)
 
     def _drop_bytes_unless_named(self, record: FileObject) -> None:
         path = self._bytes(record)
-        if any(self._bytes(r) == path for r in self.all()):
+        if any(self._bytes(r) == path for r in self._all()):
             return
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
@@ -177,7 +202,7 @@ class FileStore:
         if self._removed_orphans:
             return
         self._removed_orphans = True
-        named = {self._bytes(r) for r in self.all()}
+        named = {self._bytes(r) for r in self._all()}
         for folder in self.folder.iterdir() if self.folder.is_dir() else ():
             if folder == self._objects or not folder.is_dir():
                 continue

@@ -26,6 +26,7 @@ from .schemas import ResponseBody, errors, returns
 MODEL_ID = DEFAULT_EMBEDDING_MODEL.partition("/")[2]  # "all-MiniLM-L6-v2"
 _ALIASES = {MODEL_ID, f"local/{MODEL_ID}", f"sentence-transformers/{MODEL_ID}"}
 _MAX_INPUTS = 2048
+_MODEL = {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "semsearch"}
 
 
 class EmbeddingsRequest(RequestBody):
@@ -100,7 +101,18 @@ def openai_router(model: LocalModelHolder) -> APIRouter:
 
     @router.get("/models", summary="Models this server embeds with", **returns(ModelList))
     def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "semsearch"}]}
+        return {"object": "list", "data": [_MODEL]}
+
+    @router.get(
+        "/models/{model:path}",
+        summary="The model this server embeds with (any of its names)",
+        responses=errors(404, model=OpenAIError),
+        **returns(Model),
+    )
+    def retrieve_model(model: str) -> Any:
+        if model not in _ALIASES:
+            return _no_model(model, param="model")
+        return _MODEL
 
     @router.post(
         "/embeddings",
@@ -133,12 +145,7 @@ def openai_router(model: LocalModelHolder) -> APIRouter:
 def _check(body: EmbeddingsRequest) -> JSONResponse | None:
     """An OpenAI-style 4xx for what this server cannot do, else None."""
     if body.model not in _ALIASES:
-        return openai_error(
-            404,
-            f"The model `{body.model}` does not exist; this server has `{MODEL_ID}`.",
-            code="model_not_found",
-            param="model",
-        )
+        return _no_model(body.model, param="model")
     if body.dimensions is not None and body.dimensions != 384:
         return openai_error(
             400, f"{MODEL_ID} makes 384-dimensional vectors; drop `dimensions` or set it to 384.", param="dimensions"
@@ -157,6 +164,12 @@ def _check(body: EmbeddingsRequest) -> JSONResponse | None:
             400, "'$.input' is invalid: inputs must be valid Unicode (no lone surrogates).", param="input"
         )
     return None
+
+
+def _no_model(model: str, *, param: str | None) -> JSONResponse:
+    return openai_error(
+        404, f"The model `{model}` does not exist; this server has `{MODEL_ID}`.", code="model_not_found", param=param
+    )
 
 
 def _encode(vector: np.ndarray, encoding_format: str) -> str | list[float]:
