@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .batches import BatchLedger, RecordedBatch
 from .errors import DimensionMismatch, IndexBusy, IndexCorrupt, IndexExists, IndexNotFound, IndexStoreError
 from .filters import Comparison, Compound, Filter, all_of
 from .globs import glob_matches
@@ -23,6 +24,7 @@ from .store import Index
 from .writer import IndexWriter
 
 __all__ = [
+    "BatchLedger",
     "CatalogCounts",
     "Chunk",
     "ChunkRecord",
@@ -43,6 +45,7 @@ __all__ = [
     "Manifest",
     "PublishResult",
     "Reader",
+    "RecordedBatch",
     "StagedDocument",
     "StoredChunk",
     "StoredDocument",

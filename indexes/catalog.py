@@ -104,8 +104,32 @@ _MIGRATION_DROP_FTS5 = """
         DROP TABLE IF EXISTS chunks_fts;
 """
 
+# Embedding through OpenAI's Batch API (`indexes/batches.py`): each batch submitted is recorded, with the
+# text hash of every input of every request line, before it is polled, so a later run resumes it instead of
+# paying again; the vectors it delivers wait in `batch_vectors` (by text hash) until an ingest publishes them.
+_MIGRATION_BATCHES = """
+        CREATE TABLE embedding_batches (
+            input_file_id TEXT PRIMARY KEY,
+            batch_id TEXT,
+            status TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            requests INTEGER NOT NULL,
+            inputs INTEGER NOT NULL,
+            tokens INTEGER NOT NULL
+        );
+        CREATE TABLE embedding_batch_inputs (
+            input_file_id TEXT NOT NULL REFERENCES embedding_batches(input_file_id) ON DELETE CASCADE,
+            custom_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            text_hash TEXT NOT NULL,
+            PRIMARY KEY (input_file_id, custom_id, position)
+        );
+        CREATE INDEX embedding_batch_inputs_hash ON embedding_batch_inputs(text_hash);
+        CREATE TABLE batch_vectors (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL, created_at REAL NOT NULL);
+"""
+
 # Numbered migrations (SQL scripts): entry i brings a catalog from version i to i + 1.
-MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_DROP_FTS5]
+MIGRATIONS: list[str] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_DROP_FTS5, _MIGRATION_BATCHES]
 
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)

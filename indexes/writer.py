@@ -20,7 +20,7 @@ from types import TracebackType
 
 import numpy as np
 
-from . import fulltext, segments
+from . import batches, fulltext, segments
 from .errors import IndexBusy
 from .fulltext import FullTextWriter
 from .reader import catalog_generation
@@ -101,6 +101,10 @@ class IndexWriter:
                 if chunk_id in stored:
                     found.setdefault(text_hash, stored[chunk_id].astype("<f4").tobytes())
         return found
+
+    def batch_vectors(self, text_hashes: Sequence[str]) -> dict[str, bytes]:
+        """Vectors a Batch API run delivered for passages with these hashes (`indexes/batches.py`)."""
+        return batches.vectors(self._catalog, text_hashes)
 
     def stage(self, document: DocumentRecord, chunks: Sequence[ChunkRecord]) -> None:
         """Record a new or changed document with its embedded chunks (committed at once)."""

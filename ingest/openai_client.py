@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -95,6 +95,37 @@ class OpenAIClient:
         url = f"{self.base_url}{path}"
         result: T = self._retrying(url, tokens, lambda: self._http.post(url, json=body), parse)
         return result
+
+    def get(self, path: str, *, params: dict[str, Any] | None = None, parse: Callable[[dict[str, Any]], T]) -> T:
+        """GET `path` (with query `params`); `parse` as for `post`."""
+        url = f"{self.base_url}{path}"
+        result: T = self._retrying(url, 0, lambda: self._http.get(url, params=params), parse)
+        return result
+
+    def upload(
+        self, path: str, file: tuple[str, IO[bytes], str], data: dict[str, str], *, parse: Callable[[dict[str, Any]], T]
+    ) -> T:
+        """POST a multipart form: one `file` (name, stream, content type) and text fields; the stream is rewound
+        before each attempt."""
+        url = f"{self.base_url}{path}"
+
+        def send() -> httpx.Response:
+            file[1].seek(0)
+            return self._http.post(url, files={"file": file}, data=data)
+
+        result: T = self._retrying(url, 0, send, parse)
+        return result
+
+    def download(self, path: str) -> bytes:
+        """GET `path` and return its body as bytes (a file's content)."""
+        url = f"{self.base_url}{path}"
+        response: httpx.Response = self._retrying(url, 0, lambda: self._http.get(url), None)
+        return response.content
+
+    def delete(self, path: str) -> None:
+        """DELETE `path` (retried like the rest; a 4xx such as 404 raises `UpstreamRejected`)."""
+        url = f"{self.base_url}{path}"
+        self._retrying(url, 0, lambda: self._http.delete(url), _no_parse)
 
     def stream(self, path: str, body: dict[str, Any], *, tokens: int = 0) -> Iterator[dict[str, Any]]:
         """POST and yield the server-sent events of the reply (retried until the first byte only)."""

@@ -163,15 +163,15 @@ class OpenAIEmbedder:
             body["dimensions"] = self.request_dimensions
 
         def parse(reply: dict[str, Any]) -> list[np.ndarray]:
-            vectors = self._vectors(reply, len(inputs))
+            vectors = self.parse_vectors(reply, len(inputs))
             usage = reply.get("usage") or {}
             self.client.stats.add(tokens=int(usage.get("total_tokens") or usage.get("prompt_tokens") or tokens))
             return vectors
 
         return self.client.post("/embeddings", body, tokens=tokens, parse=parse)
 
-    def _vectors(self, reply: dict[str, Any], expected: int) -> list[np.ndarray]:
-        """The reply's vectors in input order, checked for count, order and size."""
+    def parse_vectors(self, reply: dict[str, Any], expected: int) -> list[np.ndarray]:
+        """A `/v1/embeddings` reply's vectors in input order, checked for count, order and size (normalised)."""
         data = reply["data"]
         if not isinstance(data, list) or len(data) != expected:
             raise MalformedResponse(f"{len(data) if isinstance(data, list) else 'no'} vectors for {expected} inputs")

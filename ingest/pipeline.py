@@ -19,7 +19,7 @@ from indexes import Index, IndexWriter, Manifest
 from .embeddings import Embedder
 from .errors import IngestConfigError
 from .records import ChunkingConfig, FoundFile, LoadedDocument, SkippedFile
-from .run import IngestRun
+from .run import Collect, IngestRun
 from .summary import IngestSummary
 from .walk import path_key, walk
 
@@ -171,21 +171,21 @@ def ingest(
     batch_size: int | None = None,
     progress: Progress | None = None,
     dry_run: bool = False,
+    collect: Collect | None = None,
 ) -> IngestSummary:
     """Bring the index in line with `source`: add, replace (and for folders, remove) documents, then publish.
 
     The one ingest entry point (CLI, uploads, jobs, the watcher, evaluation). `chunking` and
     `batch_size` default to the index's chunking and the embedder's batch size. With no index
-    (a dry run of a new one), nothing is written.
+    (a dry run of a new one), nothing is written. A dry run hands `collect` what it would embed.
     """
     began = time.perf_counter()
     summary = IngestSummary()
     if chunking is None:
         chunking = chunking_of(index) if index is not None else default_chunking(embedder)
     with _writer(index) as writer:
-        run = IngestRun(
-            writer, embedder, chunking, summary, batch_size or default_batch_size(embedder), dry_run=dry_run
-        )
+        size = batch_size or default_batch_size(embedder)
+        run = IngestRun(writer, embedder, chunking, summary, size, dry_run=dry_run, collect=collect)
         try:
             removed = source.offer(run, progress)
             run.flush()

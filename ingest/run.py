@@ -3,7 +3,8 @@
 Passages whose exact embedding input is already stored (published or staged) reuse
 that vector. When the embedder fails part-way through a batch, the documents whose
 passages all came back are staged before the error goes up, so the next run
-resumes after them. A dry run does everything but embed and write.
+resumes after them. A dry run does everything but embed and write; given a `collect` callback,
+it hands it the embedding input of every passage it would embed (`ingest --batch` submits those).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import itertools
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from .walk import path_key
 # memory does not grow with its length; smaller ones are batched together as before.
 _LARGE = 1024
 
+Collect = Callable[[list[str], list[int]], None]  # (embedding inputs, their token counts)
+
 
 class IngestRun:
     """State of one ingest: what is known, what waits for embedding."""
@@ -45,8 +48,10 @@ class IngestRun:
         batch_size: int,
         *,
         dry_run: bool = False,
+        collect: Collect | None = None,
     ) -> None:
         self.writer, self.embedder, self.chunking = writer, embedder, chunking
+        self.collect = collect
         self.dry_run = dry_run or writer is None
         summary.dry_run = self.dry_run
         self.summary, self.batch_size = summary, batch_size
@@ -179,7 +184,11 @@ class IngestRun:
         for group in batched(chunks, _LARGE):
             counted += len(group)
             tokens += sum(c.tokens for c in group)
-            embedded_tokens += sum(self.embedder.count_tokens(self._inputs(record, group)))
+            inputs = self._inputs(record, group)
+            counts = self.embedder.count_tokens(inputs)
+            embedded_tokens += sum(counts)
+            if self.collect is not None:
+                self.collect(inputs, counts)
         if not counted:
             self.summary.skipped.append(SkippedFile(record.path, "no text to index"))
             return
@@ -229,6 +238,8 @@ class IngestRun:
         assert self.writer is not None
         found = self.writer.stored_vectors(sorted(set(hashes)))
         missing = {h: t for t, h in zip(texts, hashes) if h not in found}
+        if missing:
+            missing = self._from_batches(missing, found)
         if not missing:
             return found
         began = time.perf_counter()
@@ -246,6 +257,17 @@ class IngestRun:
         for digest, row in zip(missing, np.asarray(matrix, dtype="<f4")):
             found[digest] = row.tobytes()
         return found
+
+    def _from_batches(self, missing: dict[str, str], found: dict[str, bytes]) -> dict[str, str]:
+        """Take the vectors a Batch API run delivered (`ingest --batch`); what is still missing."""
+        assert self.writer is not None
+        delivered = self.writer.batch_vectors(list(missing))
+        if not delivered:
+            return missing
+        found.update(delivered)
+        self.summary.from_batch += len(delivered)
+        self.summary.from_batch_tokens += sum(self.embedder.count_tokens([missing[h] for h in delivered]))
+        return {h: t for h, t in missing.items() if h not in delivered}
 
     def finish(self, removed: list[str]) -> None:
         """Drop stale staged work, then publish everything at once."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .records import SkippedFile
 
@@ -20,10 +21,13 @@ class IngestSummary:
     tokens: int = 0
     embedded: int = 0  # chunks sent to the embedder (the rest reused stored vectors)
     embedded_tokens: int = 0
+    from_batch: int = 0  # chunks whose vectors a Batch API run delivered (`ingest --batch`)
+    from_batch_tokens: int = 0
     elapsed: float = 0.0
     embed_seconds: float = 0.0
     dry_run: bool = False
     upstream: dict[str, float | int] = field(default_factory=dict)  # requests, retries, 429s, TPM
+    batch: dict[str, Any] = field(default_factory=dict)  # what `ingest --batch` submitted, resumed, collected
 
     @property
     def chunks_per_second(self) -> float:
@@ -47,4 +51,6 @@ class IngestSummary:
         }
         if self.upstream:
             out["upstream"] = self.upstream
+        if self.batch:
+            out["batch"] = {"from_batch": self.from_batch, "from_batch_tokens": self.from_batch_tokens, **self.batch}
         return out

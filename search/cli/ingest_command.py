@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from ingest import DEFAULT_EMBEDDING_MODEL, TIER_LIMITS, Embedder, RemoteOptions, WalkOptions
+from ingest import DEFAULT_EMBEDDING_MODEL, TIER_LIMITS, Embedder, IngestConfigError, RemoteOptions, WalkOptions
+from ingest.batch import BatchOptions
 from ingest.walk import SUPPORTED_EXTENSIONS, path_key
 from search.settings import Settings
 
@@ -91,6 +92,36 @@ from .common import errors, index_option, json_option, open_service, settings_fo
 @click.option("--dry-run", is_flag=True, help="Count files, chunks, tokens and the price; embed and write nothing.")
 @click.option("--watch", is_flag=True, help="Keep running: re-ingest what is added, changed, renamed or deleted.")
 @click.option(
+    "--batch",
+    is_flag=True,
+    help="Embed through the Batch API at half the price (OpenAI-compatible models; resumes after a restart).",
+)
+@click.option(
+    "--batch-wait/--no-batch-wait",
+    default=True,
+    show_default=True,
+    help="Wait for the batches, or submit them and exit (run again to collect them).",
+)
+@click.option(
+    "--batch-poll-interval",
+    type=click.FloatRange(min=0.01),
+    default=BatchOptions.poll_interval,
+    show_default=True,
+    help="Seconds between polls of the batches.",
+)
+@click.option(
+    "--batch-timeout",
+    type=click.FloatRange(min=0),
+    help="Stop waiting after this many seconds: cancel the batches and embed what they left synchronously.",
+)
+@click.option(
+    "--batch-inputs",
+    type=click.IntRange(1, BatchOptions.max_inputs),
+    default=BatchOptions.max_inputs,
+    show_default=True,
+    help="Passages per batch.",
+)
+@click.option(
     "--interval",
     type=click.FloatRange(0.1),
     default=2.0,
@@ -121,6 +152,11 @@ def ingest(
     vector_storage: str | None,
     dry_run: bool,
     watch: bool,
+    batch: bool,
+    batch_wait: bool,
+    batch_poll_interval: float,
+    batch_timeout: float | None,
+    batch_inputs: int,
     interval: float,
     as_json: bool,
 ) -> None:
@@ -131,6 +167,7 @@ def ingest(
     semsearch ingest ~/papers --include '*.pdf' --exclude 'drafts/**'
     semsearch ingest docs/ --embedding-model openai/text-embedding-3-small --tier 1 --dry-run
     semsearch ingest ~/notes --watch
+    semsearch ingest ~/corpus --embedding-model openai/text-embedding-3-small --batch
     """
     from ingest import Folders, default_chunking, find_index, ingest, open_index
 
@@ -145,7 +182,10 @@ def ingest(
         timeout=timeout,
         max_tokens=embedding_max_tokens,
     )
+    if batch and watch:
+        raise click.UsageError("--batch and --watch do not go together: ingest with --batch once, then --watch")
     embedder = _embedder_for(settings, remote)
+    batching = BatchOptions(batch_wait, batch_poll_interval, batch_timeout, batch_inputs) if batch else None
     chunking = None
     if chunk_tokens is not None or chunk_overlap is not None:
         chunking = default_chunking(embedder, chunk_tokens, chunk_overlap)
@@ -156,19 +196,73 @@ def ingest(
     source = Folders(paths, WalkOptions(include, exclude, int(max_file_mb * 2**20)))
     try:
         with output.progress("Ingesting", enabled=not as_json) as progress:
-            summary = ingest(
-                index, embedder, source, chunking=chunking, batch_size=batch_size, progress=progress, dry_run=dry_run
-            )
+            if batching is not None:
+                summary = _ingest_batch(
+                    index, embedder, source, remote, batching, chunking, batch_size, dry_run, as_json
+                )
+            else:
+                summary = ingest(
+                    index,
+                    embedder,
+                    source,
+                    chunking=chunking,
+                    batch_size=batch_size,
+                    progress=progress,
+                    dry_run=dry_run,
+                )
     finally:
         embedder.close()
         if index is not None:
             index.close()
     output.print_ingest(summary, settings.index_dir, embedder.name, as_json)
-    if summary.seen == 0 and not as_json:
+    if summary.seen == 0 and not as_json and not summary.batch.get("pending"):
         looked_for = " ".join(sorted(SUPPORTED_EXTENSIONS))
         click.echo(f"No documents found in {', '.join(map(path_key, paths))} (looked for {looked_for}).")
     if watch and not dry_run:
         _watch(settings, paths, source.options, interval, as_json)
+
+
+def _ingest_batch(
+    index: Any,
+    embedder: Embedder,
+    source: Any,
+    remote: RemoteOptions,
+    options: BatchOptions,
+    chunking: Any,
+    batch_size: int | None,
+    dry_run: bool,
+    as_json: bool,
+) -> Any:
+    """`--batch`: through the Batch API (`ingest/batch.py`); with --dry-run, what it would submit and cost."""
+    from ingest.batch import estimate_batches, ingest_in_batches
+    from ingest.batch_api import BatchClient
+    from ingest.openai_embedder import OpenAIEmbedder
+
+    if not isinstance(embedder, OpenAIEmbedder):
+        what = "the local model" if embedder.name.startswith("local/") else embedder.name
+        raise IngestConfigError(
+            f"{what} needs no batch: it embeds in process, for free; --batch is for OpenAI-compatible "
+            "models (--embedding-model openai/NAME)"
+        )
+    if dry_run:
+        return estimate_batches(index, embedder, source, chunking=chunking, max_inputs=options.max_inputs)
+    api = BatchClient.connect(
+        embedder.client.base_url, remote.api_key, timeout=remote.timeout, max_retries=remote.max_retries, backoff=0.5
+    )
+    try:
+        return ingest_in_batches(
+            index,
+            embedder,
+            source,
+            api,
+            options,
+            chunking=chunking,
+            batch_size=batch_size,
+            progress_for=lambda label: output.progress(label, enabled=not as_json),
+            say=lambda line: click.echo(line, err=True),
+        )
+    finally:
+        api.close()
 
 
 def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: float, as_json: bool) -> None:

@@ -118,7 +118,9 @@ def print_ingest(summary: IngestSummary, index_dir: Path, model: str, as_json: b
     )
     click.echo(
         f"Chunks: {s.chunks:,} ({s.embedded:,} {'to embed' if s.dry_run else 'embedded'}, "
-        f"{s.chunks - s.embedded:,} reused), tokens: {s.tokens:,}"
+        f"{s.chunks - s.embedded - s.from_batch:,} reused"
+        + (f", {s.from_batch:,} from batches" if s.batch else "")
+        + f"), tokens: {s.tokens:,}"
         f" ({s.embedded_tokens:,} sent{f' to {model}' if model else ''})"
     )
     if not s.dry_run:
@@ -129,8 +131,10 @@ def print_ingest(summary: IngestSummary, index_dir: Path, model: str, as_json: b
             f"Requests: {u['requests']} ({u['retries']} retries, {u['rate_limited']} rate-limited), "
             f"{u['tokens']:,} tokens billed, {u['tokens_per_minute']:,.0f} tokens/min"
         )
+    if s.batch:
+        _print_batch(s)
     for kind, prices in cost.items():
-        if prices is not None:
+        if prices is not None and not s.batch:
             click.echo(
                 f"Cost ({kind}): ${prices['standard']:,.6f} standard, ${prices['batch']:,.6f} with the batch API"
             )
@@ -138,6 +142,37 @@ def print_ingest(summary: IngestSummary, index_dir: Path, model: str, as_json: b
         click.echo("Skipped:")
         for item in s.skipped:
             click.echo(f"  {display_path(item.path)}: {item.reason}")
+
+
+def _print_batch(s: IngestSummary) -> None:
+    """What `ingest --batch` submitted, collected and paid (or, on a dry run, would)."""
+    b, usd = s.batch, s.batch["cost_usd"]
+    if s.dry_run:
+        click.echo(
+            f"Batch API: would submit {b['submitted']:,} batches ({b['submitted_requests']:,} requests, "
+            f"{b['submitted_inputs']:,} passages, {b['submitted_tokens']:,} tokens)"
+        )
+        if usd["batch"] is not None:
+            click.echo(
+                f"Cost (estimated): ${usd['batch']:,.6f} with the batch API, ${usd['synchronous']:,.6f} standard"
+            )
+        return
+    statuses = ", ".join(f"{n} {status}" for status, n in sorted(b["statuses"].items()))
+    click.echo(
+        f"Batch API: {b['submitted']} submitted, {b['resumed']} resumed, {b['collected']} collected"
+        + (f" ({statuses})" if statuses else "")
+        + f"; {b['delivered']:,} vectors delivered, {b['failed_lines']:,} failed requests; "
+        f"{b['api_requests']:,} API requests"
+    )
+    if b["pending"]:
+        click.echo(f"{b['pending']} batches still running: run the same command again to collect them and finish.")
+        return
+    click.echo(f"Passages: {s.from_batch:,} embedded through batches, {s.embedded:,} synchronously (fallback)")
+    if usd["total"] is not None:
+        click.echo(
+            f"Cost: ${usd['batch']:,.6f} through the batch API + ${usd['fallback']:,.6f} synchronous = "
+            f"${usd['total']:,.6f} (all synchronous: ${usd['synchronous']:,.6f})"
+        )
 
 
 def _price(model: str, tokens: int) -> dict[str, float] | None:

@@ -1,4 +1,5 @@
-"""An OpenAI-protocol server of our own, for tests and benchmarks: embeddings, chat, moderations, models.
+"""An OpenAI-protocol server of our own, for tests and benchmarks: embeddings, chat, moderations, models,
+and files and batches (`openai_sim_batches.py`).
 
 `create_simulator(config)` builds a FastAPI app that answers like api.openai.com, failures included:
 bad keys, RPM/TPM limits with OpenAI's headers, and scheduled faults (5xx, 429, dropped connections,
@@ -82,6 +83,9 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
     app = FastAPI(title="semsearch OpenAI simulator")
     app.state.sim = SimulatorState(config or SimulatorConfig())
     app.include_router(router)
+    from tests.support.openai_sim_batches import router as batches  # it builds on this module's handlers
+
+    app.include_router(batches)
     return app
 
 
@@ -263,24 +267,33 @@ async def _pause(request: Request, seconds: float) -> None:
 def _embed(body: dict[str, Any], sim: SimulatorState, call: _Call) -> Response:
     model = check_model(body, sim.config)
     texts = input_texts(body.get("input"))
-    call.encoding_format = fmt = encoding_format(body, call.fault, sim.config)
-    size = embedding_size(model, body.get("dimensions"), sim.config)
+    call.encoding_format = encoding_format(body, call.fault, sim.config)
+    embedding_size(model, body.get("dimensions"), sim.config)  # a bad size is refused before it counts
     call.n_inputs, call.tokens = len(texts), sum(estimate_tokens(text) for text in texts)
     sim.admit(model, call.tokens)
-    if call.fault == "wrong_dimension":
-        size += 1
-    data = [
-        {"object": "embedding", "index": i, "embedding": _encode(simulated_embedding(text, size), fmt)}
-        for i, text in enumerate(texts)
-    ]
+    reply = embedding_reply(body, sim.config, call.fault)
+    data = reply["data"]
     if call.fault == "wrong_count":
         data.pop()
     if call.fault == "shuffled":  # indexes stay right: a client that sorts by index is fine
         data.reverse()
     if call.fault in _CLEAN_FAULTS:
         sim.inputs_embedded.update(set(texts))
-    usage = {"prompt_tokens": call.tokens, "total_tokens": call.tokens}
-    return JSONResponse({"object": "list", "data": data, "model": model, "usage": usage})
+    return JSONResponse(reply)
+
+
+def embedding_reply(body: dict[str, Any], config: SimulatorConfig, fault: str = "ok") -> dict[str, Any]:
+    """The body `/v1/embeddings` answers to `body` (a batch's output line carries the same); ApiError if invalid."""
+    model = check_model(body, config)
+    texts = input_texts(body.get("input"))
+    fmt = encoding_format(body, fault, config)
+    size = embedding_size(model, body.get("dimensions"), config) + (1 if fault == "wrong_dimension" else 0)
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encode(simulated_embedding(text, size), fmt)}
+        for i, text in enumerate(texts)
+    ]
+    tokens = sum(estimate_tokens(text) for text in texts)
+    return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
 def _encode(vector: npt.NDArray[np.float32], fmt: str) -> list[float] | str:

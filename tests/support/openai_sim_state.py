@@ -40,6 +40,7 @@ FAULT_KINDS = frozenset(
         "no_base64",
     }
 )
+BATCH_OUTCOMES = frozenset({"completed", "failed", "expired"})
 NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 MAX_INPUTS = 2048
 MAX_INPUT_TOKENS = 8191
@@ -84,11 +85,23 @@ class SimulatorConfig:
     chat_script: Sequence[str] | None = None
     context_window: int | None = None
     flagged_words: Sequence[str] = ("kill", "bomb")
+    # Batches (`openai_sim_batches.py`): a batch moves validating -> in_progress -> finalizing -> its end once
+    # it has been retrieved `batch_polls` times and `batch_seconds` have passed in each status; the n-th batch
+    # created ends as `batch_outcomes[n]` (completed | failed | expired; completed past the list); the request
+    # lines numbered in `batch_failed_lines` (from 0) go to the error file, those in `batch_garbled_lines` are
+    # written to the output file broken.
+    batch_polls: int = 1
+    batch_seconds: float = 0.0
+    batch_outcomes: Sequence[str] = ()
+    batch_failed_lines: Sequence[int] = ()
+    batch_garbled_lines: Sequence[int] = ()
 
     def __post_init__(self) -> None:
         unknown = (set(self.faults) | set(self.fault_kinds)) - FAULT_KINDS
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {sorted(FAULT_KINDS)}")
+        if set(self.batch_outcomes) - BATCH_OUTCOMES:
+            raise ValueError(f"unknown batch outcomes {self.batch_outcomes}; choose from {sorted(BATCH_OUTCOMES)}")
 
 
 def simulated_embedding(text: str, dimensions: int) -> npt.NDArray[np.float32]:
@@ -225,6 +238,10 @@ class SimulatorState:
     faults_injected: Counter[str] = field(default_factory=Counter)
     requests_log: list[dict[str, Any]] = field(default_factory=list)
     chat_requests: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, Any] = field(default_factory=dict)  # file id -> SimFile (`openai_sim_batches.py`)
+    batches: dict[str, Any] = field(default_factory=dict)  # batch id -> SimBatch
+    batches_created: int = 0
+    inputs_batched: Counter[str] = field(default_factory=Counter)  # texts embedded by batches
     rate_window: RateWindow = field(init=False)
     fault_plan: FaultPlan = field(init=False)
     chat_replies: deque[str] = field(init=False)

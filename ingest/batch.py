@@ -1,0 +1,311 @@
+"""`ingest --batch`: embed what an ingest would embed through OpenAI's Batch API, at half the price.
+
+Three phases around the normal pipeline. Collect: a dry run hands over the embedding input of every passage
+to embed; those with no stored vector, no delivered one and no recorded batch are packed into JSONL input
+files, each uploaded, recorded in the index and submitted as a batch as soon as it is full. Wait: every
+recorded batch is polled until it ends (or `timeout`, then cancelled); its output's vectors are kept by text
+hash. Ingest: the normal run finds those vectors stored and embeds whatever no batch delivered (a failed,
+expired or cancelled batch, error lines, unusable lines) synchronously. A run killed at any point is
+resumed by the next: recorded batches are polled again, never submitted twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from indexes import BatchLedger, Index, RecordedBatch
+
+from .batch_api import BatchClient, BatchState
+from .batch_files import MAX_BATCH_INPUTS, Delivered, RequestFile, RequestFiles, read_errors, read_output
+from .errors import UpstreamRejected
+from .openai_embedder import OpenAIEmbedder
+from .openai_models import price_of
+from .pipeline import Progress, Source, ingest
+from .records import ChunkingConfig
+from .run import hash_text
+from .summary import IngestSummary
+
+CANCEL_GRACE = 600.0  # seconds a cancelled batch may take to stop (OpenAI: up to 10 minutes)
+ProgressFor = Callable[[str], AbstractContextManager[Progress | None]]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How `ingest --batch` waits: poll every `poll_interval` s; stop (cancelling) after `timeout` s."""
+
+    wait: bool = True
+    poll_interval: float = 30.0
+    timeout: float | None = None
+    max_inputs: int = MAX_BATCH_INPUTS  # embedding inputs per batch
+    cancel_grace: float = CANCEL_GRACE
+
+
+@dataclass
+class BatchReport:
+    """What the batches of one run did."""
+
+    submitted: int = 0  # batches this run created
+    submitted_inputs: int = 0
+    submitted_tokens: int = 0
+    submitted_requests: int = 0
+    resumed: int = 0  # batches an earlier run recorded
+    collected: int = 0
+    delivered: int = 0  # vectors the collected batches delivered
+    billed_tokens: int = 0  # of the request lines that succeeded (billed at the batch price)
+    failed_lines: int = 0
+    pending: int = 0  # batches still running when this run stopped waiting
+    statuses: Counter[str] = field(default_factory=Counter)
+    api_requests: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "statuses"}
+        return {**out, "statuses": dict(self.statuses)}
+
+
+class BatchRun:
+    """Submits, records, polls and collects the batches of one `ingest --batch` run."""
+
+    def __init__(
+        self,
+        ledger: BatchLedger | None,
+        api: BatchClient | None,
+        embedder: OpenAIEmbedder,
+        options: BatchOptions,
+        *,
+        say: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.ledger, self.api, self.embedder, self.options, self.say = ledger, api, embedder, options, say
+        self.files = RequestFiles(embedder.model, embedder.request_dimensions, max_inputs=options.max_inputs)
+        self.seen: set[str] = set()
+        self.report = BatchReport()
+        self.states: dict[str, BatchState] = {}
+        self.report.resumed = len(ledger.open_batches()) if ledger else 0
+        self._last_line = ""
+
+    def collect(self, texts: list[str], counts: list[int]) -> None:
+        """Take a dry run's embedding inputs; submit each input file as soon as it is full."""
+        hashes = [hash_text(text) for text in texts]
+        covered = self.ledger.covered(sorted(set(hashes))) if self.ledger else set()
+        for text, text_hash, tokens in zip(texts, hashes, counts):
+            if text_hash in covered or text_hash in self.seen or not text.strip():
+                continue
+            self.seen.add(text_hash)
+            for full in self.files.add(text_hash, text, tokens):
+                self._submit(full)
+
+    def finish_collecting(self) -> None:
+        """Submit the last input file."""
+        for full in self.files.finish():
+            self._submit(full)
+        self.files.close()
+
+    def _submit(self, file: RequestFile) -> None:
+        """Upload, record, then create: a batch is in the index before it costs anything."""
+        report = self.report
+        report.submitted_requests += len(file.requests)
+        report.submitted_inputs += file.inputs
+        report.submitted_tokens += file.tokens
+        if self.api is None or self.ledger is None:  # an estimate (--dry-run)
+            report.submitted += 1
+            file.close()
+            return
+        try:
+            file_id = self.api.upload(f"semsearch-{int(time.time())}-{report.submitted}.jsonl", file.stream)
+        finally:
+            file.close()
+        self.ledger.record(file_id, file.requests, file.tokens)
+        state = self.api.create(file_id, self._metadata())
+        self.ledger.update(file_id, state.status, state.id)
+        self.states[file_id] = state
+        report.submitted += 1
+        self.say(f"Submitted batch {state.id}: {file.inputs:,} passages in {len(file.requests):,} requests")
+
+    def _metadata(self) -> dict[str, str]:
+        folder = self.ledger.index.folder.name if self.ledger else ""
+        return {"created_by": "semsearch ingest --batch", "index": folder[:500]}
+
+    def poll(self, progress: Progress | None = None) -> None:
+        """Poll the recorded batches, collecting each as it ends; without `wait`, one pass."""
+        assert self.ledger is not None and self.api is not None
+        began, cancelled_at = time.monotonic(), None
+        while True:
+            batches = self.ledger.open_batches()
+            for batch in batches:
+                self._step(batch)
+            batches = self.ledger.open_batches()
+            self._show(batches, progress)
+            now = time.monotonic()
+            if not batches or not self.options.wait:
+                break
+            if cancelled_at is None and self.options.timeout is not None and now - began >= self.options.timeout:
+                self._cancel(batches)
+                cancelled_at = now
+            if cancelled_at is not None and now - cancelled_at >= self.options.cancel_grace:
+                break
+            time.sleep(self.options.poll_interval)
+        self.report.pending = len(batches)
+
+    def _step(self, batch: RecordedBatch) -> None:
+        """Bring one recorded batch forward: create it if a killed run could not, poll it, collect it."""
+        assert self.ledger is not None and self.api is not None
+        try:
+            if batch.batch_id is None:
+                state = self.api.find(batch.input_file_id) or self.api.create(batch.input_file_id, self._metadata())
+            else:
+                state = self.api.retrieve(batch.batch_id)
+        except UpstreamRejected as exc:
+            if exc.status != 404:
+                raise
+            self.say(
+                f"Batch {batch.batch_id or batch.input_file_id} is gone from the server; "
+                "its passages are embedded synchronously"
+            )
+            self.ledger.collect(batch.input_file_id, {})
+            return
+        if (state.id, state.status) != (batch.batch_id, batch.status):
+            self.ledger.update(batch.input_file_id, state.status, state.id)
+        self.states[batch.input_file_id] = state
+        if state.done:
+            self._collect(batch, state)
+
+    def _collect(self, batch: RecordedBatch, state: BatchState) -> None:
+        """Keep a finished batch's vectors, forget the batch, delete its files on the server."""
+        assert self.ledger is not None and self.api is not None
+        got = Delivered()
+        requests = self.ledger.requests_of(batch.input_file_id)
+        if state.output_file_id:
+            read_output(self.api.content(state.output_file_id), requests, self.embedder.parse_vectors, got)
+        if state.error_file_id:
+            read_errors(self.api.content(state.error_file_id), got)
+        self.ledger.collect(batch.input_file_id, got.vectors)
+        for file_id in (batch.input_file_id, state.output_file_id, state.error_file_id):
+            if file_id:
+                self.api.delete_file(file_id)
+        report = self.report
+        report.collected += 1
+        report.delivered += len(got.vectors)
+        report.billed_tokens += got.tokens
+        report.failed_lines += got.failed_lines
+        report.statuses[state.status] += 1
+        if len(got.vectors) < batch.inputs:
+            why = "; ".join(state.errors[:3]) or got.first_error or "no output"
+            self.say(
+                f"Batch {state.id} {state.status}: {len(got.vectors):,} of {batch.inputs:,} passages delivered; "
+                f"the rest are embedded synchronously ({why})"
+            )
+
+    def _cancel(self, batches: list[RecordedBatch]) -> None:
+        assert self.api is not None
+        self.say(
+            f"Waited {self.options.timeout:g} s: cancelling {len(batches)} batches; "
+            "what they did not finish is embedded synchronously"
+        )
+        for batch in batches:
+            if batch.batch_id is not None:
+                self.api.cancel(batch.batch_id)
+
+    def _show(self, batches: list[RecordedBatch], progress: Progress | None) -> None:
+        """Request counts of the batches still open: a bar on a terminal, else a line when they change."""
+        states = [self.states[b.input_file_id] for b in batches if b.input_file_id in self.states]
+        total = sum(b.requests for b in batches)
+        done = sum(s.completed + s.failed for s in states)
+        if progress is not None:
+            progress(min(done, total), total)
+            return
+        failed = sum(s.failed for s in states)
+        kinds = Counter(s.status for s in states)
+        line = f"Batches: {len(batches)} running ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), "
+        line += f"requests {done:,}/{total:,} done, {failed:,} failed"
+        if batches and line != self._last_line:
+            self.say(line)
+            self._last_line = line
+
+
+def ingest_in_batches(
+    index: Index,
+    embedder: OpenAIEmbedder,
+    source: Source,
+    api: BatchClient,
+    options: BatchOptions,
+    *,
+    chunking: ChunkingConfig | None = None,
+    batch_size: int | None = None,
+    progress_for: ProgressFor | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> IngestSummary:
+    """Collect, submit and wait for batches, then ingest with their vectors (the summary says how many)."""
+    bars: ProgressFor = progress_for or (lambda _: nullcontext(None))
+    ledger = BatchLedger(index)
+    with ledger.locked():
+        run = BatchRun(ledger, api, embedder, options, say=say)
+        if run.report.resumed:
+            say(f"Resuming {run.report.resumed} batches recorded by an earlier run")
+        with bars("Collecting") as progress:
+            ingest(
+                index,
+                embedder,
+                source,
+                chunking=chunking,
+                batch_size=batch_size,
+                dry_run=True,
+                progress=progress,
+                collect=run.collect,
+            )
+        run.finish_collecting()
+        with bars("Batch requests") as progress:
+            run.poll(progress)
+    run.report.api_requests = api.requests
+    if run.report.pending:
+        summary = IngestSummary()
+    else:
+        with bars("Ingesting") as progress:
+            summary = ingest(index, embedder, source, chunking=chunking, batch_size=batch_size, progress=progress)
+        ledger.tidy()
+    summary.batch = {**run.report.as_dict(), "cost_usd": batch_costs(embedder.model, run.report, summary)}
+    return summary
+
+
+def estimate_batches(
+    index: Index | None,
+    embedder: OpenAIEmbedder,
+    source: Source,
+    *,
+    chunking: ChunkingConfig | None = None,
+    max_inputs: int = MAX_BATCH_INPUTS,
+) -> IngestSummary:
+    """A dry run that also counts the batches, requests and tokens `ingest --batch` would submit."""
+    run = BatchRun(
+        BatchLedger(index) if index is not None else None, None, embedder, BatchOptions(max_inputs=max_inputs)
+    )
+    summary = ingest(index, embedder, source, chunking=chunking, dry_run=True, collect=run.collect)
+    run.finish_collecting()
+    report = run.report
+    summary.batch = {
+        **report.as_dict(),
+        "cost_usd": {
+            "batch": _usd(embedder.model, report.submitted_tokens, batch=True),
+            "synchronous": _usd(embedder.model, report.submitted_tokens),
+        },
+    }
+    return summary
+
+
+def batch_costs(model: str, report: BatchReport, summary: IngestSummary) -> dict[str, float | None]:
+    """US$ paid through batches (at the batch price) and synchronously, and what all of it would cost synchronously."""
+    batch, fallback = _usd(model, report.billed_tokens, batch=True), _usd(model, summary.embedded_tokens)
+    return {
+        "batch": batch,
+        "fallback": fallback,
+        "total": None if batch is None or fallback is None else round(batch + fallback, 6),
+        "synchronous": _usd(model, report.billed_tokens + summary.embedded_tokens),
+    }
+
+
+def _usd(model: str, tokens: int, *, batch: bool = False) -> float | None:
+    price = price_of(model, tokens, batch=batch)
+    return None if price is None else round(price, 6)
