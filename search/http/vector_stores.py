@@ -23,8 +23,9 @@ from indexes import Index
 
 from .auth import writes
 from .file_store import FileStore
+from .openai import OpenAIError
 from .registry import IndexRegistry
-from .schemas import returns
+from .schemas import errors, returns
 from .vector_store_attach import allowed, attach, check_metadata, registry_of
 from .vector_store_file_routes import add_file_routes
 from .vector_store_objects import BadRequest, page, store_object, store_state
@@ -60,7 +61,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def vector_stores_router() -> APIRouter:
     """The vector stores, their search, their files and their file batches."""
-    router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], lifespan=_lifespan)
+    # 400: refused (OpenAI's BadRequestError); 404: no such store, file or batch; 409: the index is busy;
+    # 502/503: a remote embedding model failed (its searches and ingests embed through it)
+    responses = errors(400, 404, 409, 502, 503, model=OpenAIError)
+    router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], lifespan=_lifespan, responses=responses)
     _add_store_routes(router)
     _add_search_route(router)
     add_file_routes(router)

@@ -1,0 +1,390 @@
+"""OpenAI's vector stores on the wire: the official SDK against a real served app over real indexes."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from openai import OpenAI
+
+from indexes import Index
+from search import Settings
+from search.http import create_app
+
+from .conftest import DATA, ServerThread
+
+ADMIN = "admin-key-0123456789"
+SCOPED = "scoped-key-0123456789"  # read-write, the default index only
+READER = "reader-key-0123456789"  # read-only, every index
+TEA = (
+    "# Tea\n\nGreen tea is steamed or pan-fired soon after picking, which keeps it green.\n\n"
+    "Black tea is withered, rolled and fully oxidised before it is dried, which turns the leaf dark.\n"
+)
+
+
+@contextlib.contextmanager
+def served(index_dir: Path, model_cache: Path, **settings: Any) -> Iterator[str]:
+    """`semsearch serve`'s app on loopback; yields its /v1 URL."""
+    app = create_app(Settings(index_dir=index_dir, cache_dir=model_cache, **settings))
+    with ServerThread(app) as server:
+        yield f"{server.url}/v1"
+
+
+def client(url: str, key: str = ADMIN) -> OpenAI:
+    return OpenAI(base_url=url, api_key=key, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("vs") / "ix"
+
+
+@pytest.fixture(scope="module")
+def url(index_dir: Path, model_cache: Path) -> Iterator[str]:
+    with served(index_dir, model_cache) as url:
+        yield url
+
+
+def long_text(paragraphs: int = 40) -> bytes:
+    topics = ["tides", "glaciers", "volcanoes", "deserts", "rivers", "forests", "storms", "caves"]
+    lines = [
+        f"Paragraph {n} is about {topics[n % len(topics)]}. "
+        + " ".join(f"Sentence {m} says something particular about {topics[(n + m) % len(topics)]}." for m in range(6))
+        for n in range(paragraphs)
+    ]
+    return "\n\n".join(lines).encode()
+
+
+def stored_passages(folder: Path, path_part: str) -> list[Any]:
+    """The passages the catalog holds for the document whose path contains `path_part`."""
+    index = Index.open(folder)
+    try:
+        with index.read() as reader:
+            return [c for c in reader.all_chunks() if path_part in c.path]
+    finally:
+        index.close()
+
+
+def searched(page: Any) -> list[str]:
+    """The page's `search_query` (a field of OpenAI's reply the SDK's page type keeps as an extra)."""
+    return list(page.model_dump()["search_query"])
+
+
+def test_create_list_retrieve_update_delete(url: str) -> None:
+    api = client(url)
+    made = [api.vector_stores.create(name=f"store {n}", metadata={"n": str(n)}) for n in range(5)]
+    assert all(re.fullmatch(r"vs_[0-9a-f]{24}", s.id) for s in made)
+    assert made[0].name == "store 0" and made[0].status == "completed" and made[0].file_counts.total == 0
+    assert made[0].usage_bytes > 0  # the empty index's files
+    first = api.vector_stores.list(limit=2)
+    assert len(first.data) == 2 and first.has_more
+    listed = [s.id for s in api.vector_stores.list(limit=2)]  # the SDK follows `after` page by page
+    mine = [s.id for s in made]
+    assert [i for i in listed if i in mine] == sorted(mine, key=lambda i: listed.index(i))
+    assert set(mine) <= set(listed) and len(listed) == len(set(listed))
+    ascending = [s.id for s in api.vector_stores.list(limit=2, order="asc")]
+    assert ascending == listed[::-1]
+
+    changed = api.vector_stores.update(
+        made[1].id, name="renamed", metadata={"team": "a"}, expires_after={"anchor": "last_active_at", "days": 7}
+    )
+    assert changed.name == "renamed" and changed.metadata == {"team": "a"}
+    assert changed.expires_after is not None and changed.expires_after.days == 7
+    assert changed.last_active_at is not None and changed.expires_at == changed.last_active_at + 7 * 86_400
+    assert api.vector_stores.retrieve(made[1].id).name == "renamed"
+
+    with pytest.raises(openai.BadRequestError):
+        api.vector_stores.create(metadata={f"k{n}": "v" for n in range(17)})
+    with pytest.raises(openai.BadRequestError):
+        api.vector_stores.update(made[1].id, expires_after={"anchor": "last_active_at", "days": 366})
+
+    deleted = api.vector_stores.delete(made[2].id)
+    assert deleted.deleted and deleted.id == made[2].id
+    with pytest.raises(openai.NotFoundError):
+        api.vector_stores.retrieve(made[2].id)
+    assert made[2].id not in [s.id for s in api.vector_stores.list(limit=100)]
+
+
+def test_upload_and_poll_with_attributes_and_static_chunking(url: str, index_dir: Path) -> None:
+    api = client(url)
+    store = api.vector_stores.create(name="chunks")
+    small = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20}}
+    done = api.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id,
+        file=("earth.txt", long_text()),
+        attributes={"topic": "earth", "year": 2024},
+        chunking_strategy=small,  # type: ignore[arg-type]
+    )
+    assert done.status == "completed" and done.last_error is None
+    assert done.attributes == {"topic": "earth", "year": 2024}
+    assert done.chunking_strategy is not None and done.chunking_strategy.type == "static"
+    assert (
+        done.chunking_strategy.static.max_chunk_size_tokens,
+        done.chunking_strategy.static.chunk_overlap_tokens,
+    ) == (
+        100,
+        20,
+    )
+    folder = Settings(index_dir=index_dir).vector_store_root / store.id  # where a store made over /v1 lives
+    passages = stored_passages(folder, "earth.txt")
+    assert len(passages) > 5
+    assert all(p.chunk.tokens <= 100 for p in passages)
+    content = list(api.vector_stores.files.content(done.id, vector_store_id=store.id))
+    assert [c.text for c in content] == [p.text for p in sorted(passages, key=lambda p: p.chunk.ordinal)]
+
+    # Larger than the local model reads (256 tokens): clamped, and the object says what was used.
+    big = {"type": "static", "static": {"max_chunk_size_tokens": 1000, "chunk_overlap_tokens": 400}}
+    clamped = api.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id,
+        file=("earth-big.txt", long_text(41)),
+        chunking_strategy=big,  # type: ignore[arg-type]
+    )
+    assert clamped.chunking_strategy is not None and clamped.chunking_strategy.type == "static"
+    used = clamped.chunking_strategy.static
+    assert used.max_chunk_size_tokens == 256 and used.chunk_overlap_tokens < 128
+    assert all(p.chunk.tokens <= 256 for p in stored_passages(folder, "earth-big.txt"))
+
+    with pytest.raises(openai.BadRequestError):
+        api.vector_stores.files.create(
+            vector_store_id=store.id,
+            file_id=done.id,
+            chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 60}},
+        )
+
+
+def test_file_batch_with_a_bad_file(url: str) -> None:
+    api = client(url)
+    store = api.vector_stores.create(name="batch")
+    files = [
+        ("tea.md", TEA.encode()),
+        ("earth.txt", long_text(8)),
+        ("data.bin", b"\x00\x01\x02 not a document"),
+        ("broken.pdf", b"%PDF-1.4 this is not really a PDF"),
+    ]
+    batch = api.vector_stores.file_batches.upload_and_poll(store.id, files=files)
+    assert batch.status == "completed" and batch.object == "vector_store.files_batch"
+    counts = batch.file_counts
+    assert (counts.completed, counts.failed, counts.in_progress, counts.cancelled, counts.total) == (2, 2, 0, 0, 4)
+    failed = list(api.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, filter="failed"))
+    errors = sorted((f.last_error.code, f.last_error.message[:20]) for f in failed if f.last_error)
+    assert [code for code, _ in errors] == ["invalid_file", "unsupported_file"]
+    completed = list(api.vector_stores.files.list(store.id, filter="completed", limit=1))
+    assert len(completed) == 2 and all(f.status == "completed" for f in completed)
+    assert len(list(api.vector_stores.files.list(store.id))) == 4
+    assert api.vector_stores.retrieve(store.id).file_counts.total == 4
+    again = api.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
+    assert again.file_counts == batch.file_counts
+    cancelled = api.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+    assert cancelled.status == "cancelled" and cancelled.file_counts.completed == 2  # nothing was left to stop
+
+
+def test_search_with_a_compound_filter_and_a_threshold(url: str) -> None:
+    api = client(url)
+    store = api.vector_stores.create(name="search")
+    docs: list[tuple[str, dict[str, str | float | bool]]] = [
+        ("tea-2021.md", {"team": "a", "year": 2021}),
+        ("tea-2023.md", {"team": "b", "year": 2023}),
+        ("tea-2024.md", {"team": "a", "year": 2024}),
+    ]
+    ids = {}
+    for name, attributes in docs:
+        done = api.vector_stores.files.upload_and_poll(
+            vector_store_id=store.id,
+            file=(name, TEA.replace("Tea", f"Tea notes {name}").encode()),
+            attributes=attributes,
+        )
+        ids[name] = done.id
+        # Searchable as soon as upload_and_poll returns.
+        found = api.vector_stores.search(store.id, query="how is black tea made", max_num_results=10)
+        assert done.id in [r.file_id for r in found]
+    compound = {
+        "type": "and",
+        "filters": [
+            {"key": "team", "type": "eq", "value": "a"},
+            {
+                "type": "or",
+                "filters": [
+                    {"key": "year", "type": "gte", "value": 2024},
+                    {"key": "year", "type": "eq", "value": 1999},
+                ],
+            },
+        ],
+    }
+    page = api.vector_stores.search(store.id, query="black tea oxidised", filters=compound)  # type: ignore[arg-type]
+    assert searched(page) == ["black tea oxidised"]
+    assert {r.file_id for r in page} == {ids["tea-2024.md"]}
+    hit = page.data[0]
+    assert hit.filename == "tea-2024.md" and hit.attributes == {"team": "a", "year": 2024}
+    assert 0 <= hit.score <= 1 and "oxidised" in hit.content[0].text
+
+    everything = api.vector_stores.search(store.id, query="black tea oxidised").data
+    scores = [r.score for r in everything]
+    assert scores == sorted(scores, reverse=True) and len(everything) >= 3
+    cut = scores[len(scores) // 2]
+    kept = api.vector_stores.search(store.id, query="black tea oxidised", ranking_options={"score_threshold": cut}).data
+    assert kept and all(r.score >= cut for r in kept) and len(kept) < len(everything)
+    none = api.vector_stores.search(
+        store.id, query="black tea oxidised", ranking_options={"ranker": "none", "score_threshold": 1.0}
+    )
+    assert none.data == [] or all(r.score >= 1.0 for r in none.data)
+
+    several = api.vector_stores.search(store.id, query=["green tea", "dark leaf"], max_num_results=2)
+    assert searched(several) == ["green tea", "dark leaf"] and len(several.data) == 2
+    rewritten = api.vector_stores.search(store.id, query="What is black tea?", rewrite_query=True)
+    assert searched(rewritten) == ["black tea"]
+    with pytest.raises(openai.BadRequestError):
+        api.vector_stores.search(store.id, query="tea", max_num_results=51)
+
+
+def test_deleted_file_stops_matching_and_the_file_stays(url: str) -> None:
+    api = client(url)
+    store = api.vector_stores.create(name="delete")
+    done = api.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("tea.md", TEA.encode()))
+    assert [r.file_id for r in api.vector_stores.search(store.id, query="green tea steamed")] == [done.id]
+    gone = api.vector_stores.files.delete(done.id, vector_store_id=store.id)
+    assert gone.deleted and gone.object == "vector_store.file.deleted"
+    assert api.vector_stores.search(store.id, query="green tea steamed").data == []
+    with pytest.raises(openai.NotFoundError):
+        api.vector_stores.files.retrieve(done.id, vector_store_id=store.id)
+    assert api.files.retrieve(done.id).id == done.id  # removing it from the store leaves the File
+
+
+def test_update_attributes_is_seen_by_filters(url: str) -> None:
+    api = client(url)
+    store = api.vector_stores.create(name="attributes")
+    done = api.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=("tea.md", TEA.encode()), attributes={"team": "a"}
+    )
+    b = {"key": "team", "type": "eq", "value": "b"}
+    assert api.vector_stores.search(store.id, query="tea", filters=b).data == []  # type: ignore[arg-type]
+    changed = api.vector_stores.files.update(done.id, vector_store_id=store.id, attributes={"team": "b"})
+    assert changed.attributes == {"team": "b"}
+    assert [r.file_id for r in api.vector_stores.search(store.id, query="tea", filters=b)] == [done.id]  # type: ignore[arg-type]
+
+
+def test_a_cli_index_is_a_vector_store_with_doc_ids(tmp_path: Path, model_cache: Path, run: Any) -> None:
+    folder = tmp_path / "ix"
+    assert run("ingest", str(DATA / "sample"), "--index", str(folder)).exit_code == 0
+    with served(folder, model_cache) as url:
+        api = client(url)
+        store = api.vector_stores.retrieve("default")
+        assert store.name == "default" and store.file_counts.completed == store.file_counts.total == len(
+            list((DATA / "sample").iterdir())
+        )
+        files = list(api.vector_stores.files.list("default", limit=3))
+        assert len(files) == store.file_counts.total and all(re.fullmatch(r"doc-\d+", f.id) for f in files)
+        found = api.vector_stores.search("default", query="how do plants turn light into sugar", max_num_results=3)
+        assert found.data[0].file_id.startswith("doc-") and found.data[0].filename == "photosynthesis.md"
+        content = list(api.vector_stores.files.content(found.data[0].file_id, vector_store_id="default"))
+        assert any("light" in (c.text or "") for c in content)
+        with pytest.raises(openai.NotFoundError):
+            api.files.retrieve(found.data[0].file_id)  # not a File: it did not come through /v1/files
+        with pytest.raises(openai.BadRequestError, match="not deleted over the API"):
+            api.vector_stores.delete("default")
+        assert Index.exists(folder)
+
+
+def test_keys_reach_only_their_stores(tmp_path: Path, model_cache: Path, sample_index: Path) -> None:
+    folder = tmp_path / "ix"
+    shutil.copytree(sample_index, folder)
+    keys = f"{ADMIN},{SCOPED}:rw:default,{READER}:ro"
+    with served(folder, model_cache, api_keys=keys) as url:
+        mine = client(url).vector_stores.create(name="admin's")
+        scoped, reader = client(url, SCOPED), client(url, READER)
+        with pytest.raises(openai.PermissionDeniedError):
+            scoped.vector_stores.retrieve(mine.id)
+        with pytest.raises(openai.PermissionDeniedError):
+            scoped.vector_stores.search(mine.id, query="tea")
+        with pytest.raises(openai.PermissionDeniedError):
+            scoped.vector_stores.files.list(mine.id)
+        with pytest.raises(openai.PermissionDeniedError):
+            scoped.vector_stores.create(name="mine")
+        assert [s.id for s in scoped.vector_stores.list()] == ["default"]
+        assert scoped.vector_stores.search("default", query="tea").data is not None
+        with pytest.raises(openai.PermissionDeniedError):
+            reader.vector_stores.create(name="read-only")
+        with pytest.raises(openai.PermissionDeniedError):
+            reader.vector_stores.update(mine.id, name="x")
+        assert reader.vector_stores.retrieve(mine.id).name == "admin's"
+        with pytest.raises(openai.AuthenticationError):
+            client(url, "not-a-key-0123456789").vector_stores.list()
+
+
+def test_a_restarted_server_keeps_stores_files_and_statuses(tmp_path: Path, model_cache: Path) -> None:
+    folder = tmp_path / "ix"
+    with served(folder, model_cache) as url:
+        api = client(url)
+        store = api.vector_stores.create(name="kept", metadata={"owner": "me"})
+        done = api.vector_stores.files.upload_and_poll(
+            vector_store_id=store.id, file=("tea.md", TEA.encode()), attributes={"team": "a"}
+        )
+        bad = api.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("x.bin", b"\x00\x01"))
+        batch = api.vector_stores.file_batches.upload_and_poll(store.id, files=[("earth.txt", long_text(10))])
+        # Queued and not waited for: the server stops while the worker is busy with the first, so the
+        # second is (almost always) still in progress on disk, and the restarted server must finish it.
+        late = [api.files.create(file=(f"late{n}.txt", long_text(60 + n)), purpose="assistants") for n in range(2)]
+        for file in late:
+            api.vector_stores.files.create(vector_store_id=store.id, file_id=file.id)
+        before = {f.id: (f.status, f.attributes) for f in api.vector_stores.files.list(store.id)}
+    with served(folder, model_cache) as url:
+        api = client(url)
+        kept = api.vector_stores.retrieve(store.id)
+        assert (kept.name, kept.metadata, kept.created_at) == ("kept", {"owner": "me"}, store.created_at)
+        for file in late:
+            assert api.vector_stores.files.poll(file.id, vector_store_id=store.id).status == "completed"
+        after = {f.id: (f.status, f.attributes) for f in api.vector_stores.files.list(store.id)}
+        assert (
+            set(after)
+            == set(before)
+            == {done.id, bad.id, *[f.id for f in late], *[f.id for f in batch_files(api, store.id, batch.id)]}
+        )
+        assert after[done.id] == ("completed", {"team": "a"}) and after[bad.id][0] == "failed"
+        assert api.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id).file_counts.completed == 1
+        assert [r.file_id for r in api.vector_stores.search(store.id, query="black tea", max_num_results=1)] == [
+            done.id
+        ]
+
+
+def batch_files(api: OpenAI, store: str, batch: str) -> list[Any]:
+    return list(api.vector_stores.file_batches.list_files(batch, vector_store_id=store))
+
+
+def readme_script() -> str:
+    """The first Python block of the README's "OpenAI's retrieval API" section."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## OpenAI's retrieval API", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "the section opens with a Python example"
+    return match.group(1)
+
+
+def test_the_readme_script_runs_unchanged(
+    tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = readme_script()
+    assert script.count('base_url="http://127.0.0.1:8000/v1"') == 1
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "handbook.md").write_text(HANDBOOK, encoding="utf-8")
+    with served(tmp_path / "ix", model_cache) as url:
+        # The one change: the port this test's server listens on, instead of 8000.
+        exec(compile(script.replace("http://127.0.0.1:8000/v1", url), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "handbook.md" in printed and "25 days" in printed
+
+
+HANDBOOK = """# Staff handbook
+
+## Leave
+
+New staff get 25 days of paid leave a year, plus public holidays.
+
+## Expenses
+
+Claim travel expenses within 30 days, with receipts.
+"""
