@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -99,8 +100,9 @@ def test_create_list_retrieve_update_delete(url: str) -> None:
     assert changed.last_active_at is not None and changed.expires_at == changed.last_active_at + 7 * 86_400
     assert api.vector_stores.retrieve(made[1].id).name == "renamed"
 
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError) as refused:
         api.vector_stores.create(metadata={f"k{n}": "v" for n in range(17)})
+    assert refused.value.param == "metadata"
     with pytest.raises(openai.BadRequestError):
         api.vector_stores.update(made[1].id, expires_after={"anchor": "last_active_at", "days": 366})
 
@@ -150,12 +152,13 @@ def test_upload_and_poll_with_attributes_and_static_chunking(url: str, index_dir
     assert used.max_chunk_size_tokens == 256 and used.chunk_overlap_tokens < 128
     assert all(p.chunk.tokens <= 256 for p in stored_passages(folder, "earth-big.txt"))
 
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError, match="at most half") as refused:
         api.vector_stores.files.create(
             vector_store_id=store.id,
             file_id=done.id,
             chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 60}},
         )
+    assert refused.value.param == "chunking_strategy.static.chunk_overlap_tokens"
 
 
 def test_file_batch_with_a_bad_file(url: str) -> None:
@@ -182,6 +185,47 @@ def test_file_batch_with_a_bad_file(url: str) -> None:
     assert again.file_counts == batch.file_counts
     cancelled = api.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
     assert cancelled.status == "cancelled" and cancelled.file_counts.completed == 2  # nothing was left to stop
+
+
+def test_cancel_a_batch_while_the_worker_is_busy(url: str) -> None:
+    api = client(url)
+    busy, store = api.vector_stores.create(name="busy"), api.vector_stores.create(name="cancel")
+    big = api.files.create(file=("big.txt", long_text(400)), purpose="assistants")
+    small = [api.files.create(file=(f"s{n}.md", TEA.encode()), purpose="assistants") for n in range(3)]
+    api.vector_stores.files.create(vector_store_id=busy.id, file_id=big.id)  # the one worker ingests this first
+    files = [{"file_id": f.id, "attributes": {"n": n}} for n, f in enumerate(small)]
+    batch = api.vector_stores.file_batches.create(store.id, files=files)  # type: ignore[misc]
+    assert batch.status == "in_progress" and batch.file_counts.in_progress == 3
+    cancelled = api.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+    assert cancelled.status == "cancelled" and cancelled.file_counts.cancelled == 3
+    listed = list(api.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, filter="cancelled"))
+    assert sorted(f.id for f in listed) == sorted(f.id for f in small)
+    assert api.vector_stores.files.poll(big.id, vector_store_id=busy.id).status == "completed"
+    assert api.vector_stores.search(store.id, query="black tea").data == []  # nothing of the batch was ingested
+
+    again = api.vector_stores.file_batches.create_and_poll(store.id, files=files)  # type: ignore[arg-type]
+    assert again.status == "completed" and again.file_counts.completed == 3
+    attributes = {f.id: f.attributes for f in api.vector_stores.files.list(store.id)}
+    assert attributes == {f.id: {"n": n} for n, f in enumerate(small)}
+
+
+def test_an_expired_store_refuses_searches_and_files(url: str, index_dir: Path) -> None:
+    api = client(url)
+    store = api.vector_stores.create(name="old", expires_after={"anchor": "last_active_at", "days": 1})
+    assert store.status == "completed" and store.expires_at == store.created_at + 86_400
+    # Two days pass: the store was last active before its one day ran out.
+    state_file = Settings(index_dir=index_dir).vector_store_root / store.id / "vector_store.json"
+    state = json.loads(state_file.read_text())
+    state["last_active_at"] -= 2 * 86_400
+    state_file.write_text(json.dumps(state))
+    assert api.vector_stores.retrieve(store.id).status == "expired"
+    with pytest.raises(openai.BadRequestError, match="expired"):
+        api.vector_stores.search(store.id, query="tea")
+    with pytest.raises(openai.BadRequestError, match="expired"):
+        api.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("tea.md", TEA.encode()))
+    api.vector_stores.update(store.id, expires_after={"anchor": "last_active_at", "days": 365})
+    assert api.vector_stores.retrieve(store.id).status == "completed"
+    assert api.vector_stores.search(store.id, query="tea").data == []
 
 
 def test_search_with_a_compound_filter_and_a_threshold(url: str) -> None:

@@ -12,6 +12,7 @@ from ingest import chunking_of
 from search.errors import Forbidden, InvalidQuery
 
 from .documents import check_attributes
+from .error_shapes import BadParam
 from .file_store import FileStore
 from .registry import IndexRegistry
 from .vector_store_objects import BadRequest, store_state
@@ -52,12 +53,12 @@ def allowed(request: Request, store: str, *, creating: bool = False) -> None:
 def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
     """OpenAI's limits: up to 16 pairs, keys up to 64 characters, values up to 512."""
     if len(metadata) > 16:
-        raise BadRequest("metadata: at most 16 key-value pairs")
+        raise BadParam("metadata: at most 16 key-value pairs", "metadata")
     for key, value in metadata.items():
         if not 1 <= len(key) <= 64:
-            raise BadRequest(f"metadata: the key {key[:80]!r} is not 1 to 64 characters long")
+            raise BadParam(f"metadata: the key {key[:80]!r} is not 1 to 64 characters long", "metadata")
         if len(value) > 512:
-            raise BadRequest(f"metadata.{key}: the value is longer than 512 characters")
+            raise BadParam(f"metadata.{key}: the value is longer than 512 characters", f"metadata.{key}")
     return metadata
 
 
@@ -68,7 +69,8 @@ def chunking_for(requested: Chunking | None, index_sizes: tuple[int, int], model
         return index_sizes
     size, overlap = requested.static.max_chunk_size_tokens, requested.static.chunk_overlap_tokens
     if overlap > size // 2:
-        raise BadRequest("chunking_strategy.static.chunk_overlap_tokens: at most half of max_chunk_size_tokens")
+        param = "chunking_strategy.static.chunk_overlap_tokens"
+        raise BadParam(f"{param}: at most half of max_chunk_size_tokens", param)
     used = min(size, model_max)
     return used, min(overlap * used // size, used // 2 - 1)  # the chunker wants the overlap below half
 
@@ -90,7 +92,7 @@ def attach(request: Request, store: str, items: Sequence[Item], *, batch_id: str
         try:
             checked = check_attributes(dict(attributes or {}))
         except InvalidQuery as exc:
-            raise BadRequest(str(exc)) from exc
+            raise BadParam(str(exc), "attributes") from exc
         records.append(
             FileRecord(file_id, now, file.filename, "in_progress", size, overlap, checked, batch_id=batch_id)
         )

@@ -14,11 +14,11 @@ from search.errors import InvalidQuery
 
 from . import documents as docs
 from .auth import writes
+from .error_shapes import BadParam
 from .schemas import returns
 from .vector_store_attach import allowed, attach, registry_of, worker_of
 from .vector_store_objects import (
     DOC_PREFIX,
-    BadRequest,
     batch_object,
     file_object,
     file_objects,
@@ -106,7 +106,7 @@ def _add_file_changes(router: APIRouter) -> None:
         try:
             attributes = docs.check_attributes(dict(body.attributes or {}))
         except InvalidQuery as exc:
-            raise BadRequest(str(exc)) from exc
+            raise BadParam(str(exc), "attributes") from exc
         with registry.write_lock(vector_store_id):
             document = _document(request, vector_store_id, file_id)
             if document is not None:
@@ -148,13 +148,13 @@ def _add_batch_routes(router: APIRouter) -> None:
     def create_batch(request: Request, vector_store_id: str, body: NewFileBatch) -> dict[str, Any]:
         allowed(request, vector_store_id)
         if (body.file_ids is None) == (body.files is None):
-            raise BadRequest("give either file_ids or files (not both)")
+            raise BadParam("give either file_ids or files (not both)", "file_ids")
         if body.files is not None:
             items = [(f.file_id, f.attributes, f.chunking_strategy) for f in body.files]
         else:
             items = [(file_id, body.attributes, body.chunking_strategy) for file_id in body.file_ids or []]
         if not items:
-            raise BadRequest("file_ids: give at least one file")
+            raise BadParam("file_ids: give at least one file", "file_ids")
         batch_id = "vsfb_" + secrets.token_hex(12)
         attach(request, vector_store_id, items, batch_id=batch_id)
         return _batch(request, vector_store_id, batch_id)

@@ -16,6 +16,7 @@ from indexes import Index, IndexNotFound, StoredDocument
 from ingest import ChunkingConfig, chunking_of
 from search.errors import RequestRejected
 
+from .error_shapes import BadParam
 from .registry import IndexRegistry
 from .vector_store_state import BatchRecord, FileRecord, StoreState, default_state, read_files, read_store
 
@@ -177,7 +178,9 @@ def page(
     start, end = 0, len(ordered)
     for cursor, field in ((after, "after"), (before, "before")):
         if cursor is not None and cursor not in ids:
-            raise BadRequest(f"{field}: no object with id {cursor!r} in this list (use an id from a previous page)")
+            raise BadParam(
+                f"{field}: no object with id {cursor!r} in this list (use an id from a previous page)", field
+            )
     if after is not None:
         start = ids.index(after) + 1
     if before is not None:

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from indexes import Index
 
 from .auth import writes
+from .error_shapes import BadParam
 from .file_store import FileStore
 from .openai import OpenAIError
 from .registry import IndexRegistry
@@ -187,7 +188,7 @@ def _add_search_route(router: APIRouter) -> None:
             raise BadRequest(f"vector store {vector_store_id!r} has expired: extend expires_after to use it again")
         queries = [q for q in body.queries()]
         if not queries or not all(q.strip() for q in queries) or len(queries) > 10:
-            raise BadRequest("query: give a non-empty string, or a list of 1 to 10 non-empty strings")
+            raise BadParam("query: give a non-empty string, or a list of 1 to 10 non-empty strings", "query")
         if body.rewrite_query:
             queries = [rewrite_query(q) for q in queries]
         options = body.ranking_options
