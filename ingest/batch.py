@@ -15,16 +15,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from indexes import BatchLedger, Index, RecordedBatch
 
 from .batch_api import BatchClient, BatchState
 from .batch_files import MAX_BATCH_INPUTS, Delivered, RequestFile, RequestFiles, read_errors, read_output
+from .batch_report import BatchReport, batch_costs, estimated_costs
 from .errors import UpstreamRejected
 from .openai_embedder import OpenAIEmbedder
-from .openai_models import price_of
 from .pipeline import Progress, Source, ingest
 from .records import ChunkingConfig
 from .run import hash_text
@@ -43,28 +42,6 @@ class BatchOptions:
     timeout: float | None = None
     max_inputs: int = MAX_BATCH_INPUTS  # embedding inputs per batch
     cancel_grace: float = CANCEL_GRACE
-
-
-@dataclass
-class BatchReport:
-    """What the batches of one run did."""
-
-    submitted: int = 0  # batches this run created
-    submitted_inputs: int = 0
-    submitted_tokens: int = 0
-    submitted_requests: int = 0
-    resumed: int = 0  # batches an earlier run recorded
-    collected: int = 0
-    delivered: int = 0  # vectors the collected batches delivered
-    billed_tokens: int = 0  # of the request lines that succeeded (billed at the batch price)
-    failed_lines: int = 0
-    pending: int = 0  # batches still running when this run stopped waiting
-    statuses: Counter[str] = field(default_factory=Counter)
-    api_requests: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "statuses"}
-        return {**out, "statuses": dict(self.statuses)}
 
 
 class BatchRun:
@@ -87,6 +64,33 @@ class BatchRun:
         self.report.resumed = len(ledger.open_batches()) if ledger else 0
         self._last_line = ""
 
+    def submit_all(
+        self,
+        index: Index | None,
+        source: Source,
+        *,
+        chunking: ChunkingConfig | None = None,
+        batch_size: int | None = None,
+        progress: Progress | None = None,
+    ) -> IngestSummary:
+        """A dry run of `source` whose passages to embed are submitted (or, with no client, counted)."""
+        try:
+            summary = ingest(
+                index,
+                self.embedder,
+                source,
+                chunking=chunking,
+                batch_size=batch_size,
+                progress=progress,
+                dry_run=True,
+                collect=self.collect,
+            )
+            for full in self.files.finish():
+                self._submit(full)
+        finally:
+            self.files.close()
+        return summary
+
     def collect(self, texts: list[str], counts: list[int]) -> None:
         """Take a dry run's embedding inputs; submit each input file as soon as it is full."""
         hashes = [hash_text(text) for text in texts]
@@ -97,12 +101,6 @@ class BatchRun:
             self.seen.add(text_hash)
             for full in self.files.add(text_hash, text, tokens):
                 self._submit(full)
-
-    def finish_collecting(self) -> None:
-        """Submit the last input file."""
-        for full in self.files.finish():
-            self._submit(full)
-        self.files.close()
 
     def _submit(self, file: RequestFile) -> None:
         """Upload, record, then create: a batch is in the index before it costs anything."""
@@ -119,7 +117,12 @@ class BatchRun:
         finally:
             file.close()
         self.ledger.record(file_id, file.requests, file.tokens)
-        state = self.api.create(file_id, self._metadata())
+        try:
+            state = self.api.create(file_id, self._metadata())
+        except UpstreamRejected:  # refused, so nothing runs or costs: forget it
+            self.ledger.collect(file_id, {})
+            self.api.delete_file(file_id)
+            raise
         self.ledger.update(file_id, state.status, state.id)
         self.states[file_id] = state
         report.submitted += 1
@@ -246,17 +249,7 @@ def ingest_in_batches(
         if run.report.resumed:
             say(f"Resuming {run.report.resumed} batches recorded by an earlier run")
         with bars("Collecting") as progress:
-            ingest(
-                index,
-                embedder,
-                source,
-                chunking=chunking,
-                batch_size=batch_size,
-                dry_run=True,
-                progress=progress,
-                collect=run.collect,
-            )
-        run.finish_collecting()
+            run.submit_all(index, source, chunking=chunking, batch_size=batch_size, progress=progress)
         with bars("Batch requests") as progress:
             run.poll(progress)
     run.report.api_requests = api.requests
@@ -282,30 +275,7 @@ def estimate_batches(
     run = BatchRun(
         BatchLedger(index) if index is not None else None, None, embedder, BatchOptions(max_inputs=max_inputs)
     )
-    summary = ingest(index, embedder, source, chunking=chunking, dry_run=True, collect=run.collect)
-    run.finish_collecting()
+    summary = run.submit_all(index, source, chunking=chunking)
     report = run.report
-    summary.batch = {
-        **report.as_dict(),
-        "cost_usd": {
-            "batch": _usd(embedder.model, report.submitted_tokens, batch=True),
-            "synchronous": _usd(embedder.model, report.submitted_tokens),
-        },
-    }
+    summary.batch = {**report.as_dict(), "cost_usd": estimated_costs(embedder.model, report)}
     return summary
-
-
-def batch_costs(model: str, report: BatchReport, summary: IngestSummary) -> dict[str, float | None]:
-    """US$ paid through batches (at the batch price) and synchronously, and what all of it would cost synchronously."""
-    batch, fallback = _usd(model, report.billed_tokens, batch=True), _usd(model, summary.embedded_tokens)
-    return {
-        "batch": batch,
-        "fallback": fallback,
-        "total": None if batch is None or fallback is None else round(batch + fallback, 6),
-        "synchronous": _usd(model, report.billed_tokens + summary.embedded_tokens),
-    }
-
-
-def _usd(model: str, tokens: int, *, batch: bool = False) -> float | None:
-    price = price_of(model, tokens, batch=batch)
-    return None if price is None else round(price, 6)

@@ -96,7 +96,10 @@ class BatchClient:
                 raise MalformedResponse("the upload reply has no file id")
             return str(reply["id"])
 
-        return self.client.upload("/files", (name, stream, "application/jsonl"), {"purpose": "batch"}, parse=parse)
+        try:
+            return self.client.upload("/files", (name, stream, "application/jsonl"), {"purpose": "batch"}, parse=parse)
+        except UpstreamRejected as exc:
+            raise _without_batches(exc, self.client.base_url, "POST /files") from exc
 
     def create(self, input_file_id: str, metadata: dict[str, str]) -> BatchState:
         """Create the batch of an input file, unless the server already has one for it."""
@@ -111,8 +114,8 @@ class BatchClient:
                 return found
             try:
                 return self.once.post("/batches", body, parse=batch_state)
-            except UpstreamRejected:
-                raise
+            except UpstreamRejected as exc:
+                raise _without_batches(exc, self.client.base_url, "POST /batches") from exc
             except UpstreamError:
                 if attempt == _CREATE_ATTEMPTS - 1:
                     raise
@@ -161,3 +164,14 @@ def _page(reply: dict[str, Any]) -> tuple[list[BatchState], bool]:
     if not isinstance(data, list):
         raise MalformedResponse("a list without data")
     return [batch_state(item) for item in data], bool(reply.get("has_more"))
+
+
+def _without_batches(error: UpstreamRejected, base_url: str, route: str) -> UpstreamRejected:
+    """A 404/405 means the server has no Batch API: say so, and what to do instead."""
+    if error.status not in (404, 405):
+        return error
+    return UpstreamRejected(
+        f"{base_url} has no Batch API ({route} answered HTTP {error.status}); ingest without --batch",
+        status=error.status,
+        code=error.code,
+    )

@@ -102,6 +102,7 @@ class RequestFiles:
         return full
 
     def close(self) -> None:
+        """Let go of the input file being written (after `finish`, an empty one)."""
         self.file.close()
 
 

@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ def json_of(output: str) -> dict[str, Any]:
 
 
 def test_a_batch_ingest_gives_the_index_a_synchronous_one_gives_without_calling_embeddings(
-    app: FastAPI, cli, corpus: Path, tmp_path: Path
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path
 ) -> None:
     sim = configure(app, batch_polls=2)
     batched = cli(corpus, tmp_path / "batched", "--batch", *FAST, "--json")
@@ -125,7 +125,7 @@ def test_a_batch_ingest_gives_the_index_a_synchronous_one_gives_without_calling_
 
 
 def test_the_summary_prints_both_prices_and_a_second_run_submits_nothing(
-    app: FastAPI, cli, corpus: Path, tmp_path: Path
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path
 ) -> None:
     sim = configure(app)
     first = cli(corpus, tmp_path / "ix", "--batch", *FAST)
@@ -140,7 +140,7 @@ def test_the_summary_prints_both_prices_and_a_second_run_submits_nothing(
 
 @pytest.mark.parametrize("outcome", ["failed", "expired"])
 def test_a_failed_or_expired_batch_falls_back_to_synchronous_embedding_for_what_is_missing(
-    app: FastAPI, cli, corpus: Path, tmp_path: Path, outcome: str
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path, outcome: str
 ) -> None:
     sim = configure(app, batch_outcomes=(outcome,))
     result = cli(corpus, tmp_path / "ix", "--batch", *FAST, "--json")
@@ -163,7 +163,7 @@ def test_a_failed_or_expired_batch_falls_back_to_synchronous_embedding_for_what_
 
 
 def test_failed_and_garbled_request_lines_fall_back_for_their_passages_only(
-    app: FastAPI, cli, corpus: Path, tmp_path: Path
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path
 ) -> None:
     configure(app, batch_failed_lines=(1,), batch_garbled_lines=(0,))
     result = cli(corpus, tmp_path / "ix", "--batch", *FAST, "--json")
@@ -179,7 +179,7 @@ def test_failed_and_garbled_request_lines_fall_back_for_their_passages_only(
 
 
 def test_no_batch_wait_submits_and_exits_and_the_next_run_resumes_without_paying_again(
-    app: FastAPI, cli, corpus: Path, tmp_path: Path
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path
 ) -> None:
     sim = configure(app, batch_polls=3)
     first = cli(corpus, tmp_path / "ix", "--batch", "--no-batch-wait")
@@ -238,7 +238,7 @@ def test_killed_while_polling_the_next_run_resumes_the_recorded_batch(
 
 
 def test_a_timeout_cancels_the_batch_and_embeds_what_it_left_synchronously(
-    app: FastAPI, cli, corpus: Path, tmp_path: Path
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path
 ) -> None:
     sim = configure(app)  # in progress after the first poll, when the timeout cancels it: half its lines are done
     result = cli(corpus, tmp_path / "ix", "--batch", *FAST, "--batch-timeout", "0", "--json")
@@ -250,7 +250,9 @@ def test_a_timeout_cancels_the_batch_and_embeds_what_it_left_synchronously(
     assert [b.status for b in sim.batches.values()] == ["cancelled"]
 
 
-def test_dry_run_batch_prints_the_estimate_and_submits_nothing(app: FastAPI, cli, corpus: Path, tmp_path: Path) -> None:
+def test_dry_run_batch_prints_the_estimate_and_submits_nothing(
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path
+) -> None:
     sim = configure(app)
     result = cli(corpus, tmp_path / "ix", "--batch", "--dry-run")
     assert result.exit_code == 0, result.output
@@ -261,7 +263,7 @@ def test_dry_run_batch_prints_the_estimate_and_submits_nothing(app: FastAPI, cli
     assert sim.batches_created == 0 and sim.files == {} and not (tmp_path / "ix").exists()
 
 
-def test_the_local_model_refuses_batch(run, corpus: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_local_model_refuses_batch(run: Callable[..., Any], corpus: Path, tmp_path: Path) -> None:
     result = run("ingest", str(corpus), "--index", str(tmp_path / "ix"), "--batch")
     assert result.exit_code == 2
     assert "the local model needs no batch" in result.output
@@ -286,7 +288,7 @@ def test_the_openai_sdk_speaks_to_the_simulated_files_and_batch_apis(app: FastAP
     assert client.files.retrieve(uploaded.id).filename == "requests.jsonl"
     batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h")
     assert batch.status == "validating" and batch.input_file_id == uploaded.id
-    seen = [batch.status]
+    seen: list[str] = [batch.status]
     while batch.status not in ("completed", "failed", "expired", "cancelled"):
         batch = client.batches.retrieve(batch.id)
         seen.append(batch.status)
@@ -323,3 +325,17 @@ def _ledger_rows(index_dir: Path) -> tuple[int, int, int]:
         tables = ("embedding_batches", "embedding_batch_inputs", "batch_vectors")
         counts = [conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables]
     return counts[0], counts[1], counts[2]
+
+
+def test_a_server_without_a_batch_api_is_a_clear_error_and_records_nothing(
+    run: Callable[..., Any], corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with ServerThread(FastAPI()) as bare:  # answers 404 to every route
+        result = run(
+            *("ingest", str(corpus), "--index", str(tmp_path / "ix"), "--batch"),
+            *("--embedding-model", MODEL, "--base-url", f"{bare.url}/v1"),
+        )
+    assert result.exit_code == 1
+    assert "has no Batch API (POST /files answered HTTP 404); ingest without --batch" in result.output
+    assert _ledger_rows(tmp_path / "ix") == (0, 0, 0)

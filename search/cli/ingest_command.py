@@ -261,6 +261,13 @@ def _ingest_batch(
             progress_for=lambda label: output.progress(label, enabled=not as_json),
             say=lambda line: click.echo(line, err=True),
         )
+    except KeyboardInterrupt:
+        click.echo(
+            "Interrupted: the batches submitted are recorded in the index; run the same command again "
+            "to collect them (they are not submitted again).",
+            err=True,
+        )
+        raise SystemExit(130) from None
     finally:
         api.close()
 
