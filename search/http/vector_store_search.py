@@ -87,18 +87,21 @@ def search_stores(
 
 
 def _with_files(registry: IndexRegistry, ranked: list[tuple[str, Hit]]) -> list[StoreHit]:
-    """Each hit with its file's id, name and attributes."""
-    out = []
-    names: dict[str, dict[str, tuple[str, str]]] = {}
-    for store, hit in ranked:
+    """Each hit with its file's id, name and attributes (one catalog read per store)."""
+    attributes: dict[tuple[str, int], dict[str, Any]] = {}
+    files: dict[str, dict[str, tuple[str, str]]] = {}
+    for store in dict.fromkeys(store for store, _ in ranked):
         index = registry.service(store).index
-        if store not in names:
-            names[store] = _attached(index.folder)
+        files[store] = _attached(index.folder)
         with index.read() as reader:
-            document = reader.document(hit.document_id)
-        attributes = document.record.attributes if document is not None else {}
-        file_id, filename = names[store].get(hit.path, (f"{DOC_PREFIX}{hit.document_id}", Path(hit.path).name))
-        out.append(StoreHit(store, file_id, filename, hit, attributes))
+            for document_id in {hit.document_id for s, hit in ranked if s == store}:
+                document = reader.document(document_id)
+                attributes[store, document_id] = document.record.attributes if document is not None else {}
+    out = []
+    for store, hit in ranked:
+        default = (f"{DOC_PREFIX}{hit.document_id}", Path(hit.path).name)
+        file_id, filename = files[store].get(hit.path, default)
+        out.append(StoreHit(store, file_id, filename, hit, attributes[store, hit.document_id]))
     return out
 
 

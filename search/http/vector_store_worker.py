@@ -8,6 +8,7 @@ cannot be read ends `failed` with `last_error`; a restarted server resumes what 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable
@@ -16,10 +17,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from indexes import IndexNotFound
 from ingest import ChunkingConfig
 from search.errors import ERROR_FAMILIES
 
-from .documents import Upload, store_and_ingest
+from .documents import Upload, delete_document, store_and_ingest
 from .file_store import FileNotFound, FileStore
 from .registry import IndexRegistry
 from .vector_store_state import FileRecord, editing_files, read_files, update_file
@@ -115,7 +117,18 @@ class VectorStoreWorker:
                 self._fail(store, [r.id for r in readable], "server_error", str(exc))
                 continue
             for record, result in zip(readable, results):
-                update_file(folder, record.id, partial(_finished, result=result))
+                if update_file(folder, record.id, partial(_finished, result=result)) is None:
+                    self._unwanted(store, folder, result)
+
+    def _unwanted(self, store: str, folder: Path, result: dict[str, Any]) -> None:
+        """A file removed from the store while it was being ingested: its new document goes too."""
+        if result["status"] != "completed" or result["duplicate"]:
+            return  # nothing new was made
+        document = result["document"]
+        with self.registry.write_lock(store):
+            if not any(r.path == document["path"] for r in read_files(folder).files.values()):
+                with contextlib.suppress(IndexNotFound):  # removed meanwhile another way
+                    delete_document(self.registry.service(store).index, document["id"])
 
     def _uploads(self, folder: Path, group: list[FileRecord]) -> tuple[list[Upload], list[FileRecord]]:
         """The bytes of each file still in /v1/files (those deleted meanwhile fail)."""
