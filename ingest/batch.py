@@ -63,6 +63,7 @@ class BatchRun:
         self.states: dict[str, BatchState] = {}
         self.report.resumed = len(ledger.open_batches()) if ledger else 0
         self._last_line = ""
+        self._requests: dict[str, int] = {}  # request lines of every batch this run polled, by input file
 
     def submit_all(
         self,
@@ -156,6 +157,7 @@ class BatchRun:
     def _step(self, batch: RecordedBatch) -> None:
         """Bring one recorded batch forward: create it if a killed run could not, poll it, collect it."""
         assert self.ledger is not None and self.api is not None
+        self._requests[batch.input_file_id] = batch.requests
         try:
             if batch.batch_id is None:
                 state = self.api.find(batch.input_file_id) or self.api.create(batch.input_file_id, self._metadata())
@@ -213,17 +215,18 @@ class BatchRun:
                 self.api.cancel(batch.batch_id)
 
     def _show(self, batches: list[RecordedBatch], progress: Progress | None) -> None:
-        """Request counts of the batches still open: a bar on a terminal, else a line when they change."""
-        states = [self.states[b.input_file_id] for b in batches if b.input_file_id in self.states]
-        total = sum(b.requests for b in batches)
-        done = sum(s.completed + s.failed for s in states)
+        """Request counts: a bar on a terminal (over every batch this run polled), else a line when they change."""
+        running = [self.states[b.input_file_id] for b in batches if b.input_file_id in self.states]
+        open_ids = {b.input_file_id for b in batches}
+        total = sum(self._requests.values())
+        done = sum(n for k, n in self._requests.items() if k not in open_ids)
+        done += sum(min(s.completed + s.failed, self._requests.get(s.input_file_id, 0)) for s in running)
         if progress is not None:
-            progress(min(done, total), total)
+            progress(done, total)
             return
-        failed = sum(s.failed for s in states)
-        kinds = Counter(s.status for s in states)
+        kinds = Counter(s.status for s in running)
         line = f"Batches: {len(batches)} running ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), "
-        line += f"requests {done:,}/{total:,} done, {failed:,} failed"
+        line += f"requests {done:,}/{total:,} done, {sum(s.failed for s in running):,} failed"
         if batches and line != self._last_line:
             self.say(line)
             self._last_line = line

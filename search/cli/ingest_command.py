@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,7 @@ def _ingest_batch(
         )
     if dry_run:
         return estimate_batches(index, embedder, source, chunking=chunking, max_inputs=options.max_inputs)
+    bars = sys.stderr.isatty() and not as_json
     api = BatchClient.connect(
         embedder.client.base_url, remote.api_key, timeout=remote.timeout, max_retries=remote.max_retries, backoff=0.5
     )
@@ -259,7 +261,7 @@ def _ingest_batch(
             chunking=chunking,
             batch_size=batch_size,
             progress_for=lambda label: output.progress(label, enabled=not as_json),
-            say=lambda line: click.echo(line, err=True),
+            say=lambda line: click.echo(("\n" if bars else "") + line, err=True),  # below a bar, not on it
         )
     except KeyboardInterrupt:
         click.echo(

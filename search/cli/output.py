@@ -112,6 +112,9 @@ def print_ingest(summary: IngestSummary, index_dir: Path, model: str, as_json: b
         return
     s = summary
     click.echo(("Dry run (nothing embedded or written) for " if s.dry_run else "Index: ") + str(index_dir))
+    if s.batch.get("pending"):  # batches submitted, nothing ingested yet
+        _print_batch(s)
+        return
     click.echo(
         f"Files: {s.seen} seen, {s.ingested} {'to ingest' if s.dry_run else 'ingested'}, {s.unchanged} unchanged, "
         f"{s.removed} removed, {len(s.skipped)} skipped"
