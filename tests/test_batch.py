@@ -339,3 +339,39 @@ def test_a_server_without_a_batch_api_is_a_clear_error_and_records_nothing(
     assert result.exit_code == 1
     assert "has no Batch API (POST /files answered HTTP 404); ingest without --batch" in result.output
     assert _ledger_rows(tmp_path / "ix") == (0, 0, 0)
+
+
+@pytest.mark.parametrize("server_has_it", [True, False])
+def test_a_run_killed_between_recording_and_creating_a_batch_is_resumed_without_paying_twice(
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path, server_has_it: bool
+) -> None:
+    """kill -9 after the input file was recorded, before the batch id was: the batch is found by its input file
+    on the server (or created then, if the request never got there)."""
+    sim = configure(app)
+    assert cli(corpus, tmp_path / "ix", "--batch", "--no-batch-wait").exit_code == 0
+    with sqlite3.connect(tmp_path / "ix" / "chunks.sqlite") as conn:  # the state such a kill leaves
+        conn.execute("UPDATE embedding_batches SET batch_id = NULL, status = 'uploaded'")
+    if not server_has_it:
+        sim.batches.clear()
+    result = cli(corpus, tmp_path / "ix", "--batch", *FAST, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json_of(result.stdout)
+    assert summary["batch"]["resumed"] == 1 and summary["batch"]["submitted"] == 0
+    assert sim.batches_created == (1 if server_has_it else 2) and len(sim.batches) == 1
+    assert summary["embedded"] == 0 and summary["batch"]["from_batch"] == summary["chunks"]
+
+
+def test_a_changed_file_sends_only_its_new_passages_to_a_batch(
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path
+) -> None:
+    sim = configure(app)
+    assert cli(corpus, tmp_path / "ix", "--batch", *FAST).exit_code == 0
+    batched = set(sim.inputs_batched)
+    target = corpus / "note-03.txt"
+    target.write_text(target.read_text() + " A closing sentence about the estuary, added later.")
+    result = cli(corpus, tmp_path / "ix", "--batch", *FAST, "--json")
+    summary = json_of(result.stdout)
+    assert sim.batches_created == 2 and summary["ingested"] == 1
+    new = set(sim.inputs_batched) - batched
+    assert 0 < len(new) == summary["batch"]["submitted_inputs"] == summary["batch"]["from_batch"] < 10
+    assert all("Note 3 " in text or "estuary" in text for text in new), "only the changed file's new passages"
