@@ -259,6 +259,57 @@ def test_a_missing_tools_list_is_a_400_and_an_unknown_store_a_404(extractive: Op
     assert "vs_nope" in missing.value.message
 
 
+def test_an_openai_retrieval_script_runs_unchanged(extractive: OpenAI) -> None:
+    """Files uploaded to a new vector store with attributes, then a filtered file_search over it."""
+    store = extractive.vector_stores.create(name="handbook")
+    tea = extractive.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id,
+        file=("tea.md", b"# Tea\n\nGreen tea is steamed or pan-fired soon after picking, which keeps it green.\n"),
+        attributes={"topic": "drinks"},
+    )
+    extractive.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id,
+        file=("bread.md", b"# Bread\n\nBread rises because yeast turns sugar into carbon dioxide gas.\n"),
+        attributes={"topic": "baking"},
+    )
+    assert tea.status == "completed" and tea.id.startswith("file-")
+    response = extractive.responses.create(
+        model="gpt-4o-mini",
+        input="Why does green tea stay green?",
+        tools=[
+            {
+                "type": "file_search",
+                "vector_store_ids": [store.id],
+                "filters": {"type": "eq", "key": "topic", "value": "drinks"},
+            }
+        ],
+        include=["file_search_call.results"],
+    )
+    results = response.output[0].results
+    assert results and {(r.file_id, r.filename) for r in results} == {(tea.id, "tea.md")}
+    assert results[0].attributes == {"topic": "drinks"}
+    assert "steamed" in response.output_text
+    assert {(c.file_id, c.filename) for c in citations(response)} == {(tea.id, "tea.md")}
+
+
+def test_a_key_answers_only_from_the_stores_it_reaches(folders: tuple[Path, Path], model_cache: Path) -> None:
+    admin, scoped = "admin-key-0123456789", "scoped-key-0123456789"
+    with serve(folders, model_cache, api_keys=f"{admin},{scoped}:rw:default") as server:
+        as_admin = OpenAI(base_url=f"{server.url}/v1", api_key=admin, max_retries=0)
+        as_scoped = OpenAI(base_url=f"{server.url}/v1", api_key=scoped, max_retries=0)
+        both = {"type": "file_search", "vector_store_ids": ["default", SECOND]}
+        with pytest.raises(openai.PermissionDeniedError):
+            as_scoped.responses.create(model="x", input=QUESTION, tools=[both])  # type: ignore[list-item]
+        made = as_admin.responses.create(model="x", input=QUESTION, tools=[both])  # type: ignore[list-item]
+        with pytest.raises(openai.NotFoundError):
+            as_scoped.responses.retrieve(made.id)  # it searched a store this key does not reach
+        assert as_scoped.responses.create(model="x", input=QUESTION, tools=[FILE_SEARCH]).output_text
+        with pytest.raises(openai.AuthenticationError):
+            OpenAI(base_url=f"{server.url}/v1", api_key="wrong-key-0123456789", max_retries=0).responses.create(
+                model="x", input=QUESTION, tools=[FILE_SEARCH]
+            )
+
+
 def test_markers_leave_the_text_and_mark_where_they_stood() -> None:
     assert strip_markers("A press [1]. The Moon [99].") == ("A press. The Moon.", [Mark(7, (1,)), Mark(17, (99,))])
     assert strip_markers("Both. [1][2, 3] Next [2-3]") == (
