@@ -226,6 +226,10 @@ def test_an_upstream_failure_mid_stream_is_a_failed_event(chat: OpenAI, sim: Ser
     failed = events[-1].response  # type: ignore[union-attr]
     assert failed.status == "failed" and failed.error is not None and failed.error.code == "server_error"
     assert [item.type for item in failed.output] == ["file_search_call"]
+    configure(sim, faults=("400",))
+    with pytest.raises(openai.InternalServerError) as raised:  # not streamed: a 502 in OpenAI's shape
+        chat.responses.create(model="gpt-4o-mini", input=QUESTION, tools=[FILE_SEARCH])
+    assert raised.value.status_code == 502
 
 
 @pytest.mark.parametrize(
