@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +18,18 @@ from openai import OpenAI
 
 from search import Settings
 from search.http import create_app
+from search.http.file_store import FileNotFound, FileStore
 
 from .conftest import DATA, ServerThread
 
+ADD_FOREVER = """
+import os, sys
+from pathlib import Path
+from search.http.file_store import FileNotFound, FileStore
+store = FileStore(Path(sys.argv[1]))
+while True:
+    store.add("random.bin", os.urandom(4 * 2**20), "user_data")
+"""
 BATCH_LINE = {"custom_id": "1", "method": "POST", "url": "/v1/embeddings", "body": {"model": "m", "input": "x"}}
 
 
@@ -150,3 +164,42 @@ def test_a_file_over_the_upload_limit_is_a_413(model_cache: Path, tmp_path: Path
         assert large.value.status_code == 413
         assert client.files.create(file=("small.txt", b"x" * 2_000), purpose="user_data").bytes == 2_000
     assert [p.name for p in stored_bytes(settings.openai_dir / "files")] == ["small.txt"]
+
+
+def test_a_store_killed_mid_write_never_lists_a_half_written_file(tmp_path: Path) -> None:
+    folder = tmp_path / "files"
+    caught = 0
+    for _ in range(4):  # each run adds files until it is killed while one is being written
+        caught += kill_while_writing(subprocess.Popen([sys.executable, "-c", ADD_FOREVER, str(folder)]), folder)
+        store = FileStore(folder)
+        for record in store.all():
+            data = store.path(record.id).read_bytes()
+            assert len(data) == record.bytes and hashlib.sha256(data).hexdigest() == record.sha256
+        store.delete(store.add("next.txt", b"the next add cleans up", "user_data").id)
+        named = {store.path(r.id) for r in store.all()}
+        assert set(stored_bytes(folder)) == named, "no temporary file, no bytes without a file object"
+    assert caught, "at least one run was killed with a half-written file on disk"
+
+
+def kill_while_writing(process: subprocess.Popen[bytes], folder: Path) -> bool:
+    """SIGKILL the process once it has stored a file and is writing the next; whether a temporary file was left."""
+    try:
+        while process.poll() is None:
+            if (folder / "objects").is_dir() and list(folder.glob("*/.upload.*.tmp")):
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.001)
+    finally:
+        process.wait()
+    return bool(list(folder.glob("*/.upload.*.tmp")))
+
+
+def test_an_expired_file_is_gone_with_its_bytes(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "files")
+    kept = store.add("kept.txt", b"kept", "user_data")
+    brief = store.add("brief.txt", b"brief", "user_data", expires_after=0)  # the route takes 3600 s at least
+    assert brief.expires_at == brief.created_at
+    with pytest.raises(FileNotFound):
+        store.get(brief.id)
+    assert [r.id for r in store.all()] == [kept.id]
+    assert stored_bytes(tmp_path / "files") == [store.path(kept.id)]

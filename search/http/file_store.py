@@ -3,9 +3,9 @@
     <folder>/<sha256>/<name>     the bytes (the same bytes under the same name are stored once)
     <folder>/objects/<id>.json   one file object: id, bytes, created_at, filename, purpose, sha256
 
-Both are written to a temporary file and renamed into place, bytes first, so a crash leaves at most
-stored bytes that no object names (removed when the next store opens the folder), never a listed
-object without its bytes.
+Both are written to a temporary file, synced and renamed into place, bytes first, so a crash leaves
+at most stored bytes that no object names (removed when the next store reads the folder), never a
+listed object without its bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import re
 import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,6 @@ from indexes import IndexNotFound
 from .error_shapes import BadParam
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
-_ID = re.compile(r"file-[0-9a-f]{24}")
 
 
 @dataclass(frozen=True)
@@ -100,13 +100,17 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 
 class FileStore:
-    """The server's files (`/v1/files`), kept under one folder; safe to share between threads."""
+    """The server's files (`/v1/files`), kept under one folder; safe to share between threads.
+
+    The records are read once, on first use, and kept in memory: one FileStore per folder and process.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._objects = folder / "objects"
-        self._lock = threading.Lock()  # a delete must not remove bytes an add is about to name
-        self._removed_orphans = False
+        self._lock = threading.RLock()  # a delete must not remove bytes an add is about to name
+        self._table: dict[str, FileObject] | None = None
+        self._names: Counter[Path] = Counter()  # how many file objects name each stored content
 
     def add(self, filename: str, data: bytes, purpose: str, *, expires_after: int | None = None) -> FileObject:
         """Store the bytes (once per content and name) and record a new file object for them.
@@ -115,29 +119,26 @@ class FileStore:
         """
         now = time.time_ns()
         digest = hashlib.sha256(data).hexdigest()
-        file_id = "file-" + secrets.token_hex(12)
         expires = None if expires_after is None else now // 10**9 + expires_after
-        record = FileObject(
-            file_id, len(data), now // 10**9, filename, purpose, digest, created_ns=now, expires_at=expires
-        )
+        file_id, created = "file-" + secrets.token_hex(12), now // 10**9
+        record = FileObject(file_id, len(data), created, filename, purpose, digest, created_ns=now, expires_at=expires)
         with self._lock:
-            self._clean_once()
-            self._remove_expired()
+            table = self._loaded()
             store_content(self.folder, filename, data)
-            self._objects.mkdir(parents=True, exist_ok=True)
-            tmp = self._objects / f".{record.id}.json.tmp"
             try:
-                _write_synced(tmp, json.dumps(asdict(record)).encode())
-                os.replace(tmp, self._record(record.id))
+                self._write_record(record)
             except OSError:
-                tmp.unlink(missing_ok=True)
-                self._drop_bytes_unless_named(record)
+                if not self._names[self._bytes(record)]:
+                    self._drop_bytes(record)
                 raise
+            table[record.id] = record
+            self._names[self._bytes(record)] += 1
         return record
 
     def get(self, file_id: str) -> FileObject:
         """The file object with that id, or FileNotFound."""
-        found = self._read(self._record(file_id)) if _ID.fullmatch(file_id) else None
+        with self._lock:
+            found = self._loaded().get(file_id)
         if found is None or found.expired(time.time()):
             raise FileNotFound(f"no file {file_id!r}: list the files with GET /v1/files")
         return found
@@ -159,61 +160,68 @@ class FileStore:
         return records[:limit], len(records) > limit
 
     def all(self) -> list[FileObject]:
-        """Every file object not expired, in no particular order."""
+        """Every file object (expired ones are removed now), in no particular order."""
         now = time.time()
-        return [record for record in self._all() if not record.expired(now)]
-
-    def _all(self) -> list[FileObject]:
-        if not self._objects.is_dir():
-            return []
-        found = (self._read(p) for p in self._objects.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
-        return [record for record in found if record is not None]
+        with self._lock:
+            for record in [r for r in self._loaded().values() if r.expired(now)]:
+                self._forget(record)
+            return list(self._loaded().values())
 
     def delete(self, file_id: str) -> bool:
         """Forget a file object, and its bytes unless another file object names the same ones; False if unknown."""
         with self._lock:
-            try:
-                self._forget(self.get(file_id))
-            except (FileNotFound, FileNotFoundError):
+            record = self._loaded().get(file_id)
+            if record is None:
                 return False
+            self._forget(record)
         return True
 
     def _forget(self, record: FileObject) -> None:
-        self._record(record.id).unlink()
-        self._drop_bytes_unless_named(record)
-
-    def _remove_expired(self) -> None:
-        now = time.time()
-        for record in self._all():
-            if record.expired(now):
-                with contextlib.suppress(FileNotFoundError):
-                    self._forget(record)
-
-    def _drop_bytes_unless_named(self, record: FileObject) -> None:
+        self._record(record.id).unlink(missing_ok=True)
+        del self._loaded()[record.id]
         path = self._bytes(record)
-        if any(self._bytes(r) == path for r in self._all()):
-            return
+        self._names[path] -= 1
+        if self._names[path] <= 0:
+            del self._names[path]
+            self._drop_bytes(record)
+
+    def _drop_bytes(self, record: FileObject) -> None:
+        path = self._bytes(record)
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # gone once empty
 
-    def _clean_once(self) -> None:
-        """Remove bytes no file object names (a process killed between storing them and recording the object)."""
-        if self._removed_orphans:
-            return
-        self._removed_orphans = True
-        named = {self._bytes(r) for r in self._all()}
+    def _loaded(self) -> dict[str, FileObject]:
+        """The records, read on first use, when bytes no record names are removed (a killed writer's)."""
+        if self._table is None:
+            records = [self._read(p) for p in self._objects.glob("*.json")] if self._objects.is_dir() else []
+            self._table = {r.id: r for r in records if r is not None}
+            self._names = Counter(self._bytes(r) for r in self._table.values())
+            self._remove_orphans()
+        return self._table
+
+    def _remove_orphans(self) -> None:
         for folder in self.folder.iterdir() if self.folder.is_dir() else ():
             if folder == self._objects or not folder.is_dir():
                 continue
             for path in folder.iterdir():
-                if path.name.startswith(".") or path not in named:
+                if path.name.startswith(".") or path not in self._names:
                     with contextlib.suppress(OSError):
                         path.unlink()
             with contextlib.suppress(OSError):
                 folder.rmdir()
         for tmp in self._objects.glob(".*.tmp") if self._objects.is_dir() else ():
             tmp.unlink(missing_ok=True)
+
+    def _write_record(self, record: FileObject) -> None:
+        self._objects.mkdir(parents=True, exist_ok=True)
+        tmp = self._objects / f".{record.id}.json.tmp"
+        try:
+            _write_synced(tmp, json.dumps(asdict(record)).encode())
+            os.replace(tmp, self._record(record.id))
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _bytes(self, record: FileObject) -> Path:
         return self.folder / record.sha256 / safe_name(record.filename)
@@ -224,5 +232,5 @@ class FileStore:
     def _read(self, path: Path) -> FileObject | None:
         try:
             return FileObject(**json.loads(path.read_bytes()))
-        except FileNotFoundError:
-            return None
+        except (OSError, ValueError, TypeError):
+            return None  # not a record this store wrote (records are renamed into place whole)
