@@ -203,3 +203,14 @@ def test_an_expired_file_is_gone_with_its_bytes(tmp_path: Path) -> None:
         store.get(brief.id)
     assert [r.id for r in store.all()] == [kept.id]
     assert stored_bytes(tmp_path / "files") == [store.path(kept.id)]
+
+
+def test_the_readme_files_example_runs(client: OpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python block of the README's "Files" subsection, with its `client` and a handbook.md."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Files\n", 1)[1].split("\n### ", 1)[0]
+    script = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "handbook.md").write_text("# Leave\n\nNew staff get 25 days of leave.\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(script, "README.md", "exec"), {"client": client})
+    assert not [f for f in client.files.list() if f.filename == "handbook.md"], "the example deletes its file"
