@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from openai import OpenAI
 
 from search import Settings
 from search.http import create_app
+from search.http.auth import route_access
 
 from .conftest import ServerThread
 
@@ -155,3 +157,41 @@ def test_a_spent_rate_budget_is_a_rate_limit_error_with_retry_after(model_cache:
             client.with_options(max_retries=0).files.list()
     assert int(limited.value.response.headers["retry-after"]) >= 1
     assert limited.value.type == "invalid_request_error" and limited.value.code == "rate_limited"
+
+
+def v1_routes() -> dict[str, str]:
+    """`"METHOD /v1/path" -> read | write` for every /v1 route, path parameters filled with unknown ids."""
+    table = route_access(create_app(Settings(index_dir=Path("/nonexistent/ix"), api_keys=RW)))
+    filled = {k: v for k, v in table.items() if " /v1/" in k}
+    return {re.sub(r"\{[^}]+\}", "nope", route): access for route, access in filled.items()}
+
+
+def test_every_v1_route_refuses_in_openai_shape(secured: str) -> None:
+    routes = v1_routes()
+    assert len(routes) >= 20 and "POST /v1/files" in routes
+    with httpx.Client(base_url=secured) as http:
+        for route, access in routes.items():
+            method, path = route.split(" ")
+            nobody = http.request(method, path)
+            assert nobody.status_code == 401, route
+            assert set(nobody.json()["error"]) == {"message", "type", "param", "code"}, route
+            if access == "write":
+                reader = http.request(method, path, headers={"Authorization": f"Bearer {RO}"})
+                assert reader.status_code == 403 and "read-only" in reader.json()["error"]["message"], route
+
+
+def test_vector_stores_and_responses_raise_typed_errors(clients: Callable[..., OpenAI]) -> None:
+    client, reader = clients(RW), clients(RO)
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.retrieve("no-such-store")
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.search("no-such-store", query="anything")
+    with pytest.raises(openai.PermissionDeniedError, match="read-only"):
+        reader.vector_stores.create(name="mine")
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.vector_stores.list(limit=0)
+    assert bad.value.param == "limit"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve("resp_nope")
+    with pytest.raises(openai.AuthenticationError):
+        clients("not-a-key-0123456789").vector_stores.list()
