@@ -78,11 +78,14 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+_NOT_UNDER_V1 = {"model": OpenAIError, "description": "Never sent under /v1: an invalid request is a 400 there"}
+
+
 def _include_routers(app: FastAPI, keys: ApiKeys, limit: RateLimit, local_model: LocalModelHolder) -> None:
     """The per-index routes (at the root for the default index, under /indexes/{name}), the server's, /v1's."""
     guard = Depends(require(keys, limit=limit))
     index_errors = errors(*GUARDED, 404, 409, 502, 503)
-    openai_errors = errors(*GUARDED, model=OpenAIError)
+    openai_errors = {**errors(400, *GUARDED, model=OpenAIError), 422: _NOT_UNDER_V1}  # /v1 answers 400 instead
     for router in (openai_router(local_model), files_router(), vector_stores_router(), responses_router()):
         app.include_router(router, dependencies=[guard], responses=openai_errors)
     default_guard = Depends(require(keys, limit=limit, default_index=DEFAULT))
