@@ -256,7 +256,11 @@ def ingest_in_batches(
         with bars("Batch requests") as progress:
             run.poll(progress)
     run.report.api_requests = api.requests
-    if run.report.pending:
+    report = run.report
+    if report.pending and options.wait and options.timeout is not None:  # still cancelling: go on without them
+        say(f"{report.pending} cancelled batches have not stopped yet: their passages are embedded synchronously")
+        report.abandoned, report.pending = report.pending, 0
+    if report.pending:  # --no-batch-wait: a later run collects them
         summary = IngestSummary()
     else:
         with bars("Ingesting") as progress:

@@ -24,6 +24,7 @@ class BatchReport:
     billed_tokens: int = 0  # of the request lines that succeeded (billed at the batch price)
     failed_lines: int = 0
     pending: int = 0  # batches still running when this run stopped waiting
+    abandoned: int = 0  # cancelled after --batch-timeout but not stopped in time (still recorded)
     statuses: Counter[str] = field(default_factory=Counter)
     api_requests: int = 0
 

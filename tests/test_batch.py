@@ -375,3 +375,30 @@ def test_a_changed_file_sends_only_its_new_passages_to_a_batch(
     new = set(sim.inputs_batched) - batched
     assert 0 < len(new) == summary["batch"]["submitted_inputs"] == summary["batch"]["from_batch"] < 10
     assert all("Note 3 " in text or "estuary" in text for text in new), "only the changed file's new passages"
+
+
+def test_batches_that_do_not_stop_after_the_timeout_are_left_recorded_and_the_run_finishes_synchronously(
+    app: FastAPI, server: ServerThread, corpus: Path, tmp_path: Path, model_cache: Path
+) -> None:
+    from ingest import Folders, RemoteOptions, make_embedder, open_index
+    from ingest.batch import BatchOptions, ingest_in_batches
+    from ingest.batch_api import BatchClient
+
+    sim = configure(app, batch_polls=1_000_000)  # validating for ever, then cancelling for ever
+    remote = RemoteOptions(base_url=f"{server.url}/v1", api_key=KEY)
+    embedder = make_embedder(MODEL, cache_dir=model_cache, remote=remote)
+    api = BatchClient.connect(f"{server.url}/v1", KEY, timeout=10, max_retries=2, backoff=0.01)
+    index, chunking = open_index(tmp_path / "ix", embedder, None)
+    options = BatchOptions(poll_interval=0.01, timeout=0, cancel_grace=0.05)
+    said: list[str] = []
+    try:
+        summary = ingest_in_batches(index, embedder, Folders([corpus]), api, options, say=said.append)  # type: ignore[arg-type]
+    finally:
+        index.close()
+        api.close()
+        embedder.close()
+    assert summary.batch["abandoned"] == 1 and summary.batch["pending"] == 0
+    assert summary.embedded == summary.chunks > 0 and summary.from_batch == 0
+    assert [b.status for b in sim.batches.values()] == ["cancelling"]
+    assert any("have not stopped yet" in line for line in said)
+    assert _ledger_rows(tmp_path / "ix")[0] == 1, "still recorded: a later run collects it"
