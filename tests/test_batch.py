@@ -402,3 +402,17 @@ def test_batches_that_do_not_stop_after_the_timeout_are_left_recorded_and_the_ru
     assert [b.status for b in sim.batches.values()] == ["cancelling"]
     assert any("have not stopped yet" in line for line in said)
     assert _ledger_rows(tmp_path / "ix")[0] == 1, "still recorded: a later run collects it"
+
+
+def test_429s_5xx_and_a_lost_reply_to_creating_the_batch_neither_stop_the_run_nor_pay_twice(
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path
+) -> None:
+    """The upload gets a 429 then a 500 (retried); the batch is created but its reply is lost: the run finds it."""
+    sim = configure(app, faults=("429", "500", "ok", "drop"))
+    result = cli(corpus, tmp_path / "ix", "--batch", *FAST, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json_of(result.stdout)
+    assert sim.faults_injected == {"429": 1, "500": 1, "drop": 1}
+    assert sim.batches_created == 1, "the batch whose reply was lost is found, not created again"
+    assert summary["embedded"] == 0 and summary["batch"]["from_batch"] == summary["chunks"]
+    assert len([e for e in sim.requests_log if e["path"] == "/v1/files"]) == 3

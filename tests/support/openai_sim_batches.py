@@ -1,7 +1,8 @@
 """The simulator's Files and Batch APIs: `/v1/files` and `/v1/batches`, as api.openai.com answers them.
 
 What a batch goes through is `openai_sim_batch_jobs.py`. Every route checks the key and takes the
-scheduled faults and the RPM window as the simulator's other routes do.
+scheduled faults (errors; `drop`: the request is carried out, the reply cut off) and the RPM window as
+the simulator's other routes do.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.support.openai_sim import _authenticate, _error_response, _raise_injected_error
+from tests.support.openai_sim import _authenticate, _DroppedResponse, _error_response, _raise_injected_error
 from tests.support.openai_sim_batch_jobs import SimBatch, SimFile, advance, enter, new_id
 from tests.support.openai_sim_state import ApiError, SimulatorState
 
@@ -36,6 +37,8 @@ async def _serve(request: Request, handler: Callable[[SimulatorState], Awaitable
         _raise_injected_error(fault, None, sim.config)
         sim.admit(None, 0)
         response = await handler(sim)
+        if fault == "drop":  # done, but the reply is lost: a client must not assume it failed
+            response = _DroppedResponse()
     except ApiError as error:
         response = _error_response(error)
     sim.requests_log.append({"time": time.time(), "path": request.url.path, "status": response.status_code})
