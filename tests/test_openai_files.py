@@ -18,14 +18,14 @@ from openai import OpenAI
 
 from search import Settings
 from search.http import create_app
-from search.http.file_store import FileNotFound, FileStore
+from search.http.v1.file_store import FileNotFound, FileStore
 
 from .conftest import DATA, ServerThread
 
 ADD_FOREVER = """
 import os, sys
 from pathlib import Path
-from search.http.file_store import FileNotFound, FileStore
+from search.http.v1.file_store import FileNotFound, FileStore
 store = FileStore(Path(sys.argv[1]))
 while True:
     store.add("random.bin", os.urandom(4 * 2**20), "user_data")

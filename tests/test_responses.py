@@ -18,7 +18,7 @@ from openai import OpenAI
 from ingest import Folders, ingest, open_index
 from search import Settings
 from search.http import create_app
-from search.http.responses_text import Mark, MarkerStripper, strip_markers
+from search.http.v1.responses.text import Mark, MarkerStripper, strip_markers
 from tests.support.openai_sim import create_simulator
 from tests.support.openai_sim_state import SimulatorConfig, SimulatorState
 

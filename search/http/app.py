@@ -19,18 +19,18 @@ from search.watch import Watcher
 
 from .auth import ApiKeys, require
 from .error_shapes import CatchAll, install_error_handlers
-from .file_store import FileStore
 from .jobs import JobManager, JobNotFound, PathNotAllowed
 from .limits import Limits, MaxBody, RateLimit
 from .merger import BackgroundMerger
 from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
-from .openai import LocalModelHolder, OpenAIError, openai_router
-from .openai_files import files_router
 from .registry import DEFAULT, IndexRegistry
-from .responses import responses_router
 from .routes import index_router, named_index, server_router
 from .schemas import GUARDED, Health, HealthUnavailable, errors, text_body
-from .vector_stores import vector_stores_router
+from .v1.embeddings import LocalModelHolder, OpenAIError, openai_router
+from .v1.file_store import FileStore
+from .v1.files import files_router
+from .v1.responses.routes import responses_router
+from .v1.vector_stores.routes import vector_stores_router
 
 
 def create_app(settings: Settings) -> FastAPI:

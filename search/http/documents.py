@@ -21,7 +21,7 @@ from search.errors import InvalidQuery
 from search.service import SearchService
 
 from .bodies import valid_unicode
-from .file_store import store_content
+from .v1.file_store import store_content
 
 _KEY = re.compile(r"[ !#-\[\]-~]{1,64}")  # what filters can address
 

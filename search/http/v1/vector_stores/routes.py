@@ -21,16 +21,16 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
 from indexes import Index
 
-from .auth import writes
-from .error_shapes import BadParam
-from .file_store import FileStore
-from .openai import OpenAIError
-from .registry import IndexRegistry
-from .schemas import errors, returns
-from .vector_store_attach import allowed, attach, check_metadata, registry_of
-from .vector_store_file_routes import add_file_routes
-from .vector_store_objects import BadRequest, page, store_object, store_state
-from .vector_store_schemas import (
+from ...auth import writes
+from ...error_shapes import BadParam
+from ...registry import IndexRegistry
+from ...schemas import errors, returns
+from ..embeddings import OpenAIError
+from ..file_store import FileStore
+from .attach import allowed, attach, check_metadata, registry_of
+from .file_routes import add_file_routes
+from .objects import BadRequest, page, store_object, store_state
+from .schemas import (
     Deleted,
     NewVectorStore,
     SearchResultsPage,
@@ -39,9 +39,9 @@ from .vector_store_schemas import (
     VectorStoreChange,
     VectorStoreList,
 )
-from .vector_store_search import rewrite_query, search_stores
-from .vector_store_state import StoreState, lock, touch, write_store
-from .vector_store_worker import VectorStoreWorker
+from .search import rewrite_query, search_stores
+from .state import StoreState, lock, touch, write_store
+from .worker import VectorStoreWorker
 
 Order = Literal["asc", "desc"]
 _TRASH = ".deleted-"  # a store being deleted is renamed to this first: never half a store on the list

@@ -20,11 +20,11 @@ from ingest import UpstreamError
 from search.answers.extractive import Answer
 from search.errors import ERROR_FAMILIES, AnswerRefused
 
-from .error_shapes import log
-from .registry import IndexRegistry
-from .responses_output import Run, file_of, find, message, response, search_call, text_part, usage
-from .responses_text import MarkerStripper, citations_at
-from .vector_store_search import StoreHit
+from ...error_shapes import log
+from ...registry import IndexRegistry
+from ..vector_stores.search import StoreHit
+from .output import Run, file_of, find, message, response, search_call, text_part, usage
+from .text import MarkerStripper, citations_at
 
 Event = dict[str, Any]
 

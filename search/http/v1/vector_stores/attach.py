@@ -11,14 +11,14 @@ from fastapi import Request
 from ingest import chunking_of
 from search.errors import Forbidden, InvalidQuery
 
-from .documents import check_attributes
-from .error_shapes import BadParam
-from .file_store import FileStore
-from .registry import IndexRegistry
-from .vector_store_objects import BadRequest, store_state
-from .vector_store_schemas import AutoChunking, Chunking
-from .vector_store_state import BatchRecord, FileRecord, editing_files, touch
-from .vector_store_worker import Task, VectorStoreWorker
+from ...documents import check_attributes
+from ...error_shapes import BadParam
+from ...registry import IndexRegistry
+from ..file_store import FileStore
+from .objects import BadRequest, store_state
+from .schemas import AutoChunking, Chunking
+from .state import BatchRecord, FileRecord, editing_files, touch
+from .worker import Task, VectorStoreWorker
 
 Item = tuple[str, dict[str, Any] | None, Chunking | None]  # file id, attributes, chunking strategy
 

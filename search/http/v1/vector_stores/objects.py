@@ -16,9 +16,9 @@ from indexes import Index, IndexNotFound, StoredDocument
 from ingest import ChunkingConfig, chunking_of
 from search.errors import RequestRejected
 
-from .error_shapes import BadParam
-from .registry import IndexRegistry
-from .vector_store_state import BatchRecord, FileRecord, StoreState, default_state, read_files, read_store
+from ...error_shapes import BadParam
+from ...registry import IndexRegistry
+from .state import BatchRecord, FileRecord, StoreState, default_state, read_files, read_store
 
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
 DOC_PREFIX = "doc-"

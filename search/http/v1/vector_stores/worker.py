@@ -21,10 +21,10 @@ from indexes import IndexNotFound
 from ingest import ChunkingConfig
 from search.errors import ERROR_FAMILIES
 
-from .documents import Upload, delete_document, store_and_ingest
-from .file_store import FileNotFound, FileStore
-from .registry import IndexRegistry
-from .vector_store_state import FileRecord, editing_files, read_files, update_file
+from ...documents import Upload, delete_document, store_and_ingest
+from ...registry import IndexRegistry
+from ..file_store import FileNotFound, FileStore
+from .state import FileRecord, editing_files, read_files, update_file
 
 log = logging.getLogger("semsearch.vector_stores")
 GROUP = 16  # files per publish: fewer, larger segments than one publish a file

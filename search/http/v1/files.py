@@ -15,12 +15,12 @@ from fastapi.responses import FileResponse
 
 from search.errors import TooLarge
 
-from .auth import writes
-from .documents import MAX_NAME_BYTES
-from .error_shapes import BadParam
+from ..auth import writes
+from ..documents import MAX_NAME_BYTES
+from ..error_shapes import BadParam
+from ..schemas import ResponseBody, errors, returns
+from .embeddings import OpenAIError
 from .file_store import FileStore, safe_name
-from .openai import OpenAIError
-from .schemas import ResponseBody, errors, returns
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")  # what OpenAI takes on upload
 MIN_EXPIRY, MAX_EXPIRY = 3600, 2_592_000  # OpenAI's bounds on `expires_after.seconds`: an hour to 30 days

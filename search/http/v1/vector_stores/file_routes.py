@@ -12,12 +12,12 @@ from fastapi.responses import JSONResponse
 from indexes import Comparison, IndexNotFound, StoredDocument
 from search.errors import InvalidQuery
 
-from . import documents as docs
-from .auth import writes
-from .error_shapes import BadParam
-from .schemas import returns
-from .vector_store_attach import allowed, attach, registry_of, worker_of
-from .vector_store_objects import (
+from ... import documents as docs
+from ...auth import writes
+from ...error_shapes import BadParam
+from ...schemas import returns
+from .attach import allowed, attach, registry_of, worker_of
+from .objects import (
     DOC_PREFIX,
     batch_object,
     file_object,
@@ -26,7 +26,7 @@ from .vector_store_objects import (
     page,
     store_state,
 )
-from .vector_store_schemas import (
+from .schemas import (
     Deleted,
     FileBatch,
     FileContentPage,
@@ -36,7 +36,7 @@ from .vector_store_schemas import (
     VectorStoreFile,
     VectorStoreFileList,
 )
-from .vector_store_state import editing_files, read_files
+from .state import editing_files, read_files
 
 Order = Literal["asc", "desc"]
 Status = Literal["in_progress", "completed", "failed", "cancelled"]

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictBool
 
-from .bodies import RequestBody
-from .schemas import ResponseBody
+from ...bodies import RequestBody
+from ...schemas import ResponseBody
 
 Attributes = dict[str, str | int | float | bool]
 Status = Literal["in_progress", "completed", "failed", "cancelled"]

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .schemas import ResponseBody
+from ...schemas import ResponseBody
 
 
 class FileSearchResult(ResponseBody):

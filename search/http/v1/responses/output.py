@@ -12,10 +12,10 @@ from indexes import StoredChunk
 from search.answers.extractive import Answer
 from search.service import SearchService
 
-from .registry import IndexRegistry
-from .responses_request import EXTRACTIVE_MODEL, FileSearchRequest, ResponsesRequest, Unsupported
-from .responses_text import FileOf, citations_at, strip_markers
-from .vector_store_search import StoreHit, search_stores
+from ...registry import IndexRegistry
+from ..vector_stores.search import StoreHit, search_stores
+from .request import EXTRACTIVE_MODEL, FileSearchRequest, ResponsesRequest, Unsupported
+from .text import FileOf, citations_at, strip_markers
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from typing import Any
 from search.filters import parse_filters
 from search.retrieve import DEFAULT_MODE, Hit, search
 
-from .registry import IndexRegistry
-from .vector_store_objects import DOC_PREFIX
-from .vector_store_state import read_files
+from ...registry import IndexRegistry
+from .objects import DOC_PREFIX
+from .state import read_files
 
 RANKERS = ("auto", "default-2024-11-15", "none")
 _QUESTION_WORDS = frozenset(

@@ -17,14 +17,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from search.errors import Forbidden
 
-from .error_shapes import openai_error
-from .openai import OpenAIError
-from .registry import IndexRegistry
-from .responses_output import Run, completed, find
-from .responses_request import ResponsesRequest, Unsupported, read_request
-from .responses_schema import DeletedResponse, ResponseObject
-from .responses_stream import ResponseStream, server_sent
-from .schemas import errors, returns, text_body
+from ...error_shapes import openai_error
+from ...registry import IndexRegistry
+from ...schemas import errors, returns, text_body
+from ..embeddings import OpenAIError
+from .output import Run, completed, find
+from .request import ResponsesRequest, Unsupported, read_request
+from .schema import DeletedResponse, ResponseObject
+from .stream import ResponseStream, server_sent
 
 KEPT = 1000
 _STREAMED = (

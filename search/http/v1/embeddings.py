@@ -19,9 +19,9 @@ from pydantic import Field
 
 from ingest import DEFAULT_EMBEDDING_MODEL, Embedder
 
-from .bodies import RequestBody, valid_unicode
-from .error_shapes import openai_error
-from .schemas import ResponseBody, errors, returns
+from ..bodies import RequestBody, valid_unicode
+from ..error_shapes import openai_error
+from ..schemas import ResponseBody, errors, returns
 
 MODEL_ID = DEFAULT_EMBEDDING_MODEL.partition("/")[2]  # "all-MiniLM-L6-v2"
 _ALIASES = {MODEL_ID, f"local/{MODEL_ID}", f"sentence-transformers/{MODEL_ID}"}

@@ -15,7 +15,7 @@ from search.errors import InvalidQuery
 from search.filters import parse_filters
 from search.settings import MAX_QUERY_CHARS
 
-from .bodies import RequestBody
+from ...bodies import RequestBody
 
 EXTRACTIVE_MODEL = "semsearch-extractive"  # what answers when the server has no chat model
 INCLUDE_RESULTS = "file_search_call.results"

@@ -25,7 +25,7 @@ from typing import Any
 
 from indexes import IndexNotFound
 
-from .error_shapes import BadParam
+from ..error_shapes import BadParam
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
