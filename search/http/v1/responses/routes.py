@@ -12,11 +12,12 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from search.errors import Forbidden
 
+from ...auth import writes
 from ...error_shapes import openai_error
 from ...registry import IndexRegistry
 from ...schemas import errors, returns, text_body
@@ -103,6 +104,7 @@ def responses_router() -> APIRouter:
     @router.delete(
         "/responses/{response_id}",
         summary="Forget a stored response",
+        dependencies=[Depends(writes)],
         responses=errors(404, model=OpenAIError),
         **returns(DeletedResponse),
     )
