@@ -52,7 +52,8 @@ class IndexRegistry:
     def folder(self, name: str) -> Path:
         folder = self.folders().get(name)
         if folder is None:
-            raise IndexNotFound(f"no index named {name!r}; GET /indexes lists them")
+            message = f"no index or vector store named {name!r}; GET /indexes or /v1/vector_stores lists them"
+            raise IndexNotFound(message)
         return folder
 
     def service(self, name: str = DEFAULT) -> SearchService:
