@@ -94,6 +94,27 @@ def test_listing_pages_through_every_file_in_both_orders(client: OpenAI) -> None
     assert [f.id for f in last.data] == made[4:] and not last.has_more
 
 
+def test_a_script_deleting_what_it_lists_sees_every_file(client: OpenAI) -> None:
+    """Each next page starts after the last id of the one before, which the script has just deleted."""
+    made = {client.files.create(file=(f"d{n}.txt", f"delete me {n}".encode()), purpose="vision").id for n in range(5)}
+    deleted = []
+    for listed in client.files.list(limit=2, purpose="vision"):  # auto-pagination, 2 a page
+        client.files.delete(listed.id)
+        deleted.append(listed.id)
+    assert made <= set(deleted) and len(deleted) == len(set(deleted))  # earlier tests' vision files go too
+    assert list(client.files.list(purpose="vision")) == []
+    with pytest.raises(openai.BadRequestError, match="after"):
+        client.files.list(after="file-" + "0" * 24)  # never was a file here
+
+
+def test_before_pages_backwards(served: tuple[str, Path], client: OpenAI) -> None:
+    """`before` (the SDK's files.list has no such argument; the vector-store lists have) over raw HTTP."""
+    made = [client.files.create(file=(f"b{n}.txt", f"before {n}".encode()), purpose="evals").id for n in range(4)]
+    params: dict[str, str | int] = {"order": "asc", "before": made[3], "limit": 2, "purpose": "evals"}
+    page = httpx.get(f"{served[0]}/v1/files", params=params).json()
+    assert [f["id"] for f in page["data"]] == made[1:3] and page["has_more"]
+
+
 def test_the_list_object_has_cursor_fields(served: tuple[str, Path], client: OpenAI) -> None:
     made = [client.files.create(file=(f"c{n}.txt", f"cursor {n}".encode()), purpose="assistants").id for n in range(3)]
     body = httpx.get(f"{served[0]}/v1/files", params={"limit": 2, "order": "asc", "after": made[0]}).json()

@@ -25,7 +25,7 @@ from typing import Any
 
 from indexes import IndexNotFound
 
-from ..error_shapes import BadParam
+from .pages import cursor_page, forget
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
@@ -71,12 +71,14 @@ def safe_name(filename: str) -> str:
     return _SAFE_NAME.sub("_", Path(filename).name).strip() or "upload"
 
 
-def store_content(root: Path, filename: str, data: bytes) -> Path:
-    """Content-addressed storage: the same bytes under the same name land at `<root>/<sha256>/<name>`.
+def store_content(root: Path, filename: str, data: bytes, *, under: str | None = None) -> Path:
+    """Content-addressed storage: the same bytes under the same name land at `<root>/<sha256>/<name>`
+    (`<root>/<sha256>/<under>/<name>` if `under` is given: a copy of its own for one owner).
 
     Written to a temporary file, synced and renamed into place; raises OSError, leaving nothing behind.
     """
-    target = root / hashlib.sha256(data).hexdigest() / safe_name(filename)
+    folder = root / hashlib.sha256(data).hexdigest()
+    target = (folder / safe_name(under) if under else folder) / safe_name(filename)
     if target.is_file():
         return target
     tmp = target.with_name(f".upload.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -86,8 +88,9 @@ def store_content(root: Path, filename: str, data: bytes) -> Path:
         os.replace(tmp, target)
     except OSError:
         tmp.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            target.parent.rmdir()  # only if nothing else is stored there
+        for made in (target.parent, folder):
+            with contextlib.suppress(OSError):
+                made.rmdir()  # only if nothing else is stored there
         raise
     return target
 
@@ -111,6 +114,7 @@ class FileStore:
         self._lock = threading.RLock()  # a delete must not remove bytes an add is about to name
         self._table: dict[str, FileObject] | None = None
         self._names: Counter[Path] = Counter()  # how many file objects name each stored content
+        self._scope = f"files:{folder}"  # cursors of this store's list
 
     def add(self, filename: str, data: bytes, purpose: str, *, expires_after: int | None = None) -> FileObject:
         """Store the bytes (once per content and name) and record a new file object for them.
@@ -147,17 +151,20 @@ class FileStore:
         """Where the file's bytes are."""
         return self._bytes(self.get(file_id))
 
-    def page(self, *, purpose: str | None, limit: int, order: str, after: str | None) -> tuple[list[FileObject], bool]:
-        """Up to `limit` files after the one with id `after` (newest first unless `order` is "asc"); more after?"""
-        records = sorted(self.all(), key=lambda r: (r.created_ns, r.id), reverse=order != "asc")
-        if after is not None:
-            ids = [r.id for r in records]
-            if after not in ids:
-                raise BadParam(f"after: no file {after!r}; give the id of a file of the previous page", "after")
-            records = records[ids.index(after) + 1 :]
-        if purpose is not None:
-            records = [r for r in records if r.purpose == purpose]
-        return records[:limit], len(records) > limit
+    def page(
+        self, *, purpose: str | None, limit: int, order: str, after: str | None, before: str | None = None
+    ) -> tuple[list[FileObject], bool]:
+        """A cursor page of files (newest first unless `order` is "asc"), of one purpose if given; more after?"""
+        return cursor_page(
+            self.all(),
+            scope=self._scope,
+            position=_position,
+            limit=limit,
+            order=order,
+            after=after,
+            before=before,
+            keep=None if purpose is None else lambda r: r.purpose == purpose,
+        )
 
     def all(self) -> list[FileObject]:
         """Every file object (expired ones are removed now), in no particular order."""
@@ -179,6 +186,7 @@ class FileStore:
     def _forget(self, record: FileObject) -> None:
         self._record(record.id).unlink(missing_ok=True)
         del self._loaded()[record.id]
+        forget(self._scope, _position(record))
         path = self._bytes(record)
         self._names[path] -= 1
         if self._names[path] <= 0:
@@ -234,3 +242,7 @@ class FileStore:
             return FileObject(**json.loads(path.read_bytes()))
         except (OSError, ValueError, TypeError):
             return None  # not a record this store wrote (records are renamed into place whole)
+
+
+def _position(record: FileObject) -> tuple[int, str]:
+    return record.created_ns, record.id

@@ -21,6 +21,7 @@ from ..error_shapes import BadParam
 from ..schemas import ResponseBody, errors, returns
 from .embeddings import OpenAIError
 from .file_store import FileStore, safe_name
+from .pages import list_object
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")  # what OpenAI takes on upload
 MIN_EXPIRY, MAX_EXPIRY = 3600, 2_592_000  # OpenAI's bounds on `expires_after.seconds`: an hour to 30 days
@@ -91,13 +92,12 @@ def files_router() -> APIRouter:
         limit: int = Query(10_000, ge=1, le=10_000),
         order: Literal["asc", "desc"] = "desc",
         after: str | None = Query(None, max_length=64, description="the last id of the previous page"),
+        before: str | None = Query(None, max_length=64, description="the first id of the next page"),
         purpose: str | None = Query(None, max_length=64),
         store: FileStore = Depends(file_store),
     ) -> dict[str, Any]:
-        page, more = store.page(purpose=purpose, limit=limit, order=order, after=after)
-        data = [record.as_dict() for record in page]
-        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
-        return {"object": "list", "data": data, "has_more": more, "first_id": first, "last_id": last}
+        page, more = store.page(purpose=purpose, limit=limit, order=order, after=after, before=before)
+        return list_object([record.as_dict() for record in page], more)
 
     @router.get("/files/{file_id}", summary="One file", responses=not_found, **returns(FileBody))
     def retrieve(file_id: FileId, store: FileStore = Depends(file_store)) -> dict[str, Any]:

@@ -8,7 +8,7 @@ document removed another way is no longer listed) and every other document of th
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ from indexes import Index, IndexNotFound, StoredDocument
 from ingest import ChunkingConfig, chunking_of
 from search.errors import RequestRejected
 
-from ...error_shapes import BadParam
 from ...registry import IndexRegistry
+from ..pages import cursor_page, list_object
 from .state import BatchRecord, FileRecord, StoreState, default_state, read_files, read_store
 
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
@@ -170,27 +170,25 @@ def strategy(chunking: ChunkingConfig) -> dict[str, Any]:
 
 
 def page(
-    items: Sequence[dict[str, Any]], *, limit: int, order: str, after: str | None, before: str | None
+    items: Sequence[dict[str, Any]],
+    *,
+    limit: int,
+    order: str,
+    after: str | None,
+    before: str | None,
+    scope: str = "",
+    keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
-    """A cursor page of objects ordered by (created_at, id), as OpenAI's list routes return them."""
-    ordered = sorted(items, key=lambda o: (o["created_at"], o["id"]), reverse=order == "desc")
-    ids = [o["id"] for o in ordered]
-    start, end = 0, len(ordered)
-    for cursor, field in ((after, "after"), (before, "before")):
-        if cursor is not None and cursor not in ids:
-            raise BadParam(
-                f"{field}: no object with id {cursor!r} in this list (use an id from a previous page)", field
-            )
-    if after is not None:
-        start = ids.index(after) + 1
-    if before is not None:
-        end = ids.index(before)
-    window = ordered[start:end]
-    data = window[-limit:] if before is not None and after is None else window[:limit]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": len(window) > limit,
-    }
+    """A cursor page of objects ordered by (created_at, id), as OpenAI's list routes return them.
+
+    `scope` names the list for cursors of deleted objects (`pages.forget`); `keep` filters after the cursors.
+    """
+    data, more = cursor_page(
+        items, scope=scope, position=position, limit=limit, order=order, after=after, before=before, keep=keep
+    )
+    return list_object(list(data), more)
+
+
+def position(item: dict[str, Any]) -> tuple[int, str]:
+    """Where an object stands in its list."""
+    return item["created_at"], item["id"]
