@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import shutil
@@ -297,6 +298,34 @@ def test_deleted_file_stops_matching_and_the_file_stays(url: str) -> None:
     with pytest.raises(openai.NotFoundError):
         api.vector_stores.files.retrieve(done.id, vector_store_id=store.id)
     assert api.files.retrieve(done.id).id == done.id  # removing it from the store leaves the File
+
+
+def test_the_same_bytes_attached_twice_are_two_files(url: str, index_dir: Path) -> None:
+    api = client(url)
+    store = api.vector_stores.create(name="twice")
+    small = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20}}
+    a = api.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id, file=("earth.txt", long_text()), attributes={"team": "a"}
+    )
+    b = api.vector_stores.files.upload_and_poll(
+        vector_store_id=store.id,
+        file=("earth.txt", long_text()),
+        chunking_strategy=small,  # type: ignore[arg-type]
+    )
+    assert a.id != b.id and a.status == b.status == "completed"
+    assert api.vector_stores.files.retrieve(a.id, vector_store_id=store.id).attributes == {"team": "a"}
+    assert api.vector_stores.files.retrieve(b.id, vector_store_id=store.id).attributes == {}
+    folder = Settings(index_dir=index_dir).vector_store_root / store.id
+    own = {f.id: stored_passages(folder, f"/{f.id}/earth.txt") for f in (a, b)}
+    assert max(p.chunk.tokens for p in own[a.id]) > 100 >= max(p.chunk.tokens for p in own[b.id])  # each its chunking
+    team_a = {"key": "team", "type": "eq", "value": "a"}
+    found = api.vector_stores.search(store.id, query="glaciers", filters=team_a)  # type: ignore[arg-type]
+    assert {r.file_id for r in found} == {a.id}
+
+    api.vector_stores.files.delete(a.id, vector_store_id=store.id)
+    assert {r.file_id for r in api.vector_stores.search(store.id, query="glaciers")} == {b.id}
+    assert [f.id for f in api.vector_stores.files.list(store.id)] == [b.id]
+    assert not (folder / "uploads" / hashlib.sha256(long_text()).hexdigest() / a.id).exists()
 
 
 def test_update_attributes_is_seen_by_filters(url: str) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,15 @@ MAX_NAME_BYTES = 255  # the longest file name the file systems we store uploads 
 
 @dataclass(frozen=True)
 class Upload:
-    """One uploaded file: its name, bytes and attributes (None: none given, so a stored copy keeps its own)."""
+    """One uploaded file: its name, bytes and attributes (None: none given, so a stored copy keeps its own).
+
+    `owner` (a vector-store file's id) stores it apart, `uploads/<sha256>/<owner>/<name>`: a document of its own.
+    """
 
     filename: str
     data: bytes
     attributes: dict[str, Any] | None = None
+    owner: str | None = None
 
 
 def store_and_ingest(
@@ -85,7 +90,7 @@ def _check(upload: Upload) -> str | None:
 def _stored(folder: Path, upload: Upload) -> Path | str:
     """Content-addressed storage under `<index>/uploads` (or why the bytes could not be stored)."""
     try:
-        return store_content(folder / "uploads", upload.filename, upload.data)
+        return store_content(folder / "uploads", upload.filename, upload.data, under=upload.owner)
     except OSError as exc:
         return f"cannot store the file: {exc.strerror or exc}"
 
@@ -99,13 +104,26 @@ def remove_orphan_uploads(index: Index) -> list[Path]:
     root = index.folder / "uploads"
     for folder in root.iterdir() if root.is_dir() else ():
         for path in folder.iterdir() if folder.is_dir() else ():
-            if path.name.startswith(".") or find_by_path(index, path_key(path)) is None:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                    removed.append(path)
+            removed += _remove_orphans(index, path.iterdir() if path.is_dir() else [path])  # <sha>/<owner>/<name>
+            _remove_empty(path)
+        _remove_empty(folder)
+    return removed
+
+
+def _remove_orphans(index: Index, paths: Iterable[Path]) -> list[Path]:
+    removed = []
+    for path in paths:
+        if path.is_file() and (path.name.startswith(".") or find_by_path(index, path_key(path)) is None):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _remove_empty(folder: Path) -> None:
+    if folder.is_dir():
         with contextlib.suppress(OSError):
             folder.rmdir()  # only if nothing is left in it
-    return removed
 
 
 def _failed(upload: Upload, error: str) -> dict[str, Any]:
@@ -164,8 +182,8 @@ def delete_document(index: Index, document_id: int) -> dict[str, Any]:
     path = Path(document["path"])
     if index.folder / "uploads" in path.parents:
         path.unlink(missing_ok=True)  # only this name: the same bytes may be stored under another
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()  # gone once empty
+        for folder in path.parents[: len(path.relative_to(index.folder / "uploads").parents) - 1]:
+            _remove_empty(folder)  # <sha>/<owner>/ and <sha>/, each gone once empty
     return {"id": document_id, "object": "document.deleted", "deleted": True}
 
 

@@ -130,11 +130,10 @@ def _add_file_changes(router: APIRouter) -> None:
             document = _document(request, vector_store_id, file_id)
             folder, _ = store_state(registry, vector_store_id)
             worker_of(request).cancel(vector_store_id, [file_id])
+            if document is not None:  # first: a record left without its document is no longer listed
+                docs.delete_document(registry.service(vector_store_id).index, document.id)
             with editing_files(folder) as state:
                 state.files.pop(file_id, None)
-                shared = any(r.path == (document.record.path if document else None) for r in state.files.values())
-            if document is not None and not shared:
-                docs.delete_document(registry.service(vector_store_id).index, document.id)
         return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
 

@@ -139,7 +139,7 @@ class VectorStoreWorker:
             except (FileNotFound, OSError):
                 update_file(folder, record.id, _gone)
                 continue
-            uploads.append(Upload(record.filename, data, dict(record.attributes)))
+            uploads.append(Upload(record.filename, data, dict(record.attributes), owner=record.id))  # a document each
             readable.append(record)
         return uploads, readable
 
