@@ -126,9 +126,11 @@ class FileStore:
         expires = None if expires_after is None else now // 10**9 + expires_after
         file_id, created = "file-" + secrets.token_hex(12), now // 10**9
         record = FileObject(file_id, len(data), created, filename, purpose, digest, created_ns=now, expires_at=expires)
+        stored = store_content(self.folder, filename, data)  # the slow part, outside the lock (idempotent)
         with self._lock:
             table = self._loaded()
-            store_content(self.folder, filename, data)
+            if not stored.is_file():  # a delete of the same content, or the first read's clean-up, took it
+                store_content(self.folder, filename, data)
             try:
                 self._write_record(record)
             except OSError:
