@@ -315,23 +315,35 @@ def test_a_key_answers_only_from_the_stores_it_reaches(folders: tuple[Path, Path
 
 
 def test_markers_leave_the_text_and_mark_where_they_stood() -> None:
-    assert strip_markers("A press [1]. The Moon [99].") == ("A press. The Moon.", [Mark(7, (1,)), Mark(17, (99,))])
-    assert strip_markers("Both. [1][2, 3] Next [2-3]") == (
+    assert strip_markers("A press [1]. The Moon [9].", 9) == ("A press. The Moon.", [Mark(7, (1,)), Mark(17, (9,))])
+    assert strip_markers("Both. [1][2, 3] Next [2-3]", 3) == (
         "Both. Next",
         [Mark(5, (1,)), Mark(5, (2, 3)), Mark(10, (2, 3))],
     )
-    assert strip_markers("Not markers: [x], [12a] and an open [") == ("Not markers: [x], [12a] and an open [", [])
+    assert strip_markers("Not markers: [x], [12a] and an open [", 20) == ("Not markers: [x], [12a] and an open [", [])
+
+
+def test_brackets_of_the_text_itself_stay() -> None:
+    """Only the numbers of passages the answer was drawn from are markers: an index or a year is text."""
+    text = "Read array[0] first, as in [2020] and [4, 5] [1]."
+    assert strip_markers(text, 3) == ("Read array[0] first, as in [2020] and [4, 5].", [Mark(44, (1,))])
 
 
 @pytest.mark.parametrize(
-    "text", ["Gutenberg built a press [1]. He lived on the Moon [99].", "a [1][2] b. [3, 4] c [2-3]. [x] d [", "x [1"]
+    "text",
+    [
+        "Gutenberg built a press [1]. He lived on the Moon [99].",
+        "a [1][2] b. [3, 4] c [2-3]. [x] d [",
+        "x [1",
+        "array[0] in [2020] [1]",
+    ],
 )
 def test_markers_come_out_the_same_however_the_stream_cuts_the_text(text: str) -> None:
-    whole = strip_markers(text)
+    whole = strip_markers(text, 4)
     rng = random.Random(text)
     for _ in range(200):
         cuts = sorted(rng.sample(range(len(text) + 1), rng.randint(0, min(6, len(text)))))
         pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
-        stripper = MarkerStripper()
+        stripper = MarkerStripper(4)
         streamed = "".join(stripper.feed(piece) for piece in pieces) + stripper.finish()
         assert (streamed, stripper.marks) == whole, pieces

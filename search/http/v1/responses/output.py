@@ -164,7 +164,7 @@ def response(
 
 def completed(run: Run, hits: Sequence[StoreHit], answer: Answer) -> dict[str, Any]:
     """The whole response to a request that was not streamed."""
-    text, marks = strip_markers(answer.answer)
+    text, marks = strip_markers(answer.answer, len(hits))
     part = text_part(text, citations_at(marks, answer, file_of(hits)))
     output = [search_call(run, "completed", hits), message(run, "completed", [part])]
     return response(run, "completed", output, spent=usage(answer))

@@ -71,7 +71,7 @@ class ResponseStream:
         run, item = self.run, self.run.message_id
         yield self._event("response.output_item.added", output_index=1, item=message(run, "in_progress", []))
         yield self._item("response.content_part.added", item, 1, content_index=0, part=text_part("", []))
-        stripper, parts, answer = MarkerStripper(), [], None
+        stripper, parts, answer = MarkerStripper(len(hits)), [], None
         for event in run.service.answer_stream(run.request.question, [h.hit for h in hits]):
             if event["type"] == "answer":
                 answer = event["answer"]

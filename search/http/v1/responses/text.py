@@ -3,7 +3,8 @@
 OpenAI's file_search answers carry no markers in their text: a citation is an annotation whose `index`
 is the character offset where the marker stood (just after the cited words). `MarkerStripper` does that
 to a text arriving in pieces, as a chat model streams it, and gives the same text and offsets whatever
-the pieces: it holds back a tail that may still become a marker (`" [1"`) until it knows.
+the pieces: it holds back a tail that may still become a marker (`" [1"`) until it knows. Only numbers
+of passages the answer was drawn from make a marker: `array[0]` or `in [2020]` are the text's own.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ class Mark:
 
 
 class MarkerStripper:
-    """Takes the [n] markers out of a text fed piece by piece; `marks` says where they were."""
+    """Takes the [n] markers (n from 1 to `passages`) out of a text fed piece by piece; `marks` says where they were."""
 
-    def __init__(self) -> None:
+    def __init__(self, passages: int) -> None:
+        self.passages = passages
         self.held = ""
         self.length = 0  # characters given out so far
         self.marks: list[Mark] = []
@@ -42,9 +44,12 @@ class MarkerStripper:
         """The text that is certain now (possibly empty)."""
         pending, out, last = self.held + piece, [], 0
         for match in _MARKER.finditer(pending):
+            numbers = tuple(dict.fromkeys(numbers_in(match.group(1))))
+            if not numbers or not all(1 <= n <= self.passages for n in numbers):
+                continue  # brackets of the text itself
             out.append(pending[last : match.start()])
             self.length += match.start() - last
-            self.marks.append(Mark(self.length, tuple(dict.fromkeys(numbers_in(match.group(1))))))
+            self.marks.append(Mark(self.length, numbers))
             last = match.end()
         rest = pending[last:]
         tail = _OPEN_TAIL.search(rest)
@@ -61,9 +66,9 @@ class MarkerStripper:
         return rest
 
 
-def strip_markers(text: str) -> tuple[str, list[Mark]]:
-    """The text without markers, and where each one was."""
-    stripper = MarkerStripper()
+def strip_markers(text: str, passages: int) -> tuple[str, list[Mark]]:
+    """The text without markers of passages 1 to `passages`, and where each one was."""
+    stripper = MarkerStripper(passages)
     return stripper.feed(text) + stripper.finish(), stripper.marks
 
 
