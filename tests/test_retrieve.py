@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from indexes import Index
+from ingest import Folders, ingest, open_index
 from search import InvalidQuery, SearchService, fuse, rank_documents
 from search.answers.prompts import NOT_COVERED
 from search.lexical import query_terms
@@ -160,3 +161,17 @@ def test_extractive_answer_quotes_and_cites(service: SearchService) -> None:
     assert answer.citations and all(f"[{c.number}]" in answer.answer for c in answer.citations)
     for c in answer.citations:
         assert c.quote in " ".join(answer.results[c.number - 1].text.split())
+
+
+def test_an_extractive_answer_quotes_nothing_off_the_question(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Three one-topic files: the answer about the press quotes the press, not the best of the rest."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "press.txt").write_text("The printing press was invented by Johannes Gutenberg around 1440 in Mainz.\n")
+    (docs / "tea.md").write_text("# Tea\n\nBlack tea is fully oxidized. Green tea is not oxidized at all.\n")
+    (docs / "cells.txt").write_text("Mitochondria are the powerhouses of cells. They make ATP through respiration.\n")
+    index, _ = open_index(tmp_path / "ix", embedder, None)
+    ingest(index, embedder, Folders([docs]))
+    answer = SearchService(index, embedder).ask("Who invented the printing press?", 8)
+    assert [Path(c.path).name for c in answer.citations] == ["press.txt"]
+    assert answer.answer == "The printing press was invented by Johannes Gutenberg around 1440 in Mainz. [1]"

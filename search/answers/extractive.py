@@ -81,6 +81,9 @@ class Answer:
         }
 
 
+_OFF_TOPIC = 0.5  # a sentence scoring under half the best one's score is not quoted
+
+
 def extractive_answer(question: str, hits: Sequence[Hit], embedder: Embedder, *, sentences: int = 3) -> Answer:
     """Pick the `sentences` best sentences of the passages in `hits`, citing each."""
     candidates = [(number, s) for number, hit in enumerate(hits, 1) for s in split_sentences(hit.text)]
@@ -94,8 +97,11 @@ def extractive_answer(question: str, hits: Sequence[Hit], embedder: Embedder, *,
             notes=(note,),
         )
     scores = _score(question, [s for _, s in candidates], embedder)
+    floor = float(scores.max()) * _OFF_TOPIC
     chosen: list[tuple[int, str]] = []
     for position in np.argsort(-scores, kind="stable"):
+        if chosen and scores[position] < floor:
+            break  # the rest is about something else: an answer of one good sentence beats one padded with those
         number, sentence = candidates[int(position)]
         if not any(_similar(sentence, other) for _, other in chosen):
             chosen.append((number, sentence))
