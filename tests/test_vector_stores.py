@@ -5,19 +5,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from fastapi import FastAPI
 from openai import OpenAI
 
-from indexes import Index
+from indexes import Index, IndexWriter
 from search import Settings
 from search.http import create_app
+from search.http.registry import IndexRegistry
 
 from .conftest import DATA, ServerThread
 
@@ -33,9 +37,16 @@ TEA = (
 @contextlib.contextmanager
 def served(index_dir: Path, model_cache: Path, **settings: Any) -> Iterator[str]:
     """`semsearch serve`'s app on loopback; yields its /v1 URL."""
+    with serving(index_dir, model_cache, **settings) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serving(index_dir: Path, model_cache: Path, **settings: Any) -> Iterator[tuple[str, FastAPI]]:
+    """`semsearch serve`'s app on loopback; yields its /v1 URL and the app (whose registry's locks tests take)."""
     app = create_app(Settings(index_dir=index_dir, cache_dir=model_cache, **settings))
     with ServerThread(app) as server:
-        yield f"{server.url}/v1"
+        yield f"{server.url}/v1", app
 
 
 def client(url: str, key: str = ADMIN) -> OpenAI:
@@ -48,9 +59,38 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def url(index_dir: Path, model_cache: Path) -> Iterator[str]:
-    with served(index_dir, model_cache) as url:
-        yield url
+def server(index_dir: Path, model_cache: Path) -> Iterator[tuple[str, FastAPI]]:
+    with serving(index_dir, model_cache) as both:
+        yield both
+
+
+@pytest.fixture(scope="module")
+def url(server: tuple[str, FastAPI]) -> str:
+    return server[0]
+
+
+@pytest.fixture(scope="module")
+def registry(server: tuple[str, FastAPI]) -> IndexRegistry:
+    found: IndexRegistry = server[1].state.registry
+    return found
+
+
+@contextlib.contextmanager
+def index_busy(folder: Path) -> Iterator[None]:
+    """Another writer (as a CLI ingest would be) holds the index's lock meanwhile."""
+    index = Index.open(folder)
+    try:
+        with IndexWriter(index):
+            yield
+    finally:
+        index.close()
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.05)
 
 
 def long_text(paragraphs: int = 40) -> bytes:
@@ -188,16 +228,17 @@ def test_file_batch_with_a_bad_file(url: str) -> None:
     assert cancelled.status == "cancelled" and cancelled.file_counts.completed == 2  # nothing was left to stop
 
 
-def test_cancel_a_batch_while_the_worker_is_busy(url: str) -> None:
+def test_cancel_a_batch_while_the_worker_is_busy(url: str, registry: IndexRegistry) -> None:
     api = client(url)
     busy, store = api.vector_stores.create(name="busy"), api.vector_stores.create(name="cancel")
     big = api.files.create(file=("big.txt", long_text(400)), purpose="assistants")
     small = [api.files.create(file=(f"s{n}.md", TEA.encode()), purpose="assistants") for n in range(3)]
-    api.vector_stores.files.create(vector_store_id=busy.id, file_id=big.id)  # the one worker ingests this first
     files = [{"file_id": f.id, "attributes": {"n": n}} for n, f in enumerate(small)]
-    batch = api.vector_stores.file_batches.create(store.id, files=files)  # type: ignore[misc]
-    assert batch.status == "in_progress" and batch.file_counts.in_progress == 3
-    cancelled = api.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+    with registry.write_lock(busy.id):  # the one worker takes the first file, then waits for this lock
+        api.vector_stores.files.create(vector_store_id=busy.id, file_id=big.id)
+        batch = api.vector_stores.file_batches.create(store.id, files=files)  # type: ignore[arg-type]
+        assert batch.status == "in_progress" and batch.file_counts.in_progress == 3
+        cancelled = api.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
     assert cancelled.status == "cancelled" and cancelled.file_counts.cancelled == 3
     listed = list(api.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id, filter="cancelled"))
     assert sorted(f.id for f in listed) == sorted(f.id for f in small)
@@ -208,6 +249,38 @@ def test_cancel_a_batch_while_the_worker_is_busy(url: str) -> None:
     assert again.status == "completed" and again.file_counts.completed == 3
     attributes = {f.id: f.attributes for f in api.vector_stores.files.list(store.id)}
     assert attributes == {f.id: {"n": n} for n, f in enumerate(small)}
+
+
+def test_cancelling_a_batch_leaves_the_same_file_in_another_batch(url: str, registry: IndexRegistry) -> None:
+    api = client(url)
+    busy, store = api.vector_stores.create(name="busy 2"), api.vector_stores.create(name="two batches")
+    waiting = api.files.create(file=("wait.md", TEA.encode()), purpose="assistants")
+    tea = api.files.create(file=("tea.md", TEA.encode()), purpose="assistants")
+    with registry.write_lock(busy.id):
+        api.vector_stores.files.create(vector_store_id=busy.id, file_id=waiting.id)
+        first = api.vector_stores.file_batches.create(store.id, file_ids=[tea.id])
+        second = api.vector_stores.file_batches.create(store.id, file_ids=[tea.id])  # the file is now the second's
+        api.vector_stores.file_batches.cancel(first.id, vector_store_id=store.id)
+    done = api.vector_stores.file_batches.poll(second.id, vector_store_id=store.id)
+    assert done.status == "completed" and done.file_counts.completed == 1
+    assert api.vector_stores.files.retrieve(tea.id, vector_store_id=store.id).status == "completed"
+
+
+def test_a_busy_index_is_tried_again_and_keeps_a_changed_attribute(url: str, index_dir: Path, caplog: Any) -> None:
+    api = client(url)
+    store = api.vector_stores.create(name="locked")
+    file = api.files.create(file=("tea.md", TEA.encode()), purpose="assistants")
+    caplog.set_level(logging.WARNING, logger="semsearch.vector_stores")
+    with index_busy(Settings(index_dir=index_dir).vector_store_root / store.id):
+        api.vector_stores.files.create(vector_store_id=store.id, file_id=file.id, attributes={"team": "a"})
+        wait_for(lambda: "tried again" in caplog.text, "the worker to meet the busy index")
+        assert api.vector_stores.files.retrieve(file.id, vector_store_id=store.id).status == "in_progress"
+        changed = api.vector_stores.files.update(file.id, vector_store_id=store.id, attributes={"team": "b"})
+        assert changed.attributes == {"team": "b"}
+    done = api.vector_stores.files.poll(file.id, vector_store_id=store.id)
+    assert done.status == "completed" and done.attributes == {"team": "b"}
+    b = {"key": "team", "type": "eq", "value": "b"}
+    assert [r.file_id for r in api.vector_stores.search(store.id, query="tea", filters=b)] == [file.id]  # type: ignore[arg-type]
 
 
 def test_an_expired_store_refuses_searches_and_files(url: str, index_dir: Path) -> None:

@@ -100,6 +100,6 @@ def attach(request: Request, store: str, items: Sequence[Item], *, batch_id: str
         files.files.update({r.id: r for r in records})
         if batch_id is not None:
             files.batches[batch_id] = BatchRecord(batch_id, now, tuple(r.id for r in records))
-    worker_of(request).submit(Task(store, r.id) for r in records)
+    worker_of(request).submit(Task(store, r.id, batch_id) for r in records)
     touch(folder, state, now)
     return records

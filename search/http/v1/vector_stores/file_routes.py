@@ -173,7 +173,7 @@ def _add_batch_routes(router: APIRouter) -> None:
         allowed(request, vector_store_id)
         folder, _ = store_state(registry_of(request), vector_store_id)
         batch = _batch_record(request, vector_store_id, batch_id)
-        dropped = worker_of(request).cancel(vector_store_id, batch.file_ids)
+        dropped = worker_of(request).cancel(vector_store_id, batch.file_ids, batch_id=batch_id)
         with editing_files(folder) as state:
             state.batches[batch_id] = replace(state.batches[batch_id], cancelled=True)
             for file_id in dropped:
