@@ -240,6 +240,8 @@ def test_an_upstream_failure_mid_stream_is_a_failed_event(chat: OpenAI, sim: Ser
         ({"tools": []}, "tools"),
         ({"model": "gpt-5"}, "model"),
         ({"previous_response_id": "resp_123"}, "previous_response_id"),
+        ({"conversation": "conv_123"}, "conversation"),
+        ({"prompt": {"id": "pmpt_123"}}, "prompt"),
         ({"tools": [{**FILE_SEARCH, "filters": {"type": "eq", "key": "k"}}]}, "tools[0].filters"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input[0].content[0]"),
         ({"include": ["message.output_text.logprobs"]}, "include[0]"),
@@ -250,6 +252,19 @@ def test_what_this_server_cannot_do_is_a_400(chat: OpenAI, change: dict[str, Any
     with pytest.raises(openai.BadRequestError) as raised:
         chat.responses.create(**request)
     assert raised.value.param == param and raised.value.code != "invalid_request"
+
+
+def test_parameters_without_effect_here_are_accepted(extractive: OpenAI) -> None:
+    """Newer SDK parameters about log-probabilities, prompt caching and context compaction change nothing here."""
+    response = extractive.responses.create(
+        model="gpt-4o-mini",
+        input=QUESTION,
+        tools=[FILE_SEARCH],
+        top_logprobs=2,
+        prompt_cache_retention="24h",
+        context_management=[{"type": "compaction", "compact_threshold": 1000}],
+    )
+    assert response.status == "completed" and "Gutenberg" in response.output_text
 
 
 def test_a_missing_tools_list_is_a_400_and_an_unknown_store_a_404(extractive: OpenAI) -> None:

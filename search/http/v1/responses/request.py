@@ -75,6 +75,14 @@ class ResponsesRequest(RequestBody):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     service_tier: str | None = None
+    # Accepted and without effect here: no token log-probabilities, prompt cache or context compaction.
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    prompt_cache_retention: str | None = None
+    prompt_cache_options: dict[str, Any] | None = None
+    context_management: list[dict[str, Any]] | None = None
+    # Refused (read_request): no conversation state, no stored prompts.
+    conversation: str | dict[str, Any] | None = None
+    prompt: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,8 @@ def read_request(body: ResponsesRequest) -> FileSearchRequest:
 def _refuse_features(body: ResponsesRequest) -> None:
     refused = {
         "previous_response_id": body.previous_response_id is not None,
+        "conversation": body.conversation is not None,
+        "prompt": body.prompt is not None,
         "background": body.background,
         "reasoning": bool(body.reasoning),
     }
