@@ -2,8 +2,9 @@
 
 A batch is recorded (its input file, the text hash of every input of every request line) before it is
 polled, so a run killed while waiting is resumed by the next one instead of paid for twice. Its vectors
-wait in `batch_vectors` by text hash, where an ingest finds them (`IndexWriter.batch_vectors`); `tidy`
-drops those published since, and those nobody took for a week. `batch.lock` keeps two runs from
+wait in `batch_vectors` by text hash (kept a part at a time, then the batch is forgotten), where an ingest
+finds them (`IndexWriter.batch_vectors`); `tidy`, at the end of every ingest that publishes, drops those
+published since, and those nobody took for a week. `batch.lock` keeps two runs from
 submitting the same passages; it is not the write lock, so ingests and searches go on while a run waits.
 """
 
@@ -108,13 +109,17 @@ class BatchLedger:
             out.setdefault(custom_id, []).append(text_hash)
         return out
 
-    def collect(self, input_file_id: str, vectors: Mapping[str, bytes]) -> None:
-        """Keep a finished batch's vectors and forget the batch, in one transaction."""
+    def keep(self, vectors: Mapping[str, bytes]) -> None:
+        """Keep vectors a batch delivered (a part of its output), in one transaction."""
         now = time.time()
         with self._catalog.transaction(write=True):
             self._catalog.run_many(
                 "INSERT OR REPLACE INTO batch_vectors VALUES (?, ?, ?)", ((h, v, now) for h, v in vectors.items())
             )
+
+    def forget(self, input_file_id: str) -> None:
+        """Forget a batch (collected, or gone): its passages are no longer waited for."""
+        with self._catalog.transaction(write=True):
             self._catalog.run("DELETE FROM embedding_batches WHERE input_file_id = ?", (input_file_id,))
 
     def vectors(self, text_hashes: Sequence[str]) -> dict[str, bytes]:
@@ -123,11 +128,7 @@ class BatchLedger:
 
     def tidy(self, *, max_age_days: float = UNCLAIMED_VECTORS_DAYS) -> int:
         """Drop batch vectors that are published now, or that no ingest took in `max_age_days`; how many."""
-        with self._catalog.transaction(write=True):
-            return self._catalog.run(
-                "DELETE FROM batch_vectors WHERE created_at < ? OR text_hash IN (SELECT text_hash FROM chunks)",
-                (time.time() - max_age_days * 86_400,),
-            )
+        return tidy(self._catalog, max_age_days=max_age_days)
 
     def vector_count(self) -> int:
         """How many delivered vectors wait to be published."""
@@ -142,3 +143,14 @@ def vectors(catalog: Catalog, text_hashes: Sequence[str]) -> dict[str, bytes]:
         sql = f"SELECT text_hash, vector FROM batch_vectors WHERE text_hash IN ({','.join('?' * len(part))})"
         found.update(catalog.rows(sql, part))
     return found
+
+
+def tidy(catalog: Catalog, *, max_age_days: float = UNCLAIMED_VECTORS_DAYS) -> int:
+    """Drop the batch vectors published since, or unclaimed for `max_age_days`; how many (no write if none wait)."""
+    if catalog.row("SELECT 1 FROM batch_vectors LIMIT 1") is None:
+        return 0
+    with catalog.transaction(write=True):
+        return catalog.run(
+            "DELETE FROM batch_vectors WHERE created_at < ? OR text_hash IN (SELECT text_hash FROM chunks)",
+            (time.time() - max_age_days * 86_400,),
+        )

@@ -5,17 +5,20 @@ to embed; those with no stored vector, no delivered one and no recorded batch ar
 files, each uploaded, recorded in the index and submitted as a batch as soon as it is full. Wait: every
 recorded batch is polled until it ends (or `timeout`, then cancelled); its output's vectors are kept by text
 hash. Ingest: the normal run finds those vectors stored and embeds whatever no batch delivered (a failed,
-expired or cancelled batch, error lines, unusable lines) synchronously. A run killed at any point is
-resumed by the next: recorded batches are polled again, never submitted twice.
+expired or cancelled batch, error lines, unusable lines) synchronously. An output file is downloaded to a
+temporary file and its vectors kept a part at a time, so memory does not grow with it. A run killed at any
+point is resumed by the next: recorded batches are polled again, never submitted twice.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import IO
 
 from indexes import BatchLedger, Index, RecordedBatch
 
@@ -121,7 +124,7 @@ class BatchRun:
         try:
             state = self.api.create(file_id, self._metadata())
         except UpstreamRejected:  # refused, so nothing runs or costs: forget it
-            self.ledger.collect(file_id, {})
+            self.ledger.forget(file_id)
             self.api.delete_file(file_id)
             raise
         self.ledger.update(file_id, state.status, state.id)
@@ -170,7 +173,7 @@ class BatchRun:
                 f"Batch {batch.batch_id or batch.input_file_id} is gone from the server; "
                 "its passages are embedded synchronously"
             )
-            self.ledger.collect(batch.input_file_id, {})
+            self.ledger.forget(batch.input_file_id)
             return
         if (state.id, state.status) != (batch.batch_id, batch.status):
             self.ledger.update(batch.input_file_id, state.status, state.id)
@@ -179,30 +182,41 @@ class BatchRun:
             self._collect(batch, state)
 
     def _collect(self, batch: RecordedBatch, state: BatchState) -> None:
-        """Keep a finished batch's vectors, forget the batch, delete its files on the server."""
+        """Keep a finished batch's vectors (a part at a time), forget the batch, delete its files on the server."""
         assert self.ledger is not None and self.api is not None
         got = Delivered()
         requests = self.ledger.requests_of(batch.input_file_id)
         if state.output_file_id:
-            read_output(self.api.content(state.output_file_id), requests, self.embedder.parse_vectors, got)
+            with self._download(state.output_file_id) as lines:
+                read_output(lines, requests, self.embedder.parse_vectors, got, self.ledger.keep)
         if state.error_file_id:
-            read_errors(self.api.content(state.error_file_id), got)
-        self.ledger.collect(batch.input_file_id, got.vectors)
+            with self._download(state.error_file_id) as lines:
+                read_errors(lines, got)
+        self.ledger.forget(batch.input_file_id)
         for file_id in (batch.input_file_id, state.output_file_id, state.error_file_id):
             if file_id:
                 self.api.delete_file(file_id)
         report = self.report
         report.collected += 1
-        report.delivered += len(got.vectors)
+        report.delivered += got.vectors
         report.billed_tokens += got.tokens
         report.failed_lines += got.failed_lines
         report.statuses[state.status] += 1
-        if len(got.vectors) < batch.inputs:
+        if got.vectors < batch.inputs:
             why = "; ".join(state.errors[:3]) or got.first_error or "no output"
             self.say(
-                f"Batch {state.id} {state.status}: {len(got.vectors):,} of {batch.inputs:,} passages delivered; "
+                f"Batch {state.id} {state.status}: {got.vectors:,} of {batch.inputs:,} passages delivered; "
                 f"the rest are embedded synchronously ({why})"
             )
+
+    @contextmanager
+    def _download(self, file_id: str) -> Iterator[IO[bytes]]:
+        """A server file's content in a temporary file (deleted after), read from its start."""
+        assert self.api is not None
+        with tempfile.TemporaryFile(prefix="semsearch-batch-output-") as spool:
+            self.api.content_to(file_id, spool)
+            spool.seek(0)
+            yield spool
 
     def _cancel(self, batches: list[RecordedBatch]) -> None:
         assert self.api is not None

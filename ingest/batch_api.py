@@ -142,8 +142,9 @@ class BatchClient:
             after = page[0][-1].id
         return None
 
-    def content(self, file_id: str) -> bytes:
-        return self.client.download(f"/files/{file_id}/content")
+    def content_to(self, file_id: str, out: IO[bytes]) -> int:
+        """Write a file's content to `out` as it arrives (an output file may be hundreds of MB); its size."""
+        return self.client.download_to(f"/files/{file_id}/content", out)
 
     def delete_file(self, file_id: str) -> bool:
         """Delete a file; False if the server would not (it is gone already, or refuses)."""

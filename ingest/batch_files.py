@@ -2,15 +2,16 @@
 
 A request line is a `/v1/embeddings` body with several inputs (as the synchronous path sends them, base64
 vectors included); an input file stays within OpenAI's limits for an embeddings batch: 50,000 request lines,
-200 MB and 50,000 embedding inputs in all. Lines are written to a temporary file, not kept in memory. An
-output line whose vectors do not check out (count, order, size) counts as undelivered, like an error line.
+200 MB and 50,000 embedding inputs in all. Lines are written to a temporary file, not kept in memory; an output
+file is read a line at a time from one, its vectors handed on a part at a time. An output line whose vectors do
+not check out (count, order, size) counts as undelivered, like an error line.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -24,8 +25,10 @@ MAX_FILE_BYTES = 200 * 10**6
 MAX_FILE_REQUESTS = 50_000
 MAX_BATCH_INPUTS = 50_000  # embedding inputs across all the requests of one batch
 REQUEST_INPUTS = 128  # inputs per request line: a failed line costs a fallback of this many at most
+VECTORS_PER_PART = 2_000  # delivered vectors handed to the index at a time (each part its own transaction)
 
 ParseVectors = Callable[[dict[str, Any], int], list[np.ndarray]]
+Keep = Callable[[dict[str, bytes]], None]  # takes a part of the delivered vectors, by text hash
 
 
 @dataclass
@@ -108,17 +111,27 @@ class RequestFiles:
 
 @dataclass
 class Delivered:
-    """What a finished batch's output and error files hold for us."""
+    """What a finished batch's output and error files held for us (its vectors went to `keep` as they came)."""
 
-    vectors: dict[str, bytes] = field(default_factory=dict)  # by text hash, little-endian float32
+    vectors: int = 0  # delivered, by distinct text hash
     tokens: int = 0  # billed for the lines that succeeded
     failed_lines: int = 0  # error lines, and output lines we could not use
     first_error: str = ""
 
 
-def read_output(data: bytes, requests: dict[str, list[str]], parse: ParseVectors, into: Delivered) -> None:
-    """Take the vectors of every usable output line (a line answers one recorded request)."""
-    for raw in data.splitlines():
+def read_output(
+    lines: Iterable[bytes],
+    requests: dict[str, list[str]],
+    parse: ParseVectors,
+    into: Delivered,
+    keep: Keep,
+    *,
+    part: int = VECTORS_PER_PART,
+) -> None:
+    """Hand `keep` the vectors of every usable output line (a line answers one recorded request), `part` at a
+    time: read line by line, an output file of hundreds of MB is never in memory whole."""
+    vectors: dict[str, bytes] = {}
+    for raw in lines:
         if not raw.strip():
             continue
         try:
@@ -130,20 +143,31 @@ def read_output(data: bytes, requests: dict[str, list[str]], parse: ParseVectors
                 into.first_error = into.first_error or _error_message(item)
                 continue
             body = response["body"]
-            vectors = parse(body, len(hashes))
+            parsed = parse(body, len(hashes))
         except (ValueError, KeyError, TypeError, AttributeError, MalformedResponse) as exc:
             into.failed_lines += 1
             into.first_error = into.first_error or f"an unusable output line ({type(exc).__name__})"
             continue
         usage = body.get("usage") or {}
         into.tokens += int(usage.get("total_tokens") or usage.get("prompt_tokens") or 0)
-        for text_hash, vector in zip(hashes, vectors):
-            into.vectors[text_hash] = np.asarray(vector, dtype="<f4").tobytes()
+        for text_hash, vector in zip(hashes, parsed):
+            vectors[text_hash] = np.asarray(vector, dtype="<f4").tobytes()
+        if len(vectors) >= part:
+            vectors = _hand_over(vectors, into, keep)
+    if vectors:
+        _hand_over(vectors, into, keep)
 
 
-def read_errors(data: bytes, into: Delivered) -> None:
+def _hand_over(vectors: dict[str, bytes], into: Delivered, keep: Keep) -> dict[str, bytes]:
+    """Give `keep` a part; a new one to fill."""
+    keep(vectors)
+    into.vectors += len(vectors)
+    return {}
+
+
+def read_errors(lines: Iterable[bytes], into: Delivered) -> None:
     """Count the error file's lines and keep the first message."""
-    for raw in data.splitlines():
+    for raw in lines:
         if not raw.strip():
             continue
         into.failed_lines += 1

@@ -116,11 +116,27 @@ class OpenAIClient:
         result: T = self._retrying(url, 0, send, parse)
         return result
 
-    def download(self, path: str) -> bytes:
-        """GET `path` and return its body as bytes (a file's content)."""
+    def download_to(self, path: str, out: IO[bytes]) -> int:
+        """GET `path` and write its body to `out` as it arrives, never all in memory; the bytes written.
+
+        A body that breaks off is fetched again from the start (`out` is rewound and truncated).
+        """
         url = f"{self.base_url}{path}"
-        response: httpx.Response = self._retrying(url, 0, lambda: self._http.get(url), None)
-        return response.content
+
+        def send() -> httpx.Response:
+            with self._http.stream("GET", url) as response:
+                if response.status_code != 200:
+                    response.read()  # the error body, for the message
+                    return response
+                out.seek(0)
+                out.truncate()
+                for part in response.iter_bytes(1 << 20):
+                    out.write(part)
+            return response
+
+        self._retrying(url, 0, send, None)
+        out.flush()
+        return out.tell()
 
     def delete(self, path: str) -> None:
         """DELETE `path` (retried like the rest; a 4xx such as 404 raises `UpstreamRejected`)."""

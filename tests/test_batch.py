@@ -416,3 +416,57 @@ def test_429s_5xx_and_a_lost_reply_to_creating_the_batch_neither_stop_the_run_no
     assert sim.batches_created == 1, "the batch whose reply was lost is found, not created again"
     assert summary["embedded"] == 0 and summary["batch"]["from_batch"] == summary["chunks"]
     assert len([e for e in sim.requests_log if e["path"] == "/v1/files"]) == 3
+
+
+def test_an_output_file_cut_off_while_downloading_is_downloaded_again(
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path
+) -> None:
+    """The output file is streamed to disk: a body that breaks off is fetched again from its start."""
+    sim = configure(app)
+    assert cli(corpus, tmp_path / "whole", "--batch", *FAST).exit_code == 0
+    content_at = next(i for i, e in enumerate(sim.requests_log) if e["path"].endswith("/content"))
+    sim = configure(app, faults=("ok",) * content_at + ("drop",))  # the same run, its download cut off
+    result = cli(corpus, tmp_path / "ix", "--batch", *FAST, "--json")
+    assert result.exit_code == 0, result.output
+    assert sim.faults_injected == {"drop": 1}
+    assert len([e for e in sim.requests_log if e["path"].endswith("/content")]) == 2
+    summary = json_of(result.stdout)
+    assert summary["embedded"] == 0 and summary["batch"]["from_batch"] == summary["chunks"]
+    assert_same_index(tmp_path / "ix", tmp_path / "whole")
+
+
+def test_an_output_file_is_read_a_line_at_a_time_and_its_vectors_handed_on_a_part_at_a_time(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    from ingest import RemoteOptions, make_embedder
+    from ingest.batch_files import Delivered, read_output
+    from ingest.run import hash_text
+    from tests.support.openai_sim import embedding_reply
+    from tests.support.openai_sim_state import simulated_embedding
+
+    config = SimulatorConfig()
+    bodies = [
+        {"model": "text-embedding-3-small", "input": [f"passage {i} of line {n}" for i in range(128)]} for n in range(3)
+    ]
+    output = tmp_path / "output.jsonl"
+    with output.open("w") as out:
+        for n, body in enumerate(bodies):
+            response = {"status_code": 200, "body": embedding_reply({**body, "encoding_format": "base64"}, config)}
+            out.write(json.dumps({"custom_id": f"c{n}", "response": response, "error": None}) + "\n")
+    requests = {f"c{n}": [hash_text(t) for t in body["input"]] for n, body in enumerate(bodies)}
+    remote = RemoteOptions(base_url="http://127.0.0.1:9/v1", api_key=KEY)
+    embedder = make_embedder(MODEL, cache_dir=model_cache, remote=remote)
+    parts: list[dict[str, bytes]] = []
+    got = Delivered()
+    try:
+        with output.open("rb") as lines:
+            read_output(lines, requests, embedder.parse_vectors, got, parts.append, part=200)  # type: ignore[attr-defined]
+    finally:
+        embedder.close()
+    assert [len(part) for part in parts] == [256, 128], "a part once it holds 200 vectors, and the rest"
+    assert got.vectors == 384 and got.failed_lines == 0 and got.tokens > 0
+    kept = {h: v for part in parts for h, v in part.items()}
+    for body in bodies:
+        for text in body["input"]:
+            expected = simulated_embedding(text, 1536)
+            np.testing.assert_allclose(np.frombuffer(kept[hash_text(text)], dtype="<f4"), expected, atol=1e-6)
