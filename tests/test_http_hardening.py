@@ -229,3 +229,13 @@ def wait(client: httpx.Client, job_id: str) -> dict[str, Any]:
         assert time.monotonic() < deadline, status
         time.sleep(0.05)
     return dict(status)
+
+
+@pytest.mark.parametrize("path", ["/search", "/ask", "/v1/vector_stores", "/v1/embeddings"])
+def test_a_body_that_is_not_json_says_so(path: str, client: httpx.Client) -> None:
+    """A 422 on our routes (as any invalid request), a 400 in OpenAI's shape under /v1, no field named "10"."""
+    reply = client.post(path, content=b'{"query": ', headers={"content-type": "application/json"})
+    assert reply.status_code == (400 if path.startswith("/v1/") else 422)
+    error = reply.json()["error"]
+    assert error.get("param") is None and "details" not in error
+    assert "not valid JSON" in error["message"] and "character 10" in error["message"]

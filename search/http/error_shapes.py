@@ -121,6 +121,11 @@ async def handle_rejected(request: Request, exc: Exception) -> JSONResponse:
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
+    broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if broken is not None:  # said in words, not as a field named by the character where parsing stopped
+        reason = (broken.get("ctx") or {}).get("error", "JSON decode error")
+        message = f"the request body is not valid JSON ({reason} at character {broken['loc'][-1]}): send valid JSON"
+        return error_for(request.url.path, 422, "invalid_json", message)
     problems = [f"{_where(e['loc'])}: {_message(e)}" for e in errors]
     details = [{"loc": [p for p in e["loc"] if isinstance(p, str | int)], "msg": _message(e)} for e in errors]
     return error_for(request.url.path, 422, "invalid_request", "; ".join(problems), details=details)
