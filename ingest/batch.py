@@ -12,17 +12,15 @@ point is resumed by the next: recorded batches are polled again, never submitted
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import IO
 
 from indexes import BatchLedger, Index, RecordedBatch
 
-from .batch_api import BatchClient, BatchState
+from .batch_api import BatchClient, BatchState, for_good
 from .batch_files import MAX_BATCH_INPUTS, Delivered, RequestFile, RequestFiles, read_errors, read_output
 from .batch_report import BatchReport, batch_costs, estimated_costs
 from .errors import UpstreamRejected
@@ -167,13 +165,9 @@ class BatchRun:
             else:
                 state = self.api.retrieve(batch.batch_id)
         except UpstreamRejected as exc:
-            if exc.status != 404:
+            if not for_good(exc):
                 raise
-            self.say(
-                f"Batch {batch.batch_id or batch.input_file_id} is gone from the server; "
-                "its passages are embedded synchronously"
-            )
-            self.ledger.forget(batch.input_file_id)
+            self._lose(batch, "gone from the server" if exc.status == 404 else str(exc))
             return
         if (state.id, state.status) != (batch.batch_id, batch.status):
             self.ledger.update(batch.input_file_id, state.status, state.id)
@@ -185,13 +179,7 @@ class BatchRun:
         """Keep a finished batch's vectors (a part at a time), forget the batch, delete its files on the server."""
         assert self.ledger is not None and self.api is not None
         got = Delivered()
-        requests = self.ledger.requests_of(batch.input_file_id)
-        if state.output_file_id:
-            with self._download(state.output_file_id) as lines:
-                read_output(lines, requests, self.embedder.parse_vectors, got, self.ledger.keep)
-        if state.error_file_id:
-            with self._download(state.error_file_id) as lines:
-                read_errors(lines, got)
+        lost = self._read_files(batch, state, got)
         self.ledger.forget(batch.input_file_id)
         for file_id in (batch.input_file_id, state.output_file_id, state.error_file_id):
             if file_id:
@@ -202,21 +190,40 @@ class BatchRun:
         report.billed_tokens += got.tokens
         report.failed_lines += got.failed_lines
         report.statuses[state.status] += 1
+        if lost:
+            report.lost.append(f"{state.id}: {lost}")
         if got.vectors < batch.inputs:
-            why = "; ".join(state.errors[:3]) or got.first_error or "no output"
+            why = lost or "; ".join(state.errors[:3]) or got.first_error or "no output"
             self.say(
                 f"Batch {state.id} {state.status}: {got.vectors:,} of {batch.inputs:,} passages delivered; "
                 f"the rest are embedded synchronously ({why})"
             )
 
-    @contextmanager
-    def _download(self, file_id: str) -> Iterator[IO[bytes]]:
-        """A server file's content in a temporary file (deleted after), read from its start."""
-        assert self.api is not None
-        with tempfile.TemporaryFile(prefix="semsearch-batch-output-") as spool:
-            self.api.content_to(file_id, spool)
-            spool.seek(0)
-            yield spool
+    def _read_files(self, batch: RecordedBatch, state: BatchState, got: Delivered) -> str:
+        """Read a finished batch's output and error files into `got`; why not all of them, if a file is gone."""
+        assert self.ledger is not None and self.api is not None
+        try:
+            if state.output_file_id:
+                requests = self.ledger.requests_of(batch.input_file_id)
+                with self.api.download(state.output_file_id) as lines:
+                    read_output(lines, requests, self.embedder.parse_vectors, got, self.ledger.keep)
+            if state.error_file_id:
+                with self.api.download(state.error_file_id) as lines:
+                    read_errors(lines, got)
+        except UpstreamRejected as exc:
+            if not for_good(exc):
+                raise
+            return f"its files could not be downloaded ({exc})"
+        return ""
+
+    def _lose(self, batch: RecordedBatch, why: str) -> None:
+        """Forget a batch the server will never run or deliver; its passages are embedded synchronously."""
+        assert self.ledger is not None and self.api is not None
+        name = batch.batch_id or f"over {batch.input_file_id}"
+        self.say(f"Batch {name} cannot be collected: {why}; its passages are embedded synchronously")
+        self.ledger.forget(batch.input_file_id)
+        self.api.delete_file(batch.input_file_id)
+        self.report.lost.append(f"{name}: {why}")
 
     def _cancel(self, batches: list[RecordedBatch]) -> None:
         assert self.api is not None

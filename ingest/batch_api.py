@@ -9,11 +9,14 @@ when the server has none for that input file.
 
 from __future__ import annotations
 
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .errors import UpstreamError, UpstreamRejected
+from .errors import QuotaExceeded, UpstreamError, UpstreamRejected
 from .openai_client import MalformedResponse, OpenAIClient
 
 ENDPOINT = "/v1/embeddings"
@@ -142,9 +145,14 @@ class BatchClient:
             after = page[0][-1].id
         return None
 
-    def content_to(self, file_id: str, out: IO[bytes]) -> int:
-        """Write a file's content to `out` as it arrives (an output file may be hundreds of MB); its size."""
-        return self.client.download_to(f"/files/{file_id}/content", out)
+    @contextmanager
+    def download(self, file_id: str) -> Iterator[IO[bytes]]:
+        """A file's content in a temporary file (deleted after), read from its start: an output file may be
+        hundreds of MB, so it is written to disk as it arrives."""
+        with tempfile.TemporaryFile(prefix="semsearch-batch-output-") as spool:
+            self.client.download_to(f"/files/{file_id}/content", spool)
+            spool.seek(0)
+            yield spool
 
     def delete_file(self, file_id: str) -> bool:
         """Delete a file; False if the server would not (it is gone already, or refuses)."""
@@ -165,6 +173,12 @@ def _page(reply: dict[str, Any]) -> tuple[list[BatchState], bool]:
     if not isinstance(data, list):
         raise MalformedResponse("a list without data")
     return [batch_state(item) for item in data], bool(reply.get("has_more"))
+
+
+def for_good(error: UpstreamRejected) -> bool:
+    """A refusal no later run would see otherwise (a file or batch gone or expired, a request refused), unlike
+    one the user can fix (the key, the quota): the batch is forgotten rather than failing every run."""
+    return error.status not in (401, 403) and not isinstance(error, QuotaExceeded)
 
 
 def _without_batches(error: UpstreamRejected, base_url: str, route: str) -> UpstreamRejected:

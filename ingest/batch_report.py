@@ -26,6 +26,7 @@ class BatchReport:
     pending: int = 0  # batches still running when this run stopped waiting
     abandoned: int = 0  # cancelled after --batch-timeout but not stopped in time (still recorded)
     statuses: Counter[str] = field(default_factory=Counter)
+    lost: list[str] = field(default_factory=list)  # "batch: why" of those forgotten undelivered (gone, expired)
     api_requests: int = 0
 
     def as_dict(self) -> dict[str, Any]:

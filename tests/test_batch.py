@@ -470,3 +470,55 @@ def test_an_output_file_is_read_a_line_at_a_time_and_its_vectors_handed_on_a_par
         for text in body["input"]:
             expected = simulated_embedding(text, 1536)
             np.testing.assert_allclose(np.frombuffer(kept[hash_text(text)], dtype="<f4"), expected, atol=1e-6)
+
+
+def test_a_finished_batch_whose_output_file_is_gone_is_forgotten_and_its_passages_embedded_synchronously(
+    app: FastAPI, server: ServerThread, cli: Callable[..., Any], corpus: Path, tmp_path: Path
+) -> None:
+    """Collected long after `--no-batch-wait`: the batch completed, but its output file expired (a 404)."""
+    sim = configure(app)
+    assert cli(corpus, tmp_path / "ix", "--batch", "--no-batch-wait").exit_code == 0
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0)
+    (batch,) = sim.batches.values()
+    states = [client.batches.retrieve(batch.id) for _ in range(3)]  # validating -> ... -> completed
+    done = states[-1]
+    assert done.status == "completed"
+    assert done.output_file_id and client.files.delete(done.output_file_id).deleted
+    result = cli(corpus, tmp_path / "ix", "--batch", *FAST, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json_of(result.stdout)
+    (lost,) = summary["batch"]["lost"]
+    assert lost.startswith(f"{batch.id}: its files could not be downloaded") and "HTTP 404" in lost
+    assert summary["embedded"] == summary["chunks"] > 0 and summary["batch"]["from_batch"] == 0
+    assert _ledger_rows(tmp_path / "ix") == (0, 0, 0) and sim.files == {}, "forgotten here and on the server"
+    assert cli(corpus, tmp_path / "ix", "--batch", *FAST).exit_code == 0, "the next run has nothing left to do"
+    configure(app)
+    assert cli(corpus, tmp_path / "sync").exit_code == 0
+    assert_same_index(tmp_path / "ix", tmp_path / "sync")
+
+
+def test_a_recorded_batch_whose_create_is_refused_for_good_is_forgotten_and_the_next_run_completes(
+    app: FastAPI, cli: Callable[..., Any], corpus: Path, tmp_path: Path
+) -> None:
+    """kill -9 before the batch was created, and the next run comes after its input file expired (a 400)."""
+    sim = configure(app)
+    assert cli(corpus, tmp_path / "ix", "--batch", "--no-batch-wait").exit_code == 0
+    with sqlite3.connect(tmp_path / "ix" / "chunks.sqlite") as conn:  # the state such a kill leaves
+        conn.execute("UPDATE embedding_batches SET batch_id = NULL, status = 'uploaded'")
+    sim.batches.clear()  # the create never got there
+    (input_file,) = sim.files.values()
+    input_file.expires_at = int(time.time()) - 1
+    result = cli(corpus, tmp_path / "ix", "--batch", *FAST)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"Batch not collected, its passages are embedded synchronously instead: over {input_file.id}:" in result.stdout
+    )
+    assert "HTTP 400: File" in result.stdout and "has expired" in result.stdout
+    assert "Passages: 0 embedded through batches, " in result.stdout and " 0 synchronously" not in result.stdout
+    assert sim.batches == {} and sim.files == {}, "nothing created; the input file deleted"
+    assert _ledger_rows(tmp_path / "ix") == (0, 0, 0)
+    again = cli(corpus, tmp_path / "ix", "--batch", *FAST, "--json")
+    assert again.exit_code == 0 and json_of(again.stdout)["batch"]["submitted"] == 0
+    configure(app)
+    assert cli(corpus, tmp_path / "sync").exit_code == 0
+    assert_same_index(tmp_path / "ix", tmp_path / "sync")

@@ -167,6 +167,8 @@ def _print_batch(s: IngestSummary) -> None:
         + f"; {b['delivered']:,} vectors delivered, {b['failed_lines']:,} failed requests; "
         f"{b['api_requests']:,} API requests"
     )
+    for lost in b.get("lost", []):
+        click.echo(f"Batch not collected, its passages are embedded synchronously instead: {lost}")
     if b["pending"]:
         click.echo(f"{b['pending']} batches still running: run the same command again to collect them and finish.")
         return

@@ -34,6 +34,7 @@ class SimFile:
     purpose: str
     data: bytes
     created_at: int = field(default_factory=lambda: int(time.time()))
+    expires_at: int | None = None  # a test may let a file expire: a batch is no longer created over it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,7 +45,7 @@ class SimFile:
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "processed",
-            "expires_at": None,
+            "expires_at": self.expires_at,
             "status_details": None,
         }
 

@@ -118,6 +118,8 @@ async def create_batch(request: Request) -> Response:
         source = _file(sim, str(body.get("input_file_id")))
         if source.purpose != "batch":
             raise ApiError(400, f"File {source.id} must be uploaded with purpose 'batch'.", param="input_file_id")
+        if source.expires_at is not None and source.expires_at <= time.time():
+            raise ApiError(400, f"File {source.id} has expired.", param="input_file_id")
         if body.get("endpoint") != "/v1/embeddings":
             raise ApiError(400, "The simulator runs /v1/embeddings batches only.", param="endpoint")
         if body.get("completion_window") != "24h":
