@@ -154,6 +154,25 @@ def test_create_list_retrieve_update_delete(url: str) -> None:
     assert made[2].id not in [s.id for s in api.vector_stores.list(limit=100)]
 
 
+def test_listing_opens_only_the_page_and_survives_a_damaged_store(tmp_path: Path, model_cache: Path) -> None:
+    with served(tmp_path / "ix", model_cache) as url:
+        made = [client(url).vector_stores.create(name=f"s{n}") for n in range(3)]
+    root = Settings(index_dir=tmp_path / "ix").vector_store_root
+    damaged, unreadable = root / ("vs_" + "d" * 24), root / ("vs_" + "e" * 24)
+    for copy in (damaged, unreadable):
+        shutil.copytree(root / made[0].id, copy)
+    (damaged / "chunks.sqlite").write_bytes(b"not a database " * 100)
+    (unreadable / "config.json").write_text("{not json")
+    with serving(tmp_path / "ix", model_cache) as (url, app):
+        api = client(url)
+        first = api.vector_stores.list(limit=1)
+        assert len(first.data) == 1 and first.has_more
+        assert set(app.state.registry.opened()) <= {first.data[0].id}  # the other stores are not opened
+        listed = {s.id: s for s in api.vector_stores.list(limit=100)}
+        assert set(listed) == {damaged.name, *[s.id for s in made]}  # the unreadable one is left out (and logged)
+        assert listed[damaged.name].name == "s0" and listed[damaged.name].usage_bytes == 0
+
+
 def test_upload_and_poll_with_attributes_and_static_chunking(url: str, index_dir: Path) -> None:
     api = client(url)
     store = api.vector_stores.create(name="chunks")

@@ -7,14 +7,16 @@ document removed another way is no longer listed) and every other document of th
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from indexes import Index, IndexNotFound, StoredDocument
+from indexes.manifest import read_manifest
 from ingest import ChunkingConfig, chunking_of
-from search.errors import RequestRejected
+from search.errors import ERROR_FAMILIES, RequestRejected
 
 from ...registry import IndexRegistry
 from ..pages import cursor_page, list_object
@@ -22,6 +24,8 @@ from .state import BatchRecord, FileRecord, StoreState, default_state, read_file
 
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
 DOC_PREFIX = "doc-"
+log = logging.getLogger("semsearch.vector_stores")
+_UNREADABLE: tuple[type[Exception], ...] = (*ERROR_FAMILIES, OSError, ValueError, TypeError)  # a damaged folder
 
 
 class BadRequest(RequestRejected):
@@ -49,13 +53,17 @@ def store_object(registry: IndexRegistry, name: str) -> dict[str, Any]:
         if record.status != "completed":
             counts[record.status] += 1
     counts["completed"] = stats.counts.documents
+    return _store_object(name, state, counts, usage_bytes=stats.size_bytes)
+
+
+def _store_object(name: str, state: StoreState, counts: dict[str, int], *, usage_bytes: int) -> dict[str, Any]:
     expired = state.expired()
     return {
         "id": name,
         "object": "vector_store",
         "created_at": state.created_at,
         "name": state.name,
-        "usage_bytes": stats.size_bytes,
+        "usage_bytes": usage_bytes,
         "file_counts": {**counts, "total": sum(counts.values())},
         "status": "expired" if expired else "in_progress" if counts["in_progress"] else "completed",
         "expires_after": state.expires_after,
@@ -63,6 +71,35 @@ def store_object(registry: IndexRegistry, name: str) -> dict[str, Any]:
         "last_active_at": state.last_active_at,
         "metadata": state.metadata,
     }
+
+
+def listed_store(name: str, folder: Path) -> dict[str, Any] | None:
+    """What the list orders a store by (id, created_at), read without opening its index; None if unreadable."""
+    try:
+        return {
+            "id": name,
+            "created_at": read_store(folder, default_state(name, read_manifest(folder).created_at)).created_at,
+        }
+    except _UNREADABLE as exc:
+        log.warning("vector store %s is left out of the list: %s", name, exc)
+        return None
+
+
+def listed_object(registry: IndexRegistry, name: str) -> dict[str, Any] | None:
+    """A store's object for the list; one whose index cannot be opened is listed with what its state files say
+    (None if it is gone meanwhile)."""
+    try:
+        return store_object(registry, name)
+    except _UNREADABLE as exc:
+        log.warning("vector store %s is listed without its index's figures: %s", name, exc)
+    try:
+        folder = registry.folder(name)
+        state = read_store(folder, default_state(name, read_manifest(folder).created_at))
+        records = read_files(folder).files.values()
+    except _UNREADABLE:
+        return None
+    counts = {status: sum(r.status == status for r in records) for status in STATUSES}
+    return _store_object(name, state, counts, usage_bytes=0)
 
 
 def file_objects(registry: IndexRegistry, name: str) -> list[dict[str, Any]]:

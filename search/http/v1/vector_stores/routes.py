@@ -29,7 +29,7 @@ from ..embeddings import OpenAIError
 from ..file_store import FileStore
 from .attach import allowed, attach, check_metadata, registry_of
 from .file_routes import add_file_routes
-from .objects import BadRequest, page, store_object, store_state
+from .objects import BadRequest, listed_object, listed_store, page, store_object, store_state
 from .schemas import (
     Deleted,
     NewVectorStore,
@@ -108,11 +108,14 @@ def _add_store_routes(router: APIRouter) -> None:
         before: str | None = None,
     ) -> dict[str, Any]:
         registry = registry_of(request)
-        stores = []
+        stores = []  # ordered by what the folders say; only the stores of the page are opened
         for name, folder in registry.folders().items():
-            if request.state.principal.may_use(name) and Index.exists(folder):
-                stores.append(store_object(registry, name))
-        return page(stores, limit=limit, order=order, after=after, before=before)
+            usable = request.state.principal.may_use(name) and Index.exists(folder)
+            if usable and (listed := listed_store(name, folder)) is not None:
+                stores.append(listed)
+        listing = page(stores, limit=limit, order=order, after=after, before=before)
+        opened = [listed_object(registry, store["id"]) for store in listing["data"]]
+        return {**listing, "data": [store for store in opened if store is not None]}
 
     @router.get("/vector_stores/{vector_store_id}", summary="A vector store", **returns(VectorStore))
     def retrieve(request: Request, vector_store_id: str) -> dict[str, Any]:
