@@ -3,7 +3,7 @@
 A batch is recorded (its input file, the text hash of every input of every request line) before it is
 polled, so a run killed while waiting is resumed by the next one instead of paid for twice. Its vectors
 wait in `batch_vectors` by text hash (kept a part at a time, then the batch is forgotten), where an ingest
-finds them (`IndexWriter.batch_vectors`); `tidy`, at the end of every ingest that publishes, drops those
+finds them (`IndexWriter.batch_vectors`); `tidy`, at the end of every ingest (with or without --batch), drops those
 published since, and those nobody took for a week. `batch.lock` keeps two runs from
 submitting the same passages; it is not the write lock, so ingests and searches go on while a run waits.
 """

@@ -58,7 +58,7 @@ class BatchRun:
         say: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.ledger, self.api, self.embedder, self.options, self.say = ledger, api, embedder, options, say
-        self.files = RequestFiles(embedder.model, embedder.request_dimensions, max_inputs=options.max_inputs)
+        self.files: RequestFiles  # while `submit_all` runs
         self.seen: set[str] = set()
         self.report = BatchReport()
         self.states: dict[str, BatchState] = {}
@@ -76,6 +76,8 @@ class BatchRun:
         progress: Progress | None = None,
     ) -> IngestSummary:
         """A dry run of `source` whose passages to embed are submitted (or, with no client, counted)."""
+        embedder = self.embedder
+        self.files = RequestFiles(embedder.model, embedder.request_dimensions, max_inputs=self.options.max_inputs)
         try:
             summary = ingest(
                 index,
@@ -286,7 +288,6 @@ def ingest_in_batches(
     else:
         with bars("Ingesting") as progress:
             summary = ingest(index, embedder, source, chunking=chunking, batch_size=batch_size, progress=progress)
-        ledger.tidy()
     summary.batch = {**run.report.as_dict(), "cost_usd": batch_costs(embedder.model, run.report, summary)}
     return summary
 

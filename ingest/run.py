@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from indexes import ChunkRecord, DocumentRecord, IndexWriter, KnownDocument, StagedDocument
+from indexes import BatchLedger, ChunkRecord, DocumentRecord, IndexWriter, KnownDocument, StagedDocument
 
 from .chunking import embedding_input, iter_chunks
 from .embeddings import Embedder, batched
@@ -270,7 +270,7 @@ class IngestRun:
         return {h: t for h, t in missing.items() if h not in delivered}
 
     def finish(self, removed: list[str]) -> None:
-        """Drop stale staged work, then publish everything at once."""
+        """Drop stale staged work, publish everything at once, drop the batch vectors published (or unclaimed)."""
         if self.dry_run or self.writer is None:
             self.summary.removed = len(removed)
             return
@@ -280,6 +280,7 @@ class IngestRun:
             self.writer.publish(removed)
         else:
             self.writer.ensure_vectors_file()
+        BatchLedger(self.writer.index).tidy()  # batch vectors published now (a read when none wait)
 
 
 def hash_bytes(data: bytes, extra: str = "") -> str:

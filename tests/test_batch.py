@@ -522,3 +522,36 @@ def test_a_recorded_batch_whose_create_is_refused_for_good_is_forgotten_and_the_
     configure(app)
     assert cli(corpus, tmp_path / "sync").exit_code == 0
     assert_same_index(tmp_path / "ix", tmp_path / "sync")
+
+
+def test_a_plain_ingest_that_publishes_delivered_batch_vectors_drops_them_from_the_waiting_room(
+    app: FastAPI, server: ServerThread, cli: Callable[..., Any], corpus: Path, tmp_path: Path, model_cache: Path
+) -> None:
+    """A `--batch` run killed after collecting its batch leaves the vectors waiting; an ingest without --batch
+    publishes them, and drops them from `batch_vectors` as it finishes."""
+    from indexes import BatchLedger
+    from ingest import RemoteOptions, make_embedder
+    from ingest.batch import BatchOptions, BatchRun
+    from ingest.batch_api import BatchClient
+
+    sim = configure(app)
+    assert cli(corpus, tmp_path / "ix", "--batch", "--no-batch-wait").exit_code == 0
+    embedder = make_embedder(
+        MODEL, cache_dir=model_cache, remote=RemoteOptions(base_url=f"{server.url}/v1", api_key=KEY)
+    )
+    api = BatchClient.connect(f"{server.url}/v1", KEY, timeout=10, max_retries=2, backoff=0.01)
+    index = Index.open(tmp_path / "ix")
+    try:  # collect, as the killed run did
+        BatchRun(BatchLedger(index), api, embedder, BatchOptions(poll_interval=0.01)).poll()  # type: ignore[arg-type]
+    finally:
+        index.close()
+        api.close()
+        embedder.close()
+    waiting = _ledger_rows(tmp_path / "ix")
+    assert waiting[:2] == (0, 0) and waiting[2] > 256
+    result = cli(corpus, tmp_path / "ix", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json_of(result.stdout)
+    assert summary["embedded"] == 0 and summary["chunks"] == waiting[2], "every vector taken from the batch"
+    assert embeddings_calls(sim) == 0
+    assert _ledger_rows(tmp_path / "ix") == (0, 0, 0), "published, so no longer kept apart"
