@@ -116,7 +116,7 @@ class Index:
         with self.read() as reader:
             counts, live = reader.counts(), reader.segments()
         files = [*self.folder.iterdir(), *(self.folder / segments.SEGMENTS_DIR).glob("*"), *self.fulltext.files()]
-        size = sum(p.stat().st_size for p in files if p.is_file())
+        size = sum(_size(p) for p in files)
         return IndexStats(self.folder, counts, self.manifest, size, live)
 
     def close(self) -> None:
@@ -125,3 +125,11 @@ class Index:
         if catalog is not None:
             self._local.catalog = None
             catalog.close()
+
+
+def _size(path: Path) -> int:
+    """A file's size; 0 for a folder, or a file gone since it was listed (another writer's temporary file)."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except FileNotFoundError:
+        return 0

@@ -455,6 +455,24 @@ def test_a_cli_index_is_a_vector_store_with_doc_ids(tmp_path: Path, model_cache:
         assert Index.exists(folder)
 
 
+def test_searching_an_index_not_made_over_v1_writes_nothing_into_it(
+    tmp_path: Path, model_cache: Path, sample_index: Path
+) -> None:
+    folder = tmp_path / "ix"
+    shutil.copytree(sample_index, folder)
+    manifest = json.loads((folder / "config.json").read_text())
+    manifest["created_at"] = "2020-01-01T00:00:00+00:00"  # long enough ago for a search to count as activity
+    (folder / "config.json").write_text(json.dumps(manifest))
+    with served(folder, model_cache) as url:
+        api = client(url)
+        before = api.vector_stores.retrieve("default").last_active_at
+        assert api.vector_stores.search("default", query="photosynthesis").data
+        after = api.vector_stores.retrieve("default").last_active_at
+        assert before is not None and after is not None and after > before + 86_400  # kept in memory
+    assert not (folder / "vector_store.json").exists()
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_keys_reach_only_their_stores(tmp_path: Path, model_cache: Path, sample_index: Path) -> None:
     folder = tmp_path / "ix"
     shutil.copytree(sample_index, folder)

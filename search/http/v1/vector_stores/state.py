@@ -5,12 +5,14 @@
 
 Each is rewritten whole, through a temporary file, fsync and rename, so a crash leaves the old or
 the new version. One lock per folder serialises read-modify-write cycles; it is not the index's
-write lock, so stamping `last_active_at` never waits for an ingest.
+write lock, so stamping `last_active_at` never waits for an ingest. An index without `vector_store.json`
+(the default one, --named-index) is not written to by searches: its `last_active_at` is kept in memory.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -26,6 +28,8 @@ FILES_FILE = "vector_store_files.json"
 DAY = 86_400
 _locks: dict[Path, threading.RLock] = {}
 _locks_lock = threading.Lock()
+_active: dict[Path, int] = {}  # last_active_at kept in memory: indexes without vector_store.json, failed writes
+log = logging.getLogger("semsearch.vector_stores")
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,11 @@ def default_state(name: str, created_iso: str) -> StoreState:
 
 
 def read_store(folder: Path, default: StoreState) -> StoreState:
-    """The store's state, or `default` if it has none."""
+    """The store's state, or `default` if it has none (last active when this process last saw it used)."""
     raw = _read_json(folder / STORE_FILE)
-    return default if raw is None else StoreState(**raw)
+    state = default if raw is None else StoreState(**raw)
+    active = _active.get(folder.resolve(), 0)
+    return replace(state, last_active_at=active) if active > state.last_active_at else state
 
 
 def write_store(folder: Path, state: StoreState) -> None:
@@ -133,12 +139,22 @@ def update_file(folder: Path, file_id: str, change: Callable[[FileRecord], FileR
 
 
 def touch(folder: Path, state: StoreState, now: int, *, every: int = 60) -> StoreState:
-    """Stamp `last_active_at` (at most once a minute, so searches do not rewrite the file each time)."""
+    """Stamp `last_active_at` (at most once a minute, so searches do not rewrite the file each time), in
+    `vector_store.json` if the index has one, else in memory; a write that fails is logged, never raised."""
     if now - state.last_active_at < every:
         return state
+    key = folder.resolve()
     with lock(folder):
         fresh = replace(read_store(folder, state), last_active_at=now)
-        write_store(folder, fresh)
+        if not (folder / STORE_FILE).is_file():
+            _active[key] = now
+            return fresh
+        try:
+            write_store(folder, fresh)
+        except OSError as exc:
+            if key not in _active:  # once per folder, not once a minute
+                log.warning("cannot record when vector store %s was last active: %s", folder.name, exc)
+            _active[key] = now
         return fresh
 
 
