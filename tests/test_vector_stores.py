@@ -173,6 +173,26 @@ def test_listing_opens_only_the_page_and_survives_a_damaged_store(tmp_path: Path
         assert listed[damaged.name].name == "s0" and listed[damaged.name].usage_bytes == 0
 
 
+def test_a_create_stopped_before_its_index_is_cleared_and_a_store_deletes_whole(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    with served(tmp_path / "ix", model_cache) as url:
+        kept = client(url).vector_stores.create(name="kept")
+    root = Settings(index_dir=tmp_path / "ix").vector_store_root
+    stopped = root / ("vs_" + "a" * 24)  # what a crash leaves between writing the state and making the index
+    stopped.mkdir()
+    shutil.copy(root / kept.id / "vector_store.json", stopped / "vector_store.json")
+    other = root / ("vs_" + "b" * 24)  # a folder without our state is not ours to remove
+    other.mkdir()
+    with served(tmp_path / "ix", model_cache) as url:
+        api = client(url)
+        assert not stopped.exists() and other.is_dir()
+        assert [s.id for s in api.vector_stores.list()] == [kept.id]
+        assert api.vector_stores.delete(kept.id).deleted
+        assert not (root / kept.id).exists() and not list(root.glob(".deleted-*"))
+        assert api.vector_stores.list().data == []
+
+
 def test_upload_and_poll_with_attributes_and_static_chunking(url: str, index_dir: Path) -> None:
     api = client(url)
     store = api.vector_stores.create(name="chunks")

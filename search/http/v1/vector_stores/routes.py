@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -26,7 +27,6 @@ from ...error_shapes import BadParam
 from ...registry import IndexRegistry
 from ...schemas import errors, returns
 from ..embeddings import OpenAIError
-from ..file_store import FileStore
 from .attach import allowed, attach, check_metadata, registry_of
 from .file_routes import add_file_routes
 from .objects import BadRequest, listed_object, listed_store, page, store_object, store_state
@@ -40,24 +40,35 @@ from .schemas import (
     VectorStoreList,
 )
 from .search import rewrite_query, search_stores
-from .state import StoreState, lock, touch, write_store
+from .state import StoreState, lock, read_store, touch, write_store
 from .worker import VectorStoreWorker
 
 Order = Literal["asc", "desc"]
 _TRASH = ".deleted-"  # a store being deleted is renamed to this first: never half a store on the list
+_NONE = StoreState("", 0, 0)  # what a folder without vector_store.json reads as
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the worker that ingests attached files (resuming what a previous run left in progress)."""
     registry: IndexRegistry = app.state.registry
-    files = getattr(app.state, "files", None) or FileStore(registry.settings.openai_dir / "files")
     root = registry.settings.vector_store_root
     for trash in root.glob(f"{_TRASH}*") if root.is_dir() else ():
         shutil.rmtree(trash, ignore_errors=True)  # a delete a crash interrupted
-    app.state.vector_store_worker = VectorStoreWorker(registry, files).start()
+    for folder in root.glob("vs_*") if root.is_dir() else ():
+        if _unfinished(folder):
+            shutil.rmtree(folder, ignore_errors=True)  # a create a crash interrupted: no index, so no data
+    app.state.vector_store_worker = VectorStoreWorker(registry, app.state.files).start()
     yield
     app.state.vector_store_worker.close()
+
+
+def _unfinished(folder: Path) -> bool:
+    """A store's folder with its state but no index: POST /v1/vector_stores stopped between the two."""
+    try:
+        return not Index.exists(folder) and read_store(folder, _NONE).created_over_v1
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def vector_stores_router() -> APIRouter:
@@ -85,13 +96,16 @@ def _add_store_routes(router: APIRouter) -> None:
         allowed(request, name, creating=True)
         metadata = check_metadata(body.metadata or {})
         root = registry.settings.vector_store_root
-        root.mkdir(parents=True, exist_ok=True)
-        folder = registry.create(name, None, root=root)
         now = int(time.time())
         expires = body.expires_after.model_dump() if body.expires_after else None
         state = StoreState(body.name or name, now, now, metadata, body.description, expires, created_over_v1=True)
-        with lock(folder):
-            write_store(folder, state)
+        (root / name).mkdir(parents=True)
+        write_store(root / name, state)  # before the manifest makes it an index: never a store without its state
+        try:
+            registry.create(name, None, root=root)
+        except BaseException:
+            shutil.rmtree(root / name, ignore_errors=True)
+            raise
         if body.file_ids:
             items = [(file_id, None, body.chunking_strategy) for file_id in body.file_ids]
             attach(request, name, items, batch_id=None)
@@ -169,9 +183,9 @@ def _delete_store(request: Request, name: str) -> None:
             "Remove its documents one by one, or stop the server and delete the folder yourself"
         )
     with registry.write_lock(name):
-        registry.forget(name)  # queued files of the store are skipped once it is gone
         trash = root / f"{_TRASH}{name}"
         os.replace(folder, trash)  # gone from the list at once, even if the removal below is interrupted
+        registry.forget(name)  # then closed; queued files of the store are skipped once it is gone
         shutil.rmtree(trash, ignore_errors=True)
     with contextlib.suppress(OSError):
         trash.rmdir()
