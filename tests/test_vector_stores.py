@@ -529,23 +529,39 @@ def test_a_restarted_server_keeps_stores_files_and_statuses(tmp_path: Path, mode
         )
         bad = api.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("x.bin", b"\x00\x01"))
         batch = api.vector_stores.file_batches.upload_and_poll(store.id, files=[("earth.txt", long_text(10))])
-        # Queued and not waited for: the server stops while the worker is busy with the first, so the
-        # second is (almost always) still in progress on disk, and the restarted server must finish it.
+        # Queued and not waited for: the server may stop before or while the worker ingests them.
         late = [api.files.create(file=(f"late{n}.txt", long_text(60 + n)), purpose="assistants") for n in range(2)]
         for file in late:
             api.vector_stores.files.create(vector_store_id=store.id, file_id=file.id)
+        seeded = api.files.create(file=("seeded.md", TEA.replace("Tea", "Seeded tea").encode()), purpose="assistants")
         before = {f.id: (f.status, f.attributes) for f in api.vector_stores.files.list(store.id)}
+    # What a server stopped before it ingested a file leaves, whatever the timing above did: its record in progress.
+    state_file = Settings(index_dir=folder).vector_store_root / store.id / "vector_store_files.json"
+    state = json.loads(state_file.read_text())
+    record = {**state["files"][done.id], "id": seeded.id, "filename": "seeded.md", "status": "in_progress"}
+    state["files"][seeded.id] = {**record, "path": None, "usage_bytes": 0, "attributes": {"seeded": True}}
+    state_file.write_text(json.dumps(state))
+    before[seeded.id] = ("in_progress", {"seeded": True})
     with served(folder, model_cache) as url:
         api = client(url)
         kept = api.vector_stores.retrieve(store.id)
         assert (kept.name, kept.metadata, kept.created_at) == ("kept", {"owner": "me"}, store.created_at)
-        for file in late:
+        for file in [*late, seeded]:
             assert api.vector_stores.files.poll(file.id, vector_store_id=store.id).status == "completed"
+        seeded_filter = {"key": "seeded", "type": "eq", "value": True}
+        found = api.vector_stores.search(store.id, query="seeded tea", filters=seeded_filter)  # type: ignore[arg-type]
+        assert [r.file_id for r in found] == [seeded.id]
         after = {f.id: (f.status, f.attributes) for f in api.vector_stores.files.list(store.id)}
         assert (
             set(after)
             == set(before)
-            == {done.id, bad.id, *[f.id for f in late], *[f.id for f in batch_files(api, store.id, batch.id)]}
+            == {
+                done.id,
+                bad.id,
+                seeded.id,
+                *[f.id for f in late],
+                *[f.id for f in batch_files(api, store.id, batch.id)],
+            }
         )
         assert after[done.id] == ("completed", {"team": "a"}) and after[bad.id][0] == "failed"
         assert api.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id).file_counts.completed == 1

@@ -14,7 +14,7 @@ from search.errors import Forbidden, InvalidQuery
 from ...documents import check_attributes
 from ...error_shapes import BadParam
 from ...registry import IndexRegistry
-from ..file_store import FileStore
+from ..files import file_store
 from .objects import BadRequest, store_state
 from .schemas import AutoChunking, Chunking
 from .state import BatchRecord, FileRecord, editing_files, touch
@@ -31,10 +31,6 @@ def registry_of(request: Request) -> IndexRegistry:
 def worker_of(request: Request) -> VectorStoreWorker:
     worker: VectorStoreWorker = request.app.state.vector_store_worker
     return worker
-
-
-def files_of(request: Request) -> FileStore:
-    return worker_of(request).files
 
 
 def allowed(request: Request, store: str, *, creating: bool = False) -> None:
@@ -87,7 +83,7 @@ def attach(request: Request, store: str, items: Sequence[Item], *, batch_id: str
     now = int(time.time())
     records = []
     for file_id, attributes, chunking in items:
-        file = files_of(request).get(file_id)  # an unknown id is a 404 before anything is queued
+        file = file_store(request).get(file_id)  # an unknown id is a 404 before anything is queued
         size, overlap = chunking_for(chunking, sizes, service.embedder.max_tokens)
         try:
             checked = check_attributes(dict(attributes or {}))

@@ -19,6 +19,7 @@ from ...schemas import returns
 from .attach import allowed, attach, registry_of, worker_of
 from .objects import (
     DOC_PREFIX,
+    Status,
     batch_object,
     file_object,
     file_objects,
@@ -36,10 +37,9 @@ from .schemas import (
     VectorStoreFile,
     VectorStoreFileList,
 )
-from .state import editing_files, read_files
+from .state import BatchRecord, FilesState, editing_files, read_files
 
 Order = Literal["asc", "desc"]
-Status = Literal["in_progress", "completed", "failed", "cancelled"]
 _FILE = "/vector_stores/{vector_store_id}/files/{file_id}"
 _BATCH = "/vector_stores/{vector_store_id}/file_batches/{batch_id}"
 
@@ -172,7 +172,7 @@ def _add_batch_routes(router: APIRouter) -> None:
     def cancel_batch(request: Request, vector_store_id: str, batch_id: str) -> dict[str, Any]:
         allowed(request, vector_store_id)
         folder, _ = store_state(registry_of(request), vector_store_id)
-        batch = _batch_record(request, vector_store_id, batch_id)
+        batch, _ = _batch_record(request, vector_store_id, batch_id)
         dropped = worker_of(request).cancel(vector_store_id, batch.file_ids, batch_id=batch_id)
         with editing_files(folder) as state:
             state.batches[batch_id] = replace(state.batches[batch_id], cancelled=True)
@@ -194,7 +194,7 @@ def _add_batch_routes(router: APIRouter) -> None:
         filter: Status | None = None,
     ) -> dict[str, Any]:
         allowed(request, vector_store_id)
-        batch = _batch_record(request, vector_store_id, batch_id)
+        batch, _ = _batch_record(request, vector_store_id, batch_id)
         ids = set(batch.file_ids)
         files = [
             f
@@ -204,20 +204,18 @@ def _add_batch_routes(router: APIRouter) -> None:
         return page(files, limit=limit, order=order, after=after, before=before)
 
 
-def _batch_record(request: Request, store: str, batch_id: str) -> Any:
-    folder, _ = store_state(registry_of(request), store)
-    batch = read_files(folder).batches.get(batch_id)
-    if batch is None:
-        raise IndexNotFound(f"vector store {store!r} has no file batch {batch_id!r}")
-    return batch
-
-
-def _batch(request: Request, store: str, batch_id: str) -> dict[str, Any]:
+def _batch_record(request: Request, store: str, batch_id: str) -> tuple[BatchRecord, FilesState]:
+    """A batch's record and the store's files' state (IndexNotFound if the store has no such batch)."""
     folder, _ = store_state(registry_of(request), store)
     state = read_files(folder)
     batch = state.batches.get(batch_id)
     if batch is None:
         raise IndexNotFound(f"vector store {store!r} has no file batch {batch_id!r}")
+    return batch, state
+
+
+def _batch(request: Request, store: str, batch_id: str) -> dict[str, Any]:
+    batch, state = _batch_record(request, store, batch_id)
     return batch_object(store, batch, state.files)
 
 

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from indexes import Index, IndexNotFound, StoredDocument
 from indexes.manifest import read_manifest
@@ -22,7 +22,8 @@ from ...registry import IndexRegistry
 from ..pages import cursor_page, list_object
 from .state import BatchRecord, FileRecord, StoreState, default_state, read_files, read_store
 
-STATUSES = ("in_progress", "completed", "failed", "cancelled")
+Status = Literal["in_progress", "completed", "failed", "cancelled"]
+STATUSES: tuple[str, ...] = get_args(Status)
 DOC_PREFIX = "doc-"
 log = logging.getLogger("semsearch.vector_stores")
 _UNREADABLE: tuple[type[Exception], ...] = (*ERROR_FAMILIES, OSError, ValueError, TypeError)  # a damaged folder

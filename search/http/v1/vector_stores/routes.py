@@ -203,7 +203,7 @@ def _add_search_route(router: APIRouter) -> None:
         folder, state = store_state(registry, vector_store_id)
         if state.expired():
             raise BadRequest(f"vector store {vector_store_id!r} has expired: extend expires_after to use it again")
-        queries = [q for q in body.queries()]
+        queries = list(body.queries())
         if not queries or not all(q.strip() for q in queries) or len(queries) > 10:
             raise BadParam("query: give a non-empty string, or a list of 1 to 10 non-empty strings", "query")
         if body.rewrite_query:
