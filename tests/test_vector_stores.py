@@ -434,6 +434,13 @@ def test_the_same_bytes_attached_twice_are_two_files(url: str, index_dir: Path) 
     found = api.vector_stores.search(store.id, query="glaciers", filters=team_a)  # type: ignore[arg-type]
     assert {r.file_id for r in found} == {a.id}
 
+    again = api.vector_stores.files.create_and_poll(  # attached again: made anew, as asked now
+        file_id=b.id, vector_store_id=store.id, attributes={"team": "b"}, chunking_strategy={"type": "auto"}
+    )
+    assert again.status == "completed" and again.attributes == {"team": "b"}
+    assert max(p.chunk.tokens for p in stored_passages(folder, f"/{b.id}/earth.txt")) > 100
+    assert sorted(f.id for f in api.vector_stores.files.list(store.id)) == sorted([a.id, b.id])
+
     api.vector_stores.files.delete(a.id, vector_store_id=store.id)
     assert {r.file_id for r in api.vector_stores.search(store.id, query="glaciers")} == {b.id}
     assert [f.id for f in api.vector_stores.files.list(store.id)] == [b.id]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Request
@@ -93,7 +94,9 @@ def attach(request: Request, store: str, items: Sequence[Item], *, batch_id: str
             FileRecord(file_id, now, file.filename, "in_progress", size, overlap, checked, batch_id=batch_id)
         )
     with editing_files(folder) as files:
-        files.files.update({r.id: r for r in records})
+        for record in records:  # attached again: its document is made anew, cut and attributed as asked now
+            previous = files.files.get(record.id)
+            files.files[record.id] = replace(record, path=previous.path) if previous else record
         if batch_id is not None:
             files.batches[batch_id] = BatchRecord(batch_id, now, tuple(r.id for r in records))
     worker_of(request).submit(Task(store, r.id, batch_id) for r in records)

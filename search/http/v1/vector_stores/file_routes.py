@@ -226,7 +226,7 @@ def _polled(body: dict[str, Any]) -> Any:
 
 
 def _document(request: Request, store: str, file_id: str) -> StoredDocument | None:
-    """The document a store's file became (None while it is not ingested); IndexNotFound if no such file."""
+    """The document a store's file became (None until it is first ingested); IndexNotFound if no such file."""
     registry = registry_of(request)
     index = registry.service(store).index
     if file_id.startswith(DOC_PREFIX):
@@ -235,13 +235,13 @@ def _document(request: Request, store: str, file_id: str) -> StoredDocument | No
     record = read_files(folder).files.get(file_id)
     if record is None:
         raise IndexNotFound(f"vector store {store!r} has no file {file_id!r}")
-    if record.status != "completed":
+    if record.path is None:
         return None
     with index.read() as reader:
-        document = reader.document_at(record.path or "")
-    if document is None:
+        document = reader.document_at(record.path)
+    if document is None and record.status == "completed":
         raise IndexNotFound(f"vector store {store!r} has no file {file_id!r} (its document was removed)")
-    return document
+    return document  # in progress: the document of an earlier attachment, if any
 
 
 def _passages(request: Request, store: str, document: StoredDocument) -> list[str]:

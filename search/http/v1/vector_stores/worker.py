@@ -24,7 +24,7 @@ from indexes import IndexBusy, IndexNotFound
 from ingest import ChunkingConfig, UpstreamError, UpstreamRejected
 from search.errors import ERROR_FAMILIES
 
-from ...documents import Upload, delete_document, store_and_ingest
+from ...documents import Upload, delete_document, find_by_path, store_and_ingest
 from ...registry import IndexRegistry
 from ..file_store import FileNotFound, FileStore
 from .state import FileRecord, editing_files, read_files, update_file
@@ -145,6 +145,9 @@ class VectorStoreWorker:
             current = [r for t in group if (r := records.get(t.file_id)) is not None and r.status == "in_progress"]
             uploads, readable = self._uploads(folder, current)
             service = self.registry.service(store)
+            for record in readable:
+                if record.path and (old := find_by_path(service.index, record.path)) is not None:
+                    delete_document(service.index, old["id"])  # attached again: made anew below
             results = store_and_ingest(service, uploads, chunking) if uploads else []
             return [
                 result
