@@ -412,6 +412,20 @@ def test_deleted_file_stops_matching_and_the_file_stays(url: str) -> None:
     assert api.files.retrieve(done.id).id == done.id  # removing it from the store leaves the File
 
 
+def test_a_delete_stopped_after_removing_the_document_can_be_finished(url: str, registry: IndexRegistry) -> None:
+    api = client(url)
+    store = api.vector_stores.create(name="half deleted")
+    done = api.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("tea.md", TEA.encode()))
+    folder = registry.folder(store.id)
+    path = json.loads((folder / "vector_store_files.json").read_text())["files"][done.id]["path"]
+    index = registry.service(store.id).index
+    with registry.write_lock(store.id), IndexWriter(index) as writer:  # what a kill -9 mid-delete leaves
+        writer.remove([path])
+    assert [f.id for f in api.vector_stores.files.list(store.id)] == []  # a record without its document is hidden
+    assert api.vector_stores.files.delete(done.id, vector_store_id=store.id).deleted
+    assert done.id not in json.loads((folder / "vector_store_files.json").read_text())["files"]
+
+
 def test_the_same_bytes_attached_twice_are_two_files(url: str, index_dir: Path) -> None:
     api = client(url)
     store = api.vector_stores.create(name="twice")
@@ -444,7 +458,28 @@ def test_the_same_bytes_attached_twice_are_two_files(url: str, index_dir: Path) 
     api.vector_stores.files.delete(a.id, vector_store_id=store.id)
     assert {r.file_id for r in api.vector_stores.search(store.id, query="glaciers")} == {b.id}
     assert [f.id for f in api.vector_stores.files.list(store.id)] == [b.id]
-    assert not (folder / "uploads" / hashlib.sha256(long_text()).hexdigest() / a.id).exists()
+    content = folder / "uploads" / hashlib.sha256(long_text()).hexdigest()
+    assert not (content / a.id).exists() and (content / b.id / "earth.txt").is_file()
+
+
+def test_orphan_uploads_of_store_files_are_removed_at_open(tmp_path: Path, model_cache: Path) -> None:
+    with served(tmp_path / "ix", model_cache) as url:
+        api = client(url)
+        store = api.vector_stores.create(name="orphans")
+        done = api.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("tea.md", TEA.encode()))
+    content = (
+        Settings(index_dir=tmp_path / "ix").vector_store_root
+        / store.id
+        / "uploads"
+        / hashlib.sha256(TEA.encode()).hexdigest()
+    )
+    stray = content / ("file-" + "0" * 24) / "tea.md"  # stored, then killed before its publish
+    stray.parent.mkdir()
+    stray.write_bytes(TEA.encode())
+    (content / done.id / ".upload.1.2.tmp").write_bytes(b"half")
+    with served(tmp_path / "ix", model_cache) as url:
+        assert client(url).vector_stores.files.retrieve(done.id, vector_store_id=store.id).status == "completed"
+    assert not stray.parent.exists() and [p.name for p in (content / done.id).iterdir()] == ["tea.md"]
 
 
 def test_update_attributes_is_seen_by_filters(url: str) -> None:

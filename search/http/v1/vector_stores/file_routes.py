@@ -127,7 +127,7 @@ def _add_file_changes(router: APIRouter) -> None:
         allowed(request, vector_store_id)
         registry = registry_of(request)
         with registry.write_lock(vector_store_id):
-            document = _document(request, vector_store_id, file_id)
+            document = _document(request, vector_store_id, file_id, strict=False)  # a record left behind goes too
             folder, _ = store_state(registry, vector_store_id)
             worker_of(request).cancel(vector_store_id, [file_id])
             if document is not None:  # first: a record left without its document is no longer listed
@@ -225,8 +225,9 @@ def _polled(body: dict[str, Any]) -> Any:
     return JSONResponse(body, headers=headers)
 
 
-def _document(request: Request, store: str, file_id: str) -> StoredDocument | None:
-    """The document a store's file became (None until it is first ingested); IndexNotFound if no such file."""
+def _document(request: Request, store: str, file_id: str, *, strict: bool = True) -> StoredDocument | None:
+    """The document a store's file became (None until it is first ingested); IndexNotFound if no such file
+    (or, if `strict`, if its document was removed another way)."""
     registry = registry_of(request)
     index = registry.service(store).index
     if file_id.startswith(DOC_PREFIX):
@@ -239,7 +240,7 @@ def _document(request: Request, store: str, file_id: str) -> StoredDocument | No
         return None
     with index.read() as reader:
         document = reader.document_at(record.path)
-    if document is None and record.status == "completed":
+    if document is None and record.status == "completed" and strict:
         raise IndexNotFound(f"vector store {store!r} has no file {file_id!r} (its document was removed)")
     return document  # in progress: the document of an earlier attachment, if any
 
