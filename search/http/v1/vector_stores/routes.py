@@ -2,7 +2,7 @@
 
 Stores made here live under `settings.vector_store_root` as `vs_` + 24 hex; every other index the
 server serves (the default one, --indexes, the index root) is a vector store too, but only stores
-made here can be deleted here. Files and batches are in `vector_store_file_routes.py`.
+made here can be deleted here. Files and batches are in `file_routes.py`.
 """
 
 from __future__ import annotations
