@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -235,3 +236,14 @@ def test_the_readme_files_example_runs(client: OpenAI, tmp_path: Path, monkeypat
     monkeypatch.chdir(tmp_path)
     exec(compile(script, "README.md", "exec"), {"client": client})
     assert not [f for f in client.files.list() if f.filename == "handbook.md"], "the example deletes its file"
+
+
+def test_uploads_racing_the_first_read_all_land(tmp_path: Path) -> None:
+    """The first read of a store removes bytes no record names; it must never take those of an add in flight."""
+    for attempt in range(5):
+        store = FileStore(tmp_path / f"files{attempt}")
+        texts = [f"text {n}".encode() * 1000 for n in range(8)]
+        with ThreadPoolExecutor(8) as pool:
+            made = list(pool.map(store.add, [f"f{n}.txt" for n in range(8)], texts, ["user_data"] * 8))
+        assert sorted(r.id for r in store.all()) == sorted(r.id for r in made)
+        assert [store.path(r.id).read_bytes() for r in made] == texts

@@ -126,10 +126,15 @@ class FileStore:
         expires = None if expires_after is None else now // 10**9 + expires_after
         file_id, created = "file-" + secrets.token_hex(12), now // 10**9
         record = FileObject(file_id, len(data), created, filename, purpose, digest, created_ns=now, expires_at=expires)
-        stored = store_content(self.folder, filename, data)  # the slow part, outside the lock (idempotent)
+        with self._lock:
+            self._loaded()  # its first read removes bytes no record names: never those of an add in flight
+        try:
+            stored: Path | None = store_content(self.folder, filename, data)  # the slow part, outside the lock
+        except OSError:
+            stored = None  # a delete of the same content removed its folder meanwhile: store it again below
         with self._lock:
             table = self._loaded()
-            if not stored.is_file():  # a delete of the same content, or the first read's clean-up, took it
+            if stored is None or not stored.is_file():  # a delete of the same content took it meanwhile
                 store_content(self.folder, filename, data)
             try:
                 self._write_record(record)
