@@ -264,7 +264,37 @@ def test_file_batch_with_a_bad_file(url: str) -> None:
     again = api.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
     assert again.file_counts == batch.file_counts
     cancelled = api.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
-    assert cancelled.status == "cancelled" and cancelled.file_counts.completed == 2  # nothing was left to stop
+    assert (cancelled.status, cancelled.file_counts) == ("completed", batch.file_counts)  # nothing left to stop
+
+
+def test_a_create_that_fails_leaves_no_store(url: str) -> None:
+    api = client(url)
+    before = {s.id for s in api.vector_stores.list()}
+    with pytest.raises(openai.NotFoundError):
+        api.vector_stores.create(name="orphan?", file_ids=["file-nope"])
+    good = api.files.create(file=("ok.txt", b"a file that exists"), purpose="assistants").id
+    too_much = {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 150}}
+    for file_ids in ([good], []):  # overlap over half: refused with or without files to cut
+        with pytest.raises(openai.BadRequestError) as refused:
+            api.vector_stores.create(name="overlap", file_ids=file_ids, chunking_strategy=too_much)  # type: ignore[arg-type]
+        assert refused.value.param == "chunking_strategy.static.chunk_overlap_tokens"
+    assert {s.id for s in api.vector_stores.list()} == before
+
+
+def test_a_finished_batch_stays_as_it_ended(url: str) -> None:
+    """Cancelling it changes nothing; attaching one of its files again later leaves its counts."""
+    api = client(url)
+    store = api.vector_stores.create(name="finished").id
+    a, b = (
+        api.files.create(file=(f"{n}.txt", f"{n} is a file about {n}".encode()), purpose="assistants").id for n in "ab"
+    )
+    first = api.vector_stores.file_batches.create_and_poll(vector_store_id=store, file_ids=[a, b])
+    assert (first.status, first.file_counts.completed, first.file_counts.total) == ("completed", 2, 2)
+    cancelled = api.vector_stores.file_batches.cancel(batch_id=first.id, vector_store_id=store)
+    assert (cancelled.status, cancelled.file_counts) == ("completed", first.file_counts)
+    api.vector_stores.file_batches.create_and_poll(vector_store_id=store, file_ids=[a])
+    again = api.vector_stores.file_batches.retrieve(batch_id=first.id, vector_store_id=store)
+    assert (again.status, again.file_counts) == ("completed", first.file_counts)
 
 
 def test_cancel_a_batch_while_the_worker_is_busy(url: str, registry: IndexRegistry) -> None:

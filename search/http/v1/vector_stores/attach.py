@@ -16,7 +16,7 @@ from ...documents import check_attributes
 from ...error_shapes import BadParam
 from ...registry import IndexRegistry
 from ..files import file_store
-from .objects import BadRequest, store_state
+from .objects import BadRequest, batch_counts, store_state
 from .schemas import AutoChunking, Chunking
 from .state import BatchRecord, FileRecord, editing_files, touch
 from .worker import Task, VectorStoreWorker
@@ -96,6 +96,9 @@ def attach(request: Request, store: str, items: Sequence[Item], *, batch_id: str
     with editing_files(folder) as files:
         for record in records:  # attached again: its document is made anew, cut and attributed as asked now
             previous = files.files.get(record.id)
+            earlier = files.batches.get(previous.batch_id) if previous and previous.batch_id else None
+            if earlier is not None and earlier.id != batch_id and earlier.counts is None:
+                files.batches[earlier.id] = replace(earlier, counts=batch_counts(earlier, files.files))
             files.files[record.id] = replace(record, path=previous.path) if previous else record
         if batch_id is not None:
             files.batches[batch_id] = BatchRecord(batch_id, now, tuple(r.id for r in records))

@@ -172,6 +172,9 @@ def _add_batch_routes(router: APIRouter) -> None:
     def cancel_batch(request: Request, vector_store_id: str, batch_id: str) -> dict[str, Any]:
         allowed(request, vector_store_id)
         folder, _ = store_state(registry_of(request), vector_store_id)
+        current = _batch(request, vector_store_id, batch_id)
+        if current["status"] != "in_progress":
+            return current  # finished: nothing to cancel, it stays as it ended
         batch, _ = _batch_record(request, vector_store_id, batch_id)
         dropped = worker_of(request).cancel(vector_store_id, batch.file_ids, batch_id=batch_id)
         with editing_files(folder) as state:

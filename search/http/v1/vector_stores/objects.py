@@ -177,13 +177,21 @@ def document_object(store: str, document: StoredDocument, chunking: ChunkingConf
     }
 
 
-def batch_object(store: str, batch: BatchRecord, files: dict[str, FileRecord]) -> dict[str, Any]:
-    """OpenAI's `vector_store.files_batch`, its counts from its files' records."""
+def batch_counts(batch: BatchRecord, files: dict[str, FileRecord]) -> dict[str, int]:
+    """How many of a batch's files are in each status (as frozen, once a later request took one of them)."""
+    if batch.counts is not None:
+        return dict(batch.counts)
     counts = {status: 0 for status in STATUSES}
     for file_id in batch.file_ids:
         record = files.get(file_id)
         if record is not None and record.batch_id == batch.id:
             counts[record.status] += 1
+    return counts
+
+
+def batch_object(store: str, batch: BatchRecord, files: dict[str, FileRecord]) -> dict[str, Any]:
+    """OpenAI's `vector_store.files_batch`, its counts from its files' records."""
+    counts = batch_counts(batch, files)
     total = sum(counts.values())
     if counts["in_progress"]:
         status = "in_progress"

@@ -27,7 +27,8 @@ from ...error_shapes import BadParam
 from ...registry import IndexRegistry
 from ...schemas import errors, returns
 from ..embeddings import OpenAIError
-from .attach import allowed, attach, check_metadata, registry_of
+from ..files import file_store
+from .attach import allowed, attach, check_metadata, chunking_for, registry_of
 from .file_routes import add_file_routes
 from .objects import BadRequest, listed_object, listed_store, page, store_object, store_state
 from .schemas import (
@@ -95,6 +96,9 @@ def _add_store_routes(router: APIRouter) -> None:
         name = "vs_" + secrets.token_hex(12)
         allowed(request, name, creating=True)
         metadata = check_metadata(body.metadata or {})
+        chunking_for(body.chunking_strategy, (0, 0), 4096)  # a bad one is a 400 before the store is made
+        for file_id in body.file_ids or ():
+            file_store(request).get(file_id)  # an unknown file is a 404 before the store is made
         root = registry.settings.vector_store_root
         now = int(time.time())
         expires = body.expires_after.model_dump() if body.expires_after else None
@@ -108,7 +112,12 @@ def _add_store_routes(router: APIRouter) -> None:
             raise
         if body.file_ids:
             items = [(file_id, None, body.chunking_strategy) for file_id in body.file_ids]
-            attach(request, name, items, batch_id=None)
+            try:
+                attach(request, name, items, batch_id=None)
+            except BaseException:  # nothing was queued: a failed create leaves no store behind
+                registry.forget(name)
+                shutil.rmtree(root / name, ignore_errors=True)
+                raise
         return store_object(registry, name)
 
     @router.get(

@@ -77,6 +77,7 @@ class BatchRecord:
     created_at: int
     file_ids: tuple[str, ...]
     cancelled: bool = False
+    counts: dict[str, int] | None = None  # frozen when one of its files is attached again by a later request
 
 
 @dataclass(frozen=True)
