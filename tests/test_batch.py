@@ -267,6 +267,7 @@ def test_the_local_model_refuses_batch(run: Callable[..., Any], corpus: Path, tm
     result = run("ingest", str(corpus), "--index", str(tmp_path / "ix"), "--batch")
     assert result.exit_code == 2
     assert "the local model needs no batch" in result.output
+    assert not (tmp_path / "ix").exists(), "refused before any index folder is made"
 
 
 def test_the_openai_sdk_speaks_to_the_simulated_files_and_batch_apis(app: FastAPI, server: ServerThread) -> None:

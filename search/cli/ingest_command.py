@@ -187,6 +187,8 @@ def ingest(
         raise click.UsageError("--batch and --watch do not go together: ingest with --batch once, then --watch")
     embedder = _embedder_for(settings, remote)
     batching = BatchOptions(batch_wait, batch_poll_interval, batch_timeout, batch_inputs) if batch else None
+    if batching is not None:
+        _check_batchable(embedder)  # before any index folder is made
     chunking = None
     if chunk_tokens is not None or chunk_overlap is not None:
         chunking = default_chunking(embedder, chunk_tokens, chunk_overlap)
@@ -223,6 +225,18 @@ def ingest(
         _watch(settings, paths, source.options, interval, as_json)
 
 
+def _check_batchable(embedder: Embedder) -> None:
+    """Only an OpenAI-compatible model goes through the Batch API."""
+    from ingest.openai_embedder import OpenAIEmbedder
+
+    if not isinstance(embedder, OpenAIEmbedder):
+        what = "the local model" if embedder.name.startswith("local/") else embedder.name
+        raise IngestConfigError(
+            f"{what} needs no batch: it embeds in process, for free; --batch is for OpenAI-compatible "
+            "models (--embedding-model openai/NAME)"
+        )
+
+
 def _ingest_batch(
     index: Any,
     embedder: Embedder,
@@ -237,14 +251,7 @@ def _ingest_batch(
     """`--batch`: through the Batch API (`ingest/batch.py`); with --dry-run, what it would submit and cost."""
     from ingest.batch import estimate_batches, ingest_in_batches
     from ingest.batch_api import BatchClient
-    from ingest.openai_embedder import OpenAIEmbedder
 
-    if not isinstance(embedder, OpenAIEmbedder):
-        what = "the local model" if embedder.name.startswith("local/") else embedder.name
-        raise IngestConfigError(
-            f"{what} needs no batch: it embeds in process, for free; --batch is for OpenAI-compatible "
-            "models (--embedding-model openai/NAME)"
-        )
     if dry_run:
         return estimate_batches(index, embedder, source, chunking=chunking, max_inputs=options.max_inputs)
     bars = sys.stderr.isatty() and not as_json
