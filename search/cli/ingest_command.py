@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,9 @@ from ingest import DEFAULT_EMBEDDING_MODEL, TIER_LIMITS, Embedder, IngestConfigE
 from ingest.batch import BatchOptions
 from ingest.walk import SUPPORTED_EXTENSIONS, path_key
 from search.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.openai_embedder import OpenAIEmbedder
 
 from . import output
 from .common import errors, index_option, json_option, open_service, settings_for
@@ -187,8 +190,7 @@ def ingest(
         raise click.UsageError("--batch and --watch do not go together: ingest with --batch once, then --watch")
     embedder = _embedder_for(settings, remote)
     batching = BatchOptions(batch_wait, batch_poll_interval, batch_timeout, batch_inputs) if batch else None
-    if batching is not None:
-        _check_batchable(embedder)  # before any index folder is made
+    batcher = _check_batchable(embedder) if batch else None  # refused before any index folder is made
     chunking = None
     if chunk_tokens is not None or chunk_overlap is not None:
         chunking = default_chunking(embedder, chunk_tokens, chunk_overlap)
@@ -199,9 +201,9 @@ def ingest(
     source = Folders(paths, WalkOptions(include, exclude, int(max_file_mb * 2**20)))
     try:
         with output.progress("Ingesting", enabled=not as_json) as progress:
-            if batching is not None:
+            if batching is not None and batcher is not None:
                 summary = _ingest_batch(
-                    index, embedder, source, remote, batching, chunking, batch_size, dry_run, as_json
+                    index, batcher, source, remote, batching, chunking, batch_size, dry_run, as_json
                 )
             else:
                 summary = ingest(
@@ -225,8 +227,8 @@ def ingest(
         _watch(settings, paths, source.options, interval, as_json)
 
 
-def _check_batchable(embedder: Embedder) -> None:
-    """Only an OpenAI-compatible model goes through the Batch API."""
+def _check_batchable(embedder: Embedder) -> OpenAIEmbedder:
+    """The embedder, if it is one that goes through the Batch API (an OpenAI-compatible model)."""
     from ingest.openai_embedder import OpenAIEmbedder
 
     if not isinstance(embedder, OpenAIEmbedder):
@@ -235,11 +237,12 @@ def _check_batchable(embedder: Embedder) -> None:
             f"{what} needs no batch: it embeds in process, for free; --batch is for OpenAI-compatible "
             "models (--embedding-model openai/NAME)"
         )
+    return embedder
 
 
 def _ingest_batch(
     index: Any,
-    embedder: Embedder,
+    embedder: OpenAIEmbedder,
     source: Any,
     remote: RemoteOptions,
     options: BatchOptions,
