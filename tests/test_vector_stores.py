@@ -427,6 +427,9 @@ def test_search_with_a_compound_filter_and_a_threshold(url: str) -> None:
     assert searched(rewritten) == ["black tea"]
     with pytest.raises(openai.BadRequestError):
         api.vector_stores.search(store.id, query="tea", max_num_results=51)
+    with pytest.raises(openai.BadRequestError) as bad_filter:
+        api.vector_stores.search(store.id, query="tea", filters={"type": "eq", "key": "topic"})  # type: ignore[typeddict-item]
+    assert bad_filter.value.param == "filters"
 
 
 def test_deleted_file_stops_matching_and_the_file_stays(url: str) -> None:

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search.errors import InvalidQuery
 from search.filters import parse_filters
 from search.retrieve import DEFAULT_MODE, Hit, search
 
+from ...error_shapes import BadParam
 from ...registry import IndexRegistry
 from .objects import DOC_PREFIX
 from .state import read_files
@@ -59,7 +61,10 @@ def search_stores(
     `filters` is OpenAI's filter grammar; `ranker="none"` skips the server's reranker if it has one.
     An unknown store is IndexNotFound; access checks are the caller's.
     """
-    where = parse_filters(filters)
+    try:
+        where = parse_filters(filters)
+    except InvalidQuery as exc:
+        raise BadParam(str(exc), "filters") from exc
     best: dict[tuple[str, int], tuple[str, Hit]] = {}
     for store in dict.fromkeys(store_ids):
         service = registry.service(store)
