@@ -1,4 +1,4 @@
-"""Retrieval: dense (FAISS), lexical (FTS5 BM25) and hybrid (the two fused: z-scores by default, or RRF)."""
+"""Retrieval: dense (FAISS), lexical (BM25, tantivy) and hybrid (the two fused: z-scores by default, or RRF)."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ mode_option = click.option(
     type=click.Choice(MODES),
     default=DEFAULT_MODE,
     show_default=True,
-    help="dense (FAISS), lexical (FTS5 BM25) or hybrid (both, fused).",
+    help="dense (FAISS), lexical (BM25) or hybrid (both, fused).",
 )
 
 base_url_option = click.option(
