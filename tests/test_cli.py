@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from search import Settings
 from search.cli.main import cli
+from search.evaluation import vector_store_eval
+from search.http import create_app
 
-from .conftest import DATA
+from .conftest import DATA, ServerThread
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +160,7 @@ def test_help_shows_examples_for_every_command(run) -> None:  # type: ignore[no-
         assert f"semsearch {command}" in run(command, "--help").output
 
 
-def test_eval_on_a_tiny_beir_collection(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_eval_on_a_tiny_beir_collection(run, tmp_path: Path, model_cache: Path) -> None:  # type: ignore[no-untyped-def]
     dataset = tmp_path / "tiny"
     (dataset / "qrels").mkdir(parents=True)
     docs = {
@@ -192,6 +195,11 @@ def test_eval_on_a_tiny_beir_collection(run, tmp_path: Path) -> None:  # type: i
     )
     assert lexical["documents_ingested"] == 0, "the second run reuses the ingested index"
     assert 0 < lexical["ndcg@10"] <= 1
+    # The same collection scored through OpenAI's vector-store search, by the official client, as any user would
+    settings = Settings(index_dir=tmp_path / "ix", cache_dir=model_cache)
+    with ServerThread(create_app(settings)) as server:
+        wire = vector_store_eval.measure(dataset, f"{server.url}/v1", "none", "default", 50)
+    assert wire.queries == 3 and wire.metrics["ndcg@10"] == pytest.approx(data["ndcg@10"])
 
 
 def test_bench_commands_print_their_figures(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
