@@ -7,8 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
 from indexes import Index
@@ -18,6 +17,7 @@ from search.settings import Settings
 from search.watch import Watcher
 
 from .auth import ApiKeys, require
+from .docs import add_docs
 from .error_shapes import CatchAll, install_error_handlers
 from .jobs import JobManager, JobNotFound, PathNotAllowed
 from .limits import Limits, MaxBody, RateLimit
@@ -74,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it sees the 413s too
     _include_routers(app, keys, limit, LocalModelHolder(lambda: _local_model(registry, settings)))
     _add_metrics_and_health(app, Depends(require(keys, limit=limit, every_index=True)), metrics, registry)
-    _add_docs(app, [] if settings.public_docs or not keys else [Depends(require(keys, limit=limit))])
+    add_docs(app, [] if settings.public_docs or not keys else [Depends(require(keys, limit=limit))])
     return app
 
 
@@ -126,23 +126,6 @@ def _add_metrics_and_health(app: FastAPI, guard: Any, metrics: Metrics, registry
         except ERROR_FAMILIES as exc:
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok", "documents": counts.documents, "chunks": counts.chunks})
-
-
-def _add_docs(app: FastAPI, guards: list[Any]) -> None:
-    """`/openapi.json`, `/docs` (Swagger UI) and `/redoc`, with the API's own guard unless they are public."""
-    title = f"{app.title} API"
-
-    @app.get("/openapi.json", include_in_schema=False, dependencies=guards)
-    def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @app.get("/docs", include_in_schema=False, dependencies=guards)
-    def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=title)
-
-    @app.get("/redoc", include_in_schema=False, dependencies=guards)
-    def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title=title)
 
 
 def _watcher(registry: IndexRegistry, settings: Settings) -> Watcher:
