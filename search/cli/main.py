@@ -6,6 +6,7 @@ import click
 
 from .ingest_command import ingest
 from .maintain import optimize
+from .mcp_command import mcp_command
 from .measure import COMMANDS
 from .query import ask, search_command, stats
 from .serve import serve
@@ -23,7 +24,7 @@ def cli() -> None:
     """
 
 
-for _command in (ingest, search_command, ask, stats, serve, optimize, *COMMANDS):
+for _command in (ingest, search_command, ask, stats, serve, mcp_command, optimize, *COMMANDS):
     cli.add_command(_command)
 
 

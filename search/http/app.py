@@ -21,6 +21,7 @@ from .docs import add_docs
 from .error_shapes import CatchAll, install_error_handlers
 from .jobs import JobManager, JobNotFound, PathNotAllowed
 from .limits import Limits, MaxBody, RateLimit
+from .mcp import McpEndpoint
 from .merger import BackgroundMerger
 from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
 from .registry import DEFAULT, IndexRegistry
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     limit = RateLimit(settings.rate_limit)
     metrics = Metrics(CollectorRegistry())  # one registry per app: two apps in one process count apart
     metrics.add_collector(lambda m: _index_gauges(m, registry))
+    mcp = McpEndpoint(registry, require(keys, limit=limit))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,7 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.merger = BackgroundMerger(registry, settings.merge_interval).start()
         if registry.pool is not None and Index.exists(settings.index_dir):
             registry.pool.warm(settings.index_dir)
-        yield
+        async with mcp.lifespan():
+            yield
         app.state.merger.stop()
         for watcher in watchers:
             watcher.stop()
@@ -73,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CatchAll)  # outside MaxBody (its 413 is no accident), inside the metrics (a 500 counts)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it sees the 413s too
     _include_routers(app, keys, limit, LocalModelHolder(lambda: _local_model(registry, settings)))
+    app.router.routes.append(mcp.route())  # the MCP tools over streamable HTTP, behind the same keys
     _add_metrics_and_health(app, Depends(require(keys, limit=limit, every_index=True)), metrics, registry)
     add_docs(app, [] if settings.public_docs or not keys else [Depends(require(keys, limit=limit))])
     return app
