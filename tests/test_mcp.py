@@ -239,3 +239,10 @@ def test_http_without_keys_configured(index_copy: Path, model_cache: Path) -> No
 
         answer = anyio.run(main)
     assert answer["citations"][0]["path"].endswith("printing-press.html")
+
+
+def test_stdio_without_an_index_says_so(run: Any, tmp_path: Path) -> None:
+    """No index at --index: one line naming the command to run, exit code 2, before any MCP message."""
+    result = run("mcp", "--index", str(tmp_path / "none"))
+    assert result.exit_code == 2
+    assert "no index at" in result.output and "semsearch ingest" in result.output
