@@ -15,7 +15,7 @@ import numpy as np
 
 from . import filter_sql, segments
 from .catalog import Catalog
-from .filters import Filter
+from .filters import Comparison, Filter
 from .fulltext import FullText
 from .lexical import SnapshotLexical
 from .records import CatalogCounts, Chunk, DocumentRecord, StoredChunk, StoredDocument
@@ -96,6 +96,11 @@ class Reader:
             sql = f"SELECT {_CHUNK_COLUMNS} FROM {_CHUNKS_JOINED} WHERE c.id IN ({_marks(part)})"
             found.update((row[0], _stored_chunk(row)) for row in self._catalog.rows(sql, part))
         return found
+
+    def passages_of(self, path: str) -> list[StoredChunk]:
+        """A document's passages, in their order in it."""
+        ids = self.allowed_chunks(Comparison("path", "eq", path)).tolist()
+        return sorted(self.chunks(ids).values(), key=lambda stored: stored.chunk.ordinal)
 
     def documents_of(self, ids: Sequence[int]) -> dict[int, int]:
         """The document id of each chunk id."""

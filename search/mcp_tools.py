@@ -134,8 +134,7 @@ def fetch(service: SearchService, args: FetchArguments) -> dict[str, Any]:
 def document_text(index: Index, document: StoredDocument) -> str:
     """The document's text from its passages in order, the overlap between neighbours kept once."""
     with index.read() as reader:
-        ids = reader.allowed_chunks(Comparison("path", "eq", document.record.path)).tolist()
-        passages = sorted(reader.chunks(ids).values(), key=lambda s: s.chunk.ordinal)
+        passages = reader.passages_of(document.record.path)
     parts: list[str] = []
     end = -1
     for stored in passages:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from indexes import Comparison, IndexNotFound, StoredDocument
+from indexes import IndexNotFound, StoredDocument
 from search.errors import InvalidQuery
 
 from ... import documents as docs
@@ -251,6 +251,4 @@ def _document(request: Request, store: str, file_id: str, *, strict: bool = True
 def _passages(request: Request, store: str, document: StoredDocument) -> list[str]:
     index = registry_of(request).service(store).index
     with index.read() as reader:
-        ids = reader.allowed_chunks(Comparison("path", "eq", document.record.path))
-        chunks = reader.chunks([int(i) for i in ids])
-    return [c.text for c in sorted(chunks.values(), key=lambda c: c.chunk.ordinal)]
+        return [stored.text for stored in reader.passages_of(document.record.path)]
