@@ -21,7 +21,7 @@ import pytest
 from fastapi import FastAPI
 
 from indexes import Index
-from tests.support.openai_sim import create_simulator
+from tests.support.openai_sim import create_simulator, reconfigure
 from tests.support.openai_sim_state import SimulatorConfig, SimulatorState
 
 from .conftest import ServerThread
@@ -44,8 +44,7 @@ def server(app: FastAPI) -> Iterator[ServerThread]:
 
 def configure(app: FastAPI, **fields: Any) -> SimulatorState:
     """A fresh simulator state (files, batches, logs) with these config fields on the shared server."""
-    app.state.sim = SimulatorState(SimulatorConfig(api_key=KEY, **fields))
-    return app.state.sim  # type: ignore[no-any-return]
+    return reconfigure(app, api_key=KEY, **fields)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from search import Settings
 from search.answers.prompts import NOT_COVERED, SYSTEM_PROMPT
 from search.cli.main import cli
 from search.http import create_app
-from tests.support.openai_sim import create_simulator
+from tests.support.openai_sim import create_simulator, reconfigure
 from tests.support.openai_sim_state import SimulatorConfig, SimulatorState
 
 from .conftest import DATA, ServerThread
@@ -51,9 +51,7 @@ def sim() -> Iterator[ServerThread]:
 
 def configure(sim: ServerThread, **config: object) -> SimulatorState:
     """A fresh simulator state (the running server reads it on every request)."""
-    state = SimulatorState(SimulatorConfig(api_key=KEY, **config))  # type: ignore[arg-type]
-    sim.app.state.sim = state
-    return state
+    return reconfigure(sim.app, api_key=KEY, **config)
 
 
 def settings(index_dir: Path, model_cache: Path, sim: ServerThread, **chat: object) -> Settings:

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from openai import OpenAI
 
-from tests.support.openai_sim import create_simulator
+from tests.support.openai_sim import create_simulator, reconfigure
 from tests.support.openai_sim_state import FaultPlan, SimulatorConfig, SimulatorState, estimate_tokens, format_duration
 from tests.support.openai_sim_state import simulated_embedding as vector_of
 
@@ -43,8 +43,7 @@ def configure(app: FastAPI) -> Configure:
     """Installs a fresh state with the given config fields (the API key defaults to KEY) on the shared server."""
 
     def install(**fields: Any) -> SimulatorState:
-        app.state.sim = SimulatorState(SimulatorConfig(**{"api_key": KEY, **fields}))
-        return app.state.sim  # type: ignore[no-any-return]
+        return reconfigure(app, **{"api_key": KEY, **fields})
 
     return install
 

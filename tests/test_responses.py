@@ -19,7 +19,7 @@ from ingest import Folders, ingest, open_index
 from search import Settings
 from search.http import create_app
 from search.http.v1.responses.text import Mark, MarkerStripper, strip_markers
-from tests.support.openai_sim import create_simulator
+from tests.support.openai_sim import create_simulator, reconfigure
 from tests.support.openai_sim_state import SimulatorConfig, SimulatorState
 
 from .conftest import DATA, ServerThread
@@ -73,9 +73,7 @@ def sim() -> Iterator[ServerThread]:
 
 def configure(sim: ServerThread, **config: object) -> SimulatorState:
     """A fresh simulator state (the running server reads it on every request)."""
-    state = SimulatorState(SimulatorConfig(api_key=KEY, **config))  # type: ignore[arg-type]
-    sim.app.state.sim = state
-    return state
+    return reconfigure(sim.app, api_key=KEY, **config)
 
 
 def serve(folders: tuple[Path, Path], model_cache: Path, **settings: Any) -> ServerThread:

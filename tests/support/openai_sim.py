@@ -89,6 +89,12 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
     return app
 
 
+def reconfigure(app: FastAPI, **fields: Any) -> SimulatorState:
+    """A fresh state (calls, files, batches) with these config fields, installed on a running simulator."""
+    app.state.sim = SimulatorState(SimulatorConfig(**fields))
+    return app.state.sim  # type: ignore[no-any-return]
+
+
 @dataclass
 class _Call:
     """What the request log records about one request."""
