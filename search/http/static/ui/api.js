@@ -1,0 +1,63 @@
+// The HTTP API: one fetch wrapper that adds the key, turns errors into ApiError, and knows the index's base path.
+
+const KEY_NAME = "semsearch.apiKey";
+let indexName = "";
+
+/** A failed call: `status` 0 means the server could not be reached. */
+export class ApiError extends Error {
+  constructor(status, message, body = null) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export const getKey = () => sessionStorage.getItem(KEY_NAME) || "";
+export const setKey = (key) => sessionStorage.setItem(KEY_NAME, key);
+export const forgetKey = () => sessionStorage.removeItem(KEY_NAME);
+
+/** Per-index routes live at the root for the default index, under /indexes/NAME for the others. */
+export function useIndex(name) {
+  indexName = name || "";
+}
+
+export function indexPath(path) {
+  return indexName ? `/indexes/${encodeURIComponent(indexName)}${path}` : path;
+}
+
+function headers(extra = {}) {
+  const key = getKey();
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
+
+/** The server's own words for a failed response (our error shape, FastAPI's `detail`, or the status). */
+async function failure(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // not JSON: fall back to the status line
+  }
+  const message = body?.error?.message || (typeof body?.detail === "string" ? body.detail : "");
+  return new ApiError(response.status, message || `the server answered ${response.status} ${response.statusText}`, body);
+}
+
+/** fetch() with the key header; resolves to the Response, rejects with ApiError on network failure or non-2xx. */
+export async function send(path, { method = "GET", json, form, signal } = {}) {
+  const init = { method, signal, headers: headers(json === undefined ? {} : { "Content-Type": "application/json" }) };
+  if (json !== undefined) init.body = JSON.stringify(json);
+  if (form !== undefined) init.body = form;
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, "Cannot reach the server. Is semsearch serve still running?");
+  }
+  if (!response.ok) throw await failure(response);
+  return response;
+}
+
+export const getJson = async (path, options) => (await send(path, options)).json();
+export const postJson = async (path, json, options = {}) => (await send(path, { ...options, method: "POST", json })).json();
+export const remove = async (path) => (await send(path, { method: "DELETE" })).json();

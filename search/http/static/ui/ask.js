@@ -1,0 +1,143 @@
+// The ask view: the answer streams in over SSE, then its [n] markers become links to the sources below.
+
+import { indexPath, send } from "./api.js";
+import { $, baseName, h } from "./dom.js";
+import { showEmptyState } from "./indexinfo.js";
+import { clearError, guard, showError, showStatus } from "./messages.js";
+import { readEvents } from "./sse.js";
+import { hrefFor, navigate } from "./url.js";
+
+const PASSAGES = 6;
+let running = null; // the AbortController of the stream in flight
+
+export function mountAsk() {
+  $("#ask-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = $("#ask-input").value.trim();
+    if (q) navigate({ view: "ask", q, mode: $("#ask-mode").value });
+  });
+  // Enter asks, Shift+Enter makes a new line, as in chat boxes.
+  $("#ask-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("#ask-form").requestSubmit();
+    }
+  });
+  $("#ask-stop").addEventListener("click", () => running?.abort());
+  $("#answer").addEventListener("click", onCitation);
+}
+
+export function stopAsk() {
+  running?.abort();
+}
+
+export async function showAsk(state) {
+  stopAsk();
+  $("#ask-input").value = state.q;
+  $("#ask-mode").value = state.mode;
+  resetAnswer();
+  const empty = await guard(() => showEmptyState($("#view-ask .empty-slot")));
+  if (!state.q) {
+    if (!empty) showStatus("Ask a question: the answer cites the passages it comes from.");
+    $("#ask-input").focus();
+    return;
+  }
+  await guard(() => ask(state));
+}
+
+function resetAnswer() {
+  $("#answer").replaceChildren();
+  $("#answer-meta").textContent = "";
+  $("#answer-box").hidden = true;
+  $("#sources").replaceChildren();
+  $("#sources-heading").hidden = true;
+}
+
+async function ask(state) {
+  clearError();
+  resetAnswer();
+  const controller = new AbortController();
+  running = controller;
+  setBusy(true);
+  showStatus("Finding passages and writing the answer…");
+  try {
+    const body = { question: state.q, k: PASSAGES, mode: state.mode, stream: true };
+    const response = await send(indexPath("/ask"), { method: "POST", json: body, signal: controller.signal });
+    $("#answer-box").hidden = false;
+    await readEvents(response, onEvent);
+  } catch (err) {
+    if (err?.name !== "AbortError") throw err;
+    showStatus("Stopped.");
+  } finally {
+    if (running === controller) running = null;
+    setBusy(false);
+  }
+}
+
+function setBusy(busy) {
+  $("#answer").setAttribute("aria-busy", String(busy));
+  $("#ask-stop").hidden = !busy;
+}
+
+function onEvent(event) {
+  if (event.type === "delta") $("#answer").append(event.text);
+  else if (event.type === "answer") showAnswer(event);
+  else if (event.type === "error") {
+    showError(`The answer stopped: ${event.error?.message || "the server reported an error"}`);
+    showStatus("");
+  }
+}
+
+function showAnswer(answer) {
+  const numbers = new Set(answer.citations.map((c) => c.number));
+  $("#answer").replaceChildren(...linkCitations(answer.answer, numbers));
+  $("#answer-meta").textContent = answer.model ? `· ${answer.mode}, ${answer.model}` : `· ${answer.mode}`;
+  $("#sources").replaceChildren(...answer.citations.map(sourceItem));
+  $("#sources-heading").hidden = answer.citations.length === 0;
+  showStatus(
+    answer.abstained
+      ? "No answer: the passages found do not say. Try other words, another mode, or ask in the Search view."
+      : `Answered from ${answer.citations.length} source${answer.citations.length === 1 ? "" : "s"}.`,
+  );
+}
+
+/** Text with each known [n] as a link to #source-n; other brackets stay text. */
+function linkCitations(text, numbers) {
+  const nodes = [];
+  for (const [i, part] of text.split(/\[(\d+)\]/).entries()) {
+    if (i % 2 === 0) nodes.push(part);
+    else if (numbers.has(Number(part))) nodes.push(h("a.citation", { href: `#source-${part}` }, `[${part}]`));
+    else nodes.push(`[${part}]`);
+  }
+  return nodes;
+}
+
+function sourceItem(citation) {
+  const href = hrefFor({ view: "document", id: citation.document_id, chunk: citation.chunk_id });
+  return h(
+    "li.source",
+    { id: `source-${citation.number}`, tabindex: "-1" },
+    h("p.source-title", {}, h("span.source-number", {}, `[${citation.number}] `), citation.title || baseName(citation.path)),
+    h(
+      "p.result-meta",
+      {},
+      h("span.result-path", {}, citation.path),
+      citation.page != null ? h("span.result-page", {}, `page ${citation.page}`) : null,
+    ),
+    h("blockquote.source-quote", {}, citation.quote),
+    h("a.open-document", { href }, "Open document"),
+  );
+}
+
+/** A citation scrolls to its source and highlights it (the page's URL and history stay as they are). */
+function onCitation(event) {
+  const link = event.target.closest("a.citation");
+  if (!link) return;
+  event.preventDefault();
+  const source = document.getElementById(link.getAttribute("href").slice(1));
+  if (!source) return;
+  for (const old of document.querySelectorAll(".source.highlighted")) old.classList.remove("highlighted");
+  source.classList.add("highlighted");
+  source.scrollIntoView({ behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth", block: "center" });
+  source.focus({ preventScroll: true });
+}

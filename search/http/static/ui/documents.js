@@ -1,0 +1,127 @@
+// The documents view: the table (a page at a time, delete per row) and uploads by drop or file picker.
+
+import { ApiError, getJson, indexPath, remove, send } from "./api.js";
+import { $, baseName, formatDate, h } from "./dom.js";
+import { forget } from "./indexinfo.js";
+import { clearError, guard, showError, showStatus } from "./messages.js";
+import { hrefFor } from "./url.js";
+import { mountJobs, showJobs } from "./jobs.js";
+
+const PAGE = 50;
+let lastId = 0;
+
+export function mountDocuments() {
+  $("#upload-input").addEventListener("change", () => {
+    const files = [...$("#upload-input").files];
+    $("#upload-input").value = ""; // the same file can be chosen again
+    if (files.length) guard(() => upload(files));
+  });
+  const zone = $("#dropzone");
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault(); // this is what allows a drop
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    const files = [...(event.dataTransfer?.files || [])];
+    if (files.length) guard(() => upload(files));
+  });
+  $("#load-more").addEventListener("click", () => guard(() => loadPage(false)));
+  mountJobs(() => guard(() => reloadDocuments()));
+}
+
+export async function showDocuments() {
+  $("#upload-results").replaceChildren();
+  await guard(() => reloadDocuments());
+  await guard(() => showJobs());
+}
+
+/** The table from its first page (after an upload, a delete or a finished job). */
+export async function reloadDocuments() {
+  forget();
+  await loadPage(true);
+}
+
+async function loadPage(fresh) {
+  if (fresh) lastId = 0;
+  const page = await getJson(indexPath(`/documents?limit=${PAGE}&after=${lastId}`));
+  const rows = page.data.map(row);
+  if (fresh) $("#documents-table tbody").replaceChildren(...rows);
+  else $("#documents-table tbody").append(...rows);
+  lastId = page.last_id ?? lastId;
+  $("#load-more").hidden = !page.has_more;
+  const count = $("#documents-table tbody").children.length;
+  $("#documents-table").hidden = count === 0;
+  showStatus(
+    count
+      ? `${count}${page.has_more ? "+" : ""} document${count === 1 ? "" : "s"} in this index.`
+      : "No documents yet: drop files above, choose them with Upload files, or ingest a server folder.",
+  );
+}
+
+function cell(label, ...content) {
+  return h("td", { "data-label": label }, ...content);
+}
+
+function row(doc) {
+  const title = doc.title || baseName(doc.path);
+  const remover = h("button.button-danger", { type: "button", "aria-label": `Delete ${title}` }, "Delete");
+  remover.addEventListener("click", () => guard(() => deleteDocument(doc, title, remover.closest("tr"))));
+  const status = doc.last_error ? `${doc.status}: ${doc.last_error}` : doc.status;
+  return h(
+    "tr",
+    {},
+    cell("Title", h("a", { href: hrefFor({ view: "document", id: doc.id }) }, title)),
+    cell("Path", h("span.path", {}, doc.path)),
+    cell("Type", doc.type),
+    cell("Status", h(`span.badge.badge-${doc.status === "completed" ? "ok" : "other"}`, {}, status)),
+    cell("Passages", String(doc.chunks)),
+    cell("Ingested", formatDate(doc.ingested_at)),
+    cell("Actions", remover),
+  );
+}
+
+async function deleteDocument(doc, title, tr) {
+  if (!window.confirm(`Delete “${title}” and its passages from the index? The file on disk is not touched.`)) return;
+  await remove(indexPath(`/documents/${doc.id}`));
+  tr.remove();
+  forget();
+  showStatus(`Deleted “${title}”.`);
+}
+
+/** POST /documents with every file at once; one line per file says what became of it. */
+async function upload(files) {
+  clearError();
+  const list = $("#upload-results");
+  list.replaceChildren(...files.map((f) => h("li.pending", {}, `${f.name} — uploading…`)));
+  showStatus(`Uploading ${files.length} file${files.length === 1 ? "" : "s"}…`);
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  let results;
+  try {
+    results = (await (await send(indexPath("/documents"), { method: "POST", form })).json()).data;
+  } catch (err) {
+    list.replaceChildren();
+    if (!(err instanceof ApiError && err.status === 422 && err.body?.error)) throw err;
+    results = failedUploads(err, files);
+    showError(err.message);
+  }
+  list.replaceChildren(...results.map(uploadItem));
+  await reloadDocuments();
+}
+
+/** The per-file reasons of a 422 (no file stored): its details name each file in order. */
+function failedUploads(err, files) {
+  const details = err.body.error.details || [];
+  return files.map((file, n) => {
+    const reason = details[n]?.msg?.replace(`${file.name}: `, "") || err.message;
+    return { filename: file.name, status: "failed", error: reason };
+  });
+}
+
+function uploadItem(result) {
+  if (result.status === "failed") return h("li.failed", {}, `${result.filename} — failed: ${result.error}`);
+  return h("li.ok", {}, `${result.filename} — ${result.duplicate ? "already indexed" : "added"}`);
+}

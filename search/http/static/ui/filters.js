@@ -1,0 +1,50 @@
+// Search filters: the selects built from GET /facets, and the OpenAI-style filter object sent to /search.
+
+import { $, h } from "./dom.js";
+
+const option = (value, label, selected) => h("option", { value, selected: value === selected }, label);
+
+/** Fills the File type select and one select per attribute; hides what the facets cannot offer. */
+export function renderFacetFilters(facets, state) {
+  const types = (facets?.types || []).map((t) => t.value);
+  if (state.type && !types.includes(state.type)) types.push(state.type); // a shared link's filter stays visible
+  $("#search-type").replaceChildren(
+    option("", "Any", state.type),
+    ...types.map((t) => option(t, t, state.type)),
+  );
+  $("#type-field").hidden = types.length === 0;
+  const attributes = facets?.attributes || [];
+  $("#attribute-filters").replaceChildren(...attributes.map((a) => attributeSelect(a, state.attrs[a.key] ?? "")));
+}
+
+function attributeSelect(attribute, selected) {
+  const id = `attr-${attribute.key.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+  const values = attribute.values.map((v) => String(v.value));
+  if (selected && !values.includes(selected)) values.push(selected);
+  const select = h(
+    "select",
+    { id, name: attribute.key },
+    option("", "Any", selected),
+    ...values.map((v) => option(v, v, selected)),
+  );
+  return h("span.field", {}, h("label", { for: id }, attribute.key), select);
+}
+
+/** The URL's string back to the attribute's JSON type (a number or boolean facet value compares as such). */
+function typedValue(facets, key, text) {
+  const attribute = (facets?.attributes || []).find((a) => a.key === key);
+  const match = attribute?.values.find((v) => String(v.value) === text);
+  return match ? match.value : text;
+}
+
+/** {"type": "and", "filters": [...]} for the state's type, path prefix and attributes; null when none. */
+export function filtersFor(state, facets) {
+  const parts = [];
+  if (state.type) parts.push({ type: "eq", key: "type", value: state.type });
+  if (state.path) parts.push({ type: "prefix", key: "path", value: state.path });
+  for (const [key, text] of Object.entries(state.attrs)) {
+    if (text !== "") parts.push({ type: "eq", key, value: typedValue(facets, key, text) });
+  }
+  if (parts.length === 0) return null;
+  return parts.length === 1 ? parts[0] : { type: "and", filters: parts };
+}

@@ -1,0 +1,83 @@
+// Ingest jobs of server folders: start one, watch its progress bar and ETA (polled each second), cancel it.
+
+import { getJson, indexPath, postJson, remove } from "./api.js";
+import { $, formatSeconds, h } from "./dom.js";
+import { clearError, guard, showStatus } from "./messages.js";
+import { readState } from "./url.js";
+
+const POLL_MS = 1000;
+let timer = null;
+let onFinished = () => {};
+const running = new Set(); // ids of jobs seen queued or in progress
+
+export function mountJobs(finished) {
+  onFinished = finished;
+  $("#ingest-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const path = $("#ingest-path").value.trim();
+    if (path) guard(() => start(path));
+  });
+  $("#jobs").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-job]");
+    if (button) guard(() => cancel(button.dataset.job));
+  });
+}
+
+export function stopJobs() {
+  clearTimeout(timer);
+  timer = null;
+}
+
+async function start(path) {
+  clearError();
+  const job = await postJson(indexPath("/ingest"), { path });
+  showStatus(`Ingesting ${job.path}…`);
+  $("#ingest-path").value = "";
+  await showJobs();
+}
+
+async function cancel(id) {
+  await remove(`/jobs/${encodeURIComponent(id)}`);
+  await showJobs();
+}
+
+const active = (job) => job.status === "queued" || job.status === "in_progress";
+
+/** Lists this index's jobs; polls again in a second while any runs, and reloads the table when one ends. */
+export async function showJobs() {
+  stopJobs();
+  const index = readState().index || "default";
+  const jobs = (await getJson("/jobs")).data.filter((job) => job.index === index);
+  $("#jobs").replaceChildren(...jobs.map(jobItem));
+  const ended = jobs.filter((job) => running.has(job.id) && !active(job));
+  for (const job of jobs) (active(job) ? running.add(job.id) : running.delete(job.id));
+  if (ended.length) onFinished();
+  if (jobs.some(active) && !$("#view-documents").hidden) {
+    timer = setTimeout(() => guard(showJobs), POLL_MS);
+  }
+}
+
+function progressText(job) {
+  const p = job.progress;
+  if (job.status === "completed") return `completed · ${p.files_total} file${p.files_total === 1 ? "" : "s"}`;
+  if (job.status === "failed") return `failed: ${job.error || "see the server log"}`;
+  if (job.status === "cancelled") return "cancelled";
+  if (job.status === "queued") return "queued";
+  const eta = p.eta_seconds != null ? ` · ETA ${formatSeconds(p.eta_seconds)}` : "";
+  return `${Math.round(p.fraction * 100)}% · ${p.files_done} of ${p.files_total} files${eta}`;
+}
+
+function jobItem(job) {
+  const percent = job.status === "completed" ? 100 : Math.round((job.progress?.fraction || 0) * 100);
+  const bar = h("progress", { max: "100", value: String(percent), "aria-label": `Progress of ${job.path}` });
+  const errors = (job.file_errors || []).map((e) => h("li", {}, `${e.path}: ${e.reason}`));
+  return h(
+    `li.job.job-${job.status}`,
+    {},
+    h("p.job-path", {}, job.path),
+    bar,
+    h("p.job-text", {}, progressText(job)),
+    active(job) ? h("button.button-quiet", { type: "button", "data-job": job.id }, "Cancel") : null,
+    errors.length ? h("ul.job-errors", { "aria-label": `Files that failed in ${job.path}` }, ...errors) : null,
+  );
+}

@@ -1,0 +1,132 @@
+// The search view: the form (query, mode, filters from the index's facets), the results, keyboard moves.
+
+import { indexPath, postJson } from "./api.js";
+import { $, baseName, h, markedText } from "./dom.js";
+import { facets, showEmptyState } from "./indexinfo.js";
+import { clearError, guard, showStatus } from "./messages.js";
+import { hrefFor, navigate, readState } from "./url.js";
+import { filtersFor, renderFacetFilters } from "./filters.js";
+
+const RESULTS = 10;
+let facetValues = null; // the last facets shown, to give attribute filters their JSON types back
+
+export function mountSearch() {
+  $("#search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  // A changed filter re-runs the search at once when there is a query.
+  $("#search-filters").addEventListener("change", () => {
+    if ($("#search-input").value.trim()) submit();
+  });
+  document.addEventListener("keydown", onKey);
+}
+
+function formState() {
+  const attrs = {};
+  for (const select of document.querySelectorAll("#attribute-filters select")) attrs[select.name] = select.value;
+  return {
+    view: "search",
+    q: $("#search-input").value.trim(),
+    mode: $("#search-mode").value,
+    type: $("#search-type").value,
+    path: $("#search-path").value.trim(),
+    attrs,
+  };
+}
+
+function submit() {
+  const state = formState();
+  if (!state.q) {
+    showStatus("Type a few words to search for.");
+    $("#search-input").focus();
+    return;
+  }
+  navigate(state);
+}
+
+/** Renders the view for a URL state: fills the form, shows the filters and runs the search it names. */
+export async function showSearch(state) {
+  $("#search-input").value = state.q;
+  $("#search-mode").value = state.mode;
+  $("#search-path").value = state.path;
+  $("#results").replaceChildren();
+  await guard(async () => {
+    facetValues = await facets();
+    renderFacetFilters(facetValues, state);
+  });
+  const empty = await guard(() => showEmptyState($("#view-search .empty-slot")));
+  if (!state.q) {
+    if (!empty) showStatus("Search by meaning and by words. Press / to jump to the search box.");
+    if (!empty) $("#search-input").focus();
+    return;
+  }
+  await guard(() => runSearch(state));
+}
+
+async function runSearch(state) {
+  clearError();
+  showStatus("Searching…");
+  const started = performance.now();
+  const body = { query: state.q, k: RESULTS, mode: state.mode, filters: filtersFor(state, facetValues) };
+  const answer = await postJson(indexPath("/search"), body);
+  if (readState().q !== state.q) return; // a newer search has started meanwhile
+  const ms = Math.round(performance.now() - started);
+  $("#results").replaceChildren(...answer.results.map(resultItem));
+  showStatus(
+    answer.results.length
+      ? `${answer.results.length} result${answer.results.length === 1 ? "" : "s"} for “${state.q}” (${state.mode}, ${ms} ms)`
+      : `No results for “${state.q}”. Try another mode (lexical needs the exact words, dense matches meaning) or fewer filters.`,
+  );
+}
+
+function resultItem(hit) {
+  const href = hrefFor({ view: "document", id: hit.document_id, chunk: hit.chunk_id });
+  const percent = Math.round(Math.max(0, Math.min(1, hit.score)) * 100);
+  const fill = h("span.score-fill");
+  fill.style.width = `${percent}%`; // CSSOM, which the page's CSP allows (style attributes it does not)
+  return h(
+    "li.result",
+    {},
+    h("h2.result-head", {}, h("a.result-title", { href }, hit.title || baseName(hit.path))),
+    h(
+      "p.result-meta",
+      {},
+      h("span.result-path", {}, hit.path),
+      hit.page != null ? h("span.result-page", {}, `page ${hit.page}`) : null,
+      hit.heading ? h("span.result-heading", {}, hit.heading) : null,
+    ),
+    h("p.result-snippet", {}, markedText(hit.snippet || hit.text)),
+    h(
+      "span.result-score",
+      { title: `score ${hit.score.toFixed(4)} (0 to 1, higher is closer)` },
+      h("span.score-bar", { "aria-hidden": "true" }, fill),
+      `${percent}%`,
+    ),
+  );
+}
+
+const typing = (el) => el.matches("input, textarea, select, [contenteditable]");
+
+/** "/" focuses the box; ArrowDown/ArrowUp (and j/k outside text fields) walk the result links. */
+function onKey(event) {
+  if ($("#view-search").hidden || event.ctrlKey || event.metaKey || event.altKey) return;
+  const active = document.activeElement;
+  if (event.key === "/" && !typing(active)) {
+    event.preventDefault();
+    $("#search-input").focus();
+    $("#search-input").select();
+    return;
+  }
+  const down = event.key === "ArrowDown" || (event.key === "j" && !typing(active));
+  const up = event.key === "ArrowUp" || (event.key === "k" && !typing(active));
+  if (!down && !up) return;
+  const links = [...document.querySelectorAll("#results a.result-title")];
+  const at = links.indexOf(active);
+  if (!links.length || (at < 0 && active !== $("#search-input"))) return;
+  event.preventDefault();
+  if (at < 0) links[down ? 0 : links.length - 1].focus();
+  else if (down) links[Math.min(at + 1, links.length - 1)].focus();
+  else if (at === 0) $("#search-input").focus();
+  else links[at - 1].focus();
+}
