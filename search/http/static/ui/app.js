@@ -4,7 +4,7 @@
 import { getJson, useIndex } from "./api.js";
 import { $, h } from "./dom.js";
 import { mountAsk, showAsk, stopAsk } from "./ask.js";
-import { leaveDocument, showDocument } from "./docview.js";
+import { leaveDocument, mountDocument, showDocument } from "./docview.js";
 import { mountDocuments, showDocuments } from "./documents.js";
 import { stopJobs } from "./jobs.js";
 import { mountKeyForm } from "./keyform.js";
@@ -80,6 +80,7 @@ function main() {
   mountSearch();
   mountAsk();
   mountDocuments();
+  mountDocument();
   $("#index-select").addEventListener("change", onIndexChange);
   setRouteHandler(route);
   interceptLinks();

@@ -67,7 +67,7 @@ async function ask(state) {
     await readEvents(response, onEvent);
   } catch (err) {
     if (err?.name !== "AbortError") throw err;
-    showStatus("Stopped.");
+    if (!$("#view-ask").hidden) showStatus("Stopped. The answer so far stays above.");
   } finally {
     if (running === controller) running = null;
     setBusy(false);

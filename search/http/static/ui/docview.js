@@ -3,8 +3,19 @@
 import { ApiError, getJson, indexPath, send } from "./api.js";
 import { $, baseName, formatDate, h } from "./dom.js";
 import { guard, showStatus } from "./messages.js";
+import { hrefFor } from "./url.js";
 
 let blobUrls = []; // object URLs of this view, revoked when it is left
+
+/** "Back" returns to where the reader came from (results, an answer); from a shared link, to the search view. */
+export function mountDocument() {
+  $("#back-link").addEventListener("click", (event) => {
+    if (!history.state?.inApp) return;
+    event.preventDefault();
+    event.stopPropagation();
+    history.back();
+  });
+}
 
 export function leaveDocument() {
   for (const url of blobUrls) URL.revokeObjectURL(url);
@@ -18,7 +29,7 @@ export async function showDocument(state) {
   $("#document-meta").replaceChildren();
   $("#document-actions").replaceChildren();
   $("#passages").replaceChildren();
-  $("#back-link").hidden = !history.state?.inApp || history.length < 2;
+  $("#back-link").href = hrefFor({});
   if (!/^\d+$/.test(state.id)) {
     $("#document-heading").textContent = "No document";
     showStatus("This link names no document: open one from the search results or the Documents view.");

@@ -6,6 +6,7 @@ import { clearError, guard, showStatus } from "./messages.js";
 import { readState } from "./url.js";
 
 const POLL_MS = 1000;
+const SHOWN = 5; // the newest jobs; older ones are still polled for their end
 let timer = null;
 let onFinished = () => {};
 const running = new Set(); // ids of jobs seen queued or in progress
@@ -48,7 +49,7 @@ export async function showJobs() {
   stopJobs();
   const index = readState().index || "default";
   const jobs = (await getJson("/jobs")).data.filter((job) => job.index === index);
-  $("#jobs").replaceChildren(...jobs.map(jobItem));
+  $("#jobs").replaceChildren(...jobs.slice(0, SHOWN).map(jobItem));
   const ended = jobs.filter((job) => running.has(job.id) && !active(job));
   for (const job of jobs) (active(job) ? running.add(job.id) : running.delete(job.id));
   if (ended.length) onFinished();

@@ -30,6 +30,7 @@ export async function guard(action) {
   } catch (err) {
     if (err?.name === "AbortError") return undefined;
     if (err instanceof ApiError && err.status === 401) {
+      showStatus("Waiting for an API key…");
       askForKey(() => guard(action));
       return undefined;
     }

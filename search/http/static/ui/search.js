@@ -57,8 +57,8 @@ export async function showSearch(state) {
   });
   const empty = await guard(() => showEmptyState($("#view-search .empty-slot")));
   if (!state.q) {
+    // No autofocus: "/" is the way in, and a "/" typed into a focused box would become part of the query.
     if (!empty) showStatus("Search by meaning and by words. Press / to jump to the search box.");
-    if (!empty) $("#search-input").focus();
     return;
   }
   await guard(() => runSearch(state));
