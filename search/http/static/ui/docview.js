@@ -6,6 +6,7 @@ import { guard, showStatus } from "./messages.js";
 import { hrefFor } from "./url.js";
 
 let blobUrls = []; // object URLs of this view, revoked when it is left
+let latest = 0; // the newest showDocument: an older load still in flight draws nothing
 
 /** "Back" returns to where the reader came from (results, an answer); from a shared link, to the search view. */
 export function mountDocument() {
@@ -35,11 +36,13 @@ export async function showDocument(state) {
     showStatus("This link names no document: open one from the search results or the Documents view.");
     return;
   }
-  await guard(() => load(state));
+  const run = ++latest;
+  await guard(() => load(state, () => run === latest));
 }
 
-async function load(state) {
+async function load(state, current) {
   const { document: doc, data: passages } = await passagesOf(state.id);
+  if (!current()) return;
   $("#document-heading").textContent = doc.title || baseName(doc.path);
   document.title = `${$("#document-heading").textContent} · semsearch`;
   $("#document-meta").replaceChildren(...meta(doc));
@@ -50,7 +53,9 @@ async function load(state) {
   // The PDF's frame takes its place before the scroll, so loading it later does not push the passage away.
   const frame = doc.type === "pdf" ? pdfFrame(doc) : null;
   if (cited) focusPassage(cited.chunk_id);
-  if (frame) frame.src = `${await fileBlobUrl(doc)}#page=${cited?.page ?? 1}`;
+  if (!frame) return;
+  const url = await fileBlobUrl(doc);
+  if (current()) frame.src = `${url}#page=${cited?.page ?? 1}`;
 }
 
 /** GET /documents/{id}/passages; a server without that route still shows the document's details. */

@@ -4,11 +4,12 @@ import { indexPath, postJson } from "./api.js";
 import { $, baseName, h, markedText } from "./dom.js";
 import { facets, showEmptyState } from "./indexinfo.js";
 import { clearError, guard, showStatus } from "./messages.js";
-import { hrefFor, navigate, readState } from "./url.js";
+import { hrefFor, navigate } from "./url.js";
 import { filtersFor, renderFacetFilters } from "./filters.js";
 
 const RESULTS = 10;
 let facetValues = null; // the last facets shown, to give attribute filters their JSON types back
+let latest = 0; // the newest showSearch: an older one still waiting on the server must not draw over it
 
 export function mountSearch() {
   $("#search-form").addEventListener("submit", (event) => {
@@ -47,30 +48,35 @@ function submit() {
 
 /** Renders the view for a URL state: fills the form, shows the filters and runs the search it names. */
 export async function showSearch(state) {
+  const run = ++latest;
+  const current = () => run === latest;
   $("#search-input").value = state.q;
   $("#search-mode").value = state.mode;
   $("#search-path").value = state.path;
   $("#results").replaceChildren();
   await guard(async () => {
-    facetValues = await facets();
+    const found = await facets();
+    if (!current()) return;
+    facetValues = found;
     renderFacetFilters(facetValues, state);
   });
   const empty = await guard(() => showEmptyState($("#view-search .empty-slot")));
+  if (!current()) return;
   if (!state.q) {
     // No autofocus: "/" is the way in, and a "/" typed into a focused box would become part of the query.
     if (!empty) showStatus("Search by meaning and by words. Press / to jump to the search box.");
     return;
   }
-  await guard(() => runSearch(state));
+  await guard(() => runSearch(state, current));
 }
 
-async function runSearch(state) {
+async function runSearch(state, current) {
   clearError();
   showStatus("Searching…");
   const started = performance.now();
   const body = { query: state.q, k: RESULTS, mode: state.mode, filters: filtersFor(state, facetValues) };
   const answer = await postJson(indexPath("/search"), body);
-  if (readState().q !== state.q) return; // a newer search has started meanwhile
+  if (!current()) return;
   const ms = Math.round(performance.now() - started);
   $("#results").replaceChildren(...answer.results.map(resultItem));
   showStatus(
