@@ -55,6 +55,12 @@ function updateNavLinks(index) {
 /** The index picker, shown only when the key may use more than one index. */
 async function loadIndexes() {
   const { data } = await getJson("/indexes");
+  const only = data.length === 1 ? data[0].name : "";
+  if (only && only !== "default" && !readState().index) {
+    // A key scoped to one named index cannot use the default one: go straight to its index.
+    history.replaceState({ inApp: true }, "", buildUrl({ ...readState(), index: only }));
+    route(readState());
+  }
   if (data.length < 2) return;
   const select = $("#index-select");
   select.replaceChildren(...data.map((entry) => h("option", { value: entry.name }, indexLabel(entry))));

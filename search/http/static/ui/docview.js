@@ -54,8 +54,13 @@ async function load(state, current) {
   const frame = doc.type === "pdf" ? pdfFrame(doc) : null;
   if (cited) focusPassage(cited.chunk_id);
   if (!frame) return;
-  const url = await fileBlobUrl(doc);
-  if (current()) frame.src = `${url}#page=${cited?.page ?? 1}`;
+  try {
+    const url = await fileBlobUrl(doc);
+    if (current()) frame.src = `${url}#page=${cited?.page ?? 1}`;
+  } catch (err) {
+    frame.remove(); // the file is gone or changed: the error says which, the passages stay
+    throw err;
+  }
 }
 
 /** GET /documents/{id}/passages; a server without that route still shows the document's details. */
@@ -84,7 +89,7 @@ function passageSection(passage, cited) {
   const text = h("div.passage-text", {}, cited ? h("mark", {}, passage.text) : passage.text);
   return h(
     "section.passage",
-    { id: `chunk-${passage.chunk_id}`, tabindex: cited ? "-1" : null, "aria-label": label || `Passage ${passage.chunk_id}` },
+    { id: `chunk-${passage.chunk_id}`, tabindex: cited ? "-1" : null },
     label ? h("p.passage-label", {}, label) : null,
     text,
   );

@@ -51,7 +51,8 @@ export function setRouteHandler(handler) {
 /** Goes to a state: a new history entry (or a replaced one), then the view renders it. */
 export function navigate(state, { replace = false } = {}) {
   const url = buildUrl({ index: readState().index, ...state });
-  if (replace) history.replaceState({ inApp: true }, "", url);
+  const same = url === location.pathname + location.search; // a repeated submit adds no history entry
+  if (replace || same) history.replaceState({ inApp: true }, "", url);
   else history.pushState({ inApp: true }, "", url);
   return onRoute(readState());
 }
