@@ -15,6 +15,7 @@ import numpy as np
 
 from . import filter_sql, segments
 from .catalog import Catalog
+from .facets import Facets, read_facets
 from .filters import Comparison, Filter
 from .fulltext import FullText
 from .lexical import SnapshotLexical
@@ -139,6 +140,10 @@ class Reader:
         """The document stored under this path, if there is one."""
         row = self._catalog.row(f"SELECT {_DOCUMENT_COLUMNS} FROM documents d WHERE d.path = ?", (path,))
         return _document(row) if row else None
+
+    def facets(self, limit: int = 50) -> Facets:
+        """Documents by file type and by attribute value: `limit` keys, `limit` values a key, most frequent first."""
+        return read_facets(self._catalog, limit)
 
     def counts(self) -> CatalogCounts:
         """Documents, chunks and tokens in this snapshot."""

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator
@@ -89,6 +90,8 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = _env("SEMSEARCH_API_KEYS_FILE")
     rate_limit: float = _env("SEMSEARCH_RATE_LIMIT", 0.0, ge=0)  # per key a minute
     public_docs: bool = _env("SEMSEARCH_PUBLIC_DOCS", False)  # /docs, /redoc, /openapi.json without a key
+    # Other web origins whose pages may send writes (POST, PUT, PATCH, DELETE), comma-separated.
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = _env("SEMSEARCH_ALLOWED_ORIGINS", ())
     max_upload_mb: float = _env("SEMSEARCH_MAX_UPLOAD_MB", 50.0, gt=0)
     max_files: int = _env("SEMSEARCH_MAX_FILES", 20, ge=1)  # per upload request
     max_query_chars: int = _env("SEMSEARCH_MAX_QUERY_CHARS", MAX_QUERY_CHARS, ge=1, le=MAX_QUERY_CHARS)
@@ -184,6 +187,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p)
         return tuple(Path(p).expanduser() for p in value) if isinstance(value, list | tuple) else value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        origins = tuple(str(item).strip().lower().rstrip("/") for item in items if str(item).strip())
+        for origin in origins:
+            parts = urlsplit(origin)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], as https://app.example.org")
+        return origins
 
 
 class _FromEnv(Settings):

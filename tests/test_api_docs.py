@@ -17,6 +17,7 @@ import pytest
 from search import Settings
 from search.http import create_app
 from search.http.docs import ASSETS, ASSETS_URL, STATIC
+from search.http.ui import UI, ui_file
 
 from .conftest import ServerThread
 
@@ -93,7 +94,7 @@ def test_the_files_are_the_ones_sources_md_names_with_their_licences() -> None:
 
 
 def test_the_wheel_ships_the_assets(tmp_path: Path) -> None:
-    """What `pip install .` installs (not the source tree) holds every asset, byte for byte."""
+    """What `pip install .` installs (not the source tree) holds every asset and the web page, byte for byte."""
     source = tmp_path / "src"
     for part in ("ingest", "indexes", "search"):
         shutil.copytree(ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -105,3 +106,7 @@ def test_the_wheel_ships_the_assets(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         for name in ASSETS:
             assert archive.read(f"search/http/static/docs/{name}") == (STATIC / name).read_bytes(), name
+        page = [path for path in UI.iterdir() if ui_file(UI, path.name)]  # every file GET /ui/{name} serves
+        assert {"index.html", "app.js", "app.css"} <= {path.name for path in page}
+        for path in page:
+            assert archive.read(f"search/http/static/ui/{path.name}") == path.read_bytes(), path.name

@@ -42,7 +42,7 @@ def auth(key: str) -> dict[str, str]:
 def test_every_route_is_guarded_and_writes_need_a_write_key(sample_index: Path, model_cache: Path) -> None:
     table = route_access(create_app(Settings(index_dir=sample_index, cache_dir=model_cache, api_keys=RW)))
     public = {route for route, access in table.items() if access == "public"}
-    assert public == {"GET /healthz"}
+    assert public == {"GET /healthz", "GET /", "GET /ui/{name}"}  # the web page's files hold no data
     writes = {route for route, access in table.items() if access == "write"}
     for prefix in ("", "/indexes/{name}"):
         assert {
@@ -54,6 +54,9 @@ def test_every_route_is_guarded_and_writes_need_a_write_key(sample_index: Path, 
     assert {"POST /indexes", "DELETE /jobs/{job_id}"} <= writes
     assert table["POST /search"] == table["GET /metrics"] == table["POST /v1/embeddings"] == "read"
     assert table["GET /docs"] == table["GET /redoc"] == table["GET /openapi.json"] == "read"
+    for prefix in ("", "/indexes/{name}"):
+        for route in ("/facets", "/documents/{document_id}/passages", "/documents/{document_id}/file"):
+            assert table[f"GET {prefix}{route}"] == "read"
 
 
 def test_docs_need_a_key_unless_public(sample_index: Path, model_cache: Path) -> None:

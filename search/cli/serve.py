@@ -57,6 +57,14 @@ from .common import base_url_option, errors, index_option, settings_for
     default=None,
     help="Serve /docs, /redoc and /openapi.json without an API key (they need one when keys are set).",
 )
+@click.option(
+    "--allowed-origin",
+    "allowed_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Let pages of this web origin (https://host[:port]) send writes here; others get a 403 (repeatable) "
+    "[default: $SEMSEARCH_ALLOWED_ORIGINS].",
+)
 @errors
 def serve(
     index_dir: Path | None,
@@ -70,6 +78,7 @@ def serve(
     base_url: str | None,
     public_docs: bool | None,
     search_workers: int | None,
+    allowed_origins: tuple[str, ...],
 ) -> None:
     """Serve the index over HTTP (POST /search, POST /ask, GET /stats, docs at /docs).
 
@@ -93,6 +102,7 @@ def serve(
         public_docs=public_docs,
         openai_base_url=base_url,
         search_workers=search_workers,
+        allowed_origins=(*settings_for(index_dir).allowed_origins, *allowed_origins) or None,
     )
     if "search_workers" not in settings.model_fields_set:
         cores = os.cpu_count() or 1

@@ -17,6 +17,7 @@ from search.settings import Settings
 from search.watch import Watcher
 
 from .auth import ApiKeys, require
+from .browse import browse_router
 from .docs import add_docs
 from .error_shapes import CatchAll, install_error_handlers
 from .jobs import JobManager, JobNotFound, PathNotAllowed
@@ -24,9 +25,11 @@ from .limits import Limits, MaxBody, RateLimit
 from .mcp import McpEndpoint
 from .merger import BackgroundMerger
 from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
+from .origins import CrossSiteGuard
 from .registry import DEFAULT, IndexRegistry
 from .routes import index_router, named_index, server_router
 from .schemas import GUARDED, Health, HealthUnavailable, errors, text_body
+from .ui import add_ui
 from .v1.embeddings import LocalModelHolder, OpenAIError, openai_router
 from .v1.file_store import FileStore
 from .v1.files import files_router
@@ -73,12 +76,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.files = FileStore(settings.openai_dir / "files")
     install_error_handlers(app, [(JobNotFound, 404, "not_found"), (PathNotAllowed, 403, "forbidden")])
     app.add_middleware(MaxBody, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(CrossSiteGuard, allowed=settings.allowed_origins)  # before any body is read
     app.add_middleware(CatchAll)  # outside MaxBody (its 413 is no accident), inside the metrics (a 500 counts)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it sees the 413s too
     _include_routers(app, keys, limit, LocalModelHolder(lambda: _local_model(registry, settings)))
     app.router.routes.append(mcp.route())  # the MCP tools over streamable HTTP, behind the same keys
     _add_metrics_and_health(app, Depends(require(keys, limit=limit, every_index=True)), metrics, registry)
     add_docs(app, [] if settings.public_docs or not keys else [Depends(require(keys, limit=limit))])
+    add_ui(app)  # the web page, without a key: it holds no data
     return app
 
 
@@ -93,14 +98,15 @@ def _include_routers(app: FastAPI, keys: ApiKeys, limit: RateLimit, local_model:
     for router in (openai_router(local_model), files_router(), vector_stores_router(), responses_router()):
         app.include_router(router, dependencies=[guard], responses=openai_errors)
     default_guard = Depends(require(keys, limit=limit, default_index=DEFAULT))
-    app.include_router(index_router(), tags=["default index"], dependencies=[default_guard], responses=index_errors)
-    app.include_router(
-        index_router(),
-        prefix="/indexes/{name}",
-        tags=["named indexes"],
-        dependencies=[guard, Depends(named_index)],
-        responses=index_errors,
-    )
+    for per_index in (index_router, browse_router):
+        app.include_router(per_index(), tags=["default index"], dependencies=[default_guard], responses=index_errors)
+        app.include_router(
+            per_index(),
+            prefix="/indexes/{name}",
+            tags=["named indexes"],
+            dependencies=[guard, Depends(named_index)],
+            responses=index_errors,
+        )
     server_errors = errors(*GUARDED, 404, 409, 502, 503)  # creating an index may ask the embedding server
     app.include_router(server_router(), tags=["server"], dependencies=[guard], responses=server_errors)
 

@@ -147,7 +147,7 @@ def _result(index: Index, upload: Upload, path: Path, error: str | None, duplica
 def find_by_path(index: Index, path: str) -> dict[str, Any] | None:
     with index.read() as reader:
         document = reader.document_at(path)
-    return _document(document) if document else None
+    return document_json(document) if document else None
 
 
 def get_document(index: Index, document_id: int) -> dict[str, Any]:
@@ -155,14 +155,14 @@ def get_document(index: Index, document_id: int) -> dict[str, Any]:
         document = reader.document(document_id)
     if document is None:
         raise IndexNotFound(f"no document {document_id} in this index")
-    return _document(document)
+    return document_json(document)
 
 
 def list_documents(index: Index, *, limit: int, after: int, where: Filter | None = None) -> dict[str, Any]:
     """A page of documents in id order, optionally only those matching a filter."""
     with index.read() as reader:
         found = reader.documents(where, after=after, limit=limit + 1)
-    data = [_document(d) for d in found[:limit]]
+    data = [document_json(d) for d in found[:limit]]
     return {"object": "list", "data": data, "has_more": len(found) > limit, "last_id": data[-1]["id"] if data else None}
 
 
@@ -224,7 +224,8 @@ def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return attributes
 
 
-def _document(document: StoredDocument) -> dict[str, Any]:
+def document_json(document: StoredDocument) -> dict[str, Any]:
+    """A document as the API shows it (GET /documents/{id})."""
     record = document.record
     return {
         "id": document.id,

@@ -213,6 +213,49 @@ class UploadList(ResponseBody):
     data: list[Annotated[UploadCompleted | UploadFailed, Field(discriminator="status")]]
 
 
+# What the web page reads: facets and a document's passages
+
+
+class FacetCount(ResponseBody):
+    value: bool | int | float | str = Field(description="as the attribute has it: a string, number or boolean")
+    documents: int
+
+
+class TypeCount(ResponseBody):
+    value: str = Field(description="a file type: text, markdown, rst, html, pdf")
+    documents: int
+
+
+class AttributeFacet(ResponseBody):
+    key: str
+    values: list[FacetCount] = Field(description="the most frequent values first, at most 50")
+    more: bool = Field(description="true when the key has more values than those listed")
+
+
+class Facets(ResponseBody):
+    """What the documents' filters can choose from: their types and attribute values, with document counts."""
+
+    object: Literal["facets"]
+    documents: int
+    types: list[TypeCount]
+    attributes: list[AttributeFacet] = Field(description="the 50 keys most documents have, most first")
+
+
+class Passage(ResponseBody):
+    chunk_id: int
+    page: int | None
+    heading: str
+    text: str
+    char_start: int | None
+    char_end: int | None
+
+
+class PassageList(ResponseBody):
+    object: Literal["list"]
+    document: Document
+    data: list[Passage] = Field(description="in their order in the document")
+
+
 # Ingest jobs
 
 

@@ -1,0 +1,92 @@
+"""Facets of one snapshot: how many documents have each file type and each attribute value.
+
+Attributes are a JSON object per document (the `attributes` column); SQLite's `json_each` spreads them
+into rows, so the counting happens in SQL and only the most frequent keys and values come back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import Catalog
+
+_SCALARS = "('text', 'integer', 'real', 'true', 'false')"  # the JSON types a filter can compare
+_PAIRS = f"documents d, json_each(d.attributes) j WHERE j.type IN {_SCALARS}"
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    """One value (a string, number or boolean) and how many documents have it."""
+
+    value: str | int | float | bool
+    documents: int
+
+
+@dataclass(frozen=True)
+class AttributeFacet:
+    """An attribute key's most frequent values, first to last; `more`: some were left out."""
+
+    key: str
+    values: list[FacetValue]
+    more: bool
+
+
+@dataclass(frozen=True)
+class Facets:
+    """The documents, their file types, and their most frequent attribute keys, most documents first."""
+
+    documents: int
+    types: list[FacetValue]
+    attributes: list[AttributeFacet]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of `GET /facets`."""
+        return {
+            "object": "facets",
+            "documents": self.documents,
+            "types": [vars(t) for t in self.types],
+            "attributes": [
+                {"key": a.key, "values": [vars(v) for v in a.values], "more": a.more} for a in self.attributes
+            ],
+        }
+
+
+def read_facets(catalog: Catalog, limit: int = 50) -> Facets:
+    """At most `limit` attribute keys (those most documents have) and `limit` values a key."""
+    documents = int(catalog.value("SELECT count(*) FROM documents"))
+    types = catalog.rows("SELECT type, count(*) AS n FROM documents GROUP BY type ORDER BY n DESC, type")
+    keys = [
+        key
+        for key, _ in catalog.rows(
+            f"SELECT j.key, count(*) AS n FROM {_PAIRS} GROUP BY j.key ORDER BY n DESC, j.key LIMIT ?", (limit,)
+        )
+    ]
+    values = _values(catalog, keys, limit)
+    attributes = [AttributeFacet(key, values.get(key, [])[:limit], len(values.get(key, [])) > limit) for key in keys]
+    return Facets(documents, [FacetValue(str(t or ""), n) for t, n in types], attributes)
+
+
+def _values(catalog: Catalog, keys: list[str], limit: int) -> dict[str, list[FacetValue]]:
+    """Up to `limit` + 1 values of each key, most documents first (the extra one says there are more)."""
+    if not keys:
+        return {}
+    sql = f"""SELECT key, type, value, n FROM (
+            SELECT j.key AS key, j.type AS type, j.value AS value, count(*) AS n,
+                row_number() OVER (PARTITION BY j.key ORDER BY count(*) DESC, j.type, j.value) AS place
+            FROM {_PAIRS} AND j.key IN ({",".join("?" * len(keys))})
+            GROUP BY j.key, j.type, j.value)
+        WHERE place <= ? ORDER BY key, place"""
+    found: dict[str, list[FacetValue]] = {}
+    for key, kind, value, n in catalog.rows(sql, (*keys, limit + 1)):
+        found.setdefault(key, []).append(FacetValue(_typed(kind, value), n))
+    return found
+
+
+def _typed(kind: str, value: Any) -> str | int | float | bool:
+    """A value as JSON had it: SQLite gives booleans as 1 and 0, and `kind` says which they were."""
+    if kind in ("true", "false"):
+        return kind == "true"
+    if kind == "real":
+        return float(value)
+    return value if isinstance(value, str | int) else str(value)
