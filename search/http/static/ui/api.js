@@ -39,7 +39,7 @@ async function failure(response) {
     // not JSON: fall back to the status line
   }
   const message = body?.error?.message || (typeof body?.detail === "string" ? body.detail : "");
-  return new ApiError(response.status, message || `the server answered ${response.status} ${response.statusText}`, body);
+  return new ApiError(response.status, message || `The server answered ${response.status} ${response.statusText}`.trim(), body);
 }
 
 /** fetch() with the key header; resolves to the Response, rejects with ApiError on network failure or non-2xx. */
@@ -58,6 +58,17 @@ export async function send(path, { method = "GET", json, form, signal } = {}) {
   return response;
 }
 
-export const getJson = async (path, options) => (await send(path, options)).json();
-export const postJson = async (path, json, options = {}) => (await send(path, { ...options, method: "POST", json })).json();
-export const remove = async (path) => (await send(path, { method: "DELETE" })).json();
+/** The JSON body of a successful call (a 2xx that is not JSON, say a proxy's page, is an ApiError too). */
+async function jsonOf(response) {
+  try {
+    return await response.json();
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(response.status, `The server answered ${response.status} with something that is not JSON.`);
+  }
+}
+
+export const getJson = async (path, options) => jsonOf(await send(path, options));
+export const postJson = async (path, json, options = {}) => jsonOf(await send(path, { ...options, method: "POST", json }));
+export const postForm = async (path, form) => jsonOf(await send(path, { method: "POST", form }));
+export const remove = async (path) => jsonOf(await send(path, { method: "DELETE" }));

@@ -1,9 +1,9 @@
 // The ask view: the answer streams in over SSE, then its [n] markers become links to the sources below.
 
-import { indexPath, send } from "./api.js";
-import { $, baseName, h } from "./dom.js";
+import { ApiError, indexPath, send } from "./api.js";
+import { $, baseName, h, plural } from "./dom.js";
 import { showEmptyState } from "./indexinfo.js";
-import { clearError, guard, showError, showStatus } from "./messages.js";
+import { clearError, guard, showError, showStatus, stillShown } from "./messages.js";
 import { readEvents } from "./sse.js";
 import { hrefFor, navigate } from "./url.js";
 
@@ -32,17 +32,18 @@ export function stopAsk() {
 }
 
 export async function showAsk(state) {
-  stopAsk();
+  const current = stillShown(); // left (or asked again) while the stats load: this question is not asked
   $("#ask-input").value = state.q;
   $("#ask-mode").value = state.mode;
   resetAnswer();
-  const empty = await guard(() => showEmptyState($("#view-ask .empty-slot")));
+  const empty = await guard(() => showEmptyState($("#view-ask .empty-slot"), current));
+  if (!current()) return;
   if (!state.q) {
     if (!empty) showStatus("Ask a question: the answer cites the passages it comes from.");
     $("#ask-input").focus();
     return;
   }
-  await guard(() => ask(state));
+  await guard(() => ask(state, current));
 }
 
 function resetAnswer() {
@@ -53,39 +54,58 @@ function resetAnswer() {
   $("#sources-heading").hidden = true;
 }
 
-async function ask(state) {
+async function ask(state, current) {
+  if (!current()) return; // a retry (after a key was entered) of a question no longer on screen
   clearError();
   resetAnswer();
   const controller = new AbortController();
   running = controller;
   setBusy(true);
   showStatus("Finding passages and writing the answer…");
+  let ended = false; // an answer or an error event arrived
   try {
     const body = { question: state.q, k: PASSAGES, mode: state.mode, stream: true };
     const response = await send(indexPath("/ask"), { method: "POST", json: body, signal: controller.signal });
     $("#answer-box").hidden = false;
-    await readEvents(response, onEvent);
+    await readEvents(response, (event) => {
+      ended = onEvent(event) || ended;
+    });
+    if (!ended) throw new ApiError(0, "The answer stopped before it was complete: the connection closed early. Ask again.");
   } catch (err) {
-    if (err?.name !== "AbortError") throw err;
-    if (!$("#view-ask").hidden) showStatus("Stopped. The answer so far stays above.");
+    if (err?.name !== "AbortError") throw brokenOff(err);
+    // Stopped by the Stop button; a stream stopped by leaving the view or by a newer question says nothing.
+    if (current()) showStatus("Stopped. The answer so far stays above.");
   } finally {
-    if (running === controller) running = null;
-    setBusy(false);
+    if (running === controller) {
+      running = null;
+      setBusy(false);
+    }
   }
 }
 
 function setBusy(busy) {
   $("#answer").setAttribute("aria-busy", String(busy));
+  if (!busy && document.activeElement === $("#ask-stop")) $("#ask-input").focus(); // not lost with the hidden button
   $("#ask-stop").hidden = !busy;
 }
 
+/** A stream that broke (the network, a garbled event) as words; the server's own errors as they are. */
+function brokenOff(err) {
+  return err instanceof ApiError ? err : new ApiError(0, `The answer stopped before it was complete (${err?.message || err}). Ask again.`);
+}
+
+/** Draws one event; true when it ends the answer (the answer itself, or an error). */
 function onEvent(event) {
-  if (event.type === "delta") $("#answer").append(event.text);
-  else if (event.type === "answer") showAnswer(event);
+  if (event.type === "delta") {
+    $("#answer").append(event.text);
+    return false;
+  }
+  if (event.type === "answer") showAnswer(event);
   else if (event.type === "error") {
     showError(`The answer stopped: ${event.error?.message || "the server reported an error"}`);
     showStatus("");
   }
+  return event.type === "answer" || event.type === "error";
 }
 
 function showAnswer(answer) {
@@ -97,7 +117,7 @@ function showAnswer(answer) {
   showStatus(
     answer.abstained
       ? "No answer: the passages found do not say. Try other words, another mode, or ask in the Search view."
-      : `Answered from ${answer.citations.length} source${answer.citations.length === 1 ? "" : "s"}.`,
+      : `Answered from ${plural(answer.citations.length, "source")}.`,
   );
 }
 

@@ -1,14 +1,15 @@
 // The documents view: the table (a page at a time, delete per row) and uploads by drop or file picker.
 
-import { ApiError, getJson, indexPath, remove, send } from "./api.js";
-import { $, baseName, formatDate, h } from "./dom.js";
+import { ApiError, getJson, indexPath, postForm, remove } from "./api.js";
+import { $, baseName, formatDate, h, plural } from "./dom.js";
 import { forget } from "./indexinfo.js";
-import { clearError, guard, showError, showStatus } from "./messages.js";
+import { clearError, guard, showError, showStatus, stillShown } from "./messages.js";
 import { hrefFor } from "./url.js";
 import { mountJobs, showJobs } from "./jobs.js";
 
 const PAGE = 50;
 let lastId = 0;
+let tableRun = 0; // one more at each fresh load: an older page (or a "Load more" meanwhile) lands nowhere
 
 export function mountDocuments() {
   $("#upload-input").addEventListener("change", () => {
@@ -21,14 +22,26 @@ export function mountDocuments() {
     event.preventDefault(); // this is what allows a drop
     zone.classList.add("dragging");
   });
-  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("dragleave", (event) => {
+    if (!zone.contains(event.relatedTarget)) zone.classList.remove("dragging"); // not when moving onto a child
+  });
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
     zone.classList.remove("dragging");
     const files = [...(event.dataTransfer?.files || [])];
     if (files.length) guard(() => upload(files));
   });
-  $("#load-more").addEventListener("click", () => guard(() => loadPage(false)));
+  // A file dropped beside the zone would make the browser leave the page to open it.
+  for (const type of ["dragover", "drop"]) {
+    window.addEventListener(type, (event) => {
+      if (!zone.contains(event.target) && event.dataTransfer?.types.includes("Files")) event.preventDefault();
+    });
+  }
+  $("#load-more").addEventListener("click", async () => {
+    $("#load-more").disabled = true; // a second click before the page lands would load it twice
+    await guard(() => loadPage(false));
+    $("#load-more").disabled = false;
+  });
   mountJobs(() => guard(() => reloadDocuments()));
 }
 
@@ -46,7 +59,11 @@ export async function reloadDocuments() {
 
 async function loadPage(fresh) {
   if (fresh) lastId = 0;
-  const page = await getJson(indexPath(`/documents?limit=${PAGE}&after=${lastId}`));
+  const run = fresh ? ++tableRun : tableRun;
+  const current = stillShown();
+  const query = new URLSearchParams({ limit: PAGE, after: lastId });
+  const page = await getJson(indexPath(`/documents?${query}`));
+  if (run !== tableRun || !current()) return;
   const rows = page.data.map(row);
   if (fresh) $("#documents-table tbody").replaceChildren(...rows);
   else $("#documents-table tbody").append(...rows);
@@ -56,7 +73,7 @@ async function loadPage(fresh) {
   $("#documents-table").hidden = count === 0;
   showStatus(
     count
-      ? `${count}${page.has_more ? "+" : ""} document${count === 1 ? "" : "s"} in this index.`
+      ? page.has_more ? `${plural(count, "document")} shown; Load more for the rest.` : `${plural(count, "document")} in this index.`
       : "No documents yet: drop files above, choose them with Upload files, or ingest a server folder.",
   );
 }
@@ -85,8 +102,11 @@ function row(doc) {
 
 async function deleteDocument(doc, title, tr) {
   if (!window.confirm(`Delete “${title}” and its passages from the index? The file on disk is not touched.`)) return;
-  await remove(indexPath(`/documents/${doc.id}`));
+  await remove(indexPath(`/documents/${encodeURIComponent(doc.id)}`));
+  // Focus goes to the next row's Delete button (or the previous row's, or the heading), not lost with the row.
+  const next = tr.nextElementSibling || tr.previousElementSibling;
   tr.remove();
+  (next?.querySelector("button") || $("#documents-heading")).focus();
   forget();
   showStatus(`Deleted “${title}”.`);
 }
@@ -96,12 +116,12 @@ async function upload(files) {
   clearError();
   const list = $("#upload-results");
   list.replaceChildren(...files.map((f) => h("li.pending", {}, `${f.name} — uploading…`)));
-  showStatus(`Uploading ${files.length} file${files.length === 1 ? "" : "s"}…`);
+  showStatus(`Uploading ${plural(files.length, "file")}…`);
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
   let results;
   try {
-    results = (await (await send(indexPath("/documents"), { method: "POST", form })).json()).data;
+    results = (await postForm(indexPath("/documents"), form)).data;
   } catch (err) {
     list.replaceChildren();
     if (!(err instanceof ApiError && err.status === 422 && err.body?.error)) throw err;

@@ -1,12 +1,11 @@
 // The document view: every passage in order, the cited one highlighted; a PDF also shown at its page.
 
-import { ApiError, getJson, indexPath, send } from "./api.js";
-import { $, baseName, formatDate, h } from "./dom.js";
-import { guard, showStatus } from "./messages.js";
+import { getJson, indexPath, send } from "./api.js";
+import { $, baseName, formatDate, h, plural } from "./dom.js";
+import { guard, showStatus, stillShown } from "./messages.js";
 import { hrefFor } from "./url.js";
 
 let blobUrls = []; // object URLs of this view, revoked when it is left
-let latest = 0; // the newest showDocument: an older load still in flight draws nothing
 
 /** "Back" returns to where the reader came from (results, an answer); from a shared link, to the search view. */
 export function mountDocument() {
@@ -36,12 +35,12 @@ export async function showDocument(state) {
     showStatus("This link names no document: open one from the search results or the Documents view.");
     return;
   }
-  const run = ++latest;
-  await guard(() => load(state, () => run === latest));
+  const current = stillShown(); // a load overtaken by another view draws nothing
+  await guard(() => load(state, current));
 }
 
 async function load(state, current) {
-  const { document: doc, data: passages } = await passagesOf(state.id);
+  const { document: doc, data: passages } = await getJson(indexPath(`/documents/${encodeURIComponent(state.id)}/passages`));
   if (!current()) return;
   $("#document-heading").textContent = doc.title || baseName(doc.path);
   document.title = `${$("#document-heading").textContent} · semsearch`;
@@ -49,27 +48,17 @@ async function load(state, current) {
   $("#document-actions").append(downloadLink(doc));
   $("#passages").replaceChildren(...passages.map((p) => passageSection(p, String(p.chunk_id) === state.chunk)));
   const cited = passages.find((p) => String(p.chunk_id) === state.chunk);
-  showStatus(`${passages.length} passage${passages.length === 1 ? "" : "s"}${cited ? "; the cited one is highlighted" : ""}.`);
+  showStatus(`${plural(passages.length, "passage")}${cited ? "; the cited one is highlighted" : ""}.`);
   // The PDF's frame takes its place before the scroll, so loading it later does not push the passage away.
   const frame = doc.type === "pdf" ? pdfFrame(doc) : null;
   if (cited) focusPassage(cited.chunk_id);
   if (!frame) return;
   try {
-    const url = await fileBlobUrl(doc);
-    if (current()) frame.src = `${url}#page=${cited?.page ?? 1}`;
+    const url = await fileBlobUrl(doc, "application/pdf", current);
+    if (url) frame.src = `${url}#page=${cited?.page ?? 1}`;
   } catch (err) {
     frame.remove(); // the file is gone or changed: the error says which, the passages stay
     throw err;
-  }
-}
-
-/** GET /documents/{id}/passages; a server without that route still shows the document's details. */
-async function passagesOf(id) {
-  try {
-    return await getJson(indexPath(`/documents/${id}/passages`));
-  } catch (err) {
-    if (!(err instanceof ApiError && err.status === 404 && /^no route/.test(err.message))) throw err;
-    return { document: await getJson(indexPath(`/documents/${id}`)), data: [] };
   }
 }
 
@@ -102,20 +91,28 @@ function focusPassage(chunkId) {
   section.scrollIntoView({ block: "center" });
 }
 
-/** The original file as a blob: fetched with the key header, which a plain link could not send. */
-async function fileBlobUrl(doc) {
-  const response = await send(indexPath(`/documents/${doc.id}/file`));
-  const url = URL.createObjectURL(await response.blob());
+const filePath = (doc) => indexPath(`/documents/${encodeURIComponent(doc.id)}/file`);
+
+/**
+ * The original file as a blob URL (fetched with the key header, which a plain link could not send), or null
+ * when the view changed meanwhile. The blob's type is ours, not the file's: a blob URL runs in the page's
+ * origin, so an ingested HTML file must never become a text/html one (a download is octet-stream).
+ */
+async function fileBlobUrl(doc, type, current) {
+  const bytes = await (await send(filePath(doc))).blob();
+  if (!current()) return null;
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
   blobUrls.push(url);
   return url;
 }
 
 function downloadLink(doc) {
-  const link = h("a.button-quiet", { href: indexPath(`/documents/${doc.id}/file`), download: baseName(doc.path) }, "Download original");
+  const link = h("a.button-quiet", { href: filePath(doc), download: baseName(doc.path) }, "Download original");
+  const current = stillShown();
   link.addEventListener("click", async (event) => {
     if (link.href.startsWith("blob:")) return; // already fetched: the browser downloads it
     event.preventDefault();
-    const url = await guard(() => fileBlobUrl(doc));
+    const url = await guard(() => fileBlobUrl(doc, "application/octet-stream", current));
     if (!url) return;
     link.href = url;
     link.click();

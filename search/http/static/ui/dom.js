@@ -35,6 +35,9 @@ export function markedText(text) {
 /** The file name at the end of a path ("/a/b/report.pdf" -> "report.pdf"). */
 export const baseName = (path) => String(path || "").split(/[\\/]/).pop() || String(path || "");
 
+/** "1 file", "3 files". */
+export const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
+
 export function formatSeconds(seconds) {
   if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
   const minutes = Math.floor(seconds / 60);

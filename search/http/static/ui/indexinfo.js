@@ -1,6 +1,6 @@
 // What the page knows about the current index: its stats (for the empty state) and its facets (for the filters).
 
-import { ApiError, getJson, indexPath } from "./api.js";
+import { getJson, indexPath } from "./api.js";
 import { h } from "./dom.js";
 import { hrefFor } from "./url.js";
 
@@ -19,20 +19,12 @@ function cached(kind, path) {
 
 export const forget = () => cache.clear();
 
-export const stats = () => cached("stats", "/stats");
+const stats = () => cached("stats", "/stats");
 
-/** The index's facets, or null when the server has no /facets route (an older server): no filter selects then. */
-export async function facets() {
-  try {
-    return await cached("facets", "/facets");
-  } catch (err) {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return null;
-    throw err;
-  }
-}
+export const facets = () => cached("facets", "/facets");
 
 /** The empty state that teaches: the command to run, and the upload link. */
-export function emptyState(info) {
+function emptyState(info) {
   const folder = info.index || "./my-index";
   return h(
     "div.card.empty-state",
@@ -44,11 +36,11 @@ export function emptyState(info) {
   );
 }
 
-/** Shows the empty state in `slot` when the index is empty; true when it did. */
-export async function showEmptyState(slot) {
+/** Shows the empty state in `slot` when the index is empty and the view is `current()`; true when it did. */
+export async function showEmptyState(slot, current) {
   slot.replaceChildren();
   const info = await stats();
-  if (info.documents > 0) return false;
+  if (info.documents > 0 || !current()) return false;
   slot.append(emptyState(info));
   return true;
 }

@@ -1,13 +1,14 @@
 // Ingest jobs of server folders: start one, watch its progress bar and ETA (polled each second), cancel it.
 
 import { getJson, indexPath, postJson, remove } from "./api.js";
-import { $, formatSeconds, h } from "./dom.js";
-import { clearError, guard, showStatus } from "./messages.js";
+import { $, formatSeconds, h, plural } from "./dom.js";
+import { clearError, guard, showStatus, stillShown } from "./messages.js";
 import { readState } from "./url.js";
 
 const POLL_MS = 1000;
 const SHOWN = 5; // the newest jobs; older ones are still polled for their end
-let timer = null;
+let timer = null; // the one pending poll
+let latest = 0; // one more at each listing: only the newest draws and schedules the next poll
 let onFinished = () => {};
 const running = new Set(); // ids of jobs seen queued or in progress
 
@@ -27,6 +28,7 @@ export function mountJobs(finished) {
 export function stopJobs() {
   clearTimeout(timer);
   timer = null;
+  latest += 1; // a listing still in flight schedules nothing
 }
 
 async function start(path) {
@@ -47,20 +49,32 @@ const active = (job) => job.status === "queued" || job.status === "in_progress";
 /** Lists this index's jobs; polls again in a second while any runs, and reloads the table when one ends. */
 export async function showJobs() {
   stopJobs();
+  const run = latest;
+  const current = stillShown();
   const index = readState().index || "default";
-  const jobs = (await getJson("/jobs")).data.filter((job) => job.index === index);
-  $("#jobs").replaceChildren(...jobs.slice(0, SHOWN).map(jobItem));
+  const listed = await getJson("/jobs");
+  if (run !== latest || !current()) return; // a newer listing, or another view, took over
+  const jobs = listed.data.filter((job) => job.index === index);
+  drawJobs(jobs.slice(0, SHOWN));
   const ended = jobs.filter((job) => running.has(job.id) && !active(job));
   for (const job of jobs) (active(job) ? running.add(job.id) : running.delete(job.id));
   if (ended.length) onFinished();
-  if (jobs.some(active) && !$("#view-documents").hidden) {
-    timer = setTimeout(() => guard(showJobs), POLL_MS);
-  }
+  if (jobs.some(active)) timer = setTimeout(() => guard(showJobs), POLL_MS);
+}
+
+/** Redraws the list; a Cancel button that had the focus hands it to its successor (or to the folder box when
+ *  its job has ended), so a keyboard user is not thrown back to the top each second. */
+function drawJobs(jobs) {
+  const focused = document.activeElement?.closest("#jobs button[data-job]")?.dataset.job;
+  $("#jobs").replaceChildren(...jobs.map(jobItem));
+  if (!focused) return;
+  const again = [...document.querySelectorAll("#jobs button[data-job]")].find((b) => b.dataset.job === focused);
+  (again || $("#ingest-path")).focus();
 }
 
 function progressText(job) {
   const p = job.progress;
-  if (job.status === "completed") return `completed · ${p.files_total} file${p.files_total === 1 ? "" : "s"}`;
+  if (job.status === "completed") return `completed · ${plural(p.files_total, "file")}`;
   if (job.status === "failed") return `failed: ${job.error || "see the server log"}`;
   if (job.status === "cancelled") return "cancelled";
   if (job.status === "queued") return "queued";

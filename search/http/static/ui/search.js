@@ -1,15 +1,14 @@
 // The search view: the form (query, mode, filters from the index's facets), the results, keyboard moves.
 
 import { indexPath, postJson } from "./api.js";
-import { $, baseName, h, markedText } from "./dom.js";
+import { $, baseName, h, markedText, plural } from "./dom.js";
 import { facets, showEmptyState } from "./indexinfo.js";
-import { clearError, guard, showStatus } from "./messages.js";
+import { clearError, guard, showStatus, stillShown } from "./messages.js";
 import { hrefFor, navigate } from "./url.js";
 import { filtersFor, renderFacetFilters } from "./filters.js";
 
 const RESULTS = 10;
 let facetValues = null; // the last facets shown, to give attribute filters their JSON types back
-let latest = 0; // the newest showSearch: an older one still waiting on the server must not draw over it
 
 export function mountSearch() {
   $("#search-form").addEventListener("submit", (event) => {
@@ -48,8 +47,7 @@ function submit() {
 
 /** Renders the view for a URL state: fills the form, shows the filters and runs the search it names. */
 export async function showSearch(state) {
-  const run = ++latest;
-  const current = () => run === latest;
+  const current = stillShown(); // a newer search or view must not be drawn over by this one's late answers
   $("#search-input").value = state.q;
   $("#search-mode").value = state.mode;
   $("#search-path").value = state.path;
@@ -60,7 +58,7 @@ export async function showSearch(state) {
     facetValues = found;
     renderFacetFilters(facetValues, state);
   });
-  const empty = await guard(() => showEmptyState($("#view-search .empty-slot")));
+  const empty = await guard(() => showEmptyState($("#view-search .empty-slot"), current));
   if (!current()) return;
   if (!state.q) {
     // No autofocus: "/" is the way in, and a "/" typed into a focused box would become part of the query.
@@ -81,7 +79,7 @@ async function runSearch(state, current) {
   $("#results").replaceChildren(...answer.results.map(resultItem));
   showStatus(
     answer.results.length
-      ? `${answer.results.length} result${answer.results.length === 1 ? "" : "s"} for “${state.q}” (${state.mode}, ${ms} ms)`
+      ? `${plural(answer.results.length, "result")} for “${state.q}” (${state.mode}, ${ms} ms)`
       : `No results for “${state.q}”. Try another mode (lexical needs the exact words, dense matches meaning) or fewer filters.`,
   );
 }
