@@ -8,9 +8,9 @@ import { leaveDocument, mountDocument, showDocument } from "./docview.js";
 import { mountDocuments, showDocuments } from "./documents.js";
 import { stopJobs } from "./jobs.js";
 import { mountKeyForm } from "./keyform.js";
-import { clearError, guard, placeMessages, showStatus } from "./messages.js";
+import { clearError, guard, newView, placeMessages, showStatus } from "./messages.js";
 import { mountSearch, showSearch } from "./search.js";
-import { buildUrl, interceptLinks, readState, setRouteHandler } from "./url.js";
+import { buildUrl, interceptLinks, navigate, readState, render, setRouteHandler } from "./url.js";
 
 const VIEWS = {
   search: { section: "#view-search", nav: "search", title: "Search", show: showSearch },
@@ -26,7 +26,10 @@ function leaveViews() {
   leaveDocument();
 }
 
+let first = true;
+
 async function route(state) {
+  newView();
   leaveViews();
   clearError();
   showStatus("");
@@ -39,9 +42,19 @@ async function route(state) {
   }
   updateNavLinks(state.index);
   placeMessages($(view.section));
+  if (!first) moveFocus($(view.section));
+  first = false;
   document.title = state.q ? `${state.q} · ${view.title} · semsearch` : `${view.title} · semsearch`;
   $("#index-select").value = state.index || "default";
   await view.show(state);
+}
+
+/** After a navigation, focus goes to the new view's heading (screen readers announce it), unless it is already
+ *  inside that view (a submitted form), on the key form or on the index picker. */
+function moveFocus(section) {
+  const active = document.activeElement;
+  if (section.contains(active) || $("#key-form").contains(active) || active === $("#index-select")) return;
+  section.querySelector("h1").focus({ preventScroll: true });
 }
 
 /** The header's links keep the chosen index. */
@@ -58,8 +71,7 @@ async function loadIndexes() {
   const only = data.length === 1 ? data[0].name : "";
   if (only && only !== "default" && !readState().index) {
     // A key scoped to one named index cannot use the default one: go straight to its index.
-    history.replaceState({ inApp: true }, "", buildUrl({ ...readState(), index: only }));
-    route(readState());
+    navigate({ ...readState(), index: only }, { replace: true });
   }
   if (data.length < 2) return;
   const select = $("#index-select");
@@ -77,8 +89,7 @@ function onIndexChange() {
   const index = $("#index-select").value === "default" ? "" : $("#index-select").value;
   // A document id belongs to one index: another index starts from its search view.
   const view = state.view === "document" ? "search" : state.view;
-  history.pushState({ inApp: true }, "", buildUrl({ ...state, view, id: "", chunk: "", index }));
-  route(readState());
+  navigate({ ...state, view, id: "", chunk: "", index });
 }
 
 function main() {
@@ -90,8 +101,8 @@ function main() {
   $("#index-select").addEventListener("change", onIndexChange);
   setRouteHandler(route);
   interceptLinks();
-  guard(loadIndexes);
-  route(readState());
+  render();
+  guard(loadIndexes, { always: true });
 }
 
 main();

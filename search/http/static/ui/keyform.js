@@ -29,6 +29,7 @@ export function mountKeyForm() {
     if (!key) return;
     setKey(key);
     $("#key-form").hidden = true;
+    document.querySelector(".view:not([hidden]) h1")?.focus(); // not lost with the hidden form
     showForget();
     const waiting = retries;
     retries = [];

@@ -4,6 +4,7 @@
 const MODES = ["hybrid", "dense", "lexical"];
 const VIEWS = ["search", "ask", "documents", "document"];
 let onRoute = () => {};
+let rendered = ""; // the path and query last rendered
 
 /** {view, q, mode, index, type, path, attrs: {key: value}, id, chunk} from a URL (the current one by default). */
 export function readState(href = location.href) {
@@ -48,13 +49,19 @@ export function setRouteHandler(handler) {
   onRoute = handler;
 }
 
+/** Renders the view the address names now; the address is remembered so a change of #fragment alone re-runs nothing. */
+export function render() {
+  rendered = location.pathname + location.search;
+  return onRoute(readState());
+}
+
 /** Goes to a state: a new history entry (or a replaced one), then the view renders it. */
 export function navigate(state, { replace = false } = {}) {
   const url = buildUrl({ index: readState().index, ...state });
   const same = url === location.pathname + location.search; // a repeated submit adds no history entry
   if (replace || same) history.replaceState({ inApp: true }, "", url);
   else history.pushState({ inApp: true }, "", url);
-  return onRoute(readState());
+  return render();
 }
 
 /** Same-origin links to the page are followed without a reload (ordinary clicks only). */
@@ -67,7 +74,10 @@ export function interceptLinks() {
     if (url.origin !== location.origin || url.pathname !== "/" || url.hash) return;
     event.preventDefault();
     history.pushState({ inApp: true }, "", url.pathname + url.search);
-    onRoute(readState());
+    render();
   });
-  window.addEventListener("popstate", () => onRoute(readState()));
+  // Back/forward; the skip link's #main (and any other fragment) also fires popstate, but names the same view.
+  window.addEventListener("popstate", () => {
+    if (location.pathname + location.search !== rendered) render();
+  });
 }
