@@ -55,6 +55,7 @@ export async function guard(action, { always = false } = {}) {
       console.error(err);
       showError(`Something went wrong in the page: ${err?.message || err}`);
     }
+    if (err?.status !== 401) showStatus(""); // no "Searching…" left under the error
     return undefined;
   }
 }

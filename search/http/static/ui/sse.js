@@ -29,17 +29,27 @@ export class SseParser {
   }
 }
 
-/** Calls onEvent(parsed JSON) for each event of a streamed Response until `[DONE]` or the end of the body. */
+/**
+ * Calls onEvent(parsed JSON) for each event of a streamed Response until `[DONE]` or the end of the body.
+ * An event cut off by the end of the body (no blank line after it) is dropped, as the SSE standard says.
+ */
 export async function readEvents(response, onEvent) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   const parser = new SseParser();
   for (;;) {
     const { value, done } = await reader.read();
-    const payloads = parser.push(done ? "\n\n" : value); // at the end, flush an event missing its blank line
-    for (const payload of payloads) {
-      if (payload === "[DONE]") return;
-      onEvent(JSON.parse(payload));
-    }
     if (done) return;
+    for (const payload of parser.push(value)) {
+      if (payload === "[DONE]") return;
+      onEvent(parse(payload));
+    }
+  }
+}
+
+function parse(payload) {
+  try {
+    return JSON.parse(payload);
+  } catch {
+    throw new Error("the server sent an event that is not JSON");
   }
 }
