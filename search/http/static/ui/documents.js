@@ -42,7 +42,13 @@ export function mountDocuments() {
     await guard(() => loadPage(false));
     $("#load-more").disabled = false;
   });
-  mountJobs(() => guard(() => reloadDocuments()));
+  // A job that ended: the table shows its documents, and the status line says how it ended.
+  mountJobs((message) =>
+    guard(async () => {
+      await reloadDocuments();
+      showStatus(message);
+    }),
+  );
 }
 
 export async function showDocuments() {
@@ -52,7 +58,7 @@ export async function showDocuments() {
 }
 
 /** The table from its first page (after an upload, a delete or a finished job). */
-export async function reloadDocuments() {
+async function reloadDocuments() {
   forget();
   await loadPage(true);
 }
@@ -108,6 +114,7 @@ async function deleteDocument(doc, title, tr) {
   tr.remove();
   (next?.querySelector("button") || $("#documents-heading")).focus();
   forget();
+  if (!next) await loadPage(true); // the last row: the empty table's message
   showStatus(`Deleted “${title}”.`);
 }
 
@@ -130,6 +137,15 @@ async function upload(files) {
   }
   list.replaceChildren(...results.map(uploadItem));
   await reloadDocuments();
+  showStatus(uploadSummary(results)); // the list is not a live region: this line is what a screen reader hears
+}
+
+function uploadSummary(results) {
+  const failed = results.filter((r) => r.status === "failed").length;
+  const known = results.filter((r) => r.status !== "failed" && r.duplicate).length;
+  const added = results.length - failed - known;
+  const parts = [added ? `${added} added` : "", known ? `${known} already indexed` : "", failed ? `${failed} failed` : ""];
+  return `Uploaded ${plural(results.length, "file")}: ${parts.filter(Boolean).join(", ")}.`;
 }
 
 /** The per-file reasons of a 422 (no file stored): its details name each file in order. */

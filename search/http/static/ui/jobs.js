@@ -46,7 +46,7 @@ async function cancel(id) {
 
 const active = (job) => job.status === "queued" || job.status === "in_progress";
 
-/** Lists this index's jobs; polls again in a second while any runs, and reloads the table when one ends. */
+/** Lists this index's jobs; polls again in a second while any runs, and calls onFinished(words) when some end. */
 export async function showJobs() {
   stopJobs();
   const run = latest;
@@ -58,7 +58,7 @@ export async function showJobs() {
   drawJobs(jobs.slice(0, SHOWN));
   const ended = jobs.filter((job) => running.has(job.id) && !active(job));
   for (const job of jobs) (active(job) ? running.add(job.id) : running.delete(job.id));
-  if (ended.length) onFinished();
+  if (ended.length) onFinished(ended.map((job) => `Ingest of ${job.path}: ${progressText(job)}.`).join(" "));
   if (jobs.some(active)) timer = setTimeout(() => guard(showJobs), POLL_MS);
 }
 

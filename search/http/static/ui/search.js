@@ -23,7 +23,7 @@ export function mountSearch() {
 }
 
 function formState() {
-  const attrs = {};
+  const attrs = Object.create(null);
   for (const select of document.querySelectorAll("#attribute-filters select")) attrs[select.name] = select.value;
   return {
     view: "search",

@@ -9,7 +9,7 @@ let rendered = ""; // the path and query last rendered
 /** {view, q, mode, index, type, path, attrs: {key: value}, id, chunk} from a URL (the current one by default). */
 export function readState(href = location.href) {
   const params = new URL(href).searchParams;
-  const attrs = {};
+  const attrs = Object.create(null); // an attribute named "constructor" is not Object's
   for (const [key, value] of params) if (key.startsWith("attr.")) attrs[key.slice(5)] = value;
   const view = params.get("view");
   const mode = params.get("mode");
