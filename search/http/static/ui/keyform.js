@@ -12,6 +12,7 @@ export function askForKey(again) {
   $("#key-hint").textContent = getKey()
     ? "The server refused this API key. Check it and enter it again, or ask for another key."
     : "The server asks for an API key. It stays in this browser tab only (session storage), never in the address.";
+  if (!form.hidden) return; // already asking: a later 401 of the same wave must not wipe what is being typed
   form.hidden = false;
   $("#key-input").value = "";
   $("#key-input").focus();
