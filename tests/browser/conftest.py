@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from search import Settings
 from search.http import create_app
@@ -26,6 +26,9 @@ from ..conftest import ServerThread
 
 SIM_KEY = "sk-browser-test"
 CHAT_MODEL = "openai/gpt-4o-mini"
+# A busy machine (two cores shared by all) may take seconds to run ReDoc's bundle: waits are generous, never sleeps.
+TIMEOUT_MS = 30_000
+expect.set_options(timeout=TIMEOUT_MS)
 # Attributes given to some sample documents, so the page offers them as filters.
 TEAMS = {"printing-press.html": "history", "roman-aqueducts.rst": "history", "water-cycle.pdf": "science"}
 
@@ -51,7 +54,7 @@ def open_page(browser: Browser) -> Iterator[Opener]:
 
     def open_(url: str, **options: Any) -> tuple[Page, Watch]:
         context = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **options})
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(TIMEOUT_MS)
         watch = Watch()
         context.route("**/*", watch.route)
         opened.append((context, watch))
