@@ -17,6 +17,23 @@ export function mountDocuments() {
     $("#upload-input").value = ""; // the same file can be chosen again
     if (files.length) guard(() => upload(files));
   });
+  mountDropzone();
+  $("#load-more").addEventListener("click", async () => {
+    $("#load-more").disabled = true; // a second click before the page lands would load it twice
+    await guard(() => loadPage(false));
+    $("#load-more").disabled = false;
+  });
+  // A job that ended: the table shows its documents, and the status line says how it ended.
+  mountJobs((message) =>
+    guard(async () => {
+      await reloadDocuments();
+      showStatus(message);
+    }),
+  );
+}
+
+/** Files dropped on #dropzone are uploaded at once. */
+function mountDropzone() {
   const zone = $("#dropzone");
   zone.addEventListener("dragover", (event) => {
     event.preventDefault(); // this is what allows a drop
@@ -37,18 +54,6 @@ export function mountDocuments() {
       if (!zone.contains(event.target) && event.dataTransfer?.types.includes("Files")) event.preventDefault();
     });
   }
-  $("#load-more").addEventListener("click", async () => {
-    $("#load-more").disabled = true; // a second click before the page lands would load it twice
-    await guard(() => loadPage(false));
-    $("#load-more").disabled = false;
-  });
-  // A job that ended: the table shows its documents, and the status line says how it ended.
-  mountJobs((message) =>
-    guard(async () => {
-      await reloadDocuments();
-      showStatus(message);
-    }),
-  );
 }
 
 export async function showDocuments() {
