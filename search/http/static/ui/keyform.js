@@ -29,6 +29,7 @@ export function mountKeyForm() {
     const key = $("#key-input").value.trim();
     if (!key) return;
     setKey(key);
+    $("#key-input").value = ""; // the key lives in sessionStorage only, not in the page
     $("#key-form").hidden = true;
     document.querySelector(".view:not([hidden]) h1")?.focus(); // not lost with the hidden form
     showForget();
