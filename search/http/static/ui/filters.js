@@ -14,11 +14,12 @@ export function renderFacetFilters(facets, state) {
   );
   $("#type-field").hidden = types.length === 0;
   const attributes = facets?.attributes || [];
-  $("#attribute-filters").replaceChildren(...attributes.map((a) => attributeSelect(a, state.attrs[a.key] ?? "")));
+  $("#attribute-filters").replaceChildren(...attributes.map((a, n) => attributeSelect(a, state.attrs[a.key] ?? "", n)));
 }
 
-function attributeSelect(attribute, selected) {
-  const id = `attr-${attribute.key.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+/** The n-th attribute's select; its id is by position ("a b" and "a_b" would share a cleaned-up name). */
+function attributeSelect(attribute, selected, n) {
+  const id = `attr-${n}`;
   const values = attribute.values.map((v) => String(v.value));
   if (selected && !values.includes(selected)) values.push(selected);
   const select = h(
