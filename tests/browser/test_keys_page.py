@@ -35,7 +35,6 @@ def keyed(tmp_path_factory: pytest.TempPathFactory, sample_index: Path, model_ca
 def enter_key(page: Page, key: str) -> None:
     form = page.locator("#key-form")
     expect(form).to_be_visible()
-    page.wait_for_load_state("networkidle")  # the first calls are answered: a late 401 re-shows the form
     form.get_by_label("API key").fill(key)
     form.get_by_role("button", name="Use key").click()
 
