@@ -73,11 +73,16 @@ export function interceptLinks() {
     const url = new URL(link.href);
     if (url.origin !== location.origin || url.pathname !== "/" || url.hash) return;
     event.preventDefault();
+    history.replaceState({ ...history.state, from: link.getAttribute("href") }, ""); // Back focuses this link again
     history.pushState({ inApp: true }, "", url.pathname + url.search);
     render();
   });
   // Back/forward; the skip link's #main (and any other fragment) also fires popstate, but names the same view.
-  window.addEventListener("popstate", () => {
-    if (location.pathname + location.search !== rendered) render();
+  window.addEventListener("popstate", async () => {
+    if (location.pathname + location.search === rendered) return;
+    const from = history.state?.from;
+    await render();
+    if (!from || location.pathname + location.search !== rendered) return;
+    document.querySelector(`.view:not([hidden]) a[href="${CSS.escape(from)}"]`)?.focus();
   });
 }
