@@ -15,9 +15,10 @@ export function mountSearch() {
     event.preventDefault();
     submit();
   });
-  // A changed filter re-runs the search at once when there is a query.
-  $("#search-filters").addEventListener("change", () => {
-    if ($("#search-input").value.trim()) submit();
+  // A changed select re-runs the search at once when there is a query. The path box waits for Enter or Search:
+  // its change event comes with the Enter's submit (two searches) or on merely leaving the box.
+  $("#search-filters").addEventListener("change", (event) => {
+    if (event.target.matches("select") && $("#search-input").value.trim()) submit();
   });
   document.addEventListener("keydown", onKey);
 }
