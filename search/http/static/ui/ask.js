@@ -91,7 +91,8 @@ function setBusy(busy) {
 
 /** A stream that broke (the network, a garbled event) as words; the server's own errors as they are. */
 function brokenOff(err) {
-  return err instanceof ApiError ? err : new ApiError(0, `The answer stopped before it was complete (${err?.message || err}). Ask again.`);
+  if (err instanceof ApiError) return err;
+  return new ApiError(0, `The answer stopped before it was complete (${err?.message || err}). Ask again.`);
 }
 
 /** Draws one event; true when it ends the answer (the answer itself, or an error). */
@@ -134,10 +135,11 @@ function linkCitations(text, numbers) {
 
 function sourceItem(citation) {
   const href = hrefFor({ view: "document", id: citation.document_id, chunk: citation.chunk_id });
+  const title = citation.title || baseName(citation.path);
   return h(
     "li.source",
     { id: `source-${citation.number}`, tabindex: "-1" },
-    h("p.source-title", {}, h("span.source-number", {}, `[${citation.number}] `), citation.title || baseName(citation.path)),
+    h("p.source-title", {}, h("span.source-number", {}, `[${citation.number}] `), title),
     h(
       "p.result-meta",
       {},
@@ -145,7 +147,7 @@ function sourceItem(citation) {
       citation.page != null ? h("span.result-page", {}, `page ${citation.page}`) : null,
     ),
     h("blockquote.source-quote", {}, citation.quote),
-    h("a.open-document", { href }, "Open document"),
+    h("a.open-document", { href, "aria-label": `Open document ${title}` }, "Open document"), // one of several
   );
 }
 

@@ -40,7 +40,8 @@ export async function showDocument(state) {
 }
 
 async function load(state, current) {
-  const { document: doc, data: passages } = await getJson(indexPath(`/documents/${encodeURIComponent(state.id)}/passages`));
+  const path = indexPath(`/documents/${encodeURIComponent(state.id)}/passages`);
+  const { document: doc, data: passages } = await getJson(path);
   if (!current()) return;
   $("#document-heading").textContent = doc.title || baseName(doc.path);
   document.title = `${$("#document-heading").textContent} · semsearch`;

@@ -72,6 +72,12 @@ function drawJobs(jobs) {
   (again || $("#ingest-path")).focus();
 }
 
+/** "Cancel" on screen; "Cancel ingest of PATH" to a screen reader, which may list several. */
+function cancelButton(job) {
+  const label = `Cancel ingest of ${job.path}`;
+  return h("button.button-quiet", { type: "button", "data-job": job.id, "aria-label": label }, "Cancel");
+}
+
 function progressText(job) {
   const p = job.progress;
   if (job.status === "completed") return `completed · ${plural(p.files_total, "file")}`;
@@ -92,7 +98,7 @@ function jobItem(job) {
     h("p.job-path", {}, job.path),
     bar,
     h("p.job-text", {}, progressText(job)),
-    active(job) ? h("button.button-quiet", { type: "button", "data-job": job.id }, "Cancel") : null,
+    active(job) ? cancelButton(job) : null,
     errors.length ? h("ul.job-errors", { "aria-label": `Files that failed in ${job.path}` }, ...errors) : null,
   );
 }
