@@ -12,9 +12,24 @@ export class ApiError extends Error {
   }
 }
 
-export const getKey = () => sessionStorage.getItem(KEY_NAME) || "";
-export const setKey = (key) => sessionStorage.setItem(KEY_NAME, key);
-export const forgetKey = () => sessionStorage.removeItem(KEY_NAME);
+// With site data blocked, touching sessionStorage throws: the key then lives in this page's memory only.
+let keyInMemory = "";
+function storage(action) {
+  try {
+    return action(sessionStorage);
+  } catch {
+    return undefined;
+  }
+}
+export const getKey = () => storage((s) => s.getItem(KEY_NAME)) ?? keyInMemory;
+export function setKey(key) {
+  keyInMemory = key;
+  storage((s) => s.setItem(KEY_NAME, key));
+}
+export function forgetKey() {
+  keyInMemory = "";
+  storage((s) => s.removeItem(KEY_NAME));
+}
 
 /** Per-index routes live at the root for the default index, under /indexes/NAME for the others. */
 export function useIndex(name) {
