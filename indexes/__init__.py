@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .batches import BatchLedger, RecordedBatch
 from .errors import DimensionMismatch, IndexBusy, IndexCorrupt, IndexExists, IndexNotFound, IndexStoreError
+from .facets import Facets
 from .filters import Comparison, Compound, Filter, all_of
 from .globs import glob_matches
 from .manifest import Manifest
@@ -24,6 +25,7 @@ from .store import Index
 from .writer import IndexWriter
 
 __all__ = [
+    "Facets",
     "BatchLedger",
     "CatalogCounts",
     "Chunk",

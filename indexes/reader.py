@@ -141,6 +141,10 @@ class Reader:
         row = self._catalog.row(f"SELECT {_DOCUMENT_COLUMNS} FROM documents d WHERE d.path = ?", (path,))
         return _document(row) if row else None
 
+    def generation(self) -> int:
+        """How many publishes (and attribute edits) the catalog has seen: what a reader's caches key on."""
+        return catalog_generation(self._catalog)
+
     def facets(self, limit: int = 50) -> Facets:
         """Documents by file type and by attribute value: `limit` keys, `limit` values a key, most frequent first."""
         return read_facets(self._catalog, limit)

@@ -156,9 +156,14 @@ class IndexWriter:
                 self._catalog.run("DELETE FROM staged_documents WHERE path = ?", (path,))
 
     def set_attributes(self, document_id: int, attributes: dict[str, object]) -> None:
-        """Replace a document's attributes in one statement (readers see old or new)."""
+        """Replace a document's attributes in one transaction (readers see old or new).
+
+        It is a new generation, so what readers keep per generation (facets, for one) is read again.
+        """
         with self._transaction():
             self._catalog.run("UPDATE documents SET attributes = ? WHERE id = ?", (json.dumps(attributes), document_id))
+            generation = self._bump()
+        self.index.fulltext.advance(generation - 1, generation)  # no passage moved
 
     def touch(self, path: str, mtime: float) -> None:
         """Record a new mtime for a document whose content did not change."""

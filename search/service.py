@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from indexes import Index
+from indexes import Facets, Index
 from ingest import Embedder, OpenAIClient, RateLimiter, RemoteOptions, embedder_for_index
 from ingest.openai_models import DEFAULT_BASE_URL
 from search.answers.abstain import abstention
@@ -48,6 +48,7 @@ class SearchService:
         self.limits = limits
         self.min_score = min_score  # answers abstain when no passage scores this much
         self.pool: SearchPool | None = None  # when set, searches run in its worker processes
+        self._facets: tuple[int, Facets] | None = None  # (generation, facets): the page asks on every load
 
     @classmethod
     def open(
@@ -168,6 +169,14 @@ class SearchService:
         answer = self.answer(question, hits)
         yield {"type": "delta", "text": answer.answer}
         yield {"type": "answer", "answer": answer}
+
+    def facets(self) -> Facets:
+        """The documents' file types and attribute values, counted once per generation of the index."""
+        with self.index.read() as reader:
+            generation, cached = reader.generation(), self._facets
+            if cached is None or cached[0] != generation:
+                cached = self._facets = (generation, reader.facets())
+        return cached[1]
 
     def stats(self) -> dict[str, Any]:
         """Documents, chunks, model, index type, size on disk, and chat usage."""

@@ -184,6 +184,23 @@ def test_facets_keep_the_50_most_frequent_keys_and_values(client: httpx.Client) 
     assert facets["attributes"][1] == {"key": "k00", "values": [{"value": "x", "documents": 1}], "more": False}
 
 
+def test_facets_follow_every_change_of_the_index(client: httpx.Client) -> None:
+    """Facets are counted once per generation: an upload, an attribute edit and a delete each show at once."""
+    assert client.post("/indexes", json={"name": "changing"}).status_code == 201
+    (note,) = upload(client, [("heron.txt", b"A note about a heron.")], [{"team": "birds"}], "/indexes/changing")
+
+    def teams() -> list[Any]:
+        facets = client.get("/indexes/changing/facets").json()
+        return [a["values"] for a in facets["attributes"] if a["key"] == "team"]
+
+    assert teams() == [[{"value": "birds", "documents": 1}]]
+    patched = client.patch(f"/indexes/changing/documents/{note['id']}", json={"attributes": {"team": "fish"}})
+    assert patched.status_code == 200, patched.text
+    assert teams() == [[{"value": "fish", "documents": 1}]]
+    assert client.delete(f"/indexes/changing/documents/{note['id']}").status_code == 200
+    assert teams() == []
+
+
 def test_the_reader_caps_keys_and_values(server: str, documents: dict[str, Any], client: httpx.Client) -> None:
     folder = Path(client.get("/stats").json()["index"])
     index = Index.open(folder)

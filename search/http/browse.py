@@ -37,8 +37,7 @@ def browse_router() -> APIRouter:
         **returns(schemas.Facets),
     )
     def facets(svc: SearchService = Depends(service)) -> dict[str, Any]:
-        with svc.index.read() as reader:
-            return reader.facets().as_dict()
+        return svc.facets().as_dict()
 
     @router.get(
         "/documents/{document_id}/passages",
