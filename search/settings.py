@@ -9,6 +9,7 @@ the environment through `updated()`, which validates them the same way.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -92,6 +93,9 @@ class Settings(BaseSettings):
     public_docs: bool = _env("SEMSEARCH_PUBLIC_DOCS", False)  # /docs, /redoc, /openapi.json without a key
     # Other web origins whose pages may send writes (POST, PUT, PATCH, DELETE), comma-separated.
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = _env("SEMSEARCH_ALLOWED_ORIGINS", ())
+    # The names the server answers to (the Host header), comma-separated; empty: any name. `serve` on a
+    # loopback address answers to localhost only unless names are given (a guard against DNS rebinding).
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = _env("SEMSEARCH_ALLOWED_HOSTS", ())
     max_upload_mb: float = _env("SEMSEARCH_MAX_UPLOAD_MB", 50.0, gt=0)
     max_files: int = _env("SEMSEARCH_MAX_FILES", 20, ge=1)  # per upload request
     max_query_chars: int = _env("SEMSEARCH_MAX_QUERY_CHARS", MAX_QUERY_CHARS, ge=1, le=MAX_QUERY_CHARS)
@@ -187,6 +191,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p)
         return tuple(Path(p).expanduser() for p in value) if isinstance(value, list | tuple) else value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        hosts = tuple(str(item).strip().lower().strip("[]") for item in items if str(item).strip())
+        for host in hosts:
+            if host != "*" and not re.fullmatch(r"[a-z0-9._:-]+", host):
+                raise ValueError(f"{host!r} is not a host name: write a name or address without scheme or port")
+        return hosts
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""The cross-site write guard on a real server: another site's page cannot write, this server's own can."""
+"""The guards against other sites' pages on a real server: another site's page cannot write, this server's own
+can; a server on loopback answers only to the names it is given (DNS rebinding)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,7 @@ def test_serve_takes_allowed_origins_from_flags_and_the_environment(
         str(tmp_path / "ix"),
     ]
     flags = ["--port", str(port), "--search-workers", "0", "--allowed-origin", "https://flag.example"]
+    flags += ["--allowed-host", "search.internal"]
     env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache), "SEMSEARCH_ALLOWED_ORIGINS": "https://env.example"}
     process = subprocess.Popen([*command, *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -95,10 +97,50 @@ def test_serve_takes_allowed_origins_from_flags_and_the_environment(
                 time.sleep(0.1)
             origins = ("https://flag.example", "https://env.example", "https://other.example")
             codes = [client.post("/indexes", json={}, headers={"Origin": origin}).status_code for origin in origins]
+            names = ("search.internal", f"LOCALHOST:{port}", f"127.0.0.1:{port}", f"rebound.example:{port}")
+            hosts = [client.get("/healthz", headers={"Host": name}) for name in names]
     finally:
         process.terminate()
         process.wait()
     assert codes == [422, 422, 403]  # the two allowed reach the route, which finds no name in the body
+    assert [r.status_code for r in hosts] == [200, 200, 200, 403]
+    assert "rebound.example" in hosts[-1].json()["error"]["message"]
+
+
+def test_serve_on_loopback_answers_to_localhost_alone_by_default(tmp_path: Path, model_cache: Path) -> None:
+    """With no names given, `serve --host 127.0.0.1` refuses a Host naming another site, on every route."""
+    port = free_port()
+    command = [sys.executable, "-c", "from search.cli.main import main; main()", "serve"]
+    flags = ["--index", str(tmp_path / "ix"), "--port", str(port), "--search-workers", "0"]
+    env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
+    env.pop("SEMSEARCH_ALLOWED_HOSTS", None)
+    process = subprocess.Popen([*command, *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            deadline = time.monotonic() + 60
+            while not _up(client) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            rebound = {"Host": f"attacker.example:{port}"}
+            refused = [client.get(path, headers=rebound) for path in ("/", "/documents", "/v1/models")]
+            own = [client.get("/documents", headers={"Host": name}) for name in (f"localhost:{port}", f"[::1]:{port}")]
+    finally:
+        process.terminate()
+        process.wait()
+    assert [r.status_code for r in refused] == [403, 403, 403]
+    assert refused[1].json()["error"]["type"] == "host_not_allowed"
+    assert refused[2].json()["error"]["code"] == "host_not_allowed"  # OpenAI's shape under /v1
+    assert "--allowed-host" in refused[1].json()["error"]["message"]
+    assert [r.status_code for r in own] == [200, 200]
+
+
+def test_allowed_hosts_are_checked_when_read() -> None:
+    assert Settings(allowed_hosts="Search.Internal, [::1] ,10.0.0.7").allowed_hosts == (
+        "search.internal",
+        "::1",
+        "10.0.0.7",
+    )
+    with pytest.raises(ValueError, match="not a host name"):
+        Settings(allowed_hosts="https://search.internal")
 
 
 def _up(client: httpx.Client) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -65,6 +66,14 @@ from .common import base_url_option, errors, index_option, settings_for
     help="Let pages of this web origin (https://host[:port]) send writes here; others get a 403 (repeatable) "
     "[default: $SEMSEARCH_ALLOWED_ORIGINS].",
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A name this server answers to besides localhost (the Host header; repeatable; '*': any). On a loopback "
+    "--host it answers to localhost alone by default, against DNS rebinding [default: $SEMSEARCH_ALLOWED_HOSTS].",
+)
 @errors
 def serve(
     index_dir: Path | None,
@@ -79,6 +88,7 @@ def serve(
     public_docs: bool | None,
     search_workers: int | None,
     allowed_origins: tuple[str, ...],
+    allowed_hosts: tuple[str, ...],
 ) -> None:
     """Serve the index over HTTP (POST /search, POST /ask, GET /stats, docs at /docs).
 
@@ -103,6 +113,7 @@ def serve(
         openai_base_url=base_url,
         search_workers=search_workers,
         allowed_origins=(*settings_for(index_dir).allowed_origins, *allowed_origins) or None,
+        allowed_hosts=_names(host, (*settings_for(index_dir).allowed_hosts, *allowed_hosts)),
     )
     if "search_workers" not in settings.model_fields_set:
         cores = os.cpu_count() or 1
@@ -117,6 +128,17 @@ def serve(
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+
+
+def _names(host: str, allowed: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The Host names to answer to: those given; on a loopback address, localhost alone when none are."""
+    if allowed:
+        return allowed
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    return ("localhost",) if loopback else None
 
 
 def _ensure_default_index(settings: Settings) -> None:

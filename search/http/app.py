@@ -25,7 +25,7 @@ from .limits import Limits, MaxBody, RateLimit
 from .mcp import McpEndpoint
 from .merger import BackgroundMerger
 from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
-from .origins import CrossSiteGuard
+from .origins import CrossSiteGuard, HostGuard
 from .registry import DEFAULT, IndexRegistry
 from .routes import index_router, named_index, server_router
 from .schemas import GUARDED, Health, HealthUnavailable, errors, text_body
@@ -77,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app, [(JobNotFound, 404, "not_found"), (PathNotAllowed, 403, "forbidden")])
     app.add_middleware(MaxBody, max_bytes=settings.max_upload_bytes)
     app.add_middleware(CrossSiteGuard, allowed=settings.allowed_origins)  # before any body is read
+    app.add_middleware(HostGuard, allowed=settings.allowed_hosts)
     app.add_middleware(CatchAll)  # outside MaxBody (its 413 is no accident), inside the metrics (a 500 counts)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it sees the 413s too
     _include_routers(app, keys, limit, LocalModelHolder(lambda: _local_model(registry, settings)))

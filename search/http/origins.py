@@ -1,4 +1,11 @@
-"""The cross-site write guard: another web site's page may not change data here through the user's browser.
+"""Guards against other web sites' pages, which a user's browser lets talk to this server.
+
+The host guard: a server on a loopback address answers only to the names given (`--allowed-host`,
+SEMSEARCH_ALLOWED_HOSTS) and to localhost, 127.0.0.1 and ::1. A page of another site can rebind its own
+name to 127.0.0.1 (DNS rebinding) and then read from the server as if it were the same site; its requests
+still carry that site's name in the Host header, which is refused.
+
+The cross-site write guard: another web site's page may not change data here through the user's browser.
 
 A browser sends a form or multipart POST to any server without asking first (a "simple" CORS request), and
 on a server without API keys nothing else would stop it. So a POST, PUT, PATCH or DELETE whose `Origin` is
@@ -16,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .error_shapes import error_for
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _PORTS = {"http": 80, "https": 443}
 
 
@@ -61,3 +69,35 @@ def normalized(origin: str) -> str | None:
         return None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{parts.scheme}://{host}:{port}"
+
+
+class HostGuard:
+    """ASGI middleware: a 403 for a request whose Host header names none of `allowed` (nor localhost)."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.allowed = frozenset((*allowed, *LOOPBACK_NAMES))
+        self.any = not allowed or "*" in allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.any or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope.get("headers", ())).get(b"host", b"").decode("latin-1")
+        if host_name(host) in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        message = (
+            f"this server does not answer to the name {host!r} (it answers to {', '.join(sorted(self.allowed))}): "
+            "a guard against other sites' pages reaching it by DNS rebinding; to use that name, start the server "
+            "with --allowed-host NAME or add it to SEMSEARCH_ALLOWED_HOSTS (comma-separated)"
+        )
+        await error_for(scope.get("path", ""), 403, "host_not_allowed", message)(scope, receive, send)
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header, lower case, without its port or an IPv6 address's brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
