@@ -37,8 +37,8 @@ class McpEndpoint:
             app=build_server(self._service),
             stateless=True,
             json_response=True,
-            # The API keys guard /mcp as they guard every route; the Host check would refuse a server
-            # reached by any name but localhost (`serve --host 0.0.0.0`).
+            # The API keys guard /mcp as they guard every route, and the app's HostGuard (origins.py) checks
+            # the Host header for every route; the SDK's own check would refuse any name but localhost.
             security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
 
