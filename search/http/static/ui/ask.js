@@ -146,7 +146,7 @@ function sourceItem(citation) {
       h("span.result-path", {}, citation.path),
       citation.page != null ? h("span.result-page", {}, `page ${citation.page}`) : null,
     ),
-    h("blockquote.source-quote", {}, citation.quote),
+    citation.quote ? h("blockquote.source-quote", {}, citation.quote) : null,
     h("a.open-document", { href, "aria-label": `Open document ${title}` }, "Open document"), // one of several
   );
 }
