@@ -82,11 +82,12 @@ async function loadPage(fresh) {
   $("#load-more").hidden = !page.has_more;
   const count = $("#documents-table tbody").children.length;
   $("#documents-table").hidden = count === 0;
-  showStatus(
-    count
-      ? page.has_more ? `${plural(count, "document")} shown; Load more for the rest.` : `${plural(count, "document")} in this index.`
-      : "No documents yet: drop files above, choose them with Upload files, or ingest a server folder.",
-  );
+  showStatus(tableStatus(count, page.has_more));
+}
+
+function tableStatus(count, more) {
+  if (count === 0) return "No documents yet: drop files above, choose them with Upload files, or ingest a server folder.";
+  return more ? `${plural(count, "document")} shown; Load more for the rest.` : `${plural(count, "document")} in this index.`;
 }
 
 function cell(label, ...content) {
