@@ -33,14 +33,17 @@ expect.set_options(timeout=TIMEOUT_MS)
 TEAMS = {"printing-press.html": "history", "roman-aqueducts.rst": "history", "water-cycle.pdf": "science"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
+    """Playwright for this package's tests only: while it lives, the main thread counts as inside its event loop
+    (asyncio.run and anyio's test runner refuse to start), so it stops before the rest of the suite runs."""
     no_running_loop()
     with sync_playwright() as driver:
         yield driver
+    no_running_loop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = launch(playwright)
     yield chromium
@@ -70,7 +73,7 @@ def open_page(browser: Browser) -> Iterator[Opener]:
     assert not problems, "\n".join(problems)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sim() -> Iterator[ServerThread]:
     """The OpenAI simulator as the chat model: answers stream word by word."""
     with ServerThread(create_simulator(SimulatorConfig(api_key=SIM_KEY))) as server:
@@ -125,7 +128,7 @@ def set_teams(url: str) -> dict[str, dict[str, Any]]:
     return documents_by_name(url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def library(
     tmp_path_factory: pytest.TempPathFactory, sample_index: Path, model_cache: Path, sim: ServerThread
 ) -> Iterator[Library]:
