@@ -55,3 +55,9 @@ def error(page: Page) -> Locator:
 def path_names(page: Page) -> list[str]:
     """The file names of the results' paths (the last segment of .result-path)."""
     return [re.split(r"[\\/]", text.strip())[-1] for text in results(page).locator(".result-path").all_inner_texts()]
+
+
+def expect_only(page: Page, path: re.Pattern[str]) -> None:
+    """Wait until there are results and every result's path matches `path` (earlier results may still be shown)."""
+    expect(results(page).first).to_be_visible()
+    expect(results(page).filter(has_not=page.locator(".result-path", has_text=path))).to_have_count(0)
