@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from playwright.sync_api import Dialog, expect
 
 from ingest import open_index
@@ -120,3 +122,25 @@ def test_ingest_a_server_folder_shows_progress_to_completion(open_page: Opener, 
     page.reload()
     table = page.get_by_role("table", name="Documents")
     expect(table.get_by_role("row").filter(has_text="note-07.txt")).to_have_count(1)
+
+
+def test_another_sites_page_cannot_upload(open_page: Opener, workspace: tuple[str, Path]) -> None:
+    """A page of another origin posts a multipart upload (a "simple" request, sent without asking): a 403."""
+    url, _ = workspace
+    elsewhere = FastAPI()
+    elsewhere.get("/", response_class=HTMLResponse)(lambda: "<!doctype html><title>Another site</title><p>Hello")
+    plant = """async (target) => {
+        const form = new FormData();
+        form.append('files', new File(['Planted by another site.'], 'planted.txt', {type: 'text/plain'}));
+        await fetch(target + '/documents', {method: 'POST', body: form, mode: 'no-cors'});
+    }"""
+    with ServerThread(elsewhere) as other:
+        page, watch = open_page(other.url)
+        watch.allow(403)
+        with page.expect_response(lambda r: r.url == f"{url}/documents") as answered:
+            page.evaluate(plant, url)
+        assert answered.value.status == 403
+        assert answered.value.request.headers.get("origin") == other.url
+    with httpx.Client(base_url=url, timeout=60) as client:
+        names = [Path(d["path"]).name for d in client.get("/documents", params={"limit": 100}).json()["data"]]
+    assert "planted.txt" not in names
