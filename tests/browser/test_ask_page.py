@@ -111,3 +111,20 @@ def test_abstained_answer_is_said_in_words(open_page: Opener, library: Library) 
     expect(answer).to_contain_text(expected["answer"])
     expect(answer).not_to_have_attribute("aria-busy", "true")
     expect(answer.locator("a.citation")).to_have_count(0)
+
+
+def test_stop_aborts_a_running_answer(open_page: Opener, library: Library, sim: ServerThread) -> None:
+    reconfigure(sim.app, api_key=SIM_KEY, chat_script=[SCRIPT], latency=5.0)  # the chat model takes its time
+    page, _ = open_page(f"{library.url}/?view=ask")
+    page.get_by_label("Question").fill(QUESTION)
+    page.get_by_role("button", name="Ask", exact=True).click()
+    answer = page.locator("#answer")
+    expect(answer).to_have_attribute("aria-busy", "true")
+    stop = page.get_by_role("button", name="Stop")
+    with page.expect_event("requestfailed", lambda request: request.url.endswith("/ask")) as failed:
+        stop.click()
+    assert "ERR_ABORTED" in (failed.value.failure or "")
+    expect(answer).not_to_have_attribute("aria-busy", "true")
+    expect(stop).to_be_hidden()
+    expect(page.locator("#status")).to_contain_text(re.compile("stopped", re.I))
+    expect(answer.locator("a.citation")).to_have_count(0)
