@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -49,6 +50,7 @@ class SearchService:
         self.min_score = min_score  # answers abstain when no passage scores this much
         self.pool: SearchPool | None = None  # when set, searches run in its worker processes
         self._facets: tuple[int, Facets] | None = None  # (generation, facets): the page asks on every load
+        self._facets_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -175,7 +177,10 @@ class SearchService:
         with self.index.read() as reader:
             generation, cached = reader.generation(), self._facets
             if cached is None or cached[0] != generation:
-                cached = self._facets = (generation, reader.facets())
+                with self._facets_lock:  # pages loading together after a publish count them once, not each
+                    cached = self._facets
+                    if cached is None or cached[0] != generation:
+                        cached = self._facets = (generation, reader.facets())
         return cached[1]
 
     def stats(self) -> dict[str, Any]:
