@@ -241,6 +241,7 @@ def test_a_pdf_is_sent_inline_anything_else_as_a_sandboxed_download(
     pdf = client.get(f"/documents/{documents['water-cycle.pdf']['id']}/file")
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.headers["content-disposition"].startswith("inline;") and pdf.content == sample("water-cycle.pdf")
+    assert pdf.headers["content-length"] == str(documents["water-cycle.pdf"]["size"])  # the size checked
     html = client.get(f"/documents/{documents['printing press.html']['id']}/file")
     assert html.status_code == 200 and html.content == sample("printing-press.html")
     assert html.headers["content-type"] == "application/octet-stream"
@@ -284,6 +285,9 @@ def test_a_deleted_file_is_a_404_and_a_changed_one_a_409(client: httpx.Client) -
     path.write_bytes(path.read_bytes().upper())  # same size, other bytes
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert client.get(f"/indexes/scratch/documents/{same_size['id']}/file").status_code == 409
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the size and time ingest recorded: trusted as
+    response = client.get(f"/indexes/scratch/documents/{same_size['id']}/file")  # ingest trusts them, unread
+    assert response.status_code == 200 and response.content == b"TEXT SAMESIZE ABOUT RIVERS."
 
 
 def _path(document: dict[str, Any]) -> dict[str, str]:

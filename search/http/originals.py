@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,12 +27,12 @@ def original_file(document: StoredDocument) -> Response:
     record = document.record
     path = Path(record.path)
     try:
-        unchanged = still_ingested(path, record)
+        checked = ingested_stat(path, record)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         message = f"the original file of document {document.id} cannot be read at {record.path} ({reason}): "
         return error_response(404, "file_not_found", message + "re-ingest it from where it is now, or delete it")
-    if not unchanged:
+    if checked is None:
         message = f"the file {record.path} changed since it was ingested: re-ingest it, then download it again"
         return error_response(409, "file_changed", message)
     pdf = record.type == "pdf"
@@ -42,21 +43,26 @@ def original_file(document: StoredDocument) -> Response:
     }
     if not pdf:
         headers["Content-Security-Policy"] = "sandbox"
-    return FileResponse(path, media_type="application/pdf" if pdf else "application/octet-stream", headers=headers)
+    # The length, ETag and ranges come from the stat checked above: a file whose size changes before it is
+    # sent is cut off (the connection closes short of the Content-Length), never passed off as whole.
+    media_type = "application/pdf" if pdf else "application/octet-stream"
+    return FileResponse(path, media_type=media_type, headers=headers, stat_result=checked)
 
 
-def still_ingested(path: Path, record: DocumentRecord) -> bool:
-    """Whether the file holds what was ingested: its content hash matches, or (attributes edited since)
-    it has the size and modification time ingest recorded, the test ingest itself uses. OSError: unreadable.
+def ingested_stat(path: Path, record: DocumentRecord) -> os.stat_result | None:
+    """The file's stat if it holds what was ingested, else None. As ingest itself, the size and modification
+    time it recorded are enough; otherwise the content hash must match (read only then). OSError: unreadable.
     """
     if not path.is_file():
         raise FileNotFoundError(2, "no such file")
-    stat = path.stat()
-    if stat.st_size != record.size:
-        return False
     with path.open("rb") as file:
+        stat = os.fstat(file.fileno())  # of the file read below, even if the path is replaced meanwhile
+        if stat.st_size != record.size:
+            return None
+        if stat.st_mtime == record.mtime:
+            return stat
         digest = hashlib.file_digest(file, "sha256")  # streamed, never the whole file in memory
-    return record.content_hash in _hashes(digest, path, record) or stat.st_mtime == record.mtime
+    return stat if record.content_hash in _hashes(digest, path, record) else None
 
 
 def _hashes(digest: hashlib._Hash, path: Path, record: DocumentRecord) -> set[str]:
