@@ -195,28 +195,36 @@ class Settings(BaseSettings):
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _hosts(cls, value: object) -> object:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
+        items = _listed(value)
+        if items is None:
             return value
-        hosts = tuple(str(item).strip().lower().strip("[]") for item in items if str(item).strip())
+        hosts = tuple(item.lower().strip("[]").rstrip(".") for item in items)  # `name.` is the name, in DNS
         for host in hosts:
-            if host != "*" and not re.fullmatch(r"[a-z0-9._:-]+", host):
+            if host != "*" and (not re.fullmatch(r"[a-z0-9._:-]+", host) or host.count(":") == 1):
                 raise ValueError(f"{host!r} is not a host name: write a name or address without scheme or port")
         return hosts
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _origins(cls, value: object) -> object:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
+        items = _listed(value)
+        if items is None:
             return value
-        origins = tuple(str(item).strip().lower().rstrip("/") for item in items if str(item).strip())
+        origins = tuple(item.lower().rstrip("/") for item in items)
         for origin in origins:
             parts = urlsplit(origin)
             parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
                 raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], as https://app.example.org")
         return origins
+
+
+def _listed(value: object) -> list[str] | None:
+    """The non-empty items, stripped, of a comma-separated string or a list; None for anything else."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        return None
+    return [str(item).strip() for item in items if str(item).strip()]
 
 
 class _FromEnv(Settings):

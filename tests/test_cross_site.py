@@ -4,10 +4,12 @@ can; a server on loopback answers only to the names it is given (DNS rebinding).
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +19,7 @@ import pytest
 from ingest import open_index
 from search import Settings
 from search.http import create_app
+from search.http.origins import host_name, normalized
 
 from .conftest import ServerThread, free_port
 
@@ -77,31 +80,14 @@ def test_serve_takes_allowed_origins_from_flags_and_the_environment(
     tmp_path: Path, model_cache: Path, embedder
 ) -> None:  # type: ignore[no-untyped-def]
     open_index(tmp_path / "ix", embedder, None)[0].close()
-    port = free_port()
-    command = [
-        sys.executable,
-        "-c",
-        "from search.cli.main import main; main()",
-        "serve",
-        "--index",
-        str(tmp_path / "ix"),
-    ]
-    flags = ["--port", str(port), "--search-workers", "0", "--allowed-origin", "https://flag.example"]
-    flags += ["--allowed-host", "search.internal"]
-    env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache), "SEMSEARCH_ALLOWED_ORIGINS": "https://env.example"}
-    process = subprocess.Popen([*command, *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            deadline = time.monotonic() + 60
-            while not _up(client) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            origins = ("https://flag.example", "https://env.example", "https://other.example")
-            codes = [client.post("/indexes", json={}, headers={"Origin": origin}).status_code for origin in origins]
-            names = ("search.internal", f"LOCALHOST:{port}", f"127.0.0.1:{port}", f"rebound.example:{port}")
-            hosts = [client.get("/healthz", headers={"Host": name}) for name in names]
-    finally:
-        process.terminate()
-        process.wait()
+    flags = ["--allowed-origin", "https://flag.example", "--allowed-host", "search.internal"]
+    env = {"SEMSEARCH_CACHE_DIR": str(model_cache), "SEMSEARCH_ALLOWED_ORIGINS": "https://env.example"}
+    with _serve(tmp_path / "ix", flags, env) as client:
+        origins = ("https://flag.example", "https://env.example", "https://other.example")
+        codes = [client.post("/indexes", json={}, headers={"Origin": origin}).status_code for origin in origins]
+        port = client.base_url.port
+        names = ("search.internal", f"LOCALHOST:{port}", f"127.0.0.1:{port}", f"rebound.example:{port}")
+        hosts = [client.get("/healthz", headers={"Host": name}) for name in names]
     assert codes == [422, 422, 403]  # the two allowed reach the route, which finds no name in the body
     assert [r.status_code for r in hosts] == [200, 200, 200, 403]
     assert "rebound.example" in hosts[-1].json()["error"]["message"]
@@ -109,28 +95,19 @@ def test_serve_takes_allowed_origins_from_flags_and_the_environment(
 
 def test_serve_on_loopback_answers_to_localhost_alone_by_default(tmp_path: Path, model_cache: Path) -> None:
     """With no names given, `serve --host 127.0.0.1` refuses a Host naming another site, on every route."""
-    port = free_port()
-    command = [sys.executable, "-c", "from search.cli.main import main; main()", "serve"]
-    flags = ["--index", str(tmp_path / "ix"), "--port", str(port), "--search-workers", "0"]
-    env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
-    env.pop("SEMSEARCH_ALLOWED_HOSTS", None)
-    process = subprocess.Popen([*command, *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            deadline = time.monotonic() + 60
-            while not _up(client) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            rebound = {"Host": f"attacker.example:{port}"}
-            refused = [client.get(path, headers=rebound) for path in ("/", "/documents", "/v1/models")]
-            own = [client.get("/documents", headers={"Host": name}) for name in (f"localhost:{port}", f"[::1]:{port}")]
-    finally:
-        process.terminate()
-        process.wait()
+    with _serve(tmp_path / "ix", [], {"SEMSEARCH_CACHE_DIR": str(model_cache)}) as client:
+        port = client.base_url.port
+        rebound = {"Host": f"attacker.example:{port}"}
+        refused = [client.get(path, headers=rebound) for path in ("/", "/documents", "/v1/models")]
+        names = (f"localhost:{port}", f"[::1]:{port}", f"Localhost.:{port}")
+        own = [client.get("/documents", headers={"Host": name}) for name in names]
+        bare = _http10_without_host(port)
     assert [r.status_code for r in refused] == [403, 403, 403]
     assert refused[1].json()["error"]["type"] == "host_not_allowed"
     assert refused[2].json()["error"]["code"] == "host_not_allowed"  # OpenAI's shape under /v1
     assert "--allowed-host" in refused[1].json()["error"]["message"]
-    assert [r.status_code for r in own] == [200, 200]
+    assert [r.status_code for r in own] == [200, 200, 200]
+    assert bare.startswith(b"HTTP/1.1 403") and b"without a Host header" in bare  # HTTP/1.0 needs no Host
 
 
 def test_allowed_hosts_are_checked_when_read() -> None:
@@ -139,8 +116,67 @@ def test_allowed_hosts_are_checked_when_read() -> None:
         "::1",
         "10.0.0.7",
     )
-    with pytest.raises(ValueError, match="not a host name"):
-        Settings(allowed_hosts="https://search.internal")
+    assert Settings(allowed_hosts=["search.internal.", "*"]).allowed_hosts == ("search.internal", "*")
+    for bad in ("https://search.internal", "search.internal:8080", "[::1]:8080", "search internal"):
+        with pytest.raises(ValueError, match="not a host name"):
+            Settings(allowed_hosts=bad)
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("LocalHost:8000", "localhost"),
+        ("localhost.:8000", "localhost"),
+        ("[::1]:8000", "::1"),
+        ("::1", "::1"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("", ""),
+        ("evil.example.", "evil.example"),
+        ("[::1", "::1"),
+    ],
+)
+def test_the_name_in_a_host_header(header: str, name: str) -> None:
+    assert host_name(header) == name
+
+
+@pytest.mark.parametrize(
+    ("origin", "seen"),
+    [
+        ("http://LOCALHOST", "http://localhost:80"),
+        ("https://a.example:443/", "https://a.example:443"),
+        ("http://[::1]:8000", "http://[::1]:8000"),
+        ("null", None),
+        ("http://", None),
+        ("http://a:x", None),
+        ("file:///etc", None),
+        ("chrome-extension://abc", None),
+    ],
+)
+def test_an_origin_compares_by_scheme_host_and_port(origin: str, seen: str | None) -> None:
+    assert normalized(origin) == seen
+
+
+@contextmanager
+def _serve(index: Path, flags: list[str], env: dict[str, str]) -> Iterator[httpx.Client]:
+    """`semsearch serve` on 127.0.0.1 in its own process, with these flags and variables; a client once it is up."""
+    command = [sys.executable, "-c", "from search.cli.main import main; main()", "serve", "--index", str(index)]
+    port = free_port()
+    flags = ["--port", str(port), "--search-workers", "0", *flags]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("SEMSEARCH_")} | env
+    log = index.parent / "serve.log"
+    with log.open("wb") as errors:
+        process = subprocess.Popen([*command, *flags], env=environment, stdout=subprocess.DEVNULL, stderr=errors)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            deadline = time.monotonic() + 60
+            while not _up(client):
+                assert process.poll() is None, f"serve exited: {log.read_text(errors='replace')[-2000:]}"
+                assert time.monotonic() < deadline, "serve did not answer /healthz within 60 s"
+                time.sleep(0.1)
+            yield client
+    finally:
+        process.terminate()
+        process.wait()
 
 
 def _up(client: httpx.Client) -> bool:
@@ -148,3 +184,10 @@ def _up(client: httpx.Client) -> bool:
         return client.get("/healthz").status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _http10_without_host(port: int) -> bytes:
+    """The raw answer to an HTTP/1.0 request that, as HTTP/1.0 allows, sends no Host header."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+        connection.sendall(b"GET /documents HTTP/1.0\r\n\r\n")
+        return b"".join(iter(lambda: connection.recv(65536), b""))

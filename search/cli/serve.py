@@ -135,7 +135,7 @@ def _names(host: str, allowed: tuple[str, ...]) -> tuple[str, ...] | None:
     if allowed:
         return allowed
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+        loopback = host.lower().rstrip(".") == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         loopback = False
     return ("localhost",) if loopback else None

@@ -87,8 +87,9 @@ class HostGuard:
         if host_name(host) in self.allowed:
             await self.app(scope, receive, send)
             return
+        named = f"the name {host!r}" if host else "a request without a Host header"
         message = (
-            f"this server does not answer to the name {host!r} (it answers to {', '.join(sorted(self.allowed))}): "
+            f"this server does not answer to {named} (it answers to {', '.join(sorted(self.allowed))}): "
             "a guard against other sites' pages reaching it by DNS rebinding; to use that name, start the server "
             "with --allowed-host NAME or add it to SEMSEARCH_ALLOWED_HOSTS (comma-separated)"
         )
@@ -96,8 +97,9 @@ class HostGuard:
 
 
 def host_name(host: str) -> str:
-    """The name in a Host header, lower case, without its port or an IPv6 address's brackets."""
+    """The name in a Host header, lower case, without its port, an IPv6 address's brackets or a final dot
+    (`localhost.` is localhost: the dot only says the name is complete)."""
     host = host.strip().lower()
     if host.startswith("["):
         return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
+    return (host.rpartition(":")[0] if host.count(":") == 1 else host).rstrip(".")
