@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from indexes import IndexNotFound, Reader, StoredChunk, StoredDocument
+from indexes import StoredChunk
 from search.service import SearchService
 
 from . import schemas
-from .documents import document_json
+from .documents import document_json, stored_document
 from .originals import original_file
 from .routes import DocumentId, service
 from .schemas import returns
@@ -46,7 +46,7 @@ def browse_router() -> APIRouter:
     )
     def passages(document_id: DocumentId, svc: SearchService = Depends(service)) -> dict[str, Any]:
         with svc.index.read() as reader:  # the document and its passages from one snapshot
-            document = _document(reader, document_id)
+            document = stored_document(reader, document_id)
             found = reader.passages_of(document.record.path)
         return {"object": "list", "document": document_json(document), "data": [_passage(p) for p in found]}
 
@@ -58,17 +58,10 @@ def browse_router() -> APIRouter:
     )
     def original(document_id: DocumentId, svc: SearchService = Depends(service)) -> Response:
         with svc.index.read() as reader:
-            document = _document(reader, document_id)
+            document = stored_document(reader, document_id)
         return original_file(document)
 
     return router
-
-
-def _document(reader: Reader, document_id: int) -> StoredDocument:
-    document = reader.document(document_id)
-    if document is None:
-        raise IndexNotFound(f"no document {document_id} in this index")
-    return document
 
 
 def _passage(stored: StoredChunk) -> dict[str, Any]:

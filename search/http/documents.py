@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes import Filter, Index, IndexNotFound, IndexWriter, StoredDocument
+from indexes import Filter, Index, IndexNotFound, IndexWriter, Reader, StoredDocument
 from ingest import ChunkingConfig, Files, ingest
 from ingest.walk import SUPPORTED_EXTENSIONS, path_key
 from search.errors import InvalidQuery
@@ -152,10 +152,15 @@ def find_by_path(index: Index, path: str) -> dict[str, Any] | None:
 
 def get_document(index: Index, document_id: int) -> dict[str, Any]:
     with index.read() as reader:
-        document = reader.document(document_id)
+        return document_json(stored_document(reader, document_id))
+
+
+def stored_document(reader: Reader, document_id: int) -> StoredDocument:
+    """The document with this id in the reader's snapshot; IndexNotFound (a 404) if there is none."""
+    document = reader.document(document_id)
     if document is None:
         raise IndexNotFound(f"no document {document_id} in this index")
-    return document_json(document)
+    return document
 
 
 def list_documents(index: Index, *, limit: int, after: int, where: Filter | None = None) -> dict[str, Any]:
