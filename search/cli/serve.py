@@ -103,8 +103,9 @@ def serve(
     pairs = [item.split("=", 1) for item in named]
     if any(len(p) != 2 or not p[0] for p in pairs):
         raise click.UsageError("--named-index takes NAME=DIR")
-    settings = settings_for(index_dir).updated(
-        named_indexes={**settings_for(index_dir).named_indexes, **{n: Path(d).expanduser() for n, d in pairs}} or None,
+    base = settings_for(index_dir)  # the environment, read once; the flags add to its lists
+    settings = base.updated(
+        named_indexes={**base.named_indexes, **{n: Path(d).expanduser() for n, d in pairs}} or None,
         index_root=index_root,
         ingest_roots=tuple(ingest_roots) or None,
         watch_paths=tuple(watch_paths) or None,
@@ -112,8 +113,8 @@ def serve(
         public_docs=public_docs,
         openai_base_url=base_url,
         search_workers=search_workers,
-        allowed_origins=(*settings_for(index_dir).allowed_origins, *allowed_origins) or None,
-        allowed_hosts=_names(host, (*settings_for(index_dir).allowed_hosts, *allowed_hosts)),
+        allowed_origins=(*base.allowed_origins, *allowed_origins) or None,
+        allowed_hosts=_names(host, (*base.allowed_hosts, *allowed_hosts)),
     )
     if "search_workers" not in settings.model_fields_set:
         cores = os.cpu_count() or 1
