@@ -11,6 +11,7 @@ from typing import Any
 
 from .catalog import Catalog
 
+FACET_LIMIT = 50  # keys, and values a key, that facets list by default (the page offers them all)
 _SCALARS = "('text', 'integer', 'real', 'true', 'false')"  # the JSON types a filter can compare
 _PAIRS = f"documents d, json_each(d.attributes) j WHERE j.type IN {_SCALARS}"
 
@@ -52,7 +53,7 @@ class Facets:
         }
 
 
-def read_facets(catalog: Catalog, limit: int = 50) -> Facets:
+def read_facets(catalog: Catalog, limit: int = FACET_LIMIT) -> Facets:
     """At most `limit` attribute keys (those most documents have) and `limit` values a key."""
     documents = int(catalog.value("SELECT count(*) FROM documents"))
     types = catalog.rows("SELECT type, count(*) AS n FROM documents GROUP BY type ORDER BY n DESC, type")

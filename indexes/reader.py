@@ -15,7 +15,7 @@ import numpy as np
 
 from . import filter_sql, segments
 from .catalog import Catalog
-from .facets import Facets, read_facets
+from .facets import FACET_LIMIT, Facets, read_facets
 from .filters import Comparison, Filter
 from .fulltext import FullText
 from .lexical import SnapshotLexical
@@ -145,7 +145,7 @@ class Reader:
         """How many publishes (and attribute edits) the catalog has seen: what a reader's caches key on."""
         return catalog_generation(self._catalog)
 
-    def facets(self, limit: int = 50) -> Facets:
+    def facets(self, limit: int = FACET_LIMIT) -> Facets:
         """Documents by file type and by attribute value: `limit` keys, `limit` values a key, most frequent first."""
         return read_facets(self._catalog, limit)
 

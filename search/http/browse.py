@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from indexes import StoredChunk
+from indexes.facets import FACET_LIMIT
 from search.service import SearchService
 
 from . import schemas
@@ -33,7 +34,8 @@ def browse_router() -> APIRouter:
 
     @router.get(
         "/facets",
-        summary="Documents by file type and by attribute value (50 keys, 50 values a key, most frequent first)",
+        summary=f"Documents by file type and by attribute value ({FACET_LIMIT} keys, {FACET_LIMIT} values a key, "
+        "most frequent first)",
         **returns(schemas.Facets),
     )
     def facets(svc: SearchService = Depends(service)) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from indexes.facets import FACET_LIMIT
+
 
 class ResponseBody(BaseModel):
     """A JSON object with exactly these keys (a base for every response model)."""
@@ -228,7 +230,7 @@ class TypeCount(ResponseBody):
 
 class AttributeFacet(ResponseBody):
     key: str
-    values: list[FacetCount] = Field(description="the most frequent values first, at most 50")
+    values: list[FacetCount] = Field(description=f"the most frequent values first, at most {FACET_LIMIT}")
     more: bool = Field(description="true when the key has more values than those listed")
 
 
@@ -238,7 +240,7 @@ class Facets(ResponseBody):
     object: Literal["facets"]
     documents: int
     types: list[TypeCount]
-    attributes: list[AttributeFacet] = Field(description="the 50 keys most documents have, most first")
+    attributes: list[AttributeFacet] = Field(description=f"the {FACET_LIMIT} keys most documents have, most first")
 
 
 class Passage(ResponseBody):
