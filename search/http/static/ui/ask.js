@@ -38,8 +38,9 @@ export async function showAsk(state) {
   resetAnswer();
   const empty = await guard(() => showEmptyState($("#view-ask .empty-slot"), current));
   if (!current()) return;
+  if (empty) return; // nothing to answer from: the empty state alone says what to do
   if (!state.q) {
-    if (!empty) showStatus("Ask a question: the answer cites the passages it comes from.");
+    showStatus("Ask a question: the answer cites the passages it comes from.");
     $("#ask-input").focus();
     return;
   }
