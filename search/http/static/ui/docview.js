@@ -5,6 +5,7 @@ import { $, baseName, formatDate, h, plural } from "./dom.js";
 import { guard, showStatus, stillShown } from "./messages.js";
 import { hrefFor } from "./url.js";
 
+let missing = false; // the last load was answered 404
 let blobUrls = []; // object URLs of this view, revoked when it is left
 
 /** "Back" returns to where the reader came from (results, an answer); from a shared link, to the search view. */
@@ -36,13 +37,23 @@ export async function showDocument(state) {
     return;
   }
   const current = stillShown(); // a load overtaken by another view draws nothing
-  await guard(() => load(state, current));
+  const loaded = await guard(() => load(state, current));
+  if (loaded || !current() || !$("#key-form").hidden || $("#document-heading").textContent !== "Loading…") return;
+  // Failed (the error above says why): the heading says so, and a link leads back to searching.
+  const failure = missing ? "Document not found" : "Could not load this document";
+  $("#document-heading").textContent = failure;
+  document.title = `${failure} · semsearch`;
+  $("#document-actions").replaceChildren(h("a", { href: hrefFor({}) }, "Back to search"));
 }
 
 async function load(state, current) {
   const path = indexPath(`/documents/${encodeURIComponent(state.id)}/passages`);
-  const { document: doc, data: passages } = await getJson(path);
-  if (!current()) return;
+  missing = false;
+  const { document: doc, data: passages } = await getJson(path).catch((err) => {
+    missing = err?.status === 404;
+    throw err;
+  });
+  if (!current()) return true;
   $("#document-heading").textContent = doc.title || baseName(doc.path);
   document.title = `${$("#document-heading").textContent} · semsearch`;
   $("#document-meta").replaceChildren(...meta(doc));
@@ -53,10 +64,11 @@ async function load(state, current) {
   // The PDF's frame takes its place before the scroll, so loading it later does not push the passage away.
   const frame = doc.type === "pdf" ? pdfFrame(doc) : null;
   if (cited) focusPassage(cited.chunk_id);
-  if (!frame) return;
+  if (!frame) return true;
   try {
     const url = await fileBlobUrl(doc, "application/pdf", current);
     if (url) frame.src = `${url}#page=${cited?.page ?? 1}`;
+    return true;
   } catch (err) {
     frame.remove(); // the file is gone or changed: the error says which, the passages stay
     throw err;
