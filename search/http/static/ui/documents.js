@@ -78,6 +78,9 @@ async function loadPage(fresh) {
   const rows = page.data.map(row);
   if (fresh) $("#documents-table tbody").replaceChildren(...rows);
   else $("#documents-table tbody").append(...rows);
+  // "Load more" hides itself with the last page: focus goes on to the first new row, not back to <body>.
+  const lost = [$("#load-more"), document.body, null].includes(document.activeElement);
+  if (!fresh && rows.length && lost) rows[0].querySelector("a").focus();
   lastId = page.last_id ?? lastId;
   $("#load-more").hidden = !page.has_more;
   const count = $("#documents-table tbody").children.length;

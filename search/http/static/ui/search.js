@@ -128,7 +128,8 @@ function onKey(event) {
   if (!down && !up) return;
   const links = [...document.querySelectorAll("#results a.result-title")];
   const at = links.indexOf(active);
-  if (!links.length || (at < 0 && active !== $("#search-input"))) return;
+  const nothing = !active || active === document.body; // a freshly opened link: nothing has focus yet
+  if (!links.length || (at < 0 && active !== $("#search-input") && !nothing)) return;
   event.preventDefault();
   if (at < 0) links[down ? 0 : links.length - 1].focus();
   else if (down) links[Math.min(at + 1, links.length - 1)].focus();
