@@ -351,3 +351,65 @@ def _post_quietly(url: str, data: bytes) -> None:
 
     with contextlib.suppress(httpx.HTTPError):  # the server is killed while it works on this request
         httpx.post(url, files=[("files", ("tides.txt", data))], timeout=120)
+
+
+def test_uploads_survive_a_server_started_elsewhere_under_another_spelling_of_the_index(
+    tmp_path: Path, model_cache: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A server started in another folder, naming the index another way, keeps every upload: those it stored
+    (absolute paths) and those an older server stored relative to its own folder; only true orphans go."""
+    from ingest import Files, ingest
+
+    from .conftest import free_port
+
+    open_index(tmp_path / "ix", embedder, None)[0].close()
+    monkeypatch.chdir(tmp_path)  # an older server, started here, stored its uploads as ix/uploads/...
+    index, _ = open_index(Path("ix"), embedder, None)
+    legacy = Path("ix/uploads/" + "a" * 64 + "/older.txt")
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("An older upload about lighthouses and their keepers.")
+    ingest(index, embedder, Files([(legacy, {})]))
+    index.close()
+    stray = tmp_path / "ix" / "uploads" / ("b" * 64) / "stray.txt"  # stored, never published: an orphan
+    stray.parent.mkdir(parents=True)
+    stray.write_text("Never ingested.")
+    env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
+
+    def serve(index: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        command = [sys.executable, "-c", "from search.cli.main import main; main()", "serve", "--index", index]
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--search-workers", "0"],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        _until(lambda: _answers(f"{url}/healthz"))
+        return process, url
+
+    process, url = serve("ix", tmp_path)  # relative, from the index's parent
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            posted = client.post("/documents", files=[("files", ("herons.txt", b"A note about herons."))])
+            assert posted.status_code == 201, posted.text
+            document = posted.json()["data"][0]["document"]
+    finally:
+        process.terminate()
+        process.wait()
+    assert Path(document["path"]).is_absolute() and Path(document["path"]).is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    process, url = serve(str(tmp_path / "ix"), elsewhere)  # absolute, from another folder
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            assert client.get(f"/documents/{document['id']}/file").content == b"A note about herons."
+            assert client.get("/documents").json()["data"]  # the index is open: orphans were looked for
+            assert (tmp_path / legacy).is_file(), "an upload stored by an older server was taken for an orphan"
+            assert not stray.exists(), "a stored file no document names is removed"
+            assert client.delete(f"/documents/{document['id']}").status_code == 200
+            assert not Path(document["path"]).exists(), "deleting the document deletes its upload"
+    finally:
+        process.terminate()
+        process.wait()

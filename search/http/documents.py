@@ -2,6 +2,8 @@
 
 Uploaded files are kept in the index folder under `uploads/<sha256>/<name>`, so a
 document can be re-chunked later and the same content uploaded twice is recognised.
+A document names its upload by an absolute path, the same whatever folder a server was
+started in and however it spelled the index's folder (paths stored relative before keep working).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes import Filter, Index, IndexNotFound, IndexWriter, Reader, StoredDocument
+from indexes import Comparison, Filter, Index, IndexNotFound, IndexWriter, Reader, StoredDocument
 from ingest import ChunkingConfig, Files, ingest
 from ingest.walk import SUPPORTED_EXTENSIONS, path_key
 from search.errors import InvalidQuery
@@ -87,10 +89,20 @@ def _check(upload: Upload) -> str | None:
     return None
 
 
+def uploads_root(index_folder: Path) -> Path:
+    """`<index>/uploads`, absolute: the folder a server was started in changes nothing."""
+    return index_folder.resolve() / "uploads"
+
+
+def _uploads_holding(index: Index, path: Path) -> Path | None:
+    """The uploads folder holding `path`, as stored now (absolute) or before (relative to the server's folder)."""
+    return next((root for root in (uploads_root(index.folder), index.folder / "uploads") if root in path.parents), None)
+
+
 def _stored(folder: Path, upload: Upload) -> Path | str:
     """Content-addressed storage under `<index>/uploads` (or why the bytes could not be stored)."""
     try:
-        return store_content(folder / "uploads", upload.filename, upload.data, under=upload.owner)
+        return store_content(uploads_root(folder), upload.filename, upload.data, under=upload.owner)
     except OSError as exc:
         return f"cannot store the file: {exc.strerror or exc}"
 
@@ -101,23 +113,35 @@ def remove_orphan_uploads(index: Index) -> list[Path]:
     Call it before this process takes uploads for the index: an upload in flight looks the same.
     """
     removed: list[Path] = []
-    root = index.folder / "uploads"
+    root = uploads_root(index.folder)
     for folder in root.iterdir() if root.is_dir() else ():
         for path in folder.iterdir() if folder.is_dir() else ():
-            removed += _remove_orphans(index, path.iterdir() if path.is_dir() else [path])  # <sha>/<owner>/<name>
+            paths = path.iterdir() if path.is_dir() else [path]  # <sha>/<owner>/<name> or <sha>/<name>
+            removed += _remove_orphans(index, root, paths)
             _remove_empty(path)
         _remove_empty(folder)
     return removed
 
 
-def _remove_orphans(index: Index, paths: Iterable[Path]) -> list[Path]:
+def _remove_orphans(index: Index, root: Path, paths: Iterable[Path]) -> list[Path]:
     removed = []
     for path in paths:
-        if path.is_file() and (path.name.startswith(".") or find_by_path(index, path_key(path)) is None):
+        if path.is_file() and (path.name.startswith(".") or not _named(index, root, path)):
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def _named(index: Index, root: Path, path: Path) -> bool:
+    """Whether a document names this stored upload: by its absolute path, or as an older server stored it
+    (relative to the folder that server started in, which may not be this one's)."""
+    if find_by_path(index, path_key(path)) is not None:
+        return True
+    inside = path_key(path.relative_to(root))
+    pattern = "**/uploads/" + re.sub(r"([*?\[\]\\])", r"\\\1", inside)  # glob metacharacters escaped
+    with index.read() as reader:
+        return bool(reader.documents(Comparison("path", "glob", pattern), limit=1))
 
 
 def _remove_empty(folder: Path) -> None:
@@ -185,9 +209,9 @@ def delete_document(index: Index, document_id: int) -> dict[str, Any]:
     with IndexWriter(index) as writer:
         writer.remove([document["path"]])
     path = Path(document["path"])
-    if index.folder / "uploads" in path.parents:
+    if (root := _uploads_holding(index, path)) is not None:
         path.unlink(missing_ok=True)  # only this name: the same bytes may be stored under another
-        for folder in path.parents[: len(path.relative_to(index.folder / "uploads").parents) - 1]:
+        for folder in path.parents[: len(path.relative_to(root).parents) - 1]:
             _remove_empty(folder)  # <sha>/<owner>/ and <sha>/, each gone once empty
     return {"id": document_id, "object": "document.deleted", "deleted": True}
 
