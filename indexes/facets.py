@@ -40,6 +40,7 @@ class Facets:
     documents: int
     types: list[FacetValue]
     attributes: list[AttributeFacet]
+    more_keys: bool = False  # some attribute keys were left out
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of `GET /facets`."""
@@ -50,6 +51,7 @@ class Facets:
             "attributes": [
                 {"key": a.key, "values": [vars(v) for v in a.values], "more": a.more} for a in self.attributes
             ],
+            "more_keys": self.more_keys,
         }
 
 
@@ -60,12 +62,14 @@ def read_facets(catalog: Catalog, limit: int = FACET_LIMIT) -> Facets:
     keys = [
         key
         for key, _ in catalog.rows(
-            f"SELECT j.key, count(*) AS n FROM {_PAIRS} GROUP BY j.key ORDER BY n DESC, j.key LIMIT ?", (limit,)
+            f"SELECT j.key, count(*) AS n FROM {_PAIRS} GROUP BY j.key ORDER BY n DESC, j.key LIMIT ?", (limit + 1,)
         )
+    ]  # one more than asked for: whether some were left out
+    values = _values(catalog, keys[:limit], limit)
+    attributes = [
+        AttributeFacet(key, values.get(key, [])[:limit], len(values.get(key, [])) > limit) for key in keys[:limit]
     ]
-    values = _values(catalog, keys, limit)
-    attributes = [AttributeFacet(key, values.get(key, [])[:limit], len(values.get(key, [])) > limit) for key in keys]
-    return Facets(documents, [FacetValue(str(t or ""), n) for t, n in types], attributes)
+    return Facets(documents, [FacetValue(str(t or ""), n) for t, n in types], attributes, len(keys) > limit)
 
 
 def _values(catalog: Catalog, keys: list[str], limit: int) -> dict[str, list[FacetValue]]:

@@ -241,6 +241,7 @@ class Facets(ResponseBody):
     documents: int
     types: list[TypeCount]
     attributes: list[AttributeFacet] = Field(description=f"the {FACET_LIMIT} keys most documents have, most first")
+    more_keys: bool = Field(description=f"whether some keys were left out (more than {FACET_LIMIT})")
 
 
 class Passage(ResponseBody):
