@@ -174,7 +174,7 @@ def test_check_rules() -> None:
             keys.check(header, write=False, index=None)
     with pytest.raises(Forbidden, match="read-only"):
         keys.check(f"Bearer {RO}", write=True, index=None)
-    with pytest.raises(Forbidden, match="no access to the index 'other'"):
+    with pytest.raises(Forbidden, match="no access to the index 'other'; the indexes it may use: 'docs'"):
         keys.check(f"Bearer {DOCS}", write=False, index="other")
     assert keys.check(f"Bearer {DOCS}", write=False, index=None).id  # a route about no one index
 

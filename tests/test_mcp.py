@@ -205,7 +205,7 @@ def test_http_key_scope_applies_to_the_index_argument(keyed_server: ServerThread
     async def main() -> None:
         async with http_session(keyed_server.url, SCOPED) as session:
             refused = await tool_error(session, "search", {"query": QUESTION})
-            assert "no access to the index 'default'" in refused
+            assert "no access to the index 'default'; the indexes it may use: 'second'" in refused
             found = await call(session, "search", {"query": QUESTION, "index": "second"})
             assert found["results"][0]["path"].endswith("printing-press.html")
 

@@ -47,6 +47,11 @@ class Principal:
         """Whether this key reaches `index` (None: a route that is about no one index)."""
         return index is None or self.indexes is None or index in self.indexes
 
+    def refusal(self, index: str) -> str:
+        """Why this key may not use `index`, naming the indexes it may use."""
+        allowed = ", ".join(repr(name) for name in sorted(self.indexes or ())) or "none"
+        return f"API key {self.id} has no access to the index {index!r}; the indexes it may use: {allowed}"
+
 
 ANONYMOUS = Principal(id="anonymous")  # every caller when no keys are configured
 
@@ -110,7 +115,7 @@ class ApiKeys:
         if write:
             _check_write(principal)
         if not principal.may_use(index):
-            raise Forbidden(f"API key {principal.id} has no access to the index {index!r}: use a key scoped to it")
+            raise Forbidden(principal.refusal(str(index)))
         return principal
 
     def _match(self, token: str) -> Principal | None:

@@ -58,7 +58,8 @@ class McpEndpoint:
         """The index a tool call names, if the caller's key reaches it."""
         name = index or DEFAULT
         principal = getattr(getattr(request, "state", None), "principal", None)
-        if not isinstance(principal, Principal) or not principal.may_use(name):
-            who = principal.id if isinstance(principal, Principal) else "this caller"
-            raise Forbidden(f"API key {who} has no access to the index {name!r}: use a key scoped to it")
+        if not isinstance(principal, Principal):
+            raise Forbidden(f"this caller has no access to the index {name!r}")
+        if not principal.may_use(name):
+            raise Forbidden(f"{principal.refusal(name)} (name one in the tool's `index` argument)")
         return self.registry.service(name)
