@@ -2,6 +2,7 @@
 
 import { $, h } from "./dom.js";
 
+const SHOWN = 4; // attribute selects in view; the rest wait behind "More filters" so results stay near the top
 const option = (value, label, selected) => h("option", { value, selected: value === selected }, label);
 
 /** Fills the File type select and one select per attribute; hides what the facets cannot offer. */
@@ -14,7 +15,15 @@ export function renderFacetFilters(facets, state) {
   );
   $("#type-field").hidden = types.length === 0;
   const attributes = facets?.attributes || [];
-  $("#attribute-filters").replaceChildren(...attributes.map((a, n) => attributeSelect(a, state.attrs[a.key] ?? "", n)));
+  const selects = attributes.map((a, n) => attributeSelect(a, state.attrs[a.key] ?? "", n));
+  const rest = selects.slice(SHOWN);
+  const more = rest.length
+    ? h("details.more-filters", { open: attributes.slice(SHOWN).some((a) => state.attrs[a.key]) }, // a hidden one is set
+        h("summary", {}, `More filters (${rest.length})`),
+        h("div.more-filters-body", {}, ...rest))
+    : null;
+  const note = facets?.more_keys ? h("p.muted.small.filters-note", {}, "Some attributes are not listed.") : null;
+  $("#attribute-filters").replaceChildren(...selects.slice(0, SHOWN), ...[more, note].filter(Boolean));
 }
 
 /** The n-th attribute's select; its id is by position ("a b" and "a_b" would share a cleaned-up name). */
