@@ -88,6 +88,11 @@ def test_keys(secured: str, caplog: pytest.LogCaptureFixture) -> None:
         assert client.post("/indexes/team/documents", files=files, headers=auth(SCOPED)).status_code == 201
         names = [i["name"] for i in client.get("/indexes", headers=auth(SCOPED)).json()["data"]]
         assert names == ["team"]
+        writable = {
+            key: [i["writable"] for i in client.get("/indexes", headers=auth(key)).json()["data"]] for key in (RO, RW)
+        }
+        assert writable[RO] and not any(writable[RO]), "the page hides uploads and deletes from a read-only key"
+        assert writable[RW] and all(writable[RW])
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "/search" in logged and all(key not in logged for key in (RW, RO, SCOPED))
 

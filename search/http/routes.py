@@ -182,7 +182,8 @@ def server_router() -> APIRouter:
         for name, folder in reg.folders().items():
             if not request.state.principal.may_use(name):
                 continue
-            entry: dict[str, Any] = {"name": name, "object": "index", "folder": str(folder)}
+            writable = request.state.principal.write
+            entry: dict[str, Any] = {"name": name, "object": "index", "folder": str(folder), "writable": writable}
             try:
                 entry.update(reg.service(name).stats())
             except ERROR_FAMILIES as exc:
@@ -202,7 +203,7 @@ def server_router() -> APIRouter:
         if not request.state.principal.may_use(body.name):
             raise Forbidden(f"this API key has no access to an index named {body.name!r}")
         folder = registry(request).create(body.name, body.embedding_model)
-        return {"name": body.name, "object": "index", "folder": str(folder)}
+        return {"name": body.name, "object": "index", "folder": str(folder), "writable": True}
 
     @router.get("/jobs", summary="Ingest jobs, newest first", **returns(schemas.JobList))
     def list_jobs(request: Request) -> dict[str, Any]:

@@ -134,6 +134,7 @@ class IndexInfo(ResponseBody):
     name: str
     object: Literal["index"]
     folder: str
+    writable: bool = Field(description="whether the caller's key may change this index: upload, delete, ingest")
 
 
 class IndexReady(IndexStats, IndexInfo):
