@@ -8,7 +8,7 @@ import { leaveDocument, mountDocument, showDocument } from "./docview.js";
 import { mountDocuments, showDocuments } from "./documents.js";
 import { stopJobs } from "./jobs.js";
 import { mountKeyForm } from "./keyform.js";
-import { clearError, guard, newView, placeMessages, showStatus } from "./messages.js";
+import { clearError, guard, newView, placeMessages, showError, showStatus } from "./messages.js";
 import { mountSearch, showSearch } from "./search.js";
 import { buildUrl, interceptLinks, navigate, readState, render, setRouteHandler } from "./url.js";
 
@@ -45,8 +45,28 @@ async function route(state) {
   if (!first) moveFocus($(view.section));
   first = false;
   document.title = state.q ? `${state.q} · ${view.title} · semsearch` : `${view.title} · semsearch`;
-  $("#index-select").value = state.index || "default";
+  $("#index-select").value = shownName(state.index || "default");
+  if (await unknownIndex(state)) return;
   await view.show(state);
+}
+
+let listing = null; // GET /indexes, asked once (again after documents are added)
+const indexes = () => (listing ??= getJson("/indexes").catch((err) => ((listing = null), Promise.reject(err))));
+let aliases = new Map(); // an index listed under another name for the same folder -> the name the picker shows
+const shownName = (name) => aliases.get(name) || name;
+
+/** A URL naming an index this server does not list: say so in words and offer the ones it has. */
+async function unknownIndex(state) {
+  if (!state.index) return false;
+  const data = (await indexes().catch(() => null))?.data;
+  if (!data || data.some((entry) => entry.name === state.index)) return false;
+  $("#index-select").value = "default";
+  const view = state.view === "document" ? "search" : state.view;
+  const href = (name) => buildUrl({ ...state, view, id: "", chunk: "", index: name === "default" ? "" : name });
+  const links = oneEntryPerFolder(data).map((entry) => h("a", { href: href(entry.name) }, entry.name));
+  showError(`There is no index named “${state.index}” on this server.`);
+  if (links.length) $("#error").append(" Open ", ...links.flatMap((link, n) => (n ? [", ", link] : [link])), ".");
+  return true;
 }
 
 /** After a navigation, focus goes to the new view's heading (screen readers announce it), unless it is already
@@ -67,7 +87,8 @@ function updateNavLinks(index) {
 
 /** The index picker, shown only when the key may use more than one index. */
 async function loadIndexes() {
-  const { data } = await getJson("/indexes");
+  const { data: listed } = await indexes();
+  const data = oneEntryPerFolder(listed);
   const only = data.length === 1 ? data[0].name : "";
   if (only && only !== "default" && !readState().index) {
     // A key scoped to one named index cannot use the default one: go straight to its index.
@@ -76,8 +97,27 @@ async function loadIndexes() {
   if (data.length < 2) return;
   const select = $("#index-select");
   select.replaceChildren(...data.map((entry) => h("option", { value: entry.name }, indexLabel(entry))));
-  select.value = readState().index || "default";
+  select.value = shownName(readState().index || "default");
   $("#index-picker").hidden = false;
+}
+
+/** `--index root/main --index-root root` lists one folder twice (default and main): keep one, the default first. */
+function oneEntryPerFolder(listed) {
+  const kept = new Map();
+  aliases = new Map();
+  const ordered = [...listed].sort((a, b) => (b.name === "default") - (a.name === "default"));
+  for (const entry of ordered) {
+    const folder = entry.folder || entry.name;
+    if (kept.has(folder)) aliases.set(entry.name, kept.get(folder).name);
+    else kept.set(folder, entry);
+  }
+  return listed.filter((entry) => !aliases.has(entry.name));
+}
+
+/** Documents were added (an upload, a finished job): the picker's counts are asked again. */
+function refreshIndexes() {
+  listing = null;
+  guard(loadIndexes, { always: true });
 }
 
 function indexLabel(entry) {
@@ -99,6 +139,7 @@ function main() {
   mountDocuments();
   mountDocument();
   $("#index-select").addEventListener("change", onIndexChange);
+  document.addEventListener("semsearch:documents", refreshIndexes);
   setRouteHandler(route);
   interceptLinks();
   render();

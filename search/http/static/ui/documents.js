@@ -8,6 +8,7 @@ import { hrefFor } from "./url.js";
 import { mountJobs, showJobs } from "./jobs.js";
 
 const PAGE = 50;
+const changed = () => document.dispatchEvent(new Event("semsearch:documents")); // the index picker's counts
 let lastId = 0;
 let tableRun = 0; // one more at each fresh load: an older page (or a "Load more" meanwhile) lands nowhere
 
@@ -26,6 +27,7 @@ export function mountDocuments() {
   // A job that ended: the table shows its documents, and the status line says how it ended.
   mountJobs((message) =>
     guard(async () => {
+      changed();
       await reloadDocuments();
       showStatus(message);
     }),
@@ -145,6 +147,7 @@ async function upload(files) {
     showError(err.message);
   }
   list.replaceChildren(...results.map(uploadItem));
+  if (results.some((r) => r.status !== "failed")) changed();
   await reloadDocuments();
   showStatus(uploadSummary(results)); // the list is not a live region: this line is what a screen reader hears
 }
