@@ -23,6 +23,18 @@ const stats = () => cached("stats", "/stats");
 
 export const facets = () => cached("facets", "/facets");
 
+/** Paths of the first documents: an example of the absolute paths the Path prefix filter compares with. */
+export const samplePaths = async () => (await cached("paths", "/documents?limit=20")).data.map((doc) => doc.path);
+
+/** The folder the sample paths share ("/home/me/docs/"), a plausible Path prefix. */
+export function commonFolder(paths) {
+  if (!paths.length) return "/home/me/docs/";
+  let prefix = paths[0];
+  for (const path of paths) while (!path.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  const folder = prefix.slice(0, prefix.lastIndexOf("/") + 1);
+  return folder.length > 1 ? folder : "/home/me/docs/";
+}
+
 /** The empty state that teaches: the command to run, and the upload link. */
 function emptyState(info) {
   const folder = info.index || "./my-index";

@@ -2,7 +2,7 @@
 
 import { indexPath, postJson } from "./api.js";
 import { $, baseName, h, markedText, plural } from "./dom.js";
-import { facets, showEmptyState } from "./indexinfo.js";
+import { commonFolder, facets, samplePaths, showEmptyState } from "./indexinfo.js";
 import { clearError, guard, showStatus, stillShown } from "./messages.js";
 import { hrefFor, navigate } from "./url.js";
 import { filtersFor, renderFacetFilters } from "./filters.js";
@@ -59,6 +59,8 @@ export async function showSearch(state) {
     facetValues = found;
     renderFacetFilters(facetValues, state);
   });
+  // Paths are absolute: the placeholder shows this index's folder (a failure leaves the generic one; no message).
+  samplePaths().then((paths) => current() && ($("#search-path").placeholder = commonFolder(paths)), () => {});
   const empty = await guard(() => showEmptyState($("#view-search .empty-slot"), current));
   if (!current()) return;
   if (!state.q) {
@@ -81,8 +83,15 @@ async function runSearch(state, current) {
   showStatus(
     answer.results.length
       ? `${plural(answer.results.length, "result")} for “${state.q}” (${state.mode}, ${ms} ms)`
-      : `No results for “${state.q}”. Try another mode (lexical needs the exact words, dense matches meaning) or fewer filters.`,
+      : `No results for “${state.q}”. Try another mode (lexical needs the exact words, dense matches meaning) or fewer filters.` +
+          (state.path ? await pathHint() : ""),
   );
+}
+
+/** A path prefix that matched nothing is often a relative one: the paths are absolute, as this one. */
+async function pathHint() {
+  const [example] = await samplePaths().catch(() => []);
+  return example ? ` Path prefixes are absolute paths, such as ${example}.` : " Path prefixes are absolute paths.";
 }
 
 function resultItem(hit) {
