@@ -11,6 +11,7 @@ let timer = null; // the one pending poll
 let latest = 0; // one more at each listing: only the newest draws and schedules the next poll
 let onFinished = () => {};
 const running = new Set(); // ids of jobs seen queued or in progress
+const dismissed = new Set(); // ids of finished jobs the user put away
 
 export function mountJobs(finished) {
   onFinished = finished;
@@ -22,6 +23,8 @@ export function mountJobs(finished) {
   $("#jobs").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-job]");
     if (button) guard(() => cancel(button.dataset.job));
+    const dismiss = event.target.closest("button[data-dismiss]");
+    if (dismiss) hide(dismiss);
   });
 }
 
@@ -44,6 +47,15 @@ async function cancel(id) {
   await showJobs();
 }
 
+/** A finished job's "Dismiss": it leaves this tab's list (the server keeps it); focus goes to the next button. */
+function hide(button) {
+  dismissed.add(button.dataset.dismiss);
+  const item = button.closest("li.job");
+  const next = item.nextElementSibling || item.previousElementSibling;
+  item.remove();
+  (next?.querySelector("button") || $("#ingest-path")).focus();
+}
+
 const active = (job) => job.status === "queued" || job.status === "in_progress";
 
 /** Lists this index's jobs; polls again in a second while any runs, and calls onFinished(words) when some end. */
@@ -55,7 +67,7 @@ export async function showJobs() {
   const listed = await getJson("/jobs");
   if (run !== latest || !current()) return; // a newer listing, or another view, took over
   const jobs = listed.data.filter((job) => job.index === index);
-  drawJobs(jobs.slice(0, SHOWN));
+  drawJobs(jobs.filter((job) => !dismissed.has(job.id)).slice(0, SHOWN));
   const ended = jobs.filter((job) => running.has(job.id) && !active(job));
   for (const job of jobs) (active(job) ? running.add(job.id) : running.delete(job.id));
   if (ended.length) onFinished(ended.map((job) => `Ingest of ${job.path}: ${progressText(job)}.`).join(" "));
@@ -65,10 +77,11 @@ export async function showJobs() {
 /** Redraws the list; a Cancel button that had the focus hands it to its successor (or to the folder box when
  *  its job has ended), so a keyboard user is not thrown back to the top each second. */
 function drawJobs(jobs) {
-  const focused = document.activeElement?.closest("#jobs button[data-job]")?.dataset.job;
+  const button = document.activeElement?.closest("#jobs button");
+  const focused = button?.dataset.job || button?.dataset.dismiss;
   $("#jobs").replaceChildren(...jobs.map(jobItem));
   if (!focused) return;
-  const again = [...document.querySelectorAll("#jobs button[data-job]")].find((b) => b.dataset.job === focused);
+  const again = [...document.querySelectorAll("#jobs button")].find((b) => (b.dataset.job || b.dataset.dismiss) === focused);
   (again || $("#ingest-path")).focus();
 }
 
@@ -82,10 +95,23 @@ function progressText(job) {
   const p = job.progress;
   if (job.status === "completed") return `completed · ${plural(p.files_total, "file")}`;
   if (job.status === "failed") return `failed: ${job.error || "see the server log"}`;
-  if (job.status === "cancelled") return "cancelled";
+  if (job.status === "cancelled") return cancelledText(job.counts);
   if (job.status === "queued") return "queued";
-  const eta = p.eta_seconds != null ? ` · ETA ${formatSeconds(p.eta_seconds)}` : "";
+  // The first files' pace says little of the rest: the ETA waits for 3 files and 5% of them.
+  const settled = p.eta_seconds != null && p.files_done >= 3 && p.fraction >= 0.05;
+  const eta = settled ? ` · ETA ${formatSeconds(p.eta_seconds)}` : "";
   return `${Math.round(p.fraction * 100)}% · ${p.files_done} of ${p.files_total} files${eta}`;
+}
+
+/** A cancelled job publishes nothing (no counts) unless it ended after writing. */
+function cancelledText(counts) {
+  if (!counts || !(counts.ingested || counts.removed)) return "cancelled: nothing from this job was published";
+  return `cancelled after ${plural(counts.ingested, "file")} ingested`;
+}
+
+function dismissButton(job) {
+  const label = `Dismiss ingest of ${job.path}`;
+  return h("button.button-quiet", { type: "button", "data-dismiss": job.id, "aria-label": label }, "Dismiss");
 }
 
 function jobItem(job) {
@@ -98,7 +124,7 @@ function jobItem(job) {
     h("p.job-path", {}, job.path),
     bar,
     h("p.job-text", {}, progressText(job)),
-    active(job) ? cancelButton(job) : null,
+    active(job) ? cancelButton(job) : dismissButton(job),
     errors.length ? h("ul.job-errors", { "aria-label": `Files that failed in ${job.path}` }, ...errors) : null,
   );
 }
