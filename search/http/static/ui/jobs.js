@@ -11,7 +11,16 @@ let timer = null; // the one pending poll
 let latest = 0; // one more at each listing: only the newest draws and schedules the next poll
 let onFinished = () => {};
 const running = new Set(); // ids of jobs seen queued or in progress
-const dismissed = new Set(); // ids of finished jobs the user put away
+const DISMISSED = "semsearch.dismissedJobs";
+const dismissed = new Set(load()); // ids of finished jobs the user put away (kept for this tab, across reloads)
+
+function load() {
+  try {
+    return JSON.parse(sessionStorage.getItem(DISMISSED) || "[]");
+  } catch {
+    return []; // site data blocked (or garbled): this page's memory only
+  }
+}
 
 export function mountJobs(finished) {
   onFinished = finished;
@@ -50,6 +59,11 @@ async function cancel(id) {
 /** A finished job's "Dismiss": it leaves this tab's list (the server keeps it); focus goes to the next button. */
 function hide(button) {
   dismissed.add(button.dataset.dismiss);
+  try {
+    sessionStorage.setItem(DISMISSED, JSON.stringify([...dismissed].slice(-200)));
+  } catch {
+    // site data blocked: hidden until the page reloads
+  }
   const item = button.closest("li.job");
   const next = item.nextElementSibling || item.previousElementSibling;
   item.remove();
