@@ -1,4 +1,4 @@
-"""API keys in Chromium: the key form after a 401, a refused key, session storage only, a read-only key's 403."""
+"""API keys in Chromium: the key form after a 401, a refused key, session storage only, a read-only key's page."""
 
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ def test_key_form_refuses_a_wrong_key_and_the_right_one_searches(open_page: Open
     assert page.evaluate("sessionStorage.getItem('semsearch.apiKey')") is None
 
 
-def test_a_read_only_key_uploading_sees_the_servers_403_message(open_page: Opener, keyed: str, tmp_path: Path) -> None:
+def test_a_read_only_key_sees_no_write_controls_and_a_write_gets_the_servers_403(
+    open_page: Opener, keyed: str, tmp_path: Path
+) -> None:
     with httpx.Client(base_url=keyed, timeout=60, headers={"Authorization": f"Bearer {RO}"}) as client:
         refused = client.post("/documents", files=[("files", ("x.txt", b"x"))])
     assert refused.status_code == 403
@@ -73,5 +75,10 @@ def test_a_read_only_key_uploading_sees_the_servers_403_message(open_page: Opene
     enter_key(page, RO)
     nav(page, "Documents").click()
     expect(page).to_have_url(re.compile(r"[?&]view=documents\b"))
-    upload_input(page).set_input_files(DATA / "sample" / "coffee-brewing.txt")
+    expect(page.get_by_text("This API key may read this index but not change it")).to_be_visible()
+    expect(page.get_by_role("table", name="Documents").get_by_role("row").nth(1)).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile(r"^Delete "))).to_have_count(0)  # hidden from a reader
+    expect(upload_input(page)).to_be_hidden()
+    expect(page.get_by_role("button", name="Ingest folder")).to_be_hidden()
+    upload_input(page).set_input_files(DATA / "sample" / "coffee-brewing.txt")  # a write anyway: the server says no
     expect(page.get_by_text(message).first).to_be_visible()  # in the error region or the upload results

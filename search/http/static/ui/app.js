@@ -47,7 +47,14 @@ async function route(state) {
   document.title = state.q ? `${state.q} · ${view.title} · semsearch` : `${view.title} · semsearch`;
   $("#index-select").value = shownName(state.index || "default");
   if (await unknownIndex(state)) return;
+  showAccess((await indexes().catch(() => null))?.data, state.index);
   await view.show(state);
+}
+
+/** A key that may only read the index: the page hides uploads, ingest and deletes (`writable` in GET /indexes). */
+function showAccess(listed, index) {
+  const entry = listed?.find((item) => item.name === (index || "default"));
+  document.body.classList.toggle("read-only", entry?.writable === false);
 }
 
 let listing = null; // GET /indexes, asked once (again after documents are added)
@@ -88,6 +95,7 @@ function updateNavLinks(index) {
 /** The index picker, shown only when the key may use more than one index. */
 async function loadIndexes() {
   const { data: listed } = await indexes();
+  showAccess(listed, readState().index); // also after a key was entered: the listing is the key's
   const data = oneEntryPerFolder(listed);
   const only = data.length === 1 ? data[0].name : "";
   if (only && only !== "default" && !readState().index) {
