@@ -74,6 +74,21 @@ class StoredChunk:
     def page(self) -> int | None:
         return self.chunk.page
 
+    def as_dict(self) -> dict[str, Any]:
+        """The passage as the HTTP API and the MCP tools show it: ids, document, where it sits, its text."""
+        chunk = self.chunk
+        return {
+            "chunk_id": self.chunk_id,
+            "document_id": self.document_id,
+            "path": self.path,
+            "title": self.title,
+            "page": chunk.page,
+            "heading": chunk.heading,
+            "char_start": chunk.char_start,
+            "char_end": chunk.char_end,
+            "text": chunk.text,
+        }
+
 
 @dataclass(frozen=True)
 class KnownDocument:

@@ -167,19 +167,7 @@ def _citation(citation: Citation) -> dict[str, Any]:
 
 
 def _passage(stored: StoredChunk) -> dict[str, Any]:
-    chunk = stored.chunk
-    return {
-        "id": f"passage:{stored.chunk_id}",
-        "chunk_id": stored.chunk_id,
-        "document_id": stored.document_id,
-        "path": stored.path,
-        "title": stored.title,
-        "page": chunk.page,
-        "heading": chunk.heading,
-        "char_start": chunk.char_start,
-        "char_end": chunk.char_end,
-        "text": chunk.text,
-    }
+    return {"id": f"passage:{stored.chunk_id}", **stored.as_dict()}
 
 
 def _document(document: StoredDocument) -> dict[str, Any]:

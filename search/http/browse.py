@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from indexes import StoredChunk
 from indexes.facets import FACET_LIMIT
 from search.service import SearchService
 
@@ -50,7 +49,7 @@ def browse_router() -> APIRouter:
         with svc.index.read() as reader:  # the document and its passages from one snapshot
             document = stored_document(reader, document_id)
             found = reader.passages_of(document.record.path)
-        return {"object": "list", "document": document_json(document), "data": [_passage(p) for p in found]}
+        return {"object": "list", "document": document_json(document), "data": [p.as_dict() for p in found]}
 
     @router.get(
         "/documents/{document_id}/file",
@@ -64,15 +63,3 @@ def browse_router() -> APIRouter:
         return original_file(document)
 
     return router
-
-
-def _passage(stored: StoredChunk) -> dict[str, Any]:
-    chunk = stored.chunk
-    return {
-        "chunk_id": stored.chunk_id,
-        "page": chunk.page,
-        "heading": chunk.heading,
-        "text": chunk.text,
-        "char_start": chunk.char_start,
-        "char_end": chunk.char_end,
-    }

@@ -247,6 +247,9 @@ class Facets(ResponseBody):
 
 class Passage(ResponseBody):
     chunk_id: int
+    document_id: int
+    path: str
+    title: str
     page: int | None
     heading: str
     text: str
