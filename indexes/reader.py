@@ -45,6 +45,7 @@ class Reader:
         self._dimension = dimension
         self._fulltext = fulltext  # the index's full-text folder (one per Index, so its searcher is shared)
         self._snapshot_lexical: SnapshotLexical | None = None
+        self._allowed_by_filter: dict[Filter, np.ndarray] = {}
 
     def allowed_chunks(self, where: Filter) -> np.ndarray:
         """Ids (int64, ascending) of the chunks whose document matches the filter."""
@@ -53,13 +54,23 @@ class Reader:
         return np.fromiter((row[0] for row in self._catalog.rows(sql, params)), dtype=np.int64)
 
     def dense(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None, *, exact: bool = False
+        self, query: np.ndarray, k: int, where: Filter | None = None, *, exact: bool = False
     ) -> list[tuple[int, float]]:
-        """Nearest chunks to a query vector: (chunk id, cosine), best first; only `allowed` chunk ids if given.
+        """Nearest chunks to a query vector: (chunk id, cosine), best first; with `where`, only chunks whose
+        document matches it, inside the search (the ids it allows are read once per reader and filter).
 
         Large segments answer approximately (HNSW) unless `exact`; a filter makes every segment exact.
         """
+        allowed = None if where is None else self._allowed(where)
+        if allowed is not None and len(allowed) == 0:
+            return []
         return self._segment_set().search(query, k, allowed, exact=exact)
+
+    def _allowed(self, where: Filter) -> np.ndarray:
+        """`allowed_chunks(where)`, kept for this reader: hybrid search asks twice (the feedback pass)."""
+        if where not in self._allowed_by_filter:  # filters are frozen dataclasses (an `in` holds a tuple)
+            self._allowed_by_filter[where] = self.allowed_chunks(where)
+        return self._allowed_by_filter[where]
 
     def segments(self) -> list[SegmentInfo]:
         """The snapshot's vector segments, with their tombstones."""

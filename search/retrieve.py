@@ -172,11 +172,8 @@ def rank_chunks(
     Filters apply inside each search (a FAISS id selector, a catalog condition), never
     after it, so `depth` candidates come back whenever that many matching chunks exist.
     """
-    allowed = reader.allowed_chunks(filters) if filters is not None and mode != "lexical" else None
-    if allowed is not None and len(allowed) == 0:
-        return []
     query = None if mode == "lexical" else vector if vector is not None else embedder.embed_query(text)
-    dense = reader.dense(query, depth, allowed, exact=exact) if query is not None else []
+    dense = reader.dense(query, depth, filters, exact=exact) if query is not None else []
     lexical = reader.lexical(query_terms(text), depth, where=filters) if mode != "dense" else []
     if mode == "dense":
         return [(cid, s, {"dense_rank": r, "dense_score": s}) for r, (cid, s) in enumerate(dense[:limit], 1)]
@@ -186,7 +183,7 @@ def rank_chunks(
         return fuse(dense, lexical, fusion, limit)
     fused = fuse(dense, lexical, fusion, FEEDBACK_POOL)
     moved = feedback_query(query, fused, reader.documents_of([cid for cid, _, _ in fused]), reader.vectors)
-    return fuse(reader.dense(moved, depth, allowed, exact=exact), lexical, fusion, limit)
+    return fuse(reader.dense(moved, depth, filters, exact=exact), lexical, fusion, limit)
 
 
 def _hits(reader: Reader, ranked: Sequence[tuple[int, float, dict[str, float | int | None]]]) -> list[Hit]:

@@ -234,7 +234,7 @@ def test_dense_search_is_exact_within_the_filter(corpus: Corpus, embedder, seed:
     mask = np.array([corpus.chunk_document[int(i)] in docs for i in corpus.chunk_ids], dtype=bool)
     with corpus.index.read() as reader:
         allowed = reader.allowed_chunks(f)
-        found = reader.dense(query, k, allowed)
+        found = reader.dense(query, k, f)
     assert allowed.tolist() == corpus.chunk_ids[mask].tolist()
     scores = {int(i): float(s) for i, s in zip(corpus.chunk_ids[mask], corpus.matrix[mask] @ query)}
     assert len(found) == min(k, len(scores))
@@ -312,7 +312,7 @@ def test_no_matching_document_gives_no_results(corpus: Corpus, embedder) -> None
     assert f is not None
     with corpus.index.read() as reader:
         assert reader.allowed_chunks(f).tolist() == []
-        assert reader.dense(embedder.embed_query("coffee"), 5, np.array([], dtype=np.int64)) == []
+        assert reader.dense(embedder.embed_query("coffee"), 5, f) == []
     for mode in ("hybrid", "dense", "lexical"):
         assert search(corpus.index, embedder, "espresso", 5, mode, filters=f) == []
 

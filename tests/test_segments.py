@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from indexes import Chunk, ChunkRecord, DocumentRecord, Index, IndexWriter, Manifest, vectors
+from indexes import Chunk, ChunkRecord, Comparison, DocumentRecord, Index, IndexWriter, Manifest, vectors
 from indexes.catalog import CATALOG_NAME, MIGRATIONS
 from indexes.merge import MERGE_FACTOR, merge, merge_now, optimize, plan
 from indexes.segments import SEGMENTS_DIR, SegmentInfo, prepare
@@ -157,8 +157,12 @@ def test_large_segments_are_hnsw_with_recall_and_exact_on_demand(tmp_path: Path)
         with index.read() as reader:
             found = [score for _, score in reader.dense(unit(q), 10, exact=True)]
         assert np.allclose(found, scores, atol=1e-5), "exact search is a full scan"
-    allowed = np.array([5, 12_345, 40_000], dtype=np.int64)
-    assert sorted(dense(index, 7, 10, allowed=allowed)) == [5, 12_345, 40_000], "a filter finds every match"
+    where = Comparison("path", "in", ("doc5", "doc40"))  # far from the query (seed 7 is in doc0)
+    with index.read() as reader:
+        allowed = set(reader.allowed_chunks(where).tolist())
+    found = dense(index, 7, 10, where=where)
+    assert len(found) == 10 and set(found) <= allowed, "a filter finds its matches in a graph segment too"
+    assert found == dense(index, 7, 10, where=where, exact=True), "a filter makes the search exact"
 
 
 @pytest.mark.parametrize("storage", ["f16", "sq8"])
