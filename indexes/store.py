@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import segments
 from .catalog import BUSY_TIMEOUT, CATALOG_NAME, Catalog, connect
@@ -21,6 +22,10 @@ from .reader import Reader, catalog_generation
 from .records import IndexStats
 from .segments import SegmentSet
 from .vectors import STORAGES
+
+if TYPE_CHECKING:
+    from .merge import MergeResult
+    from .writer import IndexWriter
 
 
 class Index:
@@ -103,6 +108,24 @@ class Index:
                 cached = (generation, segments.SegmentSet(infos, segments.dead_ids(catalog), self._segments.load))
                 self._view = cached
             return cached[1]
+
+    def writer(self, *, wait: float = 0.0) -> IndexWriter:
+        """The index's single writer, as a context manager (`wait`: seconds to wait for another one)."""
+        from .writer import IndexWriter  # the writer needs the index's parts: imported at use
+
+        return IndexWriter(self, wait=wait)
+
+    def maintain(self, *, wait: float = 300.0) -> list[MergeResult]:
+        """The merges the segment policy asks for now (what `serve` runs in the background)."""
+        from .merge import merge_now
+
+        return merge_now(self, wait=wait)
+
+    def optimize(self, *, wait: float = 300.0) -> MergeResult | None:
+        """Every segment merged into one without deleted passages, then the catalog compacted."""
+        from .merge import optimize
+
+        return optimize(self, wait=wait)
 
     def repair_fulltext(self) -> None:
         """Bring the full-text index in line with the catalog if it is behind or missing (an upgraded

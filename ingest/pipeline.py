@@ -198,7 +198,7 @@ def ingest(
 
 @contextmanager
 def _writer(index: Index | None) -> Iterator[IndexWriter | None]:
-    with IndexWriter(index) if index is not None else nullcontext() as writer:
+    with index.writer() if index is not None else nullcontext() as writer:
         yield writer
 
 

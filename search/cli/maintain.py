@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from indexes import Index
-from indexes.merge import optimize as optimize_index
 
 from .common import errors, index_option, json_option, settings_for
 
@@ -37,7 +36,7 @@ def optimize(index_dir: Path | None, wait: float, as_json: bool) -> None:
     index = Index.open(settings_for(index_dir).index_dir)
     before = index.stats()
     started = time.perf_counter()
-    result = optimize_index(index, wait=wait)
+    result = index.optimize(wait=wait)
     after = index.stats()
     report = {
         "segments_before": len(before.segments),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes import Index, IndexWriter
+from indexes import Index
 from indexes.merge import live_segments, merge_now
 from ingest import Block, ChunkingConfig, Documents, LoadedDocument, ingest, open_index
 from ingest.hash_embedder import HashEmbedder
@@ -200,7 +200,7 @@ def _add_one(
     added = time.perf_counter() - began
     seen = bench_http.visible(server, marker)
     began = time.perf_counter()
-    with IndexWriter(index) as writer:
+    with index.writer() as writer:
         writer.remove([document.path])
     return {
         "seconds": round(added, 3),

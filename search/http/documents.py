@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes import Comparison, Filter, Index, IndexNotFound, IndexWriter, Reader, StoredDocument
+from indexes import Comparison, Filter, Index, IndexNotFound, Reader, StoredDocument
 from ingest import ChunkingConfig, Files, ingest
 from ingest.walk import SUPPORTED_EXTENSIONS, path_key
 from search.errors import InvalidQuery
@@ -198,7 +198,7 @@ def list_documents(index: Index, *, limit: int, after: int, where: Filter | None
 def set_attributes(index: Index, document_id: int, attributes: dict[str, Any]) -> dict[str, Any]:
     """Replace a document's attributes (filters see them at once; nothing is re-embedded)."""
     get_document(index, document_id)
-    with IndexWriter(index) as writer:
+    with index.writer() as writer:
         writer.set_attributes(document_id, attributes)
     return get_document(index, document_id)
 
@@ -206,7 +206,7 @@ def set_attributes(index: Index, document_id: int, attributes: dict[str, Any]) -
 def delete_document(index: Index, document_id: int) -> dict[str, Any]:
     """Remove a document and its passages (and its stored upload)."""
     document = get_document(index, document_id)
-    with IndexWriter(index) as writer:
+    with index.writer() as writer:
         writer.remove([document["path"]])
     path = Path(document["path"])
     if (root := _uploads_holding(index, path)) is not None:

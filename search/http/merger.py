@@ -6,7 +6,7 @@ import logging
 import threading
 
 from indexes import IndexBusy
-from indexes.merge import MergeResult, merge_now
+from indexes.merge import MergeResult
 
 from .registry import IndexRegistry
 
@@ -42,7 +42,7 @@ class BackgroundMerger:
     def merge(self, name: str) -> list[MergeResult]:
         """One round of merges on one index; errors are logged, never raised (the next round retries)."""
         try:
-            results = merge_now(self.registry.service(name).index, wait=COMMIT_WAIT)
+            results = self.registry.service(name).index.maintain(wait=COMMIT_WAIT)
         except IndexBusy as exc:
             log.info("merge of index %s postponed: %s", name, exc)
             return []
