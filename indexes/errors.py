@@ -6,6 +6,7 @@ IndexStoreError
  +-- DimensionMismatch    the index was built with another embedding model or size
  +-- IndexCorrupt         files present but unreadable or inconsistent
  +-- IndexBusy            another process is writing to the index
+ +-- StoreUnavailable     the index's store (a Milvus server) refused, is down or did not answer in time
 """
 
 from __future__ import annotations
@@ -33,3 +34,7 @@ class IndexCorrupt(IndexStoreError):
 
 class IndexBusy(IndexStoreError):
     """Another process holds the index's write lock."""
+
+
+class StoreUnavailable(IndexStoreError):
+    """The store holding the index (a Milvus server) cannot be reached or did not answer within the timeout."""

@@ -10,6 +10,7 @@ import pytest
 from search.http.server import ServerThread, free_port
 
 __all__ = ["DATA", "SHARED_DATASETS", "ServerThread", "free_port"]
+pytest_plugins = ["tests.support.milvus_server"]  # the session's `milvus_server` fixture (Milvus 2.3.5)
 
 DATA = Path(__file__).parent / "data"
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

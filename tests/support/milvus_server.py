@@ -1,0 +1,150 @@
+"""The embedded Milvus 2.3.5 standalone server (PyPI `milvus`), started once per test session on 127.0.0.1.
+
+Its binaries are unpacked once into ~/.cache/semsearch-tests/milvus-2.3.5/bin (~450 MB, ~10 s the first time);
+each session runs in its own directory there (config, logs, data: a fresh server, removed at teardown), so
+concurrent sessions never share data. The advertised addresses are loopback, but most of the server's ports
+listen on every interface while it runs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from platformdirs import user_cache_path
+
+from tests.support.milvus import require_pymilvus
+
+VERSION = "2.3.5"
+SECTIONS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
+START_TIMEOUT = 120.0  # seconds; 3-5 s usually, ~15 s when the binaries are first unpacked
+STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL (a server with loaded collections may ignore SIGTERM)
+
+
+def cache_dir() -> Path:
+    """Where the server's binaries are kept between sessions."""
+    return user_cache_path("semsearch-tests") / f"milvus-{VERSION}"
+
+
+@contextmanager
+def start_lock(base: Path) -> Iterator[None]:
+    """One session at a time unpacks and starts a server: each picks free ports by probing, so two starting
+    together would pick the same ones (the second server then crashes)."""
+    base.mkdir(parents=True, exist_ok=True)
+    with (base / "start.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def remove_stale_runs(base: Path) -> None:
+    """Delete the directories of sessions that ended without teardown (killed): their owner is gone."""
+    for run in base.glob("run-*"):
+        try:
+            os.kill(int((run / "owner.pid").read_text()), 0)
+        except (OSError, ValueError):
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def unpack_binaries(base: Path) -> Path:
+    """`base/bin` with the server's binaries, unpacked the first time (~10 s)."""
+    from milvus import _initialize_data_files
+
+    _initialize_data_files(str(base))  # skips files whose checksum is already there
+    return base / "bin"
+
+
+def wait_healthy(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Until the server's /healthz says OK; a server that exits or takes over START_TIMEOUT seconds fails."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(
+                f"the Milvus {VERSION} test server exited ({process.returncode}) while starting:\n{tail}"
+            )
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if b"OK" in response.read():
+                    time.sleep(1.0)  # as the package's own wait does: healthy a moment before it serves requests
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"the Milvus {VERSION} test server did not start within {START_TIMEOUT:g} s (logs: {log.parent})"
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after STOP_GRACE seconds; safe to call twice."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class MilvusTestServer:
+    """One running server: `uri` for pymilvus, `close()` to stop it and remove its data."""
+
+    def __init__(self, base: Path) -> None:
+        from milvus import MilvusServer, MilvusServerConfig
+
+        with start_lock(base):
+            bin_dir = unpack_binaries(base)
+            remove_stale_runs(base)
+            self.run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+            (self.run_dir / "owner.pid").write_text(str(os.getpid()))
+            (self.run_dir / "bin").symlink_to(bin_dir, target_is_directory=True)
+            self.server: Any = MilvusServer(MilvusServerConfig(), wait_for_started=False)
+            self.server.set_base_dir(str(self.run_dir))
+            for section in SECTIONS:
+                self.server.config.set(f"{section}.ip", "127.0.0.1")
+            atexit.register(self.close)
+            try:
+                with warnings.catch_warnings():
+                    # its port probe leaks the socket of a port it could not bind (in use, or in TIME_WAIT)
+                    warnings.simplefilter("ignore", ResourceWarning)
+                    self.server.start()
+                log = self.run_dir / "logs" / "milvus-stderr.log"
+                wait_healthy(self.server.server_proc, self.server.webservice_port, log)
+            except BaseException:
+                self.close()
+                raise
+        self.process: subprocess.Popen[bytes] = self.server.server_proc
+        self.uri = f"http://127.0.0.1:{self.server.listen_port}"
+
+    def close(self) -> None:
+        """Stop the server (terminate, then kill) and delete this session's directory."""
+        process = self.server.server_proc if hasattr(self, "server") else None
+        if process is not None:
+            stop(process)
+            self.server.stop()  # closes its log files; the process is already gone
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        atexit.unregister(self.close)
+
+
+@pytest.fixture(scope="session")
+def milvus_server() -> Iterator[str]:
+    """The URI of a Milvus 2.3.5 server on 127.0.0.1, shared by the session's tests."""
+    require_pymilvus()
+    server = MilvusTestServer(cache_dir())
+    try:
+        yield server.uri
+    finally:
+        server.close()

@@ -1,0 +1,250 @@
+"""Connecting to Milvus: Lite files and the 2.3.5 server, version and features, errors that name the URI, retries."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from indexes.errors import IndexBusy, IndexStoreError, StoreUnavailable
+from tests.support.milvus import require_pymilvus
+
+pytestmark = pytest.mark.usefixtures("pymilvus_installed")
+
+ROOT = Path(__file__).resolve().parents[1]
+# A second process opening the same Lite file: prints what connect() said.
+OPEN_LITE = """
+import sys
+from indexes.errors import IndexStoreError
+from indexes.milvus.connection import connect
+try:
+    connect(sys.argv[1], timeout=30).close()
+except IndexStoreError as error:
+    print(type(error).__name__, error)
+else:
+    print("opened")
+"""
+
+
+@pytest.fixture
+def pymilvus_installed() -> None:
+    require_pymilvus()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def open_elsewhere(path: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", OPEN_LITE, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_lite_file_is_the_lite_dialect_with_bm25(tmp_path: Path) -> None:
+    from indexes.milvus.connection import Dialect, connect
+
+    connection = connect(str(tmp_path / "milvus.db"), timeout=30)
+    try:
+        assert connection.dialect is Dialect.LITE
+        assert connection.version.text.startswith("milvus_lite-")
+        assert connection.version.number >= (3, 2)
+        assert connection.supports_bm25
+        assert connection.version.lexical_unavailable() is None
+    finally:
+        connection.close()
+
+
+def test_a_lite_file_opens_in_one_process_at_a_time_and_close_releases_it(tmp_path: Path) -> None:
+    from indexes.milvus.connection import connect
+
+    path = tmp_path / "milvus.db"
+    connection = connect(str(path), timeout=30)
+    try:
+        said = open_elsewhere(path)
+    finally:
+        connection.close()
+    assert said.startswith(IndexBusy.__name__), said
+    assert str(path) in said and "another process" in said
+    assert open_elsewhere(path) == "opened"
+
+
+def test_a_path_that_is_not_a_lite_file_says_what_a_uri_is(tmp_path: Path) -> None:
+    from indexes.milvus.connection import connect
+
+    with pytest.raises(IndexStoreError, match="neither a server URL"):
+        connect(str(tmp_path / "milvus.sqlite"))
+    with pytest.raises(IndexStoreError, match="does not exist"):
+        connect(str(tmp_path / "missing" / "milvus.db"))
+
+
+def test_a_refused_port_fails_at_once_naming_the_uri() -> None:
+    from indexes.milvus.connection import connect
+
+    uri = f"http://127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="refused the connection") as raised:
+        connect(uri, timeout=60)
+    assert uri in str(raised.value) and "is it running" in str(raised.value)
+    assert time.monotonic() - started < 60  # it did not wait out the timeout
+
+
+def test_a_server_that_never_answers_fails_within_the_timeout(silent_server: str) -> None:
+    from indexes.milvus.connection import connect
+
+    outcome: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            connect(silent_server, timeout=1.0)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "connect() hung on a server that never answers"
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable), outcome
+    assert f"{silent_server} did not answer within 1 s" in str(outcome[0])
+
+
+def test_retries_transient_failures_with_backoff_then_gives_up() -> None:
+    from indexes.milvus.connection import RetryPolicy, Transient
+
+    slept: list[float] = []
+    calls: list[float] = []
+
+    def flaky(left: float) -> str:
+        calls.append(left)
+        if len(calls) < 3:
+            raise Transient(StoreUnavailable("Milvus at http://x is unavailable"))
+        return "answer"
+
+    policy = RetryPolicy(delays=(0.2, 0.5, 1.0))
+    assert policy.run(flaky, time.monotonic() + 60, sleep=slept.append) == "answer"
+    assert slept == [0.2, 0.5] and len(calls) == 3
+
+    def down(left: float) -> str:
+        raise Transient(StoreUnavailable("Milvus at http://x is unavailable"))
+
+    slept.clear()
+    with pytest.raises(StoreUnavailable, match=r"unavailable \(tried 4 times\)"):
+        policy.run(down, time.monotonic() + 60, sleep=slept.append)
+    assert slept == [0.2, 0.5, 1.0]
+
+
+def test_retries_stop_at_the_deadline_and_other_errors_are_not_retried() -> None:
+    from indexes.milvus.connection import RetryPolicy, Transient
+
+    slept: list[float] = []
+
+    def down(left: float) -> str:
+        raise Transient(StoreUnavailable("Milvus at http://x is unavailable"))
+
+    with pytest.raises(StoreUnavailable, match="unavailable$"):
+        RetryPolicy(delays=(5.0,)).run(down, time.monotonic() + 1.0, sleep=slept.append)
+    assert slept == []  # a retry would end past the deadline
+
+    calls: list[float] = []
+
+    def broken(left: float) -> str:
+        calls.append(left)
+        raise IndexStoreError("Milvus at http://x: collection not found")
+
+    with pytest.raises(IndexStoreError, match="collection not found"):
+        RetryPolicy().run(broken, time.monotonic() + 60, sleep=slept.append)
+    assert len(calls) == 1 and slept == []
+
+
+def test_milvus_2_3_server_is_detected_without_bm25(milvus_server: str) -> None:
+    from indexes.milvus.connection import Dialect, connect
+
+    connection = connect(milvus_server, timeout=30)
+    try:
+        assert connection.dialect is Dialect.SERVER
+        assert connection.version.text.startswith("v2.3.")
+        assert connection.version.number == (2, 3)
+        assert not connection.supports_bm25
+        reason = connection.version.lexical_unavailable()
+        assert reason is not None
+        assert "2.5" in reason and "falls back to dense only" in reason and connection.version.text in reason
+    finally:
+        connection.close()
+
+
+def test_server_round_trip_reads_its_own_writes(milvus_server: str) -> None:
+    from indexes.milvus.connection import connect
+
+    connection = connect(milvus_server, timeout=30)
+    name = f"connection_smoke_{time.monotonic_ns()}"
+    try:
+        connection.call("create_collection", name, dimension=4, consistency_level="Strong")
+        rows = [{"id": i, "vector": [float(i), 1.0, 0.0, 0.5], "tag": f"t{i % 2}"} for i in range(1, 7)]
+        assert connection.call("upsert", name, rows)["upsert_count"] == 6
+        connection.call("upsert", name, [{"id": 3, "vector": [3.0, 1.0, 0.0, 0.5], "tag": "changed"}])
+        got = connection.call("query", name, filter="id > 0", output_fields=["id", "tag"], consistency_level="Strong")
+        assert sorted((row["id"], row["tag"]) for row in got) == [
+            (1, "t1"),
+            (2, "t0"),
+            (3, "changed"),
+            (4, "t0"),
+            (5, "t1"),
+            (6, "t0"),
+        ]
+        connection.call("delete", name, filter='tag == "t0"', retry=False)
+        left = connection.call("query", name, filter="id > 0", output_fields=["id"], consistency_level="Strong")
+        assert sorted(row["id"] for row in left) == [1, 3, 5]
+    finally:
+        connection.call("drop_collection", name)
+        connection.close()
+
+
+def test_an_error_from_the_server_names_the_uri(milvus_server: str) -> None:
+    from indexes.milvus.connection import connect
+
+    connection = connect(milvus_server, timeout=30)
+    try:
+        with pytest.raises(IndexStoreError) as raised:
+            connection.call("query", "no_such_collection", filter="id > 0")
+        assert not isinstance(raised.value, StoreUnavailable)
+        assert str(raised.value).startswith(f"Milvus at {milvus_server}: ")
+        assert "no_such_collection" in str(raised.value)
+    finally:
+        connection.close()
