@@ -24,6 +24,7 @@ from .segments import SegmentSet
 from .vectors import STORAGES
 
 if TYPE_CHECKING:
+    from .batches import BatchLedger
     from .merge import MergeResult
     from .writer import IndexWriter
 
@@ -114,6 +115,12 @@ class Index:
         from .writer import IndexWriter  # the writer needs the index's parts: imported at use
 
         return IndexWriter(self, wait=wait)
+
+    def ledger(self) -> BatchLedger:
+        """The Batch API jobs recorded in this index, and the vectors they delivered."""
+        from .batches import BatchLedger
+
+        return BatchLedger(self)
 
     def maintain(self, *, wait: float = 300.0) -> list[MergeResult]:
         """The merges the segment policy asks for now (what `serve` runs in the background)."""

@@ -311,6 +311,11 @@ class IndexWriter:
         except IndexBusy:
             pass
 
+    def finish(self) -> None:
+        """An ingest with nothing to publish: leave the index in its current shape (an index from before
+        segments gets its vectors as the first segment)."""
+        self.ensure_vectors_file()
+
     def ensure_vectors_file(self) -> None:
         """Bring an index from before segments up to date: its vectors become the first segment."""
         catalog = self._catalog

@@ -269,7 +269,7 @@ def ingest_in_batches(
 ) -> IngestSummary:
     """Collect, submit and wait for batches, then ingest with their vectors (the summary says how many)."""
     bars: ProgressFor = progress_for or (lambda _: nullcontext(None))
-    ledger = BatchLedger(index)
+    ledger = index.ledger()
     with ledger.locked():
         run = BatchRun(ledger, api, embedder, options, say=say)
         if run.report.resumed:
@@ -301,9 +301,7 @@ def estimate_batches(
     max_inputs: int = MAX_BATCH_INPUTS,
 ) -> IngestSummary:
     """A dry run that also counts the batches, requests and tokens `ingest --batch` would submit."""
-    run = BatchRun(
-        BatchLedger(index) if index is not None else None, None, embedder, BatchOptions(max_inputs=max_inputs)
-    )
+    run = BatchRun(index.ledger() if index is not None else None, None, embedder, BatchOptions(max_inputs=max_inputs))
     summary = run.submit_all(index, source, chunking=chunking)
     report = run.report
     summary.batch = {**report.as_dict(), "cost_usd": estimated_costs(embedder.model, report)}

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from indexes import BatchLedger, ChunkRecord, DocumentRecord, IndexWriter, KnownDocument, StagedDocument
+from indexes import ChunkRecord, DocumentRecord, IndexWriter, KnownDocument, StagedDocument
 
 from .chunking import embedding_input, iter_chunks
 from .embeddings import Embedder, batched
@@ -279,8 +279,8 @@ class IngestRun:
         if self.keep_staged or removed:
             self.writer.publish(removed)
         else:
-            self.writer.ensure_vectors_file()
-        BatchLedger(self.writer.index).tidy()  # batch vectors published now (a read when none wait)
+            self.writer.finish()
+        self.writer.index.ledger().tidy()  # batch vectors published now (a read when none wait)
 
 
 def hash_bytes(data: bytes, extra: str = "") -> str:
