@@ -29,7 +29,8 @@ from tests.support.milvus import require_pymilvus
 
 VERSION = "2.3.5"
 SECTIONS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
-START_TIMEOUT = 120.0  # seconds; 3-5 s usually, ~15 s when the binaries are first unpacked
+START_TIMEOUT = 60.0  # seconds to become healthy once unpacked: 3-5 s usually, 10-20 s on a busy machine
+PORT_STEP = 1000  # a retried start looks for free ports this far above the last try
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL (a server with loaded collections may ignore SIGTERM)
 
 
@@ -65,15 +66,18 @@ def unpack_binaries(base: Path) -> Path:
     return base / "bin"
 
 
+class StartFailed(RuntimeError):
+    """The server died or never became healthy while starting: often a port taken between its probe and its
+    bind, or taken on another address (tried again on other ports)."""
+
+
 def wait_healthy(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     """Until the server's /healthz says OK; a server that exits or takes over START_TIMEOUT seconds fails."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(
-                f"the Milvus {VERSION} test server exited ({process.returncode}) while starting:\n{tail}"
-            )
+            raise StartFailed(f"the Milvus {VERSION} test server exited ({process.returncode}) while starting:\n{tail}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
                 if b"OK" in response.read():
@@ -82,9 +86,7 @@ def wait_healthy(process: subprocess.Popen[bytes], port: int, log: Path) -> None
         except OSError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(
-        f"the Milvus {VERSION} test server did not start within {START_TIMEOUT:g} s (logs: {log.parent})"
-    )
+    raise StartFailed(f"the Milvus {VERSION} test server did not start within {START_TIMEOUT:g} s (logs: {log.parent})")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -99,10 +101,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def shift_ports(server: Any, offset: int) -> None:
+    """Start every port search `offset` above the defaults: the defaults' ports may be taken on another address,
+    which the probe on 127.0.0.1 does not see but the server's bind on every interface does."""
+    if offset:
+        for key, item in server.config.configurable_items.items():
+            if key.endswith("_port") and item[1] is not None:
+                item[1] = int(item[1]) + offset
+        server.webservice_port += offset
+
+
 class MilvusTestServer:
     """One running server: `uri` for pymilvus, `close()` to stop it and remove its data."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, port_offset: int = 0) -> None:
         from milvus import MilvusServer, MilvusServerConfig
 
         with start_lock(base):
@@ -115,6 +127,7 @@ class MilvusTestServer:
             self.server.set_base_dir(str(self.run_dir))
             for section in SECTIONS:
                 self.server.config.set(f"{section}.ip", "127.0.0.1")
+            shift_ports(self.server, port_offset)
             atexit.register(self.close)
             try:
                 with warnings.catch_warnings():
@@ -139,11 +152,22 @@ class MilvusTestServer:
         atexit.unregister(self.close)
 
 
+def start_server(base: Path, tries: int = 3) -> MilvusTestServer:
+    """A running server, started again on fresh ports if one dies while starting."""
+    for attempt in range(1, tries + 1):
+        try:
+            return MilvusTestServer(base, port_offset=PORT_STEP * (attempt - 1))
+        except StartFailed:
+            if attempt == tries:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session")
 def milvus_server() -> Iterator[str]:
     """The URI of a Milvus 2.3.5 server on 127.0.0.1, shared by the session's tests."""
     require_pymilvus()
-    server = MilvusTestServer(cache_dir())
+    server = start_server(cache_dir())
     try:
         yield server.uri
     finally:
