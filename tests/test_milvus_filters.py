@@ -29,6 +29,7 @@ from search import parse_filters
 from tests.support.filters import random_document, random_filter
 from tests.support.milvus import require_pymilvus
 
+TRUE, FALSE = 'path >= ""', 'path < ""'  # constants: every filtered collection has a path
 T, N, B = 'attr_text["{}"]', 'attr_number["{}"]', 'attr_bool["{}"]'
 
 
@@ -52,9 +53,9 @@ TABLE: list[tuple[Filter, tuple[Any, ...], str]] = [
     (Comparison("team", "in", ("a", "b")), (SERVER,), f'((exists {TEAM}) and {TEAM} in ["a", "b"])'),
     (Comparison("team", "in", ("a", "b")), (LITE,), f'((exists {TEAM}) and ({TEAM} == "a" or {TEAM} == "b"))'),
     (
-        Comparison("year", "in", (2021, "2021", 2022.5, True)),
+        Comparison("year", "in", (2021, "2021", 2022, True)),
         (SERVER,),
-        f"({_eq(YEAR_T, chr(34) + '2021' + chr(34))} or ((exists {YEAR_N}) and {YEAR_N} in [2021, 2022.5])"
+        f"({_eq(YEAR_T, chr(34) + '2021' + chr(34))} or ((exists {YEAR_N}) and {YEAR_N} in [2021, 2022])"
         f" or {_eq(B.format('year'), 'true')})",
     ),
     (
@@ -65,15 +66,30 @@ TABLE: list[tuple[Filter, tuple[Any, ...], str]] = [
     ),
     (Comparison("path", "eq", "a.md"), BOTH, '(path == "a.md")'),
     (Comparison("type", "in", ("pdf", "text")), BOTH, '(type in ["pdf", "text"])'),
-    (Comparison("size", "in", (10, 60.0)), BOTH, "(size in [10, 60.0])"),
+    (Comparison("size", "in", (10, 60.0, 2.5)), BOTH, "(size in [10, 60])"),  # INT64: no float literals on 2.3.5
+    (Comparison("size", "eq", 2.5), BOTH, FALSE),
     (Comparison("size", "gt", 99), BOTH, "(size > 99)"),
+    (Comparison("size", "gt", 2.5), BOTH, "(size > 2)"),
+    (Comparison("size", "gte", 2.5), BOTH, "(size >= 3)"),
+    (Comparison("pages", "lte", -0.5), BOTH, "(pages >= 0 and pages <= -1)"),
+    (Comparison("size", "lt", 1e20), BOTH, "(size < 9223372036854775807)"),
+    (
+        Comparison("score", "in", (0.5, 1.5)),
+        (SERVER,),
+        f"((exists {N.format('score')}) and {N.format('score')} in [0.5, 1.5])",
+    ),
+    (
+        Comparison("score", "in", (0.5, 1)),
+        (SERVER,),
+        f"((exists {N.format('score')}) and ({N.format('score')} == 0.5 or {N.format('score')} == 1))",
+    ),
     (Comparison("modified", "lte", 1704067200.5), BOTH, "(mtime <= 1704067200.5)"),
     (Comparison("pages", "lt", 3), BOTH, "(pages >= 0 and pages < 3)"),
     (Comparison("pages", "nin", (1, 2)), BOTH, "not (pages >= 0 and pages in [1, 2])"),
-    (Comparison("size", "eq", "ten"), BOTH, "false"),  # a number column never holds a string
-    (Comparison("path", "gt", 3), BOTH, "false"),
+    (Comparison("size", "eq", "ten"), BOTH, FALSE),  # a number column never holds a string
+    (Comparison("path", "gt", 3), BOTH, FALSE),
     (Comparison("path", "prefix", "docs/"), BOTH, '(path >= "docs/" and path < "docs0")'),
-    (Comparison("path", "prefix", ""), BOTH, "true"),
+    (Comparison("path", "prefix", ""), BOTH, TRUE),
     (
         Comparison("tags", "prefix", "gr"),
         BOTH,
@@ -83,7 +99,7 @@ TABLE: list[tuple[Filter, tuple[Any, ...], str]] = [
     (Comparison("title", "prefix", "a\U0010ffff"), BOTH, '(title >= "a\U0010ffff" and title < "b")'),
     (Comparison("title", "prefix", "\U0010ffff"), BOTH, '(title >= "\U0010ffff")'),
     (Comparison("path", "glob", "docs/*.md"), BOTH, "(document_id in [2, 3, 7])"),
-    (Comparison("path", "glob", "none/*"), BOTH, "false"),
+    (Comparison("path", "glob", "none/*"), BOTH, FALSE),
     (
         Compound(
             "or",
@@ -95,10 +111,10 @@ TABLE: list[tuple[Filter, tuple[Any, ...], str]] = [
         BOTH,
         f"({_eq(TEAM, chr(34) + 'a' + chr(34))} or ((size > 3) and {_eq(B.format('public'), 'false')}))",
     ),
-    (Compound("and", (Comparison("size", "eq", "x"), Comparison("team", "eq", "a"))), BOTH, "false"),
-    (Compound("or", (Comparison("path", "prefix", ""), Comparison("team", "eq", "a"))), BOTH, "true"),
+    (Compound("and", (Comparison("size", "eq", "x"), Comparison("team", "eq", "a"))), BOTH, FALSE),
+    (Compound("or", (Comparison("path", "prefix", ""), Comparison("team", "eq", "a"))), BOTH, TRUE),
     (Compound("and", (Comparison("path", "prefix", ""), Comparison("size", "gt", 3))), BOTH, "(size > 3)"),
-    (Compound("or", (Comparison("size", "ne", "x"),)), BOTH, "true"),
+    (Compound("or", (Comparison("size", "ne", "x"),)), BOTH, TRUE),
 ]
 
 

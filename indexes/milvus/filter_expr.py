@@ -6,12 +6,14 @@ the nullable `pages` column (-1 = none) with `pages >= 0`, so `not` is the exact
 three typed JSON columns (`split_attributes`), so a string, a number and a boolean never
 compare equal on either engine. Prefixes are string ranges (`like` escapes differ between
 engines); glob leaves become `document_id in [...]` from a caller's resolver (the store
-knows how to list documents). Constant parts are folded away, so `true`/`false` appear
-only when the whole filter is constant (measured on Lite 3.2.2).
+knows how to list documents). Constant parts are folded away; a filter that is constant as a
+whole becomes `path >= ""` (true) or `path < ""` (false): Milvus 2.3.5 rejects a bare `true`
+("predicate is not a boolean expression"), which Lite accepts.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
 from enum import Enum
@@ -21,9 +23,11 @@ from ..errors import IndexStoreError
 from ..filters import BUILTIN_KINDS, RANGES, Comparison, Compound, Filter, Scalar, kind_of
 
 MAX_IDS = 10_000  # document ids a glob may expand to (an `in` list that long runs ~0.1-0.3 s)
-TRUE, FALSE = "true", "false"
+# Constants as comparisons on `path`, which every filtered collection has: 2.3.5 rejects a bare `true`.
+TRUE, FALSE = 'path >= ""', 'path < ""'
 
 # The collection field behind each built-in key.
+INTEGER_COLUMNS = ("size", "pages")  # INT64: Milvus 2.3.5 refuses float literals on them
 COLUMNS = {"path": "path", "type": "type", "title": "title", "size": "size", "pages": "pages", "modified": "mtime"}
 ATTRIBUTE_COLUMNS = {"string": "attr_text", "number": "attr_number", "boolean": "attr_bool"}
 _OPERATORS = {"eq": "==", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -36,7 +40,7 @@ class Dialect(Enum):
     """Which engine reads the expression: they differ on `in` over JSON keys."""
 
     LITE = "lite"  # Milvus Lite: `in` only on scalar fields, so JSON keys get an `or` chain
-    SERVER = "server"  # a Milvus server: `in` on JSON keys, one list per kind of value
+    SERVER = "server"  # a server: `in` on JSON keys, one list per kind (an `or` chain for ints mixed with floats)
 
 
 LITE, SERVER = Dialect.LITE, Dialect.SERVER
@@ -149,9 +153,21 @@ def _negate(e: str) -> str:
 
 
 def _range(key: str, op: str, value: Scalar | tuple[Scalar, ...]) -> str:
-    if isinstance(value, tuple) or kind_of(value) != "number":
+    if isinstance(value, tuple) or not isinstance(value, int | float) or isinstance(value, bool):
         return FALSE
+    if key in INTEGER_COLUMNS and isinstance(value, float):
+        # 2.3.5 rejects a float literal on an INT64 column; for an integer x, x > 2.5 is x > 2, x >= 2.5 is x >= 3
+        rounded = math.floor(value) if op in ("gt", "lte") else math.ceil(value)
+        value = min(max(rounded, -(2**63)), 2**63 - 1)
     return _atom(key, "number", f"{_OPERATORS[op]} {literal(value)}")
+
+
+def _members(key: str, kind: str, values: tuple[Scalar, ...]) -> list[Scalar]:
+    """The values of `kind` that the key's field may equal, without repeats (integral floats as ints on INT64)."""
+    found = [v for v in values if kind_of(v) == kind]
+    if key in INTEGER_COLUMNS and kind == "number":
+        found = [int(v) for v in found if isinstance(v, int) or float(v).is_integer()]
+    return list(dict.fromkeys(found))
 
 
 def _field(key: str, kind: str) -> str | None:
@@ -176,10 +192,12 @@ def _membership(key: str, values: tuple[Scalar, ...], dialect: Dialect) -> str:
     """Equality with any of `values`, each compared only with values of its own kind."""
     parts = []
     for kind in ("string", "number", "boolean"):
-        members = list(dict.fromkeys(literal(v) for v in values if kind_of(v) == kind))
+        values_of_kind = _members(key, kind, values)
+        members = [literal(v) for v in values_of_kind]
+        same_type = len({type(v) for v in values_of_kind}) == 1  # 2.3.5 rejects [1, 2.5] on JSON
         if len(members) == 1:
             parts.append(_atom(key, kind, f"== {members[0]}"))
-        elif members and (key in COLUMNS or dialect is SERVER):
+        elif members and (key in COLUMNS or (dialect is SERVER and same_type)):
             parts.append(_atom(key, kind, f"in [{', '.join(members)}]"))
         elif members:
             field = _field(key, kind)
