@@ -256,12 +256,25 @@ def _local_catalog(folder: Path, records: dict[int, DocumentRecord]) -> Index:
     return index
 
 
+def _fill(client: Any, rng: np.random.Generator) -> dict[int, DocumentRecord]:
+    records = {i + 1: random_document(rng, i)[0] for i in range(DOCUMENTS)}
+    client.insert("documents", [_row(i, r) for i, r in records.items()])
+    client.release_collection("documents")
+    client.load_collection("documents")  # as after a reopen: Lite searches only a loaded collection
+    return records
+
+
+def test_lite_runs_the_table_with_the_answers_of_filter_matches(lite: Any) -> None:
+    records = _fill(lite, np.random.default_rng(14))
+    for f, dialects, expected in TABLE:
+        if LITE in dialects and not glob_leaves(f):
+            found = {r["document_id"] for r in _query(lite, expected, ["document_id"])}
+            assert found == {i for i, r in records.items() if f.matches(_filterable(r))}, expected
+
+
 def test_lite_agrees_with_filter_matches_and_the_catalog_on_random_filters(lite: Any, tmp_path: Path) -> None:
     rng = np.random.default_rng(14)
-    records = {i + 1: random_document(rng, i)[0] for i in range(DOCUMENTS)}
-    lite.insert("documents", [_row(i, r) for i, r in records.items()])
-    lite.release_collection("documents")
-    lite.load_collection("documents")  # as after a reopen: Lite searches only a loaded collection
+    records = _fill(lite, rng)
     index, resolve, sizes = _local_catalog(tmp_path / "ix", records), _resolver(lite), []
     try:
         with index.read() as reader:
