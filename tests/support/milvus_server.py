@@ -76,7 +76,9 @@ def wait_healthy(process: subprocess.Popen[bytes], port: int, log: Path) -> None
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            text = log.read_text(errors="replace") if log.exists() else ""
+            first = min((i for i in (text.find("panic:"), text.find("fatal error:")) if i >= 0), default=0)
+            tail = text[first : first + 2500]  # where Go's crash report starts, not the goroutine dumps after it
             raise StartFailed(f"the Milvus {VERSION} test server exited ({process.returncode}) while starting:\n{tail}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
