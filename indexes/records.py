@@ -131,6 +131,21 @@ class StoredDocument:
     tokens: int
     ingested_at: float | None
 
+    def as_dict(self) -> dict[str, Any]:
+        """The document as the HTTP API and the MCP tools show it: id, file, attributes, passages."""
+        record = self.record
+        return {
+            "id": self.id,
+            "path": record.path,
+            "title": record.title,
+            "type": record.type,
+            "size": record.size,
+            "modified": record.mtime,
+            "pages": record.pages,
+            "attributes": record.attributes,
+            "chunks": self.chunks,
+        }
+
 
 @dataclass(frozen=True)
 class CatalogCounts:

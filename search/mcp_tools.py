@@ -171,19 +171,7 @@ def _passage(stored: StoredChunk) -> dict[str, Any]:
 
 
 def _document(document: StoredDocument) -> dict[str, Any]:
-    record = document.record
-    return {
-        "id": document.id,
-        "path": record.path,
-        "title": record.title,
-        "type": record.type,
-        "size": record.size,
-        "modified": record.mtime,
-        "pages": record.pages,
-        "attributes": record.attributes,
-        "chunks": document.chunks,
-        "url": _url(record.path),
-    }
+    return {**document.as_dict(), "url": _url(document.record.path)}
 
 
 def _stored_document(index: Index, document_id: int) -> StoredDocument:

@@ -255,22 +255,14 @@ def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
 
 def document_json(document: StoredDocument) -> dict[str, Any]:
     """A document as the API shows it (GET /documents/{id})."""
-    record = document.record
     return {
         "id": document.id,
         "object": "document",
-        "path": record.path,
-        "title": record.title,
-        "type": record.type,
-        "size": record.size,
-        "modified": record.mtime,
-        "pages": record.pages,
-        "attributes": record.attributes,
-        "chunks": document.chunks,
+        **document.as_dict(),
         "tokens": document.tokens,
         "status": "completed",
         "last_error": None,
-        "content_hash": record.content_hash,
+        "content_hash": document.record.content_hash,
         "ingested_at": document.ingested_at,
         "created_at": document.ingested_at or time.time(),
     }
