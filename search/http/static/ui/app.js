@@ -3,18 +3,18 @@
 
 import { getJson, useIndex } from "./api.js";
 import { $, h } from "./dom.js";
-import { mountAsk, showAsk, stopAsk } from "./ask.js";
+import { fillAsk, mountAsk, showAsk, stopAsk } from "./ask.js";
 import { leaveDocument, mountDocument, showDocument } from "./docview.js";
 import { mountDocuments, showDocuments } from "./documents.js";
 import { stopJobs } from "./jobs.js";
 import { mountKeyForm } from "./keyform.js";
-import { clearError, guard, newView, placeMessages, showError, showStatus } from "./messages.js";
-import { mountSearch, showSearch } from "./search.js";
+import { clearError, guard, newView, placeMessages, showError, showStatus, stillShown } from "./messages.js";
+import { fillSearch, mountSearch, showSearch } from "./search.js";
 import { buildUrl, interceptLinks, navigate, readState, render, setRouteHandler } from "./url.js";
 
 const VIEWS = {
-  search: { section: "#view-search", nav: "search", title: "Search", show: showSearch },
-  ask: { section: "#view-ask", nav: "ask", title: "Ask", show: showAsk },
+  search: { section: "#view-search", nav: "search", title: "Search", fill: fillSearch, show: showSearch },
+  ask: { section: "#view-ask", nav: "ask", title: "Ask", fill: fillAsk, show: showAsk },
   documents: { section: "#view-documents", nav: "documents", title: "Documents", show: showDocuments },
   document: { section: "#view-document", nav: "documents", title: "Document", show: showDocument },
 };
@@ -30,6 +30,7 @@ let first = true;
 
 async function route(state) {
   newView();
+  const current = stillShown(); // a newer route (a question asked while this one loads) wins
   leaveViews();
   clearError();
   showStatus("");
@@ -46,9 +47,10 @@ async function route(state) {
   first = false;
   document.title = state.q ? `${state.q} · ${view.title} · semsearch` : `${view.title} · semsearch`;
   $("#index-select").value = shownName(state.index || "default");
-  if (await unknownIndex(state)) return;
+  view.fill?.(state);
+  if ((await unknownIndex(state)) || !current()) return;
   showAccess((await indexes().catch(() => null))?.data, state.index);
-  await view.show(state);
+  if (current()) await view.show(state);
 }
 
 /** A key that may only read the index: the page hides uploads, ingest and deletes (`writable` in GET /indexes). */

@@ -31,10 +31,14 @@ export function stopAsk() {
   running?.abort();
 }
 
-export async function showAsk(state) {
-  const current = stillShown(); // left (or asked again) while the stats load: this question is not asked
+/** Puts the URL's question in the form, at once: a question typed while the page loads is not wiped later. */
+export function fillAsk(state) {
   $("#ask-input").value = state.q;
   $("#ask-mode").value = state.mode;
+}
+
+export async function showAsk(state) {
+  const current = stillShown(); // left (or asked again) while the stats load: this question is not asked
   resetAnswer();
   const empty = await guard(() => showEmptyState($("#view-ask .empty-slot"), current));
   if (!current()) return;

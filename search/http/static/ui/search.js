@@ -47,11 +47,15 @@ function submit() {
 }
 
 /** Renders the view for a URL state: fills the form, shows the filters and runs the search it names. */
-export async function showSearch(state) {
-  const current = stillShown(); // a newer search or view must not be drawn over by this one's late answers
+/** Puts the URL's search in the form, at once: words typed while the page loads are not wiped later. */
+export function fillSearch(state) {
   $("#search-input").value = state.q;
   $("#search-mode").value = state.mode;
   $("#search-path").value = state.path;
+}
+
+export async function showSearch(state) {
+  const current = stillShown(); // a newer search or view must not be drawn over by this one's late answers
   $("#results").replaceChildren();
   await guard(async () => {
     const found = await facets();
