@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -248,3 +249,38 @@ def test_an_error_from_the_server_names_the_uri(milvus_server: str) -> None:
         assert "no_such_collection" in str(raised.value)
     finally:
         connection.close()
+
+
+# A second session holding the test server's lock, as a session with a running server does.
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from tests.support.milvus_server import ServerLock
+lock = ServerLock(Path(sys.argv[1]), say=print)
+print("held", flush=True)
+sys.stdin.readline()
+lock.release()
+time.sleep(60)
+"""
+
+
+def test_a_second_session_waits_for_the_test_servers_lock_saying_who_holds_it(tmp_path: Path) -> None:
+    from tests.support.milvus_server import ServerLock
+
+    command = [sys.executable, "-c", HOLD_LOCK, str(tmp_path)]
+    with subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdin is not None
+            assert holder.stdout.readline().strip() == "held"
+            said: list[str] = []
+            with pytest.raises(TimeoutError, match=f"another session \\(process {holder.pid} .*still runs after 0.5 s"):
+                ServerLock(tmp_path, said.append, wait_limit=0.5)
+            assert len(said) == 1 and f"process {holder.pid}" in said[0] and "waiting for" in said[0]
+            holder.stdin.write("release\n")
+            holder.stdin.flush()
+            lock = ServerLock(tmp_path, said.append, wait_limit=60)  # the holder let go: this session goes on
+            assert (tmp_path / "server.lock").read_text().startswith(f"{os.getpid()} ")
+            lock.release()
+            lock.release()
+        finally:
+            holder.kill()

@@ -1,24 +1,27 @@
 """The embedded Milvus 2.3.5 standalone server (PyPI `milvus`), started once per test session on 127.0.0.1.
 
 Its binaries are unpacked once into ~/.cache/semsearch-tests/milvus-2.3.5/bin (~450 MB, ~10 s the first time);
-each session runs in its own directory there (config, logs, data: a fresh server, removed at teardown), so
-concurrent sessions never share data. The advertised addresses are loopback, but most of the server's ports
-listen on every interface while it runs.
+each session runs in its own directory there (config, logs, data: a fresh server, removed at teardown). One
+server runs per machine at a time: its embedded etcd always binds port 2380, so a second session's server would
+crash; a session holds `server.lock` from start to teardown, and another one waits for it (saying so). The
+advertised addresses are loopback, but most of the server's ports listen on every interface while it runs.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,13 @@ from platformdirs import user_cache_path
 from tests.support.milvus import require_pymilvus
 
 VERSION = "2.3.5"
+TEST_URI_VARIABLE = "SEMSEARCH_MILVUS_TEST_URI"
+# Read at import, before the suite's `clean_environ` fixture removes every SEMSEARCH_* variable.
+EXTERNAL_URI = os.environ.get(TEST_URI_VARIABLE) or None
 SECTIONS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 START_TIMEOUT = 60.0  # seconds to become healthy once unpacked: 3-5 s usually, 10-20 s on a busy machine
 PORT_STEP = 1000  # a retried start looks for free ports this far above the last try
-STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL (a server with loaded collections may ignore SIGTERM)
+LOCK_WAIT = 1800.0  # seconds a session waits for another session's server before giving up
 
 
 def cache_dir() -> Path:
@@ -39,23 +45,83 @@ def cache_dir() -> Path:
     return user_cache_path("semsearch-tests") / f"milvus-{VERSION}"
 
 
-@contextmanager
-def start_lock(base: Path) -> Iterator[None]:
-    """One session at a time unpacks and starts a server: each picks free ports by probing, so two starting
-    together would pick the same ones (the second server then crashes)."""
-    base.mkdir(parents=True, exist_ok=True)
-    with (base / "start.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+class ServerLock:
+    """The machine's one Milvus test server: held by a session from before its start until after its teardown.
+
+    A second session waits for it (`say` tells the user who holds it, once a minute) rather than starting a
+    server whose etcd would find port 2380 taken and crash. A session killed outright releases it with its death.
+    """
+
+    def __init__(self, base: Path, say: Callable[[str], None], wait_limit: float = LOCK_WAIT) -> None:
+        base.mkdir(parents=True, exist_ok=True)
+        self.path = base / "server.lock"
+        self.handle = self.path.open("a+")
+        try:
+            self._acquire(say, wait_limit)
+        except BaseException:
+            self.handle.close()
+            raise
+        self.handle.truncate(0)
+        self.handle.write(f"{os.getpid()} {' '.join(sys.argv)}\n")
+        self.handle.flush()
+
+    def _acquire(self, say: Callable[[str], None], wait_limit: float) -> None:
+        started = said = time.monotonic()
+        if self._try():
+            return
+        say(f"waiting for the Milvus {VERSION} test server of another session to end ({self.holder()}; one at a time)")
+        while not self._try():
+            now = time.monotonic()
+            if now - started > wait_limit:
+                raise TimeoutError(
+                    f"the Milvus {VERSION} test server of another session ({self.holder()}) still runs after "
+                    f"{wait_limit:g} s: let that session finish or stop it, then run the tests again"
+                )
+            if now - said >= 60:
+                say(f"still waiting for the other session's Milvus test server ({now - started:.0f} s)")
+                said = now
+            time.sleep(0.5)
+
+    def _try(self) -> bool:
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        return True
+
+    def holder(self) -> str:
+        """Who holds the lock, as its holder wrote it: `pid command line`."""
+        text = self.path.read_text(errors="replace").strip()
+        return f"process {text}" if text else "a process that has not said who it is yet"
+
+    def release(self) -> None:
+        """Let the next session start its server; safe to call twice."""
+        if not self.handle.closed:
+            self.handle.truncate(0)
+            self.handle.close()  # closing the file releases the flock
 
 
 def remove_stale_runs(base: Path) -> None:
-    """Delete the directories of sessions that ended without teardown (killed): their owner is gone."""
+    """Delete what sessions killed before their teardown left: their run directory, and their server if it still
+    runs (it would hold etcd's port 2380). Called with the server lock held, so no other session's server runs."""
     for run in base.glob("run-*"):
-        try:
-            os.kill(int((run / "owner.pid").read_text()), 0)
-        except (OSError, ValueError):
-            shutil.rmtree(run, ignore_errors=True)
+        if _alive(run / "owner.pid", "python"):
+            continue
+        if (server := _alive(run / "server.pid", "milvus")) is not None:
+            os.kill(server, signal.SIGKILL)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def _alive(pid_file: Path, name: str) -> int | None:
+    """The pid in `pid_file` if that process still runs and its command line names `name` (not a reused pid)."""
+    try:
+        pid = int(pid_file.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if name.encode() in command else None
 
 
 def unpack_binaries(base: Path) -> Path:
@@ -92,15 +158,10 @@ def wait_healthy(process: subprocess.Popen[bytes], port: int, log: Path) -> None
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after STOP_GRACE seconds; safe to call twice."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_GRACE)
-    except subprocess.TimeoutExpired:
+    """SIGKILL: its data is thrown away anyway, and SIGTERM often never stops it (or takes 10 s); safe twice."""
+    if process.poll() is None:
         process.kill()
-        process.wait()
+    process.wait()
 
 
 def shift_ports(server: Any, offset: int) -> None:
@@ -114,12 +175,14 @@ def shift_ports(server: Any, offset: int) -> None:
 
 
 class MilvusTestServer:
-    """One running server: `uri` for pymilvus, `close()` to stop it and remove its data."""
+    """One running server: `uri` for pymilvus, `close()` to stop it, remove its data and let the next one start."""
 
-    def __init__(self, base: Path, port_offset: int = 0) -> None:
+    def __init__(self, base: Path, port_offset: int = 0, say: Callable[[str], None] = print) -> None:
         from milvus import MilvusServer, MilvusServerConfig
 
-        with start_lock(base):
+        self.lock = ServerLock(base, say)
+        atexit.register(self.close)
+        try:
             bin_dir = unpack_binaries(base)
             remove_stale_runs(base)
             self.run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=base))
@@ -130,35 +193,36 @@ class MilvusTestServer:
             for section in SECTIONS:
                 self.server.config.set(f"{section}.ip", "127.0.0.1")
             shift_ports(self.server, port_offset)
-            atexit.register(self.close)
-            try:
-                with warnings.catch_warnings():
-                    # its port probe leaks the socket of a port it could not bind (in use, or in TIME_WAIT)
-                    warnings.simplefilter("ignore", ResourceWarning)
-                    self.server.start()
-                log = self.run_dir / "logs" / "milvus-stderr.log"
-                wait_healthy(self.server.server_proc, self.server.webservice_port, log)
-            except BaseException:
-                self.close()
-                raise
+            with warnings.catch_warnings():
+                # its port probe leaks the socket of a port it could not bind (in use, or in TIME_WAIT)
+                warnings.simplefilter("ignore", ResourceWarning)
+                self.server.start()
+            (self.run_dir / "server.pid").write_text(str(self.server.server_proc.pid))
+            log = self.run_dir / "logs" / "milvus-stderr.log"
+            wait_healthy(self.server.server_proc, self.server.webservice_port, log)
+        except BaseException:
+            self.close()
+            raise
         self.process: subprocess.Popen[bytes] = self.server.server_proc
         self.uri = f"http://127.0.0.1:{self.server.listen_port}"
 
     def close(self) -> None:
-        """Stop the server (terminate, then kill) and delete this session's directory."""
-        process = self.server.server_proc if hasattr(self, "server") else None
-        if process is not None:
-            stop(process)
-            self.server.stop()  # closes its log files; the process is already gone
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        """Kill the server, delete this session's directory and release the lock; safe to call twice."""
+        server = getattr(self, "server", None)
+        if server is not None and server.server_proc is not None:
+            stop(server.server_proc)
+            server.stop()  # closes its log files; the process is already gone
+        if hasattr(self, "run_dir"):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.lock.release()
         atexit.unregister(self.close)
 
 
-def start_server(base: Path, tries: int = 3) -> MilvusTestServer:
+def start_server(base: Path, tries: int = 3, say: Callable[[str], None] = print) -> MilvusTestServer:
     """A running server, started again on fresh ports if one dies while starting."""
     for attempt in range(1, tries + 1):
         try:
-            return MilvusTestServer(base, port_offset=PORT_STEP * (attempt - 1))
+            return MilvusTestServer(base, port_offset=PORT_STEP * (attempt - 1), say=say)
         except StartFailed:
             if attempt == tries:
                 raise
@@ -166,10 +230,19 @@ def start_server(base: Path, tries: int = 3) -> MilvusTestServer:
 
 
 @pytest.fixture(scope="session")
-def milvus_server() -> Iterator[str]:
-    """The URI of a Milvus 2.3.5 server on 127.0.0.1, shared by the session's tests."""
+def milvus_server(pytestconfig: pytest.Config) -> Iterator[str]:
+    """The URI of a Milvus 2.3.5 server on 127.0.0.1 shared by the session's tests (or SEMSEARCH_MILVUS_TEST_URI's)."""
     require_pymilvus()
-    server = start_server(cache_dir())
+    if EXTERNAL_URI is not None:
+        yield EXTERNAL_URI
+        return
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+
+    def say(message: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n[milvus_server] {message}", file=sys.stderr, flush=True)
+
+    server = start_server(cache_dir(), say=say)
     try:
         yield server.uri
     finally:
