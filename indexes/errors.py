@@ -7,6 +7,8 @@ IndexStoreError
  +-- IndexCorrupt         files present but unreadable or inconsistent
  +-- IndexBusy            another process is writing to the index
  +-- StoreUnavailable     the index's store (a Milvus server) refused, is down or did not answer in time
+ +-- FilterTooBroad       a filter a Milvus store cannot express (a glob matching too many documents)
+ +-- LexicalUnavailable   lexical search on a store without BM25 (a Milvus server before 2.5)
 """
 
 from __future__ import annotations
@@ -38,3 +40,11 @@ class IndexBusy(IndexStoreError):
 
 class StoreUnavailable(IndexStoreError):
     """The store holding the index (a Milvus server) cannot be reached or did not answer within the timeout."""
+
+
+class FilterTooBroad(IndexStoreError):
+    """A glob filter matches more documents than a Milvus expression can list."""
+
+
+class LexicalUnavailable(IndexStoreError):
+    """Lexical (BM25) search on a store that has none, such as a Milvus server before 2.5."""

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -284,3 +285,85 @@ def test_a_second_session_waits_for_the_test_servers_lock_saying_who_holds_it(tm
             lock.release()
         finally:
             holder.kill()
+
+
+# --- the edges: each store error as HTTP (the one error shape) and as a CLI exit ---------------
+
+
+def _edge_app(silent: str) -> Any:
+    """An app with the API's error handlers whose routes fail as a Milvus store does."""
+    from fastapi import FastAPI
+
+    from indexes import Comparison
+    from indexes.errors import LexicalUnavailable
+    from indexes.milvus.connection import Dialect, ServerVersion, connect
+    from indexes.milvus.filter_expr import MAX_IDS, expression
+    from search.http.error_shapes import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/down")
+    @app.get("/v1/down")
+    def down() -> None:
+        connect(f"http://127.0.0.1:{closed_port()}", timeout=30)
+
+    @app.get("/silent")
+    def silent_route() -> None:
+        connect(silent, timeout=1.0)
+
+    @app.get("/glob")
+    def glob() -> None:
+        expression(Comparison("path", "glob", "docs/**"), Dialect.SERVER, lambda c: range(MAX_IDS + 1))
+
+    @app.get("/lexical")
+    def lexical() -> None:
+        raise LexicalUnavailable(ServerVersion.parse("v2.3.5-lite", Dialect.SERVER).lexical_unavailable())
+
+    return app
+
+
+def test_store_errors_answer_503_with_retry_after_and_422_saying_what_to_do(silent_server: str) -> None:
+    import httpx
+
+    from search.http.server import ServerThread
+
+    with ServerThread(_edge_app(silent_server)) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        down = http.get("/down")
+        assert down.status_code == 503 and down.headers["retry-after"] == "5"
+        assert down.json()["error"]["type"] == "store_unavailable"
+        assert "refused the connection: is it running?" in down.json()["error"]["message"]
+        openai = http.get("/v1/down")  # OpenAI's shape under /v1/, same status and header
+        assert openai.status_code == 503 and openai.headers["retry-after"] == "5"
+        assert openai.json()["error"]["code"] == "store_unavailable"
+        assert openai.json()["error"]["type"] == "server_error"
+        silent = http.get("/silent")
+        assert silent.status_code == 503 and silent.headers["retry-after"] == "5"
+        assert f"{silent_server} did not answer within 1 s" in silent.json()["error"]["message"]
+        glob = http.get("/glob")
+        assert glob.status_code == 422 and "retry-after" not in glob.headers
+        assert glob.json()["error"]["type"] == "filter_too_broad"
+        assert "narrow it" in glob.json()["error"]["message"]
+        lexical = http.get("/lexical")
+        assert lexical.status_code == 422 and lexical.json()["error"]["type"] == "lexical_unavailable"
+        assert "search in dense or hybrid mode" in lexical.json()["error"]["message"]
+
+
+def test_the_cli_says_a_store_error_in_one_line_and_exits_1(silent_server: str) -> None:
+    import click
+    from click.testing import CliRunner
+
+    from indexes.milvus.connection import connect
+    from search.cli.common import errors
+
+    @click.command()
+    @click.argument("uri")
+    @errors
+    def open_store(uri: str) -> None:
+        connect(uri, timeout=1.0)
+
+    for uri, said in [(f"http://127.0.0.1:{closed_port()}", "refused the connection"), (silent_server, "within 1 s")]:
+        result = CliRunner().invoke(open_store, [uri])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith(f"Error: Milvus at {uri} ") and said in result.stderr
+        assert result.stderr.count("\n") == 1 and not result.stdout

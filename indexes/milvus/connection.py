@@ -27,10 +27,11 @@ _REMOTE = ("http://", "https://", "tcp://", "grpc://", "unix:")
 
 
 class Dialect(enum.Enum):
-    """Which engine answers: Milvus Lite (a Python re-implementation) or a Milvus server; expressions differ."""
+    """Which engine answers: Milvus Lite (a Python re-implementation) or a Milvus server; expressions differ
+    (`filter_expr.expression` takes it), and so do BM25's sign and consistency levels."""
 
-    LITE = "lite"
-    SERVER = "server"
+    LITE = "lite"  # Milvus Lite: `in` only on scalar fields, so JSON keys get an `or` chain
+    SERVER = "server"  # a server: `in` on JSON keys, one list per kind (an `or` chain for ints mixed with floats)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class ServerVersion:
             return None
         return (
             f"Milvus {self.text} has no BM25 full-text search (it needs Milvus 2.5 or later): "
-            "hybrid search falls back to dense only, and lexical search is unavailable"
+            "hybrid search falls back to dense only, and lexical search is unavailable "
+            "(search in dense or hybrid mode, or move the index to Milvus 2.5 or later)"
         )
 
 

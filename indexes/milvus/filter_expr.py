@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
-from enum import Enum
 from typing import Any
 
-from ..errors import IndexStoreError
+from ..errors import FilterTooBroad as FilterTooBroad  # re-exported: raised here
 from ..filters import BUILTIN_KINDS, RANGES, Comparison, Compound, Filter, Scalar, kind_of
+from .connection import Dialect as Dialect  # the one Dialect; re-exported for the expressions' users
 
 MAX_IDS = 10_000  # document ids a glob may expand to (an `in` list that long runs ~0.1-0.3 s)
 # Constants as comparisons on `path`, which every filtered collection has: 2.3.5 rejects a bare `true`.
@@ -36,18 +36,7 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 GlobResolver = Callable[[Comparison], Collection[int]]
 
 
-class Dialect(Enum):
-    """Which engine reads the expression: they differ on `in` over JSON keys."""
-
-    LITE = "lite"  # Milvus Lite: `in` only on scalar fields, so JSON keys get an `or` chain
-    SERVER = "server"  # a server: `in` on JSON keys, one list per kind (an `or` chain for ints mixed with floats)
-
-
 LITE, SERVER = Dialect.LITE, Dialect.SERVER
-
-
-class FilterTooBroad(IndexStoreError):
-    """A glob filter matches more documents than a Milvus expression can list."""
 
 
 def dialect_of(server_version: str) -> Dialect:

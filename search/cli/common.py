@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from indexes import DimensionMismatch, IndexNotFound
+from indexes import DimensionMismatch, IndexNotFound, IndexStoreError
 from ingest import IngestConfigError
 from search.errors import ERROR_FAMILIES, ConfigError, DatasetError, InvalidQuery
 from search.fusion import DEFAULT_FUSION, FUSIONS
@@ -35,6 +35,9 @@ def errors(command: F) -> F:
         except _USAGE_ERRORS as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
+        except IndexStoreError as exc:  # a store down, a filter too broad, no BM25: may quote a server's lines
+            click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
+            sys.exit(1)
         except ERROR_FAMILIES as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)

@@ -2,7 +2,7 @@
 
 Every way a request can fail ends here, so no client ever sees another shape:
 
-    our error families        by class, the most specific entry of `STATUS` winning
+    our error families        by class, the most specific entry of `STATUS` winning (with `RETRY_AFTER`'s header)
     RequestValidationError    422 naming each field (FastAPI's request checks)
     Starlette's HTTPException 400 (a body that does not parse), 404 (no route), 405 (wrong method)
     anything else             `CatchAll`: a logged 500 that keeps the connection open
@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexes import DimensionMismatch, IndexBusy, IndexExists, IndexNotFound, IndexStoreError
+from indexes.errors import FilterTooBroad, LexicalUnavailable, StoreUnavailable
 from ingest import IngestError, UpstreamError, UpstreamUnavailable
 from search.errors import AnswerRefused, ConfigError, InvalidQuery, RequestRejected, SearchError
 
@@ -38,6 +39,9 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (IndexExists, 409, "conflict"),
     (DimensionMismatch, 409, "model_mismatch"),
     (IndexBusy, 409, "index_busy"),
+    (StoreUnavailable, 503, "store_unavailable"),
+    (FilterTooBroad, 422, "filter_too_broad"),
+    (LexicalUnavailable, 422, "lexical_unavailable"),
     (AnswerRefused, 400, "question_refused"),
     (UpstreamError, 502, "upstream_error"),
     (UpstreamUnavailable, 503, "upstream_unavailable"),
@@ -46,6 +50,8 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (IndexStoreError, 500, "internal_error"),
     (IngestError, 500, "internal_error"),
 ]
+# Seconds a client should wait before trying again, sent as `retry-after` with these errors.
+RETRY_AFTER: dict[type[Exception], int] = {StoreUnavailable: 5}
 _HTTP_KINDS = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
 
 
@@ -104,7 +110,9 @@ def install_error_handlers(app: FastAPI, families: Sequence[tuple[type[Exception
     for family, status, kind in [*STATUS, *families]:
 
         async def handler(request: Request, exc: Exception, status: int = status, kind: str = kind) -> JSONResponse:
-            return error_for(request.url.path, status, kind, str(exc), param=getattr(exc, "param", None))
+            wait = next((str(s) for family, s in RETRY_AFTER.items() if isinstance(exc, family)), None)
+            headers = {"retry-after": wait} if wait else None
+            return error_for(request.url.path, status, kind, str(exc), headers, param=getattr(exc, "param", None))
 
         app.add_exception_handler(family, handler)
     app.add_exception_handler(RequestValidationError, _invalid_request)
