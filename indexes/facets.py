@@ -6,6 +6,8 @@ into rows, so the counting happens in SQL and only the most frequent keys and va
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +72,40 @@ def read_facets(catalog: Catalog, limit: int = FACET_LIMIT) -> Facets:
         AttributeFacet(key, values.get(key, [])[:limit], len(values.get(key, [])) > limit) for key in keys[:limit]
     ]
     return Facets(documents, [FacetValue(str(t or ""), n) for t, n in types], attributes, len(keys) > limit)
+
+
+def count_facets(documents: Iterable[tuple[str, Mapping[str, Any]]], limit: int = FACET_LIMIT) -> Facets:
+    """`read_facets` over (type, attributes) pairs counted in Python, in the same order: a store without SQL."""
+    total, types, keys, values = 0, Counter[str](), Counter[str](), Counter[tuple[str, str, Any]]()
+    for kind, pairs in documents:
+        total += 1
+        types[kind or ""] += 1
+        for key, value in pairs.items():
+            if (json_type := _json_type(value)) is not None:
+                keys[key] += 1
+                values[key, json_type, value] += 1
+    ranked_keys = sorted(keys, key=lambda key: (-keys[key], key))
+    per_key: dict[str, list[tuple[int, str, Any]]] = {}
+    for (key, json_type, value), n in values.items():
+        per_key.setdefault(key, []).append((n, json_type, value))
+    attributes = []
+    for key in ranked_keys[:limit]:
+        found = sorted(per_key[key], key=lambda item: (-item[0], item[1], item[2]))
+        facet_values = [FacetValue(_typed(json_type, value), n) for n, json_type, value in found[:limit]]
+        attributes.append(AttributeFacet(key, facet_values, len(found) > limit))
+    ranked_types = [FacetValue(t, n) for t, n in sorted(types.items(), key=lambda item: (-item[1], item[0]))]
+    return Facets(total, ranked_types, attributes, len(ranked_keys) > limit)
+
+
+def _json_type(value: Any) -> str | None:
+    """SQLite's `json_each` type of a value a filter can compare (None for lists, objects and null)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "real"
+    return "text" if isinstance(value, str) else None
 
 
 def _values(catalog: Catalog, keys: list[str], limit: int) -> dict[str, list[FacetValue]]:
