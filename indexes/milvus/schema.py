@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,9 +211,10 @@ def create_collections(conn: Any, names: CollectionNames, dimension: int, *, bm2
     ]
     for name, schema, params in plan:
         if not conn.call("has_collection", name):
-            conn.call(
-                "create_collection", name, schema=schema, index_params=params, consistency_level="Strong", retry=False
-            )
+            conn.call("create_collection", name, schema=schema, consistency_level="Strong", retry=False)
+        if not conn.call("list_indexes", name):  # also when a create was killed between the two
+            # pymilvus polls an index build every 0.5 s: Lite builds an empty collection's at once, so skip it there
+            conn.call("create_index", name, params, sync=server)
 
 
 def missing_collections(conn: Any, names: CollectionNames) -> list[str]:
@@ -232,6 +233,25 @@ def drop_collections(conn: Any, names: CollectionNames) -> None:
     for name in names.all():
         if conn.call("has_collection", name):
             conn.call("drop_collection", name)
+
+
+def scan(conn: Any, collection: str, expr: str, fields: list[str], **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every row of `collection` matching `expr`, in primary-key order (`query_iterator`: no result-size limit)."""
+    from .connection import milvus_errors
+
+    with milvus_errors(conn.uri, conn.timeout, transient=False):
+        pages = conn.client.query_iterator(
+            collection, batch_size=1000, filter=expr, output_fields=fields, timeout=conn.timeout, **kwargs
+        )
+    try:
+        while True:
+            with milvus_errors(conn.uri, conn.timeout, transient=False):
+                page = pages.next()
+            if not page:
+                return
+            yield from page
+    finally:
+        pages.close()
 
 
 def _none(value: int | None) -> int:
