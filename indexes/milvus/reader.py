@@ -51,7 +51,7 @@ class MilvusReader:
         self._names = names
         self._published = published
         self._manifest = manifest
-        self._dialect = filter_expr.Dialect(connection.dialect.value)
+        self._dialect = connection.dialect
         self._visible = published.visible()
         self._consistency = published.consistency()
         self._expressions: dict[Filter | None, str] = {}
@@ -81,8 +81,10 @@ class MilvusReader:
         The words are stemmed here (`indexes.words`, as the local store does) and matched against the pre-stemmed
         `words` field; empty when the store has no BM25 (`lexical_unavailable`)."""
         stems = words.query_words(terms)
+        if not stems or k <= 0 or not self._connection.supports_bm25:
+            return []
         expr = self._where(where)
-        if not stems or k <= 0 or not self._connection.supports_bm25 or expr == filter_expr.FALSE:
+        if expr == filter_expr.FALSE:
             return []
         found = self._search("sparse", " ".join(stems), k, expr, {"metric_type": "BM25"})
         sign = -1.0 if self._connection.dialect is Dialect.LITE else 1.0  # Lite gives BM25 as a negative distance
