@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .catalog import Catalog
 from .errors import IndexBusy
-from .store import Index
+from .store import LocalIndex
 
 UNCLAIMED_VECTORS_DAYS = 7  # batch vectors no ingest published in this long are dropped
 _PART = 500  # hashes per IN (...) query
@@ -41,7 +41,7 @@ class RecordedBatch:
 class BatchLedger:
     """The batches recorded in one index, and the vectors they delivered."""
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: LocalIndex) -> None:
         self.index = index
 
     @property

@@ -12,7 +12,8 @@ from typing import Any
 
 from .errors import DimensionMismatch, IndexCorrupt
 
-FORMAT_VERSION = 2  # 2: vectors in segments (an older semsearch would look for vectors-N.faiss)
+FORMAT_VERSION = 3  # 2: vectors in segments (an older semsearch would look for vectors-N.faiss); 3: a Milvus store
+LOCAL_FORMAT = 2  # what a local index writes: older semsearch versions still open it
 MANIFEST_NAME = "config.json"
 
 
@@ -27,7 +28,10 @@ class Manifest:
     metric: str = "inner_product"
     index_type: str = "auto"  # segments flat when small, HNSW from `vectors.ANN_MIN_VECTORS` vectors on
     vector_storage: str = "f32"  # f32 | f16 | sq8 (`vectors.STORAGES`)
-    format_version: int = FORMAT_VERSION
+    store: str = "local"  # local (FAISS + SQLite in the folder) | milvus
+    milvus_uri: str = ""  # a Milvus Lite file (relative to the folder when inside it) or a server URL; never a token
+    milvus_collection: str = ""  # the prefix of the index's collections
+    format_version: int = LOCAL_FORMAT
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def check_model(self, model: str, dimension: int) -> None:
@@ -58,7 +62,11 @@ def read_manifest(folder: Path) -> Manifest:
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     """Write `config.json` atomically (temp file, fsync, rename)."""
-    write_atomic(folder / MANIFEST_NAME, json.dumps(asdict(manifest), indent=2).encode())
+    fields = asdict(manifest)
+    if manifest.store == "local":  # an older semsearch refuses fields it does not know: a local index has none
+        for name in ("store", "milvus_uri", "milvus_collection"):
+            del fields[name]
+    write_atomic(folder / MANIFEST_NAME, json.dumps(fields, indent=2).encode())
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -22,8 +22,8 @@ import numpy as np
 from . import segments, vectors
 from .reader import catalog_generation
 from .segments import SegmentInfo
-from .store import Index
-from .writer import IndexWriter
+from .store import LocalIndex
+from .writer import LocalWriter
 
 MERGE_FACTOR = 10
 FLOOR_VECTORS = 1_000
@@ -63,7 +63,7 @@ def _tier(live: int) -> int:
     return 0 if live < FLOOR_VECTORS else int(math.log10(live / FLOOR_VECTORS)) + 1
 
 
-def merge_now(index: Index, *, wait: float = 300.0) -> list[MergeResult]:
+def merge_now(index: LocalIndex, *, wait: float = 300.0) -> list[MergeResult]:
     """Run the merges the policy asks for, one after the other."""
     done = []
     while groups := plan(live_segments(index)):
@@ -74,24 +74,24 @@ def merge_now(index: Index, *, wait: float = 300.0) -> list[MergeResult]:
     return done
 
 
-def optimize(index: Index, *, wait: float = 300.0) -> MergeResult | None:
+def optimize(index: LocalIndex, *, wait: float = 300.0) -> MergeResult | None:
     """Merge every segment into one without tombstones, then compact the catalog."""
     infos = live_segments(index)
     result = None
     if len(infos) > 1 or any(info.tombstones for info in infos):
         result = merge(index, infos, wait=wait)
-    with IndexWriter(index, wait=wait) as writer:
+    with LocalWriter(index, wait=wait) as writer:
         writer.vacuum()
     return result
 
 
-def live_segments(index: Index) -> list[SegmentInfo]:
+def live_segments(index: LocalIndex) -> list[SegmentInfo]:
     """The current snapshot's segments."""
     with index.read() as reader:
         return reader.segments()
 
 
-def merge(index: Index, group: Sequence[SegmentInfo], *, wait: float = 300.0) -> MergeResult | None:
+def merge(index: LocalIndex, group: Sequence[SegmentInfo], *, wait: float = 300.0) -> MergeResult | None:
     """Merge `group` into one segment; None if another writer retired one of them first."""
     started = time.perf_counter()
     catalog = index.catalog()
@@ -107,7 +107,7 @@ def merge(index: Index, group: Sequence[SegmentInfo], *, wait: float = 300.0) ->
     prepared = segments.prepare(index.folder, ids[keep], matrix[keep], index.manifest.vector_storage)
     locked = time.perf_counter()
     try:
-        with IndexWriter(index, wait=wait) as writer:
+        with LocalWriter(index, wait=wait) as writer:
             locked = time.perf_counter()
             if not writer.commit_merge(group, prepared, ids[~keep]):
                 return None

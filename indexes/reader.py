@@ -30,7 +30,7 @@ _DOCUMENT_COLUMNS = """d.id, d.path, d.content_hash, d.type, d.title, d.size, d.
 _BATCH = 500  # ids per `IN (...)`: well under SQLite's limit on parameters
 
 
-class Reader:
+class LocalReader:
     """Queries against one snapshot of the index."""
 
     def __init__(
@@ -82,6 +82,10 @@ class Reader:
         With `where`, only chunks whose document matches the filter, inside the search.
         """
         return self._lexical().search(terms, k, where)
+
+    def lexical_unavailable(self) -> str | None:
+        """The local store always has its full-text index."""
+        return None
 
     def lexical_ceiling(self, terms: Sequence[str]) -> float:
         """The most BM25 any passage could score for these words: (k1 + 1) times the sum of their idf.

@@ -18,7 +18,7 @@ from .catalog import BUSY_TIMEOUT, CATALOG_NAME, Catalog, connect
 from .errors import IndexExists, IndexNotFound, IndexStoreError
 from .fulltext import FullText
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
-from .reader import Reader, catalog_generation
+from .reader import LocalReader, catalog_generation
 from .records import IndexStats
 from .segments import SegmentSet
 from .vectors import STORAGES
@@ -26,11 +26,12 @@ from .vectors import STORAGES
 if TYPE_CHECKING:
     from .batches import BatchLedger
     from .merge import MergeResult
-    from .writer import IndexWriter
+    from .writer import LocalWriter
 
 
-class Index:
-    """An opened index folder; safe to share between threads."""
+class LocalIndex:
+    """The local store: an index folder with its SQLite catalog, FAISS segments and full-text index; safe to
+    share between threads."""
 
     def __init__(self, folder: Path, manifest: Manifest, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.folder = folder
@@ -43,7 +44,7 @@ class Index:
         self.fulltext = FullText(folder)  # one per Index: its readers share the searcher of a generation
 
     @classmethod
-    def create(cls, folder: Path, manifest: Manifest) -> Index:
+    def create(cls, folder: Path, manifest: Manifest) -> LocalIndex:
         """Create a new, empty index; the manifest is written last, so it marks a whole index."""
         if (folder / MANIFEST_NAME).exists():
             raise IndexExists(f"an index already exists at {folder}")
@@ -53,7 +54,7 @@ class Index:
         return cls(folder, manifest)
 
     @classmethod
-    def open(cls, folder: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> Index:
+    def open(cls, folder: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> LocalIndex:
         """Open an existing index, or raise `IndexNotFound`."""
         if not (folder / MANIFEST_NAME).exists():
             raise IndexNotFound(f"no index at {folder}: run `semsearch ingest PATH --index {folder}` first")
@@ -85,13 +86,15 @@ class Index:
         return catalog
 
     @contextmanager
-    def read(self) -> Iterator[Reader]:
+    def read(self) -> Iterator[LocalReader]:
         """A consistent snapshot of the index for the duration of the block."""
         catalog = self.catalog()
         with catalog.transaction(write=False):
             current = catalog_generation(catalog)
             # Segments load on the first dense search only: stats and lexical search never wait for them.
-            yield Reader(catalog, lambda: self.segment_set(catalog, current), self.manifest.dimension, self.fulltext)
+            yield LocalReader(
+                catalog, lambda: self.segment_set(catalog, current), self.manifest.dimension, self.fulltext
+            )
 
     def segment_set(self, catalog: Catalog, generation: int) -> SegmentSet:
         """The vectors of the catalog's snapshot (at `generation`), as a set of segments."""
@@ -110,11 +113,11 @@ class Index:
                 self._view = cached
             return cached[1]
 
-    def writer(self, *, wait: float = 0.0) -> IndexWriter:
+    def writer(self, *, wait: float = 0.0) -> LocalWriter:
         """The index's single writer, as a context manager (`wait`: seconds to wait for another one)."""
-        from .writer import IndexWriter  # the writer needs the index's parts: imported at use
+        from .writer import LocalWriter  # the writer needs the index's parts: imported at use
 
-        return IndexWriter(self, wait=wait)
+        return LocalWriter(self, wait=wait)
 
     def ledger(self) -> BatchLedger:
         """The Batch API jobs recorded in this index, and the vectors they delivered."""

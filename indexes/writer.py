@@ -21,28 +21,29 @@ from types import TracebackType
 import numpy as np
 
 from . import batches, fulltext, segments
+from .batches import BatchLedger
 from .errors import IndexBusy
 from .fulltext import FullTextWriter
 from .reader import catalog_generation
 from .records import Chunk, ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument
 from .segments import SegmentInfo
-from .store import Index
+from .store import LocalIndex
 
 _BULK_FREE_PAGES = 10_000  # 40 MB free: below this, incremental_vacuum is quick enough
 _DOC_COLUMNS = "path, content_hash, mtime, size, type, title, pages, attributes, chunks, tokens"
 _CHUNK_COLUMNS = "ordinal, text, heading, page, page_end, char_start, char_end, tokens, text_hash"
 
 
-class IndexWriter:
+class LocalWriter:
     """The single writer of an index (an exclusive lock file keeps others out)."""
 
-    def __init__(self, index: Index, *, wait: float = 0.0) -> None:
+    def __init__(self, index: LocalIndex, *, wait: float = 0.0) -> None:
         self.index = index
         self._catalog = index.catalog()
         self._lock_file: int | None = None
         self._wait = wait  # seconds to wait for another writer (0: IndexBusy at once)
 
-    def __enter__(self) -> IndexWriter:
+    def __enter__(self) -> LocalWriter:
         fd = os.open(self.index.folder / "write.lock", os.O_CREAT | os.O_RDWR, 0o644)
         deadline = time.monotonic() + self._wait
         while True:
@@ -312,9 +313,14 @@ class IndexWriter:
             pass
 
     def finish(self) -> None:
-        """An ingest with nothing to publish: leave the index in its current shape (an index from before
-        segments gets its vectors as the first segment)."""
+        """The end of an ingest: an index from before segments gets its vectors as the first segment, and
+        the Batch API vectors published now are dropped from the ledger (a read when none wait)."""
         self.ensure_vectors_file()
+        self.ledger().tidy()
+
+    def ledger(self) -> BatchLedger:
+        """The Batch API ledger of this index."""
+        return self.index.ledger()
 
     def ensure_vectors_file(self) -> None:
         """Bring an index from before segments up to date: its vectors become the first segment."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from indexes import Index, IndexWriter, Manifest
+from indexes import Index, IndexWriter, LocalIndex, Manifest, MilvusOptions, create_store, open_store, store_exists
+from indexes.manifest import FORMAT_VERSION
 
 from .embeddings import Embedder
 from .errors import IngestConfigError
@@ -59,16 +60,36 @@ def default_batch_size(embedder: Embedder) -> int:
 
 
 def open_index(
-    folder: Path, embedder: Embedder, chunking: ChunkingConfig | None, vector_storage: str | None = None
+    folder: Path,
+    embedder: Embedder,
+    chunking: ChunkingConfig | None,
+    vector_storage: str | None = None,
+    *,
+    store: str | None = None,
+    milvus: MilvusOptions | None = None,
 ) -> tuple[Index, ChunkingConfig]:
-    """Open the index at `folder` for `embedder`, creating it if needed; returns its chunking.
+    """Open the index at `folder` for `embedder`, creating it if needed (in `store`: local or milvus, local by
+    default); returns its chunking. `milvus` says how to reach Milvus for a Milvus index.
 
-    `vector_storage` (f32, f16, sq8) is how new segments keep their vectors; for an existing
+    `vector_storage` (f32, f16, sq8) is how new local segments keep their vectors; for an existing
     index it applies from the next publish on (`semsearch optimize` rewrites the older ones).
     """
-    index, chunking = find_index(folder, embedder, chunking)
+    if vector_storage is not None and store == "milvus":
+        raise IngestConfigError("--vector-storage applies to the local store only: Milvus keeps its own vectors")
+    index, chunking = find_index(folder, embedder, chunking, milvus=milvus)
     if index is not None:
+        if store is not None and store != index.manifest.store:
+            index.close()
+            raise IngestConfigError(
+                f"the index at {folder} is in the {index.manifest.store} store, not {store}: ingest without "
+                f"--store, or copy it with `semsearch migrate --index {folder} --to {store}`"
+            )
         if vector_storage is not None:
+            if not isinstance(index, LocalIndex):
+                index.close()
+                raise IngestConfigError(
+                    "--vector-storage applies to the local store only: Milvus keeps its own vectors"
+                )
             index.set_vector_storage(vector_storage)
         return index, chunking
     manifest = Manifest(
@@ -78,16 +99,18 @@ def open_index(
         embedder=embedder.describe(),
         vector_storage=vector_storage or "f32",
     )
-    return Index.create(folder, manifest), chunking
+    if store == "milvus":
+        manifest = replace(manifest, store="milvus", format_version=FORMAT_VERSION)
+    return create_store(folder, manifest, milvus=milvus), chunking
 
 
 def find_index(
-    folder: Path, embedder: Embedder, chunking: ChunkingConfig | None
+    folder: Path, embedder: Embedder, chunking: ChunkingConfig | None, *, milvus: MilvusOptions | None = None
 ) -> tuple[Index | None, ChunkingConfig]:
     """The index at `folder` checked against `embedder` and `chunking` (None if there is none yet)."""
-    if not Index.exists(folder):
+    if not store_exists(folder):
         return None, chunking or default_chunking(embedder)
-    index = Index.open(folder)
+    index = open_store(folder, milvus=milvus)
     index.manifest.check_model(embedder.name, embedder.dimension)
     stored = chunking_of(index)
     if chunking is not None and chunking != stored:

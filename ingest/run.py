@@ -278,9 +278,7 @@ class IngestRun:
         self.summary.removed = len(removed)
         if self.keep_staged or removed:
             self.writer.publish(removed)
-        else:
-            self.writer.finish()
-        self.writer.index.ledger().tidy()  # batch vectors published now (a read when none wait)
+        self.writer.finish()
 
 
 def hash_bytes(data: bytes, extra: str = "") -> str:

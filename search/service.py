@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from indexes import Facets, Index
+from indexes import Facets, Index, MilvusOptions, open_store
 from ingest import Embedder, OpenAIClient, RateLimiter, RemoteOptions, embedder_for_index
 from ingest.openai_models import DEFAULT_BASE_URL
 from search.answers.abstain import abstention
@@ -54,10 +54,16 @@ class SearchService:
 
     @classmethod
     def open(
-        cls, folder: Path, *, cache_dir: Path, remote: RemoteOptions | None = None, **extras: Any
+        cls,
+        folder: Path,
+        *,
+        cache_dir: Path,
+        remote: RemoteOptions | None = None,
+        milvus: MilvusOptions | None = None,
+        **extras: Any,
     ) -> SearchService:
-        """Open the index at `folder` and the embedder its manifest records."""
-        index = Index.open(folder)
+        """Open the index at `folder` (in whichever store its manifest names) and the embedder it records."""
+        index = open_store(folder, milvus=milvus)
         try:
             manifest = index.manifest
             embedder = embedder_for_index(
@@ -84,12 +90,13 @@ class SearchService:
                 settings.index_dir,
                 cache_dir=settings.cache_dir,
                 remote=settings.remote(),
+                milvus=settings.milvus(),
                 rerank_depth=settings.rerank_depth,
                 limits=settings.query_limits,
                 min_score=settings.min_score,
             )
         else:
-            index = Index.open(settings.index_dir)
+            index = open_store(settings.index_dir, milvus=settings.milvus())
             try:
                 service = cls(
                     index,

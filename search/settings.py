@@ -12,13 +12,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from indexes import MilvusOptions
 from ingest import DEFAULT_EMBEDDING_MODEL, RemoteOptions
 
 from .answers.chat_models import DEFAULT_CHAT_MODEL
@@ -107,6 +108,13 @@ class Settings(BaseSettings):
     merge_interval: float = _env("SEMSEARCH_MERGE_INTERVAL", 30.0, ge=0)
     # Processes `serve` runs searches in (0: in the server process, on its threads); `serve` picks one per core.
     search_workers: int = _env("SEMSEARCH_SEARCH_WORKERS", 0, ge=0, le=64)
+    # Where a new index keeps its passages and vectors: local (FAISS + SQLite in the folder) or milvus. An
+    # existing index stays in the store its manifest names.
+    store: Literal["local", "milvus"] | None = _env("SEMSEARCH_STORE")
+    # Milvus: a Lite file (path ending .db) or a server URL (http(s)://host:19530), its token, a request timeout.
+    milvus_uri: str | None = _env("SEMSEARCH_MILVUS_URI")
+    milvus_token: str | None = _env("SEMSEARCH_MILVUS_TOKEN")
+    milvus_timeout: float = _env("SEMSEARCH_MILVUS_TIMEOUT", 10.0, gt=0)
 
     @classmethod
     def settings_customise_sources(
@@ -159,6 +167,10 @@ class Settings(BaseSettings):
             return Settings(**{**self.model_dump(exclude_unset=True), **given})
         except ValidationError as exc:
             raise ConfigError(_explain(exc, flags=True)) from exc
+
+    def milvus(self) -> MilvusOptions:
+        """How to reach Milvus for a Milvus index (the URI overrides the one its manifest keeps)."""
+        return MilvusOptions(uri=self.milvus_uri or "", token=self.milvus_token, timeout=self.milvus_timeout)
 
     def remote(self, **overrides: object) -> RemoteOptions:
         """How to reach the OpenAI-compatible server: the environment, then flags that were given."""

@@ -20,7 +20,7 @@ import openai
 import pytest
 from fastapi import FastAPI
 
-from indexes import Index
+from indexes import LocalIndex
 from tests.support.openai_sim import create_simulator, reconfigure
 from tests.support.openai_sim_state import SimulatorConfig, SimulatorState
 
@@ -72,7 +72,7 @@ def cli(run, server: ServerThread, monkeypatch: pytest.MonkeyPatch):  # type: ig
 
 def passages(index_dir: Path) -> dict[tuple[str, int], tuple[str, np.ndarray]]:
     """Every passage of an index by (path, ordinal): its text and its stored vector."""
-    index = Index.open(index_dir)
+    index = LocalIndex.open(index_dir)
     try:
         with index.read() as reader:
             chunks = list(reader.all_chunks())
@@ -185,7 +185,7 @@ def test_no_batch_wait_submits_and_exits_and_the_next_run_resumes_without_paying
     assert first.exit_code == 0, first.output
     assert "1 batches still running: run the same command again" in first.stdout
     assert sim.batches_created == 1 and embeddings_calls(sim) == 0
-    assert Index.open(tmp_path / "ix").stats().counts.documents == 0, "nothing is published yet"
+    assert LocalIndex.open(tmp_path / "ix").stats().counts.documents == 0, "nothing is published yet"
     assert _ledger_rows(tmp_path / "ix")[0] == 1, "the batch is recorded in the index"
     second = cli(corpus, tmp_path / "ix", "--batch", *FAST, "--json")
     assert second.exit_code == 0, second.output
@@ -193,7 +193,7 @@ def test_no_batch_wait_submits_and_exits_and_the_next_run_resumes_without_paying
     assert sim.batches_created == 1, "the recorded batch is resumed, not submitted again"
     assert summary["batch"]["resumed"] == 1 and summary["batch"]["submitted"] == 0
     assert summary["embedded"] == 0 and summary["batch"]["from_batch"] == summary["chunks"]
-    assert Index.open(tmp_path / "ix").stats().counts.chunks == summary["chunks"]
+    assert LocalIndex.open(tmp_path / "ix").stats().counts.chunks == summary["chunks"]
 
 
 def test_killed_while_polling_the_next_run_resumes_the_recorded_batch(
@@ -540,7 +540,7 @@ def test_a_plain_ingest_that_publishes_delivered_batch_vectors_drops_them_from_t
         MODEL, cache_dir=model_cache, remote=RemoteOptions(base_url=f"{server.url}/v1", api_key=KEY)
     )
     api = BatchClient.connect(f"{server.url}/v1", KEY, timeout=10, max_retries=2, backoff=0.01)
-    index = Index.open(tmp_path / "ix")
+    index = LocalIndex.open(tmp_path / "ix")
     try:  # collect, as the killed run did
         BatchRun(BatchLedger(index), api, embedder, BatchOptions(poll_interval=0.01)).poll()  # type: ignore[arg-type]
     finally:

@@ -202,11 +202,11 @@ def test_watch_keeps_the_index_in_sync(tmp_path: Path, model_cache: Path) -> Non
 
 
 def _paths(index_dir: Path, cache: Path) -> set[str]:
-    from indexes import Index
+    from indexes import LocalIndex
 
-    if not Index.exists(index_dir):
+    if not LocalIndex.exists(index_dir):
         return set()
-    index = Index.open(index_dir)
+    index = LocalIndex.open(index_dir)
     try:
         with index.read() as reader:
             return {Path(d.record.path).name for d in reader.documents()}

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexes import Chunk, ChunkRecord, DocumentRecord, Index, IndexWriter, Manifest, StoredDocument, vectors
+from indexes import Chunk, ChunkRecord, DocumentRecord, LocalIndex, LocalWriter, Manifest, StoredDocument, vectors
 from indexes.filter_sql import where
 from search import Filter, InvalidFilter, InvalidQuery, SearchService, parse_filters, search
 from search.lexical import query_terms
@@ -21,7 +21,7 @@ from tests.support.filters import random_document, random_filter, random_query
 
 @dataclass
 class Corpus:
-    index: Index
+    index: LocalIndex
     documents: dict[int, dict[str, Any]]  # document id -> what Filter.matches reads
     chunk_document: dict[int, int]
     chunk_ids: np.ndarray
@@ -35,8 +35,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, embedder) -> Corpus:  # typ
     made = [random_document(rng, i) for i in range(300)]
     all_texts = [t for _, texts in made for t in texts]
     embedded = iter(embedder.embed_documents(all_texts))
-    index = Index.create(tmp_path_factory.mktemp("filters") / "ix", Manifest(embedder.name, embedder.dimension))
-    with IndexWriter(index) as writer:
+    index = LocalIndex.create(tmp_path_factory.mktemp("filters") / "ix", Manifest(embedder.name, embedder.dimension))
+    with LocalWriter(index) as writer:
         for record, texts in made:
             chunks = [
                 ChunkRecord(
@@ -51,7 +51,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, embedder) -> Corpus:  # typ
     return _read_back(index)
 
 
-def _read_back(index: Index) -> Corpus:
+def _read_back(index: LocalIndex) -> Corpus:
     with index.read() as reader:
         documents = {d.id: filterable(d) for d in reader.documents()}
         chunk_document = {c.chunk_id: c.document_id for c in reader.all_chunks()}
@@ -234,9 +234,9 @@ def test_a_segment_honours_the_selector(kind: str) -> None:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Index:
+def catalog(tmp_path: Path) -> LocalIndex:
     """An index holding only documents (no passages)."""
-    index = Index.create(tmp_path / "ix", Manifest("test/model", 4))
+    index = LocalIndex.create(tmp_path / "ix", Manifest("test/model", 4))
     rows = [
         ("docs/a.md", "markdown", 10, 1704067200.0, "A", None, {"team": "a", "year": 2021, "public": True}),
         ("docs/x/y/b.txt", "text", 20, 1704067199.5, "", None, {"team": "b", "year": "2021", "public": 1}),
@@ -245,14 +245,14 @@ def catalog(tmp_path: Path) -> Index:
         ("[draft] notes.md", "markdown", 50, 1710000000.0, "D", None, {"a.b c": "odd", "team": "ä"}),
         ("doc/a.md", "markdown", 60, 1720000000.0, "E", None, {}),
     ]
-    with IndexWriter(index) as writer:
+    with LocalWriter(index) as writer:
         for path, kind, size, mtime, title, pages, attributes in rows:
             writer.stage(DocumentRecord(path, "h", kind, title, size, mtime, pages, attributes), [])
         writer.publish()
     return index
 
 
-def _paths(catalog: Index, raw: dict[str, Any]) -> set[str]:
+def _paths(catalog: LocalIndex, raw: dict[str, Any]) -> set[str]:
     f = parse_filters(raw)
     assert f is not None
     with catalog.read() as reader:
@@ -282,7 +282,7 @@ def _paths(catalog: Index, raw: dict[str, Any]) -> set[str]:
         ("docs/", {"docs/a.md", "docs/x/y/b.txt", "docs/.md"}),
     ],
 )
-def test_glob_on_path(catalog: Index, pattern: str, expected: set[str]) -> None:
+def test_glob_on_path(catalog: LocalIndex, pattern: str, expected: set[str]) -> None:
     assert _paths(catalog, {"key": "path", "type": "glob", "value": pattern}) == expected
 
 
@@ -355,7 +355,7 @@ def test_glob_on_path(catalog: Index, pattern: str, expected: set[str]) -> None:
         ),
     ],
 )
-def test_comparison_rules(catalog: Index, raw: dict[str, Any], expected: set[str]) -> None:
+def test_comparison_rules(catalog: LocalIndex, raw: dict[str, Any], expected: set[str]) -> None:
     assert _paths(catalog, raw) == expected
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexes import Chunk, ChunkRecord, DocumentRecord, Index, IndexWriter, Manifest
+from indexes import Chunk, ChunkRecord, DocumentRecord, LocalIndex, LocalWriter, Manifest
 from indexes.catalog import MIGRATIONS
 from indexes.fulltext import FOLDER, FORMAT, MARKER
 from indexes.manifest import write_manifest
@@ -26,15 +26,15 @@ def chunk(ordinal: int, text: str) -> ChunkRecord:
     )
 
 
-def publish(index: Index, path: str, *texts: str) -> None:
-    with IndexWriter(index) as writer:
+def publish(index: LocalIndex, path: str, *texts: str) -> None:
+    with LocalWriter(index) as writer:
         writer.stage(
             DocumentRecord(path, "h" + path, "text", path.strip("/")), [chunk(n, t) for n, t in enumerate(texts)]
         )
         writer.publish()
 
 
-def found(index: Index, *words: str) -> set[str]:
+def found(index: LocalIndex, *words: str) -> set[str]:
     """The passages' texts a lexical search for any of the words finds."""
     with index.read() as reader:
         hits = reader.lexical(list(words), 100)
@@ -42,14 +42,14 @@ def found(index: Index, *words: str) -> set[str]:
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> Index:
-    index = Index.create(tmp_path / "ix", Manifest("test/model", DIM))
+def index(tmp_path: Path) -> LocalIndex:
+    index = LocalIndex.create(tmp_path / "ix", Manifest("test/model", DIM))
     publish(index, "/a.txt", "the red fox jumps", "a quiet river")
     publish(index, "/b.txt", "a red kite over the river")
     return index
 
 
-def test_the_text_is_stored_once_in_the_catalog(index: Index) -> None:
+def test_the_text_is_stored_once_in_the_catalog(index: LocalIndex) -> None:
     with sqlite3.connect(index.folder / "chunks.sqlite") as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "chunks_fts" not in tables and "chunks" in tables
@@ -78,18 +78,18 @@ def test_an_index_from_before_is_upgraded_when_opened(tmp_path: Path) -> None:
             )
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'generation'")
     write_manifest(folder, Manifest("test/model", DIM))
-    index = Index.open(folder)
+    index = LocalIndex.open(folder)
     assert found(index, "river") == {"Rivers and bridges"}
     assert found(index, "cafe") == {"Rivers and bridges", "Nothing else"}, "titles are indexed too"
     with sqlite3.connect(folder / "chunks.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'chunks_fts%'").fetchone()[0] == 0
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     publish(index, "/new.md", "a new river")
-    assert found(Index.open(folder), "river") == {"Rivers and bridges", "a new river"}
+    assert found(LocalIndex.open(folder), "river") == {"Rivers and bridges", "a new river"}
 
 
 @pytest.mark.parametrize("damage", ["missing", "garbage", "behind", "another format"])
-def test_a_missing_damaged_or_stale_fulltext_folder_is_rebuilt_from_the_catalog(index: Index, damage: str) -> None:
+def test_a_missing_damaged_or_stale_fulltext_folder_is_rebuilt_from_the_catalog(index: LocalIndex, damage: str) -> None:
     target = index.folder / FOLDER
     if damage == "missing":
         shutil.rmtree(target)
@@ -100,18 +100,18 @@ def test_a_missing_damaged_or_stale_fulltext_folder_is_rebuilt_from_the_catalog(
         (target / MARKER).write_text("1")  # as if killed between the catalog's commit and the deletes
     else:
         (target / FORMAT).write_text("1")  # built by another version, with another schema
-    assert found(Index.open(index.folder), "river") == {"a quiet river", "a red kite over the river"}
+    assert found(LocalIndex.open(index.folder), "river") == {"a quiet river", "a red kite over the river"}
     assert (target / MARKER).read_text() == "2"
 
 
-def test_hits_a_snapshot_lacks_are_dropped_and_the_next_writer_removes_them(index: Index) -> None:
+def test_hits_a_snapshot_lacks_are_dropped_and_the_next_writer_removes_them(index: LocalIndex) -> None:
     """A publish killed after the full-text index took its passages, before the catalog committed them."""
     with index.read() as reader:
         next_id = max(cid for cid, _ in reader.lexical(["red", "river", "quiet"], 10)) + 1
     with index.fulltext.writer() as text:  # what such a publish leaves: ids the catalog will hand out again
         text.add([(next_id, 999, "Phantom", "", "a phantom river"), (next_id + 1, 999, "Phantom", "", "phantom")])
         text.flush()
-    unrepaired = Index(index.folder, index.manifest)  # opened without the repair `Index.open` does
+    unrepaired = LocalIndex(index.folder, index.manifest)  # opened without the repair `LocalIndex.open` does
     with unrepaired.read() as reader:
         assert reader.lexical(["phantom"], 10) == [], "the engine holds them, the snapshot does not"
     assert found(unrepaired, "river") == {"a quiet river", "a red kite over the river"}
@@ -123,8 +123,8 @@ def test_hits_a_snapshot_lacks_are_dropped_and_the_next_writer_removes_them(inde
     assert found(index, "lake") == {"and a lake"}
 
 
-def test_a_long_running_reader_sees_each_publish_and_never_a_passage_its_snapshot_lacks(index: Index) -> None:
-    reader_index = Index.open(index.folder)  # as `serve` holds it, while ingests run beside it
+def test_a_long_running_reader_sees_each_publish_and_never_a_passage_its_snapshot_lacks(index: LocalIndex) -> None:
+    reader_index = LocalIndex.open(index.folder)  # as `serve` holds it, while ingests run beside it
     assert found(reader_index, "river") == {"a quiet river", "a red kite over the river"}
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -153,7 +153,7 @@ def test_a_long_running_reader_sees_each_publish_and_never_a_passage_its_snapsho
     assert found(reader_index, "red", "river") == {"the red fox jumps", "a quiet river", "a red kite over the river"}
 
 
-def test_a_merge_of_vector_segments_keeps_the_fulltext_index_current(index: Index) -> None:
+def test_a_merge_of_vector_segments_keeps_the_fulltext_index_current(index: LocalIndex) -> None:
     """A merge moves the generation but no passage: the folder follows it, nothing to repair."""
     from indexes.merge import optimize
 
@@ -163,4 +163,4 @@ def test_a_merge_of_vector_segments_keeps_the_fulltext_index_current(index: Inde
     with index.read() as reader:
         after = reader.counts().generation
     assert after > before and (index.folder / FOLDER / MARKER).read_text() == str(after)
-    assert found(Index.open(index.folder), "river") == {"a quiet river", "a red kite over the river"}
+    assert found(LocalIndex.open(index.folder), "river") == {"a quiet river", "a red kite over the river"}

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from indexes import Index
+from indexes import LocalIndex
 from ingest import open_index
 from search import Settings
 from search.http import create_app
@@ -170,7 +170,7 @@ def test_every_hostile_file_is_ingested_or_named_and_a_rerun_is_a_no_op(tmp_path
     first = ingest_process(folder, tmp_path / "ix", model_cache)
 
     skipped = {s["path"]: s["reason"] for s in first["skipped"]}
-    with Index.open(tmp_path / "ix").read() as reader:
+    with LocalIndex.open(tmp_path / "ix").read() as reader:
         stored = {d.record.path: d.record for d in reader.documents()}
     for path, reason in expected.items():
         if reason is None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from indexes import Comparison, Compound, DocumentRecord, Filter, Index, IndexWriter, Manifest, glob_matches
+from indexes import Comparison, Compound, Filter
 from indexes.milvus.filter_expr import (
     LITE,
     MAX_IDS,
@@ -20,14 +20,11 @@ from indexes.milvus.filter_expr import (
     glob_candidates,
     glob_leaves,
     literal,
-    output_field,
     split_attributes,
-    string_value,
     successor,
 )
-from search import parse_filters
-from tests.support.filters import random_document, random_filter
 from tests.support.milvus import require_pymilvus
+from tests.support.milvus_filters import COLLECTION, check_random_filters, create_documents, fill, filterable, found
 
 TRUE, FALSE = 'path >= ""', 'path < ""'  # constants: every filtered collection has a path
 T, N, B = 'attr_text["{}"]', 'attr_number["{}"]', 'attr_bool["{}"]'
@@ -176,117 +173,29 @@ def test_attributes_split_by_kind_and_dialects_by_version() -> None:
 
 # --- Milvus Lite against Filter.matches and the local catalog --------------------------------
 
-DOCUMENTS, FILTERS = 200, 300
-
-
-def _filterable(record: DocumentRecord) -> dict[str, Any]:
-    return {
-        "path": record.path,
-        "type": record.type,
-        "size": record.size,
-        "modified": record.mtime,
-        "title": record.title,
-        "pages": record.pages,
-        "attributes": record.attributes,
-    }
-
-
-def _row(document_id: int, record: DocumentRecord) -> dict[str, Any]:
-    text, number, boolean = split_attributes(record.attributes)
-    return {
-        "document_id": document_id,
-        **{k: getattr(record, k) for k in ("path", "type", "title", "size", "mtime")},
-        "pages": -1 if record.pages is None else record.pages,
-        "attr_text": text,
-        "attr_number": number,
-        "attr_bool": boolean,
-        "v": [1.0, 0.0],
-    }
-
 
 @pytest.fixture
 def lite(tmp_path: Path) -> Iterator[Any]:
     """A Milvus Lite file holding one collection `documents`, with a row per document, loaded."""
     require_pymilvus()
-    from pymilvus import DataType, MilvusClient
+    from pymilvus import MilvusClient
 
     client = MilvusClient(str(tmp_path / "m.db"))
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("document_id", DataType.INT64, is_primary=True)
-    for name in ("path", "type", "title"):
-        schema.add_field(name, DataType.VARCHAR, max_length=4096)
-    schema.add_field("size", DataType.INT64)
-    schema.add_field("pages", DataType.INT64)
-    schema.add_field("mtime", DataType.DOUBLE)
-    for name in ("attr_text", "attr_number", "attr_bool"):
-        schema.add_field(name, DataType.JSON)
-    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
-    params = client.prepare_index_params()
-    params.add_index("v", index_type="FLAT", metric_type="IP")
-    client.create_collection("documents", schema=schema, index_params=params, consistency_level="Strong")
+    create_documents(client)
     try:
         yield client
     finally:
-        client.release_collection("documents")
+        client.release_collection(COLLECTION)
         client.close()
 
 
-def _query(client: Any, expr: str, fields: list[str]) -> list[dict[str, Any]]:
-    return list(client.query("documents", filter=expr, output_fields=fields, limit=16_384))
-
-
-def _resolver(client: Any) -> Any:
-    def resolve(c: Comparison) -> Collection[int]:
-        """The documents a glob matches: candidates by its literal head, then the glob rule in Python."""
-        assert isinstance(c.value, str)
-        rows = _query(client, expression(glob_candidates(c), LITE), ["document_id", output_field(c.key)])
-        return {
-            r["document_id"] for r in rows if (s := string_value(r, c.key)) is not None and glob_matches(c.value, s)
-        }
-
-    return resolve
-
-
-def _local_catalog(folder: Path, records: dict[int, DocumentRecord]) -> Index:
-    index = Index.create(folder, Manifest("test/model", 4))
-    with IndexWriter(index) as writer:
-        for record in records.values():
-            writer.stage(record, [])
-        writer.publish()
-    return index
-
-
-def _fill(client: Any, rng: np.random.Generator) -> dict[int, DocumentRecord]:
-    records = {i + 1: random_document(rng, i)[0] for i in range(DOCUMENTS)}
-    client.insert("documents", [_row(i, r) for i, r in records.items()])
-    client.release_collection("documents")
-    client.load_collection("documents")  # as after a reopen: Lite searches only a loaded collection
-    return records
-
-
 def test_lite_runs_the_table_with_the_answers_of_filter_matches(lite: Any) -> None:
-    records = _fill(lite, np.random.default_rng(14))
+    records = fill(lite, np.random.default_rng(14))
     for f, dialects, expected in TABLE:
         if LITE in dialects and not glob_leaves(f):
-            found = {r["document_id"] for r in _query(lite, expected, ["document_id"])}
-            assert found == {i for i, r in records.items() if f.matches(_filterable(r))}, expected
+            assert found(lite, expected) == {i for i, r in records.items() if f.matches(filterable(r))}, expected
 
 
 def test_lite_agrees_with_filter_matches_and_the_catalog_on_random_filters(lite: Any, tmp_path: Path) -> None:
     rng = np.random.default_rng(14)
-    records = _fill(lite, rng)
-    index, resolve, sizes = _local_catalog(tmp_path / "ix", records), _resolver(lite), []
-    try:
-        with index.read() as reader:
-            for n in range(FILTERS):
-                f = parse_filters(random_filter(rng))
-                assert f is not None
-                expected = {i for i, r in records.items() if f.matches(_filterable(r))}
-                expr = expression(f, LITE, resolve)
-                found = {r["document_id"] for r in _query(lite, expr, ["document_id"])}
-                assert found == expected, f"filter {n}: {f}\n{expr}"
-                assert {d.record.path for d in reader.documents(f)} == {records[i].path for i in expected}
-                sizes.append(len(expected))
-    finally:
-        index.close()
-    assert sum(0 < n < DOCUMENTS for n in sizes) > FILTERS // 2  # the filters are not trivial
+    check_random_filters(lite, LITE, fill(lite, rng), tmp_path / "ix", rng)

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from openai import OpenAI
 
-from indexes import Index
+from indexes import LocalIndex
 from ingest import (
     Folders,
     QuotaExceeded,
@@ -67,7 +67,7 @@ def ingest_folder(index_dir: Path, model: str, remote: RemoteOptions, cache: Pat
 
 def stored_vectors_match_the_simulator(index_dir: Path, dimensions: int) -> int:
     """Every chunk is stored once, with the simulator's vector for its exact embedding input."""
-    index = Index.open(index_dir)
+    index = LocalIndex.open(index_dir)
     with index.read() as reader:
         rows = list(reader.all_chunks())
         vectors = dict(zip([r.chunk_id for r in rows], reader.vectors([r.chunk_id for r in rows])))
@@ -196,7 +196,7 @@ def test_quota_errors_stop_at_once_and_keep_what_was_embedded(model_cache: Path,
             ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, folder)
         state = sim.app.state.sim
         assert state.faults_injected["quota"] == 1 and state.requests == 2, "no retry after insufficient_quota"
-        assert Index.open(tmp_path / "ix").stats().counts.documents == 0, "nothing half-published"
+        assert LocalIndex.open(tmp_path / "ix").stats().counts.documents == 0, "nothing half-published"
         resumed = ingest_folder(tmp_path / "ix", "openai/text-embedding-3-small", remote, model_cache, folder)
     assert resumed.ingested == 10
     assert 0 < resumed.embedded < resumed.chunks, "what the first run embedded was kept"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from indexes import DimensionMismatch, Index, Manifest
+from indexes import DimensionMismatch, LocalIndex, Manifest
 from ingest import ChunkingConfig, Folders, IngestConfigError, WalkOptions, ingest, open_index
 
 from .conftest import DATA
@@ -40,7 +40,7 @@ def test_first_run_ingests_every_document(tmp_path: Path, folder: Path, embedder
     assert summary.seen == summary.ingested == len(files) >= 8
     assert summary.skipped == []
     assert summary.chunks == summary.embedded > summary.ingested
-    stats = Index.open(tmp_path / "ix").stats()
+    stats = LocalIndex.open(tmp_path / "ix").stats()
     assert (stats.counts.documents, stats.counts.chunks) == (len(files), summary.chunks)
     assert stats.manifest.embedding_model == embedder.name
 
@@ -70,7 +70,7 @@ def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(tmp_path: 
     again = ingest_folders(tmp_path / "ix", embedder, folder)
     assert (again.ingested, again.removed) == (1, 1)
     assert 0 < again.embedded < again.chunks, "unchanged passages of the changed file reuse their vectors"
-    index = Index.open(tmp_path / "ix")
+    index = LocalIndex.open(tmp_path / "ix")
     with index.read() as reader:
         paths = {row.path for row in reader.chunks([i for i, _ in reader.lexical(["chess", "coffee"], 100)]).values()}
         assert str(changed) in paths
@@ -84,7 +84,7 @@ def test_other_folders_in_the_same_index_are_left_alone(tmp_path: Path, folder: 
     ingest_folders(tmp_path / "ix", embedder, DATA / "formats" / "guide.md")
     again = ingest_folders(tmp_path / "ix", embedder, folder)
     assert again.removed == 0
-    assert Index.open(tmp_path / "ix").stats().counts.documents == again.seen + 1
+    assert LocalIndex.open(tmp_path / "ix").stats().counts.documents == again.seen + 1
 
 
 def test_bad_files_are_named_with_a_reason_and_do_not_stop_the_run(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -106,7 +106,7 @@ def test_files_over_the_size_limit_are_skipped(tmp_path: Path, folder: Path, emb
 
 def test_pdf_page_numbers_reach_the_catalog(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     ingest_folders(tmp_path / "ix", embedder, DATA / "sample" / "water-cycle.pdf")
-    with Index.open(tmp_path / "ix").read() as reader:
+    with LocalIndex.open(tmp_path / "ix").read() as reader:
         rows = reader.chunks(list(range(1, 50)))
     assert {r.page for r in rows.values()} >= {1, 2, 3}
 
@@ -116,7 +116,7 @@ def test_other_model_or_chunking_on_an_existing_index_is_an_error(tmp_path: Path
     with pytest.raises(IngestConfigError, match="chunked with 256"):
         open_index(tmp_path / "ix", embedder, ChunkingConfig(128, 16))
     other = tmp_path / "other"
-    Index.create(other, Manifest("local/another-model", 384))
+    LocalIndex.create(other, Manifest("local/another-model", 384))
     with pytest.raises(DimensionMismatch, match="another-model"):
         open_index(other, embedder, None)
 
@@ -154,13 +154,13 @@ def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait()
-    index = Index.open(index_dir)
+    index = LocalIndex.open(index_dir)
     assert index.stats().counts.documents == 1, "readers still see the last published state"
     staged = _staged_rows(index_dir)  # whole documents (of whole batches) only
     resumed = ingest_folders(index_dir, embedder, folder)
     assert resumed.ingested == 60
     assert resumed.embedded == resumed.chunks - sum(staged.values()), "what was staged is kept, the rest embedded"
-    assert Index.open(index_dir).stats().counts.documents == 61
+    assert LocalIndex.open(index_dir).stats().counts.documents == 61
 
 
 def _staged(index_dir: Path) -> int:
@@ -173,7 +173,7 @@ def _staged(index_dir: Path) -> int:
 
 def _attributes(index_dir: Path) -> dict[str, dict[str, object]]:
     """Each stored document's attributes, by path."""
-    with Index.open(index_dir).read() as reader:
+    with LocalIndex.open(index_dir).read() as reader:
         return {d.record.path: d.record.attributes for d in reader.documents()}
 
 
@@ -223,12 +223,12 @@ def test_killed_while_writing_vectors_leaves_no_temporary_file_and_the_next_run_
                 break
         else:
             pytest.fail("no run was caught writing its vector file")
-        index = Index.open(index_dir)
+        index = LocalIndex.open(index_dir)
         assert not _temporary_files(index_dir), "opening the index removes the killed writer's temporary file"
         _assert_consistent(index, documents=20)
         (folder / "note-01.txt").write_text("A new version of note one, after the crash.")
         assert _cli(command, env).wait() == 0, "the next ingest runs"
-    index = Index.open(index_dir)
+    index = LocalIndex.open(index_dir)
     _assert_consistent(index, documents=20)
     with index.read() as reader:
         texts = [c.chunk.text for c in reader.all_chunks()]
@@ -262,7 +262,7 @@ def _kill_while_writing_vectors(process: subprocess.Popen[bytes], index_dir: Pat
     return bool(_temporary_files(index_dir))
 
 
-def _assert_consistent(index: Index, documents: int) -> None:
+def _assert_consistent(index: LocalIndex, documents: int) -> None:
     """The catalog holds `documents` whole documents, and the vectors are exactly its passages."""
     import numpy as np
 
@@ -299,12 +299,12 @@ def test_a_failure_mid_ingest_loses_only_the_batch_being_embedded_and_the_next_r
         staged = _staged_rows(index_dir)
         assert sorted(staged) == [str(folder / f"note-{n:02}.txt") for n in range(8)], "two whole batches"
         assert all(chunks == 1 for chunks in staged.values()), "each staged document has its passage"
-        assert Index.open(index_dir).stats().counts.documents == 0, "nothing is published before the run ends"
+        assert LocalIndex.open(index_dir).stats().counts.documents == 0, "nothing is published before the run ends"
         resumed = ingest(index, embedder, Folders([folder]), chunking=chunking, batch_size=4)
         index.close()
         embedder.close()
     assert (resumed.ingested, resumed.chunks, resumed.embedded) == (12, 12, 4), "only the lost batch is embedded"
-    assert Index.open(index_dir).stats().counts.chunks == 12 and _staged_rows(index_dir) == {}
+    assert LocalIndex.open(index_dir).stats().counts.chunks == 12 and _staged_rows(index_dir) == {}
 
 
 def _staged_rows(index_dir: Path) -> dict[str, int]:
@@ -388,7 +388,7 @@ def _assert_lexical_consistent(index_dir: Path) -> None:
     """A lexical search finds exactly the catalog's passages, and the engine holds no other (after a repair)."""
     from indexes.fulltext import chunk_ids
 
-    for index in (Index.open(index_dir), Index.open(index_dir)):  # repaired on open; a second open agrees
+    for index in (LocalIndex.open(index_dir), LocalIndex.open(index_dir)):  # repaired on open; a second open agrees
         with index.read() as reader:
             every = {c.chunk_id for c in reader.all_chunks()}
             assert len(every) >= 30 and {cid for cid, _ in reader.lexical(["zebra"], 100_000)} == every

@@ -14,8 +14,8 @@ from indexes import (
     ChunkRecord,
     Comparison,
     DocumentRecord,
-    Index,
-    IndexWriter,
+    LocalIndex,
+    LocalWriter,
     Manifest,
     StoredDocument,
     all_of,
@@ -39,16 +39,16 @@ RECORDS = [
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> Index:
-    index = Index.create(tmp_path / "ix", Manifest("test/model", DIM))
-    with IndexWriter(index) as writer:
+def index(tmp_path: Path) -> LocalIndex:
+    index = LocalIndex.create(tmp_path / "ix", Manifest("test/model", DIM))
+    with LocalWriter(index) as writer:
         for n, record in enumerate(RECORDS):
             writer.stage(record, [chunk(0, f"{record.title} says hello"), chunk(1, f"passage {n} about rivers")])
         writer.publish()
     return index
 
 
-def test_documents_come_back_as_records_in_id_order(index: Index) -> None:
+def test_documents_come_back_as_records_in_id_order(index: LocalIndex) -> None:
     with index.read() as reader:
         found = reader.documents()
     assert [d.record for d in found] == RECORDS
@@ -57,7 +57,7 @@ def test_documents_come_back_as_records_in_id_order(index: Index) -> None:
     assert all(d.ingested_at is not None for d in found)
 
 
-def test_documents_page_and_filter(index: Index) -> None:
+def test_documents_page_and_filter(index: LocalIndex) -> None:
     with index.read() as reader:
         first, *rest = reader.documents()
         assert [d.record.path for d in reader.documents(after=first.id)] == ["/docs/b.pdf", "/notes/c.txt"]
@@ -66,7 +66,7 @@ def test_documents_page_and_filter(index: Index) -> None:
         assert [d.record.path for d in reader.documents(in_docs)] == ["/docs/b.pdf"]
 
 
-def test_one_document_by_id_or_path(index: Index) -> None:
+def test_one_document_by_id_or_path(index: LocalIndex) -> None:
     with index.read() as reader:
         by_path = reader.document_at("/docs/b.pdf")
         assert by_path is not None and by_path.record == RECORDS[1]
@@ -75,7 +75,7 @@ def test_one_document_by_id_or_path(index: Index) -> None:
         assert reader.document(10_000) is None
 
 
-def test_counts_are_a_record(index: Index) -> None:
+def test_counts_are_a_record(index: LocalIndex) -> None:
     with index.read() as reader:
         counts = reader.counts()
     assert isinstance(counts, CatalogCounts)
@@ -83,14 +83,14 @@ def test_counts_are_a_record(index: Index) -> None:
     assert index.stats().counts.documents == 3
 
 
-def test_allowed_chunks_take_a_filter(index: Index) -> None:
+def test_allowed_chunks_take_a_filter(index: LocalIndex) -> None:
     with index.read() as reader:
         pdf = reader.document_at("/docs/b.pdf")
         allowed = reader.allowed_chunks(Comparison("type", "eq", "pdf"))
         assert pdf is not None and set(reader.documents_of(allowed.tolist()).values()) == {pdf.id}
 
 
-def test_lexical_takes_words_and_quotes_them(index: Index) -> None:
+def test_lexical_takes_words_and_quotes_them(index: LocalIndex) -> None:
     with index.read() as reader:
         found = reader.lexical(["rivers"], 10)
         assert len(found) == 3
@@ -102,8 +102,8 @@ def test_lexical_takes_words_and_quotes_them(index: Index) -> None:
         assert reader.lexical([], 10) == [] and reader.snippets([], [1]) == {}
 
 
-def test_lexical_stems_and_folds_accents(index: Index) -> None:
-    with IndexWriter(index) as writer:
+def test_lexical_stems_and_folds_accents(index: LocalIndex) -> None:
+    with LocalWriter(index) as writer:
         writer.stage(DocumentRecord("/menu.md", "hm", "markdown", "Menu"), [chunk(0, "Crème brûlée at the Café")])
         writer.publish()
     with index.read() as reader:
@@ -117,8 +117,8 @@ def test_lexical_stems_and_folds_accents(index: Index) -> None:
         assert list(marked.values()) == ["Crème brûlée at the <mark>Café</mark>"]
 
 
-def test_lexical_filters_apply_inside_the_search(index: Index) -> None:
-    with IndexWriter(index) as writer:
+def test_lexical_filters_apply_inside_the_search(index: LocalIndex) -> None:
+    with LocalWriter(index) as writer:
         for n in range(40):  # documents of team "z" that outrank every other for the word
             text = "bridge " * 5 + f"number {n}"
             writer.stage(
@@ -145,11 +145,11 @@ def test_lexical_filters_apply_inside_the_search(index: Index) -> None:
         } == {"/docs/a.md"}
 
 
-def test_snippets_cut_long_passages_around_the_words(index: Index) -> None:
+def test_snippets_cut_long_passages_around_the_words(index: LocalIndex) -> None:
     text = (
         " ".join(f"filler{i}" for i in range(80)) + " the lighthouse keeper " + " ".join(f"tail{i}" for i in range(80))
     )
-    with IndexWriter(index) as writer:
+    with LocalWriter(index) as writer:
         writer.stage(DocumentRecord("/long.md", "hl", "markdown", "Long"), [chunk(0, text)])
         writer.publish()
     with index.read() as reader:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from indexes import Index
+from indexes import LocalIndex
 from ingest import Folders, ingest, open_index
 from search import InvalidQuery, SearchService, fuse, rank_documents
 from search.answers.prompts import NOT_COVERED
@@ -15,7 +15,7 @@ from search.lexical import query_terms
 
 @pytest.fixture(scope="module")
 def service(sample_index: Path, embedder) -> SearchService:  # type: ignore[no-untyped-def]
-    return SearchService(Index.open(sample_index), embedder)
+    return SearchService(LocalIndex.open(sample_index), embedder)
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from indexes import Chunk, ChunkRecord, Comparison, DocumentRecord, Index, IndexWriter, Manifest, vectors
+from indexes import Chunk, ChunkRecord, Comparison, DocumentRecord, LocalIndex, LocalWriter, Manifest, vectors
 from indexes.catalog import CATALOG_NAME, MIGRATIONS
 from indexes.merge import MERGE_FACTOR, merge, merge_now, optimize, plan
 from indexes.segments import SEGMENTS_DIR, SegmentInfo, prepare
@@ -37,35 +37,35 @@ def record(ordinal: int, seed: int) -> ChunkRecord:
     return ChunkRecord(Chunk(ordinal, text, 5), hashlib.sha256(text.encode()).hexdigest(), unit(seed).tobytes())
 
 
-def publish(index: Index, documents: dict[str, list[int]], removed: tuple[str, ...] = ()) -> None:
-    with IndexWriter(index) as writer:
+def publish(index: LocalIndex, documents: dict[str, list[int]], removed: tuple[str, ...] = ()) -> None:
+    with LocalWriter(index) as writer:
         for path, seeds in documents.items():
             chunks = [record(i, s) for i, s in enumerate(seeds)]
             writer.stage(DocumentRecord(path, f"h{seeds[0]}", "text", path), chunks)
         writer.publish(removed=removed)
 
 
-def dense(index: Index, seed: int, k: int = 20, **options: object) -> list[int]:
+def dense(index: LocalIndex, seed: int, k: int = 20, **options: object) -> list[int]:
     with index.read() as reader:
         return [chunk_id for chunk_id, _ in reader.dense(unit(seed), k, **options)]  # type: ignore[arg-type]
 
 
-def segment_files(index: Index) -> set[str]:
+def segment_files(index: LocalIndex) -> set[str]:
     return {p.name for p in (index.folder / SEGMENTS_DIR).glob("seg-*.faiss")}
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> Index:
-    return Index.create(tmp_path / "ix", Manifest("test/model", DIM))
+def index(tmp_path: Path) -> LocalIndex:
+    return LocalIndex.create(tmp_path / "ix", Manifest("test/model", DIM))
 
 
-def many_publishes(index: Index, publishes: int = 25) -> None:
+def many_publishes(index: LocalIndex, publishes: int = 25) -> None:
     for p in range(publishes):
         publish(index, {f"d{p}-{d}": [p * 100 + d * 10 + c for c in range(4)] for d in range(3)})
     publish(index, {}, removed=tuple(f"d{p}-0" for p in range(0, publishes, 2)))
 
 
-def test_each_publish_adds_one_segment_and_a_removal_adds_tombstones(index: Index) -> None:
+def test_each_publish_adds_one_segment_and_a_removal_adds_tombstones(index: LocalIndex) -> None:
     publish(index, {"a": [1, 2], "b": [3]})
     publish(index, {"c": [4]})
     assert len(segment_files(index)) == 2
@@ -89,7 +89,7 @@ def test_the_tiered_policy() -> None:
     assert plan([deleted]) == [[deleted]], "a segment mostly deleted is rewritten alone"
 
 
-def test_merges_keep_every_result_and_drop_tombstones(index: Index) -> None:
+def test_merges_keep_every_result_and_drop_tombstones(index: LocalIndex) -> None:
     many_publishes(index)
     before = [dense(index, seed, 30) for seed in (5, 1203, 2011)]
     ids = before[0]
@@ -111,12 +111,12 @@ def test_merges_keep_every_result_and_drop_tombstones(index: Index) -> None:
     assert [dense(index, seed, 30) for seed in (5, 1203, 2011)] == before
 
 
-def test_a_deletion_while_a_merge_builds_is_kept(index: Index) -> None:
+def test_a_deletion_while_a_merge_builds_is_kept(index: LocalIndex) -> None:
     publish(index, {"a": [1, 2]})
     publish(index, {"b": [3, 4]})
     with index.read() as reader:
         group = reader.segments()
-    with IndexWriter(index) as writer:
+    with LocalWriter(index) as writer:
         # The merge reads its inputs, then "b" is deleted before the merge commits.
         ids = np.array([1, 2, 3, 4], dtype=np.int64)
         prepared = prepare(index.folder, ids, np.vstack([unit(s) for s in (1, 2, 3, 4)]), "f32")
@@ -128,7 +128,7 @@ def test_a_deletion_while_a_merge_builds_is_kept(index: Index) -> None:
     assert sorted(dense(index, 3)) == [1, 2]
 
 
-def test_a_merge_whose_inputs_another_merge_took_is_dropped(index: Index) -> None:
+def test_a_merge_whose_inputs_another_merge_took_is_dropped(index: LocalIndex) -> None:
     many_publishes(index, 12)
     with index.read() as reader:
         stale = reader.segments()[:MERGE_FACTOR]
@@ -138,7 +138,7 @@ def test_a_merge_whose_inputs_another_merge_took_is_dropped(index: Index) -> Non
 
 
 def test_large_segments_are_hnsw_with_recall_and_exact_on_demand(tmp_path: Path) -> None:
-    index = Index.create(tmp_path / "big", Manifest("test/model", DIM))
+    index = LocalIndex.create(tmp_path / "big", Manifest("test/model", DIM))
     count = vectors.ANN_MIN_VECTORS
     publish(index, {f"doc{d}": list(range(d * 1000, d * 1000 + 1000)) for d in range(count // 1000)})
     with index.read() as reader:
@@ -167,9 +167,9 @@ def test_large_segments_are_hnsw_with_recall_and_exact_on_demand(tmp_path: Path)
 
 @pytest.mark.parametrize("storage", ["f16", "sq8"])
 def test_compact_vector_storage(tmp_path: Path, storage: str) -> None:
-    index = Index.create(tmp_path / storage, Manifest("test/model", DIM, vector_storage=storage))
+    index = LocalIndex.create(tmp_path / storage, Manifest("test/model", DIM, vector_storage=storage))
     publish(index, {f"doc{d}": list(range(d * 50, d * 50 + 50)) for d in range(20)})
-    exact = Index.create(tmp_path / "f32", Manifest("test/model", DIM))
+    exact = LocalIndex.create(tmp_path / "f32", Manifest("test/model", DIM))
     publish(exact, {f"doc{d}": list(range(d * 50, d * 50 + 50)) for d in range(20)})
     with index.read() as reader:
         assert [s.storage for s in reader.segments()] == [storage]
@@ -197,9 +197,9 @@ def test_an_index_from_before_segments_reads_then_upgrades(tmp_path: Path) -> No
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'generation'")
     conn.close()
     (folder / "vectors-1.faiss").write_bytes(b"the old single vector file")
-    index = Index.open(folder)
+    index = LocalIndex.open(folder)
     assert dense(index, 3, 5)[0] == 3, "an old index answers before any writer upgrades it"
-    with IndexWriter(index):
+    with LocalWriter(index):
         pass
     with index.read() as reader:
         assert [(s.vectors, s.tombstones) for s in reader.segments()] == [(5, 0)]
@@ -210,7 +210,7 @@ def test_an_index_from_before_segments_reads_then_upgrades(tmp_path: Path) -> No
 
 
 def test_kill_9_at_any_point_of_a_merge_leaves_the_index_whole(tmp_path: Path) -> None:
-    index = Index.create(tmp_path / "ix", Manifest("test/model", DIM))
+    index = LocalIndex.create(tmp_path / "ix", Manifest("test/model", DIM))
     for p in range(3):  # three segments of 20,000 vectors: the merge builds an HNSW segment of 60,000
         start = p * 20_000
         publish(index, {f"p{p}d{d}": list(range(start + d * 1000, start + d * 1000 + 1000)) for d in range(20)})
@@ -218,26 +218,26 @@ def test_kill_9_at_any_point_of_a_merge_leaves_the_index_whole(tmp_path: Path) -
     expected = [dense(index, q, 10, exact=True) for q in (11, 30_500, 59_999)]
     chunks = 60_000 - 2000
     script = (
-        "from pathlib import Path; from indexes import Index; from indexes.merge import optimize; "
-        f"optimize(Index.open(Path({str(index.folder)!r})))"
+        "from pathlib import Path; from indexes import LocalIndex; from indexes.merge import optimize; "
+        f"optimize(LocalIndex.open(Path({str(index.folder)!r})))"
     )
     moments = ["temporary file", "renamed file", 0.3, 1.0, 2.5]
     caught: list[str] = []
     for moment in moments:
         process = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent.parent)
         caught.append(_kill_at(process, index.folder, moment))
-        reopened = Index.open(index.folder)
+        reopened = LocalIndex.open(index.folder)
         with reopened.read() as reader:
             assert reader.counts().chunks == chunks
             assert sum(s.vectors - s.tombstones for s in reader.segments()) == chunks
         assert [dense(reopened, q, 10, exact=True) for q in (11, 30_500, 59_999)] == expected
-        with IndexWriter(reopened):  # the next writer tidies: every segment file left is one the catalog names
+        with LocalWriter(reopened):  # the next writer tidies: every segment file left is one the catalog names
             with reopened.read() as reader:
                 named = {s.file for s in reader.segments()}
             assert named <= segment_files(reopened) and not list((reopened.folder / SEGMENTS_DIR).glob(".*.tmp"))
     assert "temporary file" in caught, caught
     assert subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent).returncode == 0
-    with Index.open(index.folder).read() as reader:
+    with LocalIndex.open(index.folder).read() as reader:
         (only,) = reader.segments()
         assert (only.kind, only.vectors, only.tombstones) == ("hnsw", chunks, 0)
 
@@ -275,7 +275,7 @@ def test_serve_merges_in_the_background_and_optimize_merges_all(tmp_path: Path, 
         (folder / f"note{n}.txt").write_text(f"Note number {n} is about topic {n % 3}.")
         result = run("ingest", str(folder), "--index", str(index_dir), "--embedding-model", "hash/bow-384", "--json")
         assert result.exit_code == 0, result.output
-    assert len(Index.open(index_dir).stats().segments) == MERGE_FACTOR + 2
+    assert len(LocalIndex.open(index_dir).stats().segments) == MERGE_FACTOR + 2
     settings = Settings(index_dir=index_dir, merge_interval=0.2)
     with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as client:
         assert client.post("/search", json={"query": "note topic", "k": 3}).status_code == 200  # opens the index

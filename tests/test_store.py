@@ -17,12 +17,12 @@ from indexes import (
     ChunkRecord,
     DimensionMismatch,
     DocumentRecord,
-    Index,
     IndexBusy,
     IndexCorrupt,
     IndexExists,
     IndexNotFound,
-    IndexWriter,
+    LocalIndex,
+    LocalWriter,
     Manifest,
 )
 
@@ -43,24 +43,24 @@ def document(path: str, digest: str = "h", title: str = "") -> DocumentRecord:
 
 
 @pytest.fixture
-def index(tmp_path: Path) -> Index:
-    return Index.create(
+def index(tmp_path: Path) -> LocalIndex:
+    return LocalIndex.create(
         tmp_path / "ix", Manifest("test/model", DIM, chunking={"max_tokens": 256, "overlap_tokens": 32})
     )
 
 
 def test_open_missing_index_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(IndexNotFound, match="semsearch ingest"):
-        Index.open(tmp_path / "nothing")
+        LocalIndex.open(tmp_path / "nothing")
 
 
-def test_create_twice_is_refused(index: Index) -> None:
+def test_create_twice_is_refused(index: LocalIndex) -> None:
     with pytest.raises(IndexExists):
-        Index.create(index.folder, index.manifest)
+        LocalIndex.create(index.folder, index.manifest)
 
 
-def test_model_mismatch_is_an_error(index: Index) -> None:
-    reopened = Index.open(index.folder)
+def test_model_mismatch_is_an_error(index: LocalIndex) -> None:
+    reopened = LocalIndex.open(index.folder)
     reopened.manifest.check_model("test/model", DIM)
     with pytest.raises(DimensionMismatch, match="test/model"):
         reopened.manifest.check_model("other/model", DIM)
@@ -68,8 +68,8 @@ def test_model_mismatch_is_an_error(index: Index) -> None:
         reopened.manifest.check_model("test/model", DIM * 2)
 
 
-def test_publish_makes_documents_searchable(index: Index) -> None:
-    with IndexWriter(index) as writer:
+def test_publish_makes_documents_searchable(index: LocalIndex) -> None:
+    with LocalWriter(index) as writer:
         writer.stage(document("a"), [chunk(0, "alpha beta", 1), chunk(1, "gamma delta", 2)])
         writer.stage(document("b"), [chunk(0, "epsilon zeta", 3)])
         result = writer.publish()
@@ -84,8 +84,8 @@ def test_publish_makes_documents_searchable(index: Index) -> None:
         assert reader.counts().documents == 2
 
 
-def test_replace_and_remove(index: Index) -> None:
-    with IndexWriter(index) as writer:
+def test_replace_and_remove(index: LocalIndex) -> None:
+    with LocalWriter(index) as writer:
         writer.stage(document("a"), [chunk(0, "old text", 1)])
         writer.stage(document("b"), [chunk(0, "bee text", 2)])
         writer.publish()
@@ -102,8 +102,8 @@ def test_replace_and_remove(index: Index) -> None:
     assert len(list((index.folder / "segments").glob("seg-*.faiss"))) == 2, "a publish writes only its new vectors"
 
 
-def test_staged_work_is_invisible_until_published(index: Index) -> None:
-    with IndexWriter(index) as writer:
+def test_staged_work_is_invisible_until_published(index: LocalIndex) -> None:
+    with LocalWriter(index) as writer:
         writer.stage(document("a"), [chunk(0, "staged only", 1)])
         with index.read() as reader:
             assert reader.counts().chunks == 0
@@ -111,44 +111,44 @@ def test_staged_work_is_invisible_until_published(index: Index) -> None:
         assert {p: d.content_hash for p, d in writer.staged_documents().items()} == {"a": "h"}
 
 
-def test_staged_work_survives_a_crash_and_its_vectors_are_reused(index: Index) -> None:
-    writer = IndexWriter(index).__enter__()
+def test_staged_work_survives_a_crash_and_its_vectors_are_reused(index: LocalIndex) -> None:
+    writer = LocalWriter(index).__enter__()
     writer.stage(document("a"), [chunk(0, "survives", 1)])
     # The process "dies" here: no publish, no clean exit; the lock goes with the file descriptor.
     writer.__exit__(None, None, None)
-    reopened = Index.open(index.folder)
-    with IndexWriter(reopened) as writer:
+    reopened = LocalIndex.open(index.folder)
+    with LocalWriter(reopened) as writer:
         assert {p: d.content_hash for p, d in writer.staged_documents().items()} == {"a": "h"}
         digest = hashlib.sha256(b"survives").hexdigest()
         assert writer.stored_vectors([digest]) == {digest: vector(1)}
 
 
-def test_a_second_writer_is_refused(index: Index) -> None:
-    with IndexWriter(index), pytest.raises(IndexBusy):
-        IndexWriter(Index.open(index.folder)).__enter__()
+def test_a_second_writer_is_refused(index: LocalIndex) -> None:
+    with LocalWriter(index), pytest.raises(IndexBusy):
+        LocalWriter(LocalIndex.open(index.folder)).__enter__()
 
 
-def test_a_corrupt_segment_is_a_clear_error_naming_the_file(index: Index) -> None:
-    with IndexWriter(index) as writer:
+def test_a_corrupt_segment_is_a_clear_error_naming_the_file(index: LocalIndex) -> None:
+    with LocalWriter(index) as writer:
         writer.stage(document("a"), [chunk(0, "one", 1), chunk(1, "two", 2)])
         writer.publish()
     (path,) = (index.folder / "segments").glob("seg-*.faiss")
     path.write_bytes(b"not a faiss file")
-    reopened = Index.open(index.folder)
+    reopened = LocalIndex.open(index.folder)
     with reopened.read() as reader, pytest.raises(IndexCorrupt, match=path.name):
         reader.dense(np.frombuffer(vector(1), dtype="<f4"), 5)
     with reopened.read() as reader:
         assert [i for i, _ in reader.lexical(["one"], 5)], "the rest of the index still answers"
 
 
-def test_readers_see_one_generation_while_a_writer_publishes(index: Index) -> None:
+def test_readers_see_one_generation_while_a_writer_publishes(index: LocalIndex) -> None:
     """Every snapshot holds whole documents of a single generation: 0 or 20 chunks, never a mix."""
     seen: set[int] = set()
     errors: list[BaseException] = []
     stop = threading.Event()
 
     def read_loop() -> None:
-        reader_index = Index.open(index.folder)
+        reader_index = LocalIndex.open(index.folder)
         while not stop.is_set():
             try:
                 with reader_index.read() as reader:
@@ -164,7 +164,7 @@ def test_readers_see_one_generation_while_a_writer_publishes(index: Index) -> No
     thread = threading.Thread(target=read_loop)
     thread.start()
     try:
-        with IndexWriter(index) as writer:
+        with LocalWriter(index) as writer:
             for generation in range(1, 6):
                 for d in range(4):
                     writer.stage(
@@ -179,8 +179,8 @@ def test_readers_see_one_generation_while_a_writer_publishes(index: Index) -> No
     assert seen <= {0, 20}
 
 
-def test_remove_leaves_an_unfinished_ingest_staged(index: Index) -> None:
-    with IndexWriter(index) as writer:
+def test_remove_leaves_an_unfinished_ingest_staged(index: LocalIndex) -> None:
+    with LocalWriter(index) as writer:
         writer.stage(document("a"), [chunk(0, "alpha text", 1)])
         writer.publish()
         writer.stage(document("b"), [chunk(0, "beta text", 2)])  # an ingest that has not finished
@@ -198,8 +198,8 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_files_of_dead_writers_go_when_a_writer_starts_and_a_live_one_s_stay(index: Index) -> None:
-    with IndexWriter(index) as writer:
+def test_files_of_dead_writers_go_when_a_writer_starts_and_a_live_one_s_stay(index: LocalIndex) -> None:
+    with LocalWriter(index) as writer:
         writer.stage(document("a"), [chunk(0, "one", 1)])
         writer.publish()
     folder = index.folder / "segments"
@@ -208,18 +208,18 @@ def test_files_of_dead_writers_go_when_a_writer_starts_and_a_live_one_s_stay(ind
     unnamed = folder / f"seg-{os.getpid()}-0c.faiss"  # renamed, then killed before its commit: no row names it
     for path in (dead, in_flight, unnamed):
         path.write_bytes(b"partial")
-    with IndexWriter(Index.open(index.folder)):
+    with LocalWriter(LocalIndex.open(index.folder)):
         assert not dead.exists() and not unnamed.exists()
         assert in_flight.exists(), "a live process's temporary file is left to it"
     with index.read() as reader:
         assert len(reader.dense(np.frombuffer(vector(1), dtype="<f4"), 5)) == 1
 
 
-def test_passages_staged_ahead_of_their_document_are_never_published(index: Index) -> None:
-    with IndexWriter(index) as writer:
+def test_passages_staged_ahead_of_their_document_are_never_published(index: LocalIndex) -> None:
+    with LocalWriter(index) as writer:
         writer.stage(document("a"), [chunk(0, "published", 1)])
         writer.publish()
-    with IndexWriter(index) as writer:  # a large document, interrupted after its first group
+    with LocalWriter(index) as writer:  # a large document, interrupted after its first group
         writer.stage_chunks("a", [chunk(0, "half of a new version", 2)])
         writer.stage(document("b"), [chunk(0, "another", 3)])
         assert set(writer.staged_documents()) == {"b"}
@@ -228,8 +228,8 @@ def test_passages_staged_ahead_of_their_document_are_never_published(index: Inde
         assert sorted(c.chunk.text for c in reader.all_chunks()) == ["another", "published"]
 
 
-def test_a_document_staged_in_groups_is_published_whole(index: Index) -> None:
-    with IndexWriter(index) as writer:
+def test_a_document_staged_in_groups_is_published_whole(index: LocalIndex) -> None:
+    with LocalWriter(index) as writer:
         writer.stage_chunks("a", [chunk(0, "first", 1), chunk(1, "second", 2), chunk(2, "stale third", 3)])
         writer.stage_chunks("a", [chunk(1, "second again", 4)])
         writer.stage_document(document("a"), chunks=2, tokens=3)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from indexes import Index
+from indexes import LocalIndex
 from ingest import open_index
 from search import Settings
 from search.http import create_app
@@ -203,7 +203,7 @@ def test_facets_follow_every_change_of_the_index(client: httpx.Client) -> None:
 
 def test_the_reader_caps_keys_and_values(server: str, documents: dict[str, Any], client: httpx.Client) -> None:
     folder = Path(client.get("/stats").json()["index"])
-    index = Index.open(folder)
+    index = LocalIndex.open(folder)
     try:
         with index.read() as reader:
             facets = reader.facets(limit=2)

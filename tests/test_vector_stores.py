@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 from openai import OpenAI
 
-from indexes import Index, IndexWriter
+from indexes import LocalIndex, LocalWriter
 from search import Settings
 from search.http import create_app
 from search.http.registry import IndexRegistry
@@ -78,9 +78,9 @@ def registry(server: tuple[str, FastAPI]) -> IndexRegistry:
 @contextlib.contextmanager
 def index_busy(folder: Path) -> Iterator[None]:
     """Another writer (as a CLI ingest would be) holds the index's lock meanwhile."""
-    index = Index.open(folder)
+    index = LocalIndex.open(folder)
     try:
-        with IndexWriter(index):
+        with LocalWriter(index):
             yield
     finally:
         index.close()
@@ -105,7 +105,7 @@ def long_text(paragraphs: int = 40) -> bytes:
 
 def stored_passages(folder: Path, path_part: str) -> list[Any]:
     """The passages the catalog holds for the document whose path contains `path_part`."""
-    index = Index.open(folder)
+    index = LocalIndex.open(folder)
     try:
         with index.read() as reader:
             return [c for c in reader.all_chunks() if path_part in c.path]
@@ -452,7 +452,7 @@ def test_a_delete_stopped_after_removing_the_document_can_be_finished(url: str, 
     folder = registry.folder(store.id)
     path = json.loads((folder / "vector_store_files.json").read_text())["files"][done.id]["path"]
     index = registry.service(store.id).index
-    with registry.write_lock(store.id), IndexWriter(index) as writer:  # what a kill -9 mid-delete leaves
+    with registry.write_lock(store.id), LocalWriter(index) as writer:  # what a kill -9 mid-delete leaves
         writer.remove([path])
     assert [f.id for f in api.vector_stores.files.list(store.id)] == []  # a record without its document is hidden
     assert api.vector_stores.files.delete(done.id, vector_store_id=store.id).deleted
@@ -547,7 +547,7 @@ def test_a_cli_index_is_a_vector_store_with_doc_ids(tmp_path: Path, model_cache:
             api.files.retrieve(found.data[0].file_id)  # not a File: it did not come through /v1/files
         with pytest.raises(openai.BadRequestError, match="not deleted over the API"):
             api.vector_stores.delete("default")
-        assert Index.exists(folder)
+        assert LocalIndex.exists(folder)
 
 
 def test_searching_an_index_not_made_over_v1_writes_nothing_into_it(

@@ -301,11 +301,11 @@ def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: 
 
 def _embedder_for(settings: Settings, remote: RemoteOptions) -> Embedder:
     """A new index's embedder is the one asked for; an existing index keeps its own (asking for another is an error)."""
-    from indexes import Index
+    from indexes import store_exists
     from indexes.manifest import read_manifest
     from ingest import IngestConfigError, embedder_for_index, make_embedder
 
-    if not Index.exists(settings.index_dir):
+    if not store_exists(settings.index_dir):
         return make_embedder(settings.embedding_model, cache_dir=settings.cache_dir, remote=remote)
     manifest = read_manifest(settings.index_dir)
     if "embedding_model" in settings.model_fields_set and settings.embedding_model != manifest.embedding_model:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from indexes import Index
+from indexes import open_store
 
 from .common import errors, index_option, json_option, settings_for
 
@@ -33,7 +33,8 @@ def optimize(index_dir: Path | None, wait: float, as_json: bool) -> None:
     \b
     semsearch optimize --index ./my-index
     """
-    index = Index.open(settings_for(index_dir).index_dir)
+    settings = settings_for(index_dir)
+    index = open_store(settings.index_dir, milvus=settings.milvus())
     before = index.stats()
     started = time.perf_counter()
     result = index.optimize(wait=wait)

@@ -144,10 +144,10 @@ def _names(host: str, allowed: tuple[str, ...]) -> tuple[str, ...] | None:
 
 def _ensure_default_index(settings: Settings) -> None:
     """A fresh server gets an empty default index, so documents can be uploaded at once."""
-    from indexes import Index
+    from indexes import store_exists
     from ingest import make_embedder, open_index
 
-    if not Index.exists(settings.index_dir):
+    if not store_exists(settings.index_dir):
         embedder = make_embedder(settings.embedding_model, cache_dir=settings.cache_dir, remote=settings.remote())
         index, _ = open_index(settings.index_dir, embedder, None)
         index.close()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes import Index
+from indexes import LocalIndex
 from indexes.merge import live_segments, merge_now
 from ingest import Block, ChunkingConfig, Documents, LoadedDocument, ingest, open_index
 from ingest.hash_embedder import HashEmbedder
@@ -108,19 +108,21 @@ def _folder(index_dir: Path | None) -> Iterator[Path]:
 
 def _index(
     folder: Path, options: ScaleOptions, texts: list[str], embedder: HashEmbedder, say: Say
-) -> tuple[Index, dict[str, Any]]:
+) -> tuple[LocalIndex, dict[str, Any]]:
     """The index of `texts`: reused if asked and it holds them, else ingested now (timed)."""
-    if Index.exists(folder):
+    if LocalIndex.exists(folder):
         if not options.reuse:
             raise ConfigError(f"{folder} already holds an index; pass --reuse to measure it again, or another --index")
-        index = Index.open(folder)
+        index = LocalIndex.open(folder)
         index.manifest.check_model(embedder.name, embedder.dimension)
         chunks = index.stats().counts.chunks
         if chunks != len(texts):
             index.close()
             raise ConfigError(f"{folder} holds {chunks} chunks, not {len(texts)}; use another --index")
         return index, {"reused": True}
-    index, _ = open_index(folder, embedder, CHUNKING, options.vector_storage)
+    opened, _ = open_index(folder, embedder, CHUNKING, options.vector_storage)
+    assert isinstance(opened, LocalIndex)  # this benchmark measures the local store's segments
+    index = opened
     prefix = f"synthetic-{options.sample_from.name if options.sample_from else 'zipf'}"
     say(f"ingesting {len(texts)} passages")
     cpu, began = time.process_time(), time.perf_counter()
@@ -137,7 +139,7 @@ def _index(
     }
 
 
-def _merge(index: Index) -> dict[str, Any]:
+def _merge(index: LocalIndex) -> dict[str, Any]:
     """The merges the tiered policy asks for after the big publish (a large flat segment becomes HNSW), timed.
 
     Done here, before the server starts, so the searches measure the index as it settles,
@@ -153,7 +155,7 @@ def _merge(index: Index) -> dict[str, Any]:
     }
 
 
-def _disk(index: Index) -> dict[str, Any]:
+def _disk(index: LocalIndex) -> dict[str, Any]:
     """Chunks, vector segments, and bytes on disk in all (every file under the index folder) and per chunk."""
     chunks = index.stats().counts.chunks
     files = {str(p.relative_to(index.folder)): p.stat().st_size for p in index.folder.rglob("*") if p.is_file()}
@@ -188,7 +190,7 @@ def _http(server: ServeProcess, queries: list[str]) -> dict[str, Any]:
 
 
 def _add_one(
-    index: Index, embedder: HashEmbedder, server: ServeProcess, vocabulary: synthetic.Vocabulary
+    index: LocalIndex, embedder: HashEmbedder, server: ServeProcess, vocabulary: synthetic.Vocabulary
 ) -> dict[str, Any]:
     """Ingest one new document of 4 passages into the big index while it is served; then take it out."""
     marker = f"benchscale{time.time_ns()}"  # new on every run, so the ingest has something to publish

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from indexes import Index
+from indexes import LocalIndex
 from indexes.catalog import Catalog, connect
 from indexes.fulltext import FullText
 from search.lexical import STOP_WORDS, query_terms
@@ -292,7 +292,7 @@ def _engine_call_only(engine: Tantivy, queries: list[list[str]]) -> float:
 def scifact_quality(dataset: Path, index_folder: Path, names: list[str]) -> dict[str, float]:
     """Lexical-only SciFact nDCG@10 per engine over the passages of a `semsearch eval` index."""
     beir = load_beir(dataset)
-    index = Index.open(index_folder)
+    index = LocalIndex.open(index_folder)
     with index.read() as reader:
         stored = list(reader.all_chunks())
     paths = {c.chunk_id: c.path for c in stored}

@@ -29,6 +29,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from indexes import LocalIndex
 from indexes.merge import live_segments, merge_now
 from ingest import Documents, ingest, open_index
 from ingest.hash_embedder import HashEmbedder
@@ -120,6 +121,7 @@ def _semsearch(vectors: np.ndarray, texts: list[str], work: Path, stack: ExitSta
     embedder = HashEmbedder()
     index, _ = open_index(work / "semsearch", embedder, CHUNKING)
     stack.callback(index.close)
+    assert isinstance(index, LocalIndex)  # the comparison measures the local store's segments
     began = time.perf_counter()
     ingest(index, embedder, Documents(synthetic.documents(texts, "passages", titled=False)), chunking=CHUNKING)
     merges = merge_now(index)  # as serve would in its background: a large flat segment becomes HNSW

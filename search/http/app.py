@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
-from indexes import Index
+from indexes import store_exists
 from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestSummary, WalkOptions
 from search.errors import ERROR_FAMILIES
 from search.settings import Settings
@@ -52,7 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.jobs = JobManager(registry, on_summary=lambda index, s: _count_ingest(metrics, index, s))
         watchers = [_watcher(registry, settings).start()] if settings.watch_paths else []
         app.state.merger = BackgroundMerger(registry, settings.merge_interval).start()
-        if registry.pool is not None and Index.exists(settings.index_dir):
+        if registry.pool is not None and store_exists(settings.index_dir):
             registry.pool.warm(settings.index_dir)
         async with mcp.lifespan():
             yield

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from indexes import Index, IndexExists, IndexNotFound
+from indexes import IndexExists, IndexNotFound, store_exists
 from indexes.manifest import read_manifest
 from ingest import Embedder, IngestConfigError, embedder_for_index, make_embedder, open_index
 from search.errors import InvalidQuery
@@ -45,7 +45,7 @@ class IndexRegistry:
         for root in dict.fromkeys([self.settings.index_root, self.settings.vector_store_root]):
             if root is not None and root.is_dir():
                 for child in sorted(root.iterdir()):
-                    if Index.exists(child) and _NAME.match(child.name):
+                    if store_exists(child) and _NAME.match(child.name):
                         found.setdefault(child.name, child)
         return found
 
@@ -79,7 +79,7 @@ class IndexRegistry:
 
     def _embedder_for(self, folder: Path) -> Embedder:
         """The embedder an index needs, shared with every other index built the same way (one model in memory)."""
-        manifest = read_manifest(folder) if Index.exists(folder) else None
+        manifest = read_manifest(folder) if store_exists(folder) else None
         if manifest is None:
             raise IndexNotFound(f"no index at {folder}: run `semsearch ingest PATH --index {folder}` first")
         return self.embedder(manifest.embedding_model, manifest.embedder)

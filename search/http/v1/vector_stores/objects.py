@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from indexes import Index, IndexNotFound, StoredDocument
+from indexes import Index, IndexNotFound, StoredDocument, store_exists
 from indexes.manifest import read_manifest
 from ingest import ChunkingConfig, chunking_of
 from search.errors import ERROR_FAMILIES, RequestRejected
@@ -39,7 +39,7 @@ class BadRequest(RequestRejected):
 def store_state(registry: IndexRegistry, name: str) -> tuple[Path, StoreState]:
     """The store's folder and state (IndexNotFound if there is no such index)."""
     folder = registry.folder(name)
-    if not Index.exists(folder):
+    if not store_exists(folder):
         raise IndexNotFound(f"no vector store {name!r}: its index has not been built yet")
     index = registry.service(name).index
     return folder, read_store(folder, default_state(name, index.manifest.created_at))

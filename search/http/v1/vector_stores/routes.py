@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
-from indexes import Index
+from indexes import store_exists
 
 from ...auth import writes
 from ...error_shapes import BadParam
@@ -67,7 +67,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def _unfinished(folder: Path) -> bool:
     """A store's folder with its state but no index: POST /v1/vector_stores stopped between the two."""
     try:
-        return not Index.exists(folder) and read_store(folder, _NONE).created_over_v1
+        return not store_exists(folder) and read_store(folder, _NONE).created_over_v1
     except (OSError, ValueError, TypeError):
         return False
 
@@ -133,7 +133,7 @@ def _add_store_routes(router: APIRouter) -> None:
         registry = registry_of(request)
         stores = []  # ordered by what the folders say; only the stores of the page are opened
         for name, folder in registry.folders().items():
-            usable = request.state.principal.may_use(name) and Index.exists(folder)
+            usable = request.state.principal.may_use(name) and store_exists(folder)
             if usable and (listed := listed_store(name, folder)) is not None:
                 stores.append(listed)
         listing = page(stores, limit=limit, order=order, after=after, before=before)
