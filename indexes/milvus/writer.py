@@ -1,0 +1,450 @@
+"""Writing to a Milvus index: stage documents as they are embedded, then publish them with one commit.
+
+Staged passages (with their vectors) go to `{prefix}_staged` and staged documents to `{prefix}_documents` with
+`born = STAGED`: never visible, and kept by a crash, so the next ingest does not embed them again. A publish
+at generation G = P + 1 writes the new rows with `born = G` (invisible to readers at P), then upserts the
+`published` row: that one call is the commit (meta.py). A publish killed before it leaves rows born after P,
+which the next writer deletes (`repair`); after it, staged rows already published, which it deletes too.
+Every write is an upsert or a delete by key, so a retried call never duplicates a row.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import IndexBusy, IndexStoreError
+from ..records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument
+from .filter_expr import literal, split_attributes
+from .meta import Published, write_published
+from .schema import (
+    DOCUMENT_FIELDS,
+    REVISIONS,
+    STAGED,
+    chunk_row,
+    document_record,
+    document_row,
+    key,
+    passage,
+    revision_of,
+    scan,
+    staged_key,
+    staged_row,
+    vector_bytes,
+)
+
+if TYPE_CHECKING:
+    from ..batches import BatchLedger
+    from .store import MilvusIndex
+
+RETIRED_GRACE = 120.0  # seconds retired rows outlive their retirement (readers of older snapshots use them)
+_ROWS = 500  # rows per upsert call
+_PATHS = 100  # paths (or ids) per `in [...]` expression
+_WRITABLE_SKIP = ("sparse",)
+_PAIR = ["path", "content_hash"]  # a function's output: Milvus computes it from `words`
+
+
+@dataclass(frozen=True)
+class _Old:
+    """A published document a publish retires."""
+
+    document_id: int
+    path: str
+    chunks: int
+    tokens: int
+
+
+class MilvusWriter:
+    """The single writer of a Milvus index (the `IndexWriter` of `indexes.protocols`; `write.lock` in its folder)."""
+
+    def __init__(self, index: MilvusIndex, *, wait: float = 0.0) -> None:
+        self.index = index
+        self._conn = index.connection
+        self._names = index.names
+        self._wait = wait
+        self._lock_file: int | None = None
+        self._published = Published()
+        self._bm25 = False
+        self._fields: dict[str, list[str]] = {}
+
+    def __enter__(self) -> MilvusWriter:
+        self._lock_file = _lock(self.index.folder, self._wait)
+        try:
+            self._fields = {name: _fields(self._conn, name) for name in (self._names.chunks, self._names.documents)}
+            self._bm25 = "words" in self._fields[self._names.chunks]
+            self._published = self._read_published()
+            self.repair()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._lock_file is not None:
+            os.close(self._lock_file)  # closing releases the flock
+            self._lock_file = None
+
+    def _read_published(self) -> Published:
+        from .meta import read_published
+
+        return read_published(self._conn, self._names)
+
+    # --- what is there -------------------------------------------------------------------------------
+
+    def known_documents(self) -> dict[str, KnownDocument]:
+        """Every published document's path, hash, size and mtime."""
+        fields = ["path", "content_hash", "size", "mtime"]
+        rows = self._scan(self._names.documents, self._published.visible(), fields)
+        return {r["path"]: KnownDocument(r["path"], r["content_hash"], int(r["size"]), float(r["mtime"])) for r in rows}
+
+    def staged_documents(self) -> dict[str, StagedDocument]:
+        """Documents staged by an earlier, unfinished ingest, by path."""
+        fields = ["path", "content_hash", "chunks", "tokens"]
+        rows = self._scan(self._names.documents, f"born == {STAGED}", fields)
+        return {
+            r["path"]: StagedDocument(r["path"], r["content_hash"], int(r["chunks"]), int(r["tokens"])) for r in rows
+        }
+
+    def stored_vectors(self, text_hashes: Sequence[str]) -> dict[str, bytes]:
+        """Vectors already stored for passages with these hashes: staged ones first, then published ones."""
+        found: dict[str, bytes] = {}
+        for start in range(0, len(text_hashes), _PATHS):
+            part = _strings(text_hashes[start : start + _PATHS])
+            for row in self._scan(self._names.staged, f"text_hash in [{part}]", ["text_hash", "dense"]):
+                found.setdefault(row["text_hash"], vector_bytes(row["dense"]))
+            missing = _strings([h for h in text_hashes[start : start + _PATHS] if h not in found])
+            if missing:
+                expr = f"text_hash in [{missing}] and {self._published.visible()}"
+                for row in self._scan(self._names.chunks, expr, ["text_hash", "dense"]):
+                    found.setdefault(row["text_hash"], vector_bytes(row["dense"]))
+        return found
+
+    def batch_vectors(self, text_hashes: Sequence[str]) -> dict[str, bytes]:
+        """None: Batch API runs are not supported on a Milvus index (`ledger`)."""
+        return {}
+
+    # --- staging -------------------------------------------------------------------------------------
+
+    def stage_many(self, documents: Sequence[tuple[DocumentRecord, Sequence[ChunkRecord]]]) -> None:
+        """Stage whole documents with their passages (a path given twice keeps its last document).
+
+        The staged document rows go last: a crash before them leaves passages only (vectors the next run
+        reuses), never a staged document missing passages.
+        """
+        latest = list({d.path: (d, chunks) for d, chunks in documents}.values())
+        self._delete_keys(self._names.documents, [staged_key(d.path) for d, _ in latest])
+        self._upsert(
+            self._names.staged, [staged_row(d.path, c.chunk, c.text_hash, c.vector) for d, cs in latest for c in cs]
+        )
+        self._drop_staged_beyond([(d.path, len(chunks)) for d, chunks in latest])
+        rows = [document_row(0, STAGED, d, len(cs), sum(c.chunk.tokens for c in cs), None) for d, cs in latest]
+        self._upsert(self._names.documents, rows)
+
+    def stage_chunks(self, path: str, chunks: Sequence[ChunkRecord]) -> None:
+        """Stage some passages of a large document ahead of the document (see `stage_document`)."""
+        self._delete_keys(self._names.documents, [staged_key(path)])
+        self._upsert(self._names.staged, [staged_row(path, c.chunk, c.text_hash, c.vector) for c in chunks])
+
+    def stage_document(self, document: DocumentRecord, chunks: int, tokens: int) -> None:
+        """Stage a document whose `chunks` passages `stage_chunks` stored (leftovers past them go)."""
+        self._drop_staged_beyond([(document.path, chunks)])
+        self._upsert(self._names.documents, [document_row(0, STAGED, document, chunks, tokens, None)])
+
+    def unstage(self, paths: Iterable[str]) -> None:
+        """Drop staged documents that are no longer wanted, with their passages."""
+        self._unstage(list(paths))
+
+    def touch(self, path: str, mtime: float) -> None:
+        """Record a new mtime for a document whose content did not change (its passages carry it for filters).
+
+        The passages are rewritten first: a crash between leaves the document's old mtime, so the next
+        ingest touches it again.
+        """
+        expr = f"path == {literal(path)} and {self._published.visible()}"
+        rows = self._scan(self._names.chunks, expr, self._chunk_fields())
+        self._upsert(self._names.chunks, [{**_writable(r), "mtime": float(mtime)} for r in rows])
+        documents = self._scan(self._names.documents, expr, self._document_fields())
+        self._upsert(self._names.documents, [{**_writable(r), "mtime": float(mtime)} for r in documents])
+
+    # --- publishing ----------------------------------------------------------------------------------
+
+    def publish(self, removed: Iterable[str] = ()) -> PublishResult:
+        """Make every staged document visible and the `removed` paths gone, with one commit."""
+        self.repair()
+        current = self._published
+        generation = current.generation + 1
+        staged = sorted(
+            self._scan(self._names.documents, f"born == {STAGED}", DOCUMENT_FIELDS), key=lambda r: r["path"]
+        )
+        staged_paths = [r["path"] for r in staged]
+        restaged = set(staged_paths)
+        removed = [p for p in dict.fromkeys(removed) if p not in restaged]
+        replaced = self._visible_at(staged_paths)
+        gone = self._visible_at(removed)
+        now = time.time()
+        next_document, next_chunk = current.next_document_id, current.next_chunk_id
+        added = tokens = 0
+        for start in range(0, len(staged), _PATHS):
+            part = staged[start : start + _PATHS]
+            ids = range(next_document, next_document + len(part))
+            written, next_chunk = self._publish_chunks(part, ids, next_chunk, generation)
+            rows = [
+                document_row(i, generation, document_record(r), written[r["path"]], int(r["tokens"]), now)
+                for i, r in zip(ids, part)
+            ]
+            self._upsert(self._names.documents, rows)
+            next_document += len(part)
+            added += sum(written.values())
+            tokens += sum(int(r["tokens"]) for r in part)
+        old = replaced + gone
+        result = PublishResult(generation, len(staged), len(gone), added, sum(o.chunks for o in old))
+        documents = current.documents - len(old) + len(staged)
+        self._commit(
+            self._retire(current, old, generation),
+            next_document_id=next_document,
+            next_chunk_id=next_chunk,
+            documents=documents,
+            chunks=current.chunks - result.chunks_removed + added,
+            tokens=current.tokens - sum(o.tokens for o in old) + tokens,
+            last_ingest=(now if staged else current.last_ingest) if documents else None,
+        )
+        self._unstage(staged_paths)
+        self.tidy()
+        return result
+
+    def _publish_chunks(
+        self, documents: list[dict[str, Any]], ids: range, next_chunk: int, generation: int
+    ) -> tuple[dict[str, int], int]:
+        """Copy the staged passages of these staged documents into the chunks collection, born in `generation`."""
+        counts = {r["path"]: int(r["chunks"]) for r in documents}
+        by_path: dict[str, list[dict[str, Any]]] = {path: [] for path in counts}
+        fields = [
+            "path",
+            "ordinal",
+            "text",
+            "tokens",
+            "heading",
+            "page",
+            "page_end",
+            "char_start",
+            "char_end",
+            "text_hash",
+            "dense",
+        ]
+        for row in self._scan(self._names.staged, f"path in [{_strings(list(counts))}]", fields):
+            if int(row["ordinal"]) < counts[row["path"]]:
+                by_path[row["path"]].append(row)
+        rows: list[dict[str, Any]] = []
+        written: dict[str, int] = {}
+        for document_id, document in zip(ids, documents):
+            record = document_record(document)
+            passages = sorted(by_path[record.path], key=lambda r: int(r["ordinal"]))
+            for row in passages:
+                rows.append(
+                    chunk_row(
+                        next_chunk,
+                        document_id,
+                        generation,
+                        record,
+                        passage(row),
+                        row["text_hash"],
+                        row["dense"],
+                        bm25=self._bm25,
+                    )
+                )
+                next_chunk += 1
+            written[record.path] = len(passages)
+            if len(rows) >= _ROWS:
+                self._upsert(self._names.chunks, rows)
+                rows = []
+        self._upsert(self._names.chunks, rows)
+        return written, next_chunk
+
+    def remove(self, paths: Iterable[str]) -> PublishResult:
+        """Take published documents out with one commit, leaving staged work (an unfinished ingest's) alone."""
+        self.repair()
+        current = self._published
+        old = self._visible_at(list(dict.fromkeys(paths)))
+        generation = current.generation + 1
+        documents = current.documents - len(old)
+        removed_chunks = sum(o.chunks for o in old)
+        self._commit(
+            self._retire(current, old, generation),
+            documents=documents,
+            chunks=current.chunks - removed_chunks,
+            tokens=current.tokens - sum(o.tokens for o in old),
+            last_ingest=current.last_ingest if documents else None,
+        )
+        self.tidy()
+        return PublishResult(generation, 0, len(old), 0, removed_chunks)
+
+    def set_attributes(self, document_id: int, attributes: dict[str, object]) -> None:
+        """Replace a document's attributes with one commit: its rows are written again as a new revision (same
+        document and chunk ids, born in the new generation) and the old revision is retired."""
+        self.repair()
+        current = self._published
+        visible = f"document_id == {int(document_id)} and {current.visible()}"
+        found = self._scan(self._names.documents, visible, self._document_fields())
+        if not found:
+            return
+        generation = current.generation + 1
+        revision = revision_of(int(found[0]["document_key"])) + 1
+        if revision >= REVISIONS:
+            raise IndexStoreError(
+                f"document {document_id} had its attributes replaced {REVISIONS - 1} times: re-ingest it to reset"
+            )
+        text, number, boolean = split_attributes(attributes)
+        columns = {"born": generation, "attr_text": text, "attr_number": number, "attr_bool": boolean}
+        rows = self._scan(self._names.chunks, visible, self._chunk_fields())
+        for start in range(0, len(rows), _ROWS):
+            chunk_rows = [
+                {**_writable(r), **columns, "chunk_key": key(int(r["chunk_id"]), revision)}
+                for r in rows[start : start + _ROWS]
+            ]
+            self._upsert(self._names.chunks, chunk_rows)
+        document = {**_writable(found[0]), **columns, "attributes": dict(attributes)}
+        self._upsert(self._names.documents, [{**document, "document_key": key(int(document_id), revision)}])
+        old = _Old(int(document_id), found[0]["path"], int(found[0]["chunks"]), int(found[0]["tokens"]))
+        self._commit(self._retire(current, [old], generation))
+        self.tidy()
+
+    def finish(self) -> None:
+        """An ingest with nothing to publish: delete what retired long enough ago."""
+        self.tidy()
+
+    def ledger(self) -> BatchLedger:
+        from .store import NO_BATCH
+
+        raise IndexStoreError(NO_BATCH)
+
+    # --- upkeep --------------------------------------------------------------------------------------
+
+    def repair(self) -> None:
+        """Delete what a killed writer left: rows of a publish that never committed (born after the published
+        generation), and staged documents that a committed publish took but did not get to delete."""
+        generation = self._published.generation
+        self._conn.call("delete", self._names.chunks, filter=f"born > {generation}")
+        self._conn.call("delete", self._names.documents, filter=f"born > {generation} and born < {STAGED}")
+        staged = self._scan(self._names.documents, f"born == {STAGED}", _PAIR)
+        if not staged:
+            return
+        published: set[tuple[str, str]] = set()
+        for start in range(0, len(staged), _PATHS):
+            paths = _strings([s["path"] for s in staged[start : start + _PATHS]])
+            expr = f"path in [{paths}] and {self._published.visible()}"
+            published.update((r["path"], r["content_hash"]) for r in self._scan(self._names.documents, expr, _PAIR))
+        self._unstage([s["path"] for s in staged if (s["path"], s["content_hash"]) in published])
+
+    def tidy(self, grace: float = RETIRED_GRACE) -> None:
+        """Delete the rows of documents retired more than `grace` seconds ago, then forget those retirements."""
+        current = self._published
+        cutoff = time.time() - grace
+        old = [i for i, at in enumerate(current.retired_at) if at <= cutoff]
+        if not old:
+            return
+        for i in old:
+            g, ids = current.retired[i]
+            for start in range(0, len(ids), _PATHS):
+                expr = f"document_id in [{', '.join(map(str, ids[start : start + _PATHS]))}] and born < {g}"
+                self._conn.call("delete", self._names.chunks, filter=expr)
+                self._conn.call("delete", self._names.documents, filter=expr)
+        keep = [i for i in range(len(current.retired)) if i not in set(old)]
+        tidied = replace(
+            current,
+            retired=tuple(current.retired[i] for i in keep),
+            retired_at=tuple(current.retired_at[i] for i in keep),
+            published_at=time.time(),  # readers of this row wait for the deletes: no retired row shows again
+        )
+        write_published(self._conn, self._names, tidied)
+        self._published = tidied
+        self.index.committed(tidied)
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _commit(self, published: Published, **changes: Any) -> None:
+        """The commit: one upsert of the published row, taken after every data write returned."""
+        published = replace(published, published_at=time.time(), **changes)
+        write_published(self._conn, self._names, published)
+        self._published = published
+        self.index.committed(published)
+
+    def _retire(self, current: Published, old: Sequence[_Old], generation: int) -> Published:
+        """The next state (at `generation`) with `old` retired in it."""
+        retired, retired_at = current.retired, current.retired_at
+        if old:
+            retired += ((generation, tuple(sorted({o.document_id for o in old}))),)
+            retired_at += (time.time(),)
+        return replace(current, generation=generation, retired=retired, retired_at=retired_at)
+
+    def _visible_at(self, paths: Sequence[str]) -> list[_Old]:
+        """The published documents at these paths."""
+        found: list[_Old] = []
+        for start in range(0, len(paths), _PATHS):
+            expr = f"path in [{_strings(paths[start : start + _PATHS])}] and {self._published.visible()}"
+            for r in self._scan(self._names.documents, expr, ["document_id", "path", "chunks", "tokens"]):
+                found.append(_Old(int(r["document_id"]), r["path"], int(r["chunks"]), int(r["tokens"])))
+        return found
+
+    def _unstage(self, paths: list[str]) -> None:
+        """Staged passages first, then the staged document rows (a crash between leaves a row `repair` finds)."""
+        for start in range(0, len(paths), _PATHS):
+            part = paths[start : start + _PATHS]
+            self._conn.call("delete", self._names.staged, filter=f"path in [{_strings(part)}]")
+            self._delete_keys(self._names.documents, [staged_key(p) for p in part])
+
+    def _drop_staged_beyond(self, counts: Sequence[tuple[str, int]]) -> None:
+        """Delete staged passages past each document's last (an earlier, longer version's)."""
+        for start in range(0, len(counts), _PATHS):
+            expr = " or ".join(f"(path == {literal(p)} and ordinal >= {n})" for p, n in counts[start : start + _PATHS])
+            self._conn.call("delete", self._names.staged, filter=expr)
+
+    def _delete_keys(self, collection: str, keys: list[int]) -> None:
+        for start in range(0, len(keys), _ROWS):
+            self._conn.call("delete", collection, ids=keys[start : start + _ROWS])
+
+    def _upsert(self, collection: str, rows: list[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), _ROWS):
+            self._conn.call("upsert", collection, rows[start : start + _ROWS])
+
+    def _scan(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        return list(scan(self._conn, collection, expr, fields))
+
+    def _chunk_fields(self) -> list[str]:
+        return self._fields[self._names.chunks]
+
+    def _document_fields(self) -> list[str]:
+        return self._fields[self._names.documents]
+
+
+def _fields(conn: Any, collection: str) -> list[str]:
+    """Every field of a collection a row upsert takes (not a function's output)."""
+    described = conn.call("describe_collection", collection)["fields"]
+    return [f["name"] for f in described if f["name"] not in _WRITABLE_SKIP]
+
+
+def _writable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in _WRITABLE_SKIP}
+
+
+def _strings(values: Iterable[str]) -> str:
+    return ", ".join(literal(v) for v in values)
+
+
+def _lock(folder: Any, wait: float) -> int:
+    """Hold `write.lock` in the index folder (flock), waiting up to `wait` seconds; IndexBusy if another holds it."""
+    fd = os.open(folder / "write.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError as exc:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise IndexBusy(f"another ingest is writing to {folder}; wait for it to finish") from exc
+            time.sleep(0.05)
