@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
-from indexes import DimensionMismatch, IndexNotFound, IndexStoreError
+from indexes import STORES, DimensionMismatch, IndexNotFound, IndexStoreError, store_exists
+from indexes.manifest import read_manifest
 from ingest import IngestConfigError
 from search.errors import ERROR_FAMILIES, ConfigError, DatasetError, InvalidQuery
 from search.fusion import DEFAULT_FUSION, FUSIONS
@@ -46,15 +47,69 @@ def errors(command: F) -> F:
 
 
 def settings_for(index: Path | None) -> Settings:
-    return Settings.from_env().with_index(index)
+    """The environment's settings with the command's `--index`, `--store` and `--milvus-uri`."""
+    context = click.get_current_context(silent=True)
+    given = context.meta if context is not None else {}
+    store, uri = given.get(_STORE), given.get(_MILVUS_URI)
+    settings = Settings.from_env().with_index(index).updated(store=store, milvus_uri=uri)
+    if store is not None and store_exists(settings.index_dir):
+        kept = read_manifest(settings.index_dir).store
+        if kept != store:
+            raise click.UsageError(
+                f"the index at {settings.index_dir} is in the {kept} store, not {store}: leave out --store, or "
+                f"copy it with `semsearch migrate --index {settings.index_dir} --to {store}`"
+            )
+    return settings
 
 
-index_option = click.option(
-    "--index",
-    "index_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Index folder (default: $SEMSEARCH_INDEX, else a per-user data folder).",
+_STORE, _MILVUS_URI = "semsearch.store", "semsearch.milvus_uri"
+
+
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A callback keeping an option's value for `settings_for` (the commands need no parameter for it)."""
+
+    def keep(context: click.Context, parameter: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            context.meta[key] = value
+        return value
+
+    return keep
+
+
+_index_options = (
+    click.option(
+        "--index",
+        "index_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Index folder (default: $SEMSEARCH_INDEX, else a per-user data folder).",
+    ),
+    click.option(
+        "--store",
+        type=click.Choice(STORES),
+        expose_value=False,
+        callback=_remember(_STORE),
+        help="Where a new index keeps its passages and vectors: local (FAISS + SQLite in the index folder) or "
+        "milvus [default: $SEMSEARCH_STORE, else local]. An existing index stays in its store.",
+    ),
+    click.option(
+        "--milvus-uri",
+        metavar="URI",
+        expose_value=False,
+        callback=_remember(_MILVUS_URI),
+        help="Milvus for a Milvus index: a Milvus Lite file (*.db) or a server URL (http://host:19530) "
+        "[default: $SEMSEARCH_MILVUS_URI, else the index's, else INDEX/milvus.db]. "
+        "The token comes from $SEMSEARCH_MILVUS_TOKEN.",
+    ),
 )
+
+
+def index_option(command: F) -> F:
+    """`--index`, with `--store` and `--milvus-uri` beside it."""
+    for option in reversed(_index_options):
+        command = option(command)
+    return command
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 mode_option = click.option(
     "--mode",

@@ -173,6 +173,7 @@ def ingest(
     semsearch ingest ~/notes --watch
     semsearch ingest ~/corpus --embedding-model openai/text-embedding-3-small --batch
     """
+    from indexes import store_exists
     from ingest import Folders, default_chunking, find_index, ingest, open_index
 
     settings = settings_for(index_dir).updated(embedding_model=embedding_model, openai_base_url=base_url)
@@ -195,9 +196,12 @@ def ingest(
     if chunk_tokens is not None or chunk_overlap is not None:
         chunking = default_chunking(embedder, chunk_tokens, chunk_overlap)
     if dry_run:
-        index, chunking = find_index(settings.index_dir, embedder, chunking)
+        index, chunking = find_index(settings.index_dir, embedder, chunking, milvus=settings.milvus())
     else:
-        index, chunking = open_index(settings.index_dir, embedder, chunking, vector_storage)
+        store = settings.store if not store_exists(settings.index_dir) else None  # an index keeps its store
+        index, chunking = open_index(
+            settings.index_dir, embedder, chunking, vector_storage, store=store, milvus=settings.milvus()
+        )
     source = Folders(paths, WalkOptions(include, exclude, int(max_file_mb * 2**20)))
     try:
         with output.progress("Ingesting", enabled=not as_json) as progress:

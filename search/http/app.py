@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
 from indexes import store_exists
+from indexes.manifest import read_manifest
 from ingest import DEFAULT_EMBEDDING_MODEL, Embedder, IngestSummary, WalkOptions
 from search.errors import ERROR_FAMILIES
 from search.settings import Settings
@@ -52,7 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.jobs = JobManager(registry, on_summary=lambda index, s: _count_ingest(metrics, index, s))
         watchers = [_watcher(registry, settings).start()] if settings.watch_paths else []
         app.state.merger = BackgroundMerger(registry, settings.merge_interval).start()
-        if registry.pool is not None and store_exists(settings.index_dir):
+        if registry.pool is not None and store_exists(settings.index_dir) and _is_local(settings.index_dir):
             registry.pool.warm(settings.index_dir)
         async with mcp.lifespan():
             yield
@@ -160,3 +162,8 @@ def _count_ingest(metrics: Metrics, index: str, summary: IngestSummary) -> None:
 def _local_model(registry: IndexRegistry, settings: Settings) -> Embedder:
     """The local model, the same copy the indexes built with it use."""
     return registry.embedder(DEFAULT_EMBEDDING_MODEL)
+
+
+def _is_local(folder: Path) -> bool:
+    """Whether the index at `folder` is in the local store (search worker processes can open only those)."""
+    return read_manifest(folder).store == "local"

@@ -72,7 +72,8 @@ class IndexRegistry:
                     self.settings.with_index(folder), embedder=self._embedder_for(folder)
                 )
                 remove_orphan_uploads(service.index)  # before this process takes any upload for it
-                service.pool = self.pool
+                # Worker processes open the folder again: a Milvus index is searched by Milvus, in this process.
+                service.pool = self.pool if service.index.manifest.store == "local" else None
                 with self._lock:
                     self._services[name] = service
             return service
@@ -131,7 +132,7 @@ class IndexRegistry:
         except IngestConfigError as exc:
             raise InvalidQuery(f"embedding_model: {exc}") from exc
         try:
-            index, _ = open_index(root / name, embedder, None)
+            index, _ = open_index(root / name, embedder, None, store=self.settings.store, milvus=self.settings.milvus())
             index.close()
         finally:
             if not shared:
