@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -132,27 +131,6 @@ class _Rows:
         self.connection.close()
 
 
-class _Written:
-    """The corpus published at generation 1 through `_Rows`: what MilvusIndex answers, until it lands."""
-
-    def __init__(self, folder: Path, corpus: list[tuple[DocumentRecord, list[ChunkRecord]]]) -> None:
-        self.rows = _Rows(folder)
-        self.connection, self.names, self.manifest = self.rows.connection, self.rows.names, self.rows.manifest
-        self.rows.write(corpus, 1)
-        self._published = self.rows.published(1, corpus, last_ingest=time.time())
-        self._reader = self.rows.reader(self._published)
-
-    def published(self) -> Any:
-        return self._published
-
-    @contextmanager
-    def read(self) -> Iterator[Reader]:
-        yield self._reader
-
-    def close(self) -> None:
-        self.rows.close()
-
-
 @pytest.fixture(scope="module")
 def stores(
     tmp_path_factory: pytest.TempPathFactory, corpus: list[tuple[DocumentRecord, list[ChunkRecord]]]
@@ -162,7 +140,7 @@ def stores(
     require_pymilvus()
     folder = tmp_path_factory.mktemp("stores")
     local = _fill(create_store(folder / "local", Manifest("test/model", DIMENSION)), corpus)
-    milvus = _Written(folder / "milvus", corpus)
+    milvus = _fill(create_store(folder / "milvus", Manifest("test/model", DIMENSION, store="milvus")), corpus)
     try:
         yield local, milvus
     finally:
