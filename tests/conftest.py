@@ -10,7 +10,10 @@ import pytest
 from search.http.server import ServerThread, free_port
 
 __all__ = ["DATA", "SHARED_DATASETS", "ServerThread", "free_port"]
-pytest_plugins = ["tests.support.milvus_server"]  # the session's `milvus_server` fixture (Milvus 2.3.5)
+pytest_plugins = [
+    "tests.support.milvus_server",  # the session's `milvus_server` fixture (Milvus 2.3.5)
+    "tests.support.stores",  # `store`: a test run on the local store and on Milvus Lite
+]
 
 DATA = Path(__file__).parent / "data"
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from indexes import DimensionMismatch, LocalIndex, Manifest
+from indexes import DimensionMismatch, LocalIndex, Manifest, open_store
 from ingest import ChunkingConfig, Folders, IngestConfigError, WalkOptions, ingest, open_index
 
 from .conftest import DATA
@@ -26,51 +26,53 @@ def folder(tmp_path: Path) -> Path:
     return target
 
 
-def ingest_folders(index_dir: Path, embedder, *paths: Path, **options):  # type: ignore[no-untyped-def]
-    index, chunking = open_index(index_dir, embedder, None)
+def ingest_folders(index_dir: Path, embedder, *paths: Path, store: str = "local", **options):  # type: ignore[no-untyped-def]
+    index, chunking = open_index(index_dir, embedder, None, store=store)
     try:
         return ingest(index, embedder, Folders(list(paths), WalkOptions(**options)), chunking=chunking)
     finally:
         index.close()
 
 
-def test_first_run_ingests_every_document(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    summary = ingest_folders(tmp_path / "ix", embedder, folder)
+def test_first_run_ingests_every_document(tmp_path: Path, folder: Path, embedder, store: str) -> None:  # type: ignore[no-untyped-def]
+    summary = ingest_folders(tmp_path / "ix", embedder, folder, store=store)
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     assert summary.seen == summary.ingested == len(files) >= 8
     assert summary.skipped == []
     assert summary.chunks == summary.embedded > summary.ingested
-    stats = LocalIndex.open(tmp_path / "ix").stats()
+    stats = open_store(tmp_path / "ix").stats()
     assert (stats.counts.documents, stats.counts.chunks) == (len(files), summary.chunks)
     assert stats.manifest.embedding_model == embedder.name
 
 
-def test_second_run_embeds_nothing_that_is_unchanged(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest_folders(tmp_path / "ix", embedder, folder)
-    again = ingest_folders(tmp_path / "ix", embedder, folder)
+def test_second_run_embeds_nothing_that_is_unchanged(tmp_path: Path, folder: Path, embedder, store: str) -> None:  # type: ignore[no-untyped-def]
+    ingest_folders(tmp_path / "ix", embedder, folder, store=store)
+    again = ingest_folders(tmp_path / "ix", embedder, folder, store=store)
     assert (again.ingested, again.embedded, again.removed) == (0, 0, 0)
     assert again.unchanged == again.seen
 
 
-def test_touched_but_identical_file_is_not_reembedded(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest_folders(tmp_path / "ix", embedder, folder)
+def test_touched_but_identical_file_is_not_reembedded(tmp_path: Path, folder: Path, embedder, store: str) -> None:  # type: ignore[no-untyped-def]
+    ingest_folders(tmp_path / "ix", embedder, folder, store=store)
     target = folder / "photosynthesis.md"
     os.utime(target, (time.time() + 100, time.time() + 100))
-    again = ingest_folders(tmp_path / "ix", embedder, folder)
+    again = ingest_folders(tmp_path / "ix", embedder, folder, store=store)
     assert (again.ingested, again.embedded, again.unchanged) == (0, 0, again.seen)
 
 
-def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest_folders(tmp_path / "ix", embedder, folder)
+def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(
+    tmp_path: Path, folder: Path, embedder, store: str
+) -> None:  # type: ignore[no-untyped-def]
+    ingest_folders(tmp_path / "ix", embedder, folder, store=store)
     changed = folder / "coffee-brewing.txt"
     changed.write_text(
         changed.read_text() + "\n\nCold brew steeps coarse coffee grounds in cold water for twelve hours.\n"
     )
     (folder / "chess-rules.html").unlink()
-    again = ingest_folders(tmp_path / "ix", embedder, folder)
+    again = ingest_folders(tmp_path / "ix", embedder, folder, store=store)
     assert (again.ingested, again.removed) == (1, 1)
     assert 0 < again.embedded < again.chunks, "unchanged passages of the changed file reuse their vectors"
-    index = LocalIndex.open(tmp_path / "ix")
+    index = open_store(tmp_path / "ix")
     with index.read() as reader:
         paths = {row.path for row in reader.chunks([i for i, _ in reader.lexical(["chess", "coffee"], 100)]).values()}
         assert str(changed) in paths
@@ -79,16 +81,16 @@ def test_changed_file_replaces_its_chunks_and_deleted_file_is_removed(tmp_path: 
         assert any("Cold brew" in t for t in texts)
 
 
-def test_other_folders_in_the_same_index_are_left_alone(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest_folders(tmp_path / "ix", embedder, folder)
-    ingest_folders(tmp_path / "ix", embedder, DATA / "formats" / "guide.md")
-    again = ingest_folders(tmp_path / "ix", embedder, folder)
+def test_other_folders_in_the_same_index_are_left_alone(tmp_path: Path, folder: Path, embedder, store: str) -> None:  # type: ignore[no-untyped-def]
+    ingest_folders(tmp_path / "ix", embedder, folder, store=store)
+    ingest_folders(tmp_path / "ix", embedder, DATA / "formats" / "guide.md", store=store)
+    again = ingest_folders(tmp_path / "ix", embedder, folder, store=store)
     assert again.removed == 0
-    assert LocalIndex.open(tmp_path / "ix").stats().counts.documents == again.seen + 1
+    assert open_store(tmp_path / "ix").stats().counts.documents == again.seen + 1
 
 
-def test_bad_files_are_named_with_a_reason_and_do_not_stop_the_run(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    summary = ingest_folders(tmp_path / "ix", embedder, DATA / "formats")
+def test_bad_files_are_named_with_a_reason_and_do_not_stop_the_run(tmp_path: Path, embedder, store: str) -> None:  # type: ignore[no-untyped-def]
+    summary = ingest_folders(tmp_path / "ix", embedder, DATA / "formats", store=store)
     reasons = {Path(s.path).name: s.reason for s in summary.skipped}
     assert reasons["encrypted.pdf"].startswith("encrypted PDF")
     assert reasons["corrupt.pdf"].startswith("corrupt PDF")
@@ -104,11 +106,11 @@ def test_files_over_the_size_limit_are_skipped(tmp_path: Path, folder: Path, emb
     assert summary.skipped and all("limit" in s.reason for s in summary.skipped)
 
 
-def test_pdf_page_numbers_reach_the_catalog(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    ingest_folders(tmp_path / "ix", embedder, DATA / "sample" / "water-cycle.pdf")
-    with LocalIndex.open(tmp_path / "ix").read() as reader:
-        rows = reader.chunks(list(range(1, 50)))
-    assert {r.page for r in rows.values()} >= {1, 2, 3}
+def test_pdf_page_numbers_reach_the_catalog(tmp_path: Path, embedder, store: str) -> None:  # type: ignore[no-untyped-def]
+    ingest_folders(tmp_path / "ix", embedder, DATA / "sample" / "water-cycle.pdf", store=store)
+    with open_store(tmp_path / "ix").read() as reader:
+        rows = list(reader.all_chunks())
+    assert {r.page for r in rows} >= {1, 2, 3}
 
 
 def test_other_model_or_chunking_on_an_existing_index_is_an_error(tmp_path: Path, folder: Path, embedder) -> None:  # type: ignore[no-untyped-def]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from indexes import LocalIndex
+from indexes import open_store
 from ingest import Folders, ingest, open_index
 from search import InvalidQuery, SearchService, fuse, rank_documents
 from search.answers.prompts import NOT_COVERED
@@ -14,8 +15,11 @@ from search.lexical import query_terms
 
 
 @pytest.fixture(scope="module")
-def service(sample_index: Path, embedder) -> SearchService:  # type: ignore[no-untyped-def]
-    return SearchService(LocalIndex.open(sample_index), embedder)
+def service(sample_in_store: Path, embedder) -> Iterator[SearchService]:  # type: ignore[no-untyped-def]
+    """The sample index, on the local store and on Milvus Lite: every test below runs on both."""
+    index = open_store(sample_in_store)
+    yield SearchService(index, embedder, owns_embedder=False)
+    index.close()
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
