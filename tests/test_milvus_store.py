@@ -7,12 +7,14 @@ Everything else is real: Lite files under tmp_path, the real writer, the real in
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -512,6 +514,60 @@ def test_a_killed_ingest_resumes_without_duplicates_or_embedding_staged_work_aga
     child = subprocess.run(command, env=env, capture_output=True, timeout=300, cwd=ROOT)
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
 
+    committed, staged_hashes, resumed = _resume(index_dir, embedder, folder)
+    clean, _ = clean_ingest
+    published = (suffix, when) == ("_meta", "after")
+    assert committed.documents == (clean.ingested if published else 0), "the kill came where it was meant to"
+    if not published and nth == 1 and suffix != "_staged":
+        assert len(staged_hashes) == clean.chunks, "everything was staged before the publish was killed"
+    _check_resumed(index_dir, clean_ingest, committed, staged_hashes, resumed)
+
+
+def test_the_cli_killed_during_its_run_resumes_cleanly(
+    tmp_path: Path, embedder: Any, model_cache: Path, clean_ingest: tuple[Any, Any]
+) -> None:
+    folder = _notes(tmp_path / "notes")
+    env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache), "PYTHONPATH": str(ROOT)}
+    killed = 0
+    for trial, delay in enumerate((0.1, 0.6)):  # seconds after the writer took its lock
+        index_dir = tmp_path / f"ix{trial}"
+        cli = [sys.executable, "-c", "from search.cli.main import main; main()", "ingest", str(folder)]
+        command = [*cli, "--index", str(index_dir), "--store", "milvus", "--batch-size", "4"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 120
+            while not _writing(index_dir) and process.poll() is None:
+                assert time.monotonic() < deadline, "the ingest never started writing"
+                time.sleep(0.02)
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.wait()
+        killed += process.returncode == -signal.SIGKILL
+        if not (index_dir / "config.json").exists():
+            continue  # killed before its index was whole: the next run creates it
+        _check_resumed(index_dir, clean_ingest, *_resume(index_dir, embedder, folder))
+    assert killed, "at least one run was killed before it finished"
+
+
+def _writing(index_dir: Path) -> bool:
+    """Whether a writer holds the index's write.lock."""
+    try:
+        fd = os.open(index_dir / "write.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _resume(index_dir: Path, embedder: Any, folder: Path) -> tuple[Any, set[str], Any]:
+    """Open a killed ingest's index, check a new writer cleans what it left, then ingest again: the state the
+    kill left (counts, staged passages) and the resumed run's summary."""
     index = _open(index_dir)
     committed = index.stats().counts
     with index.writer():  # the next writer: what a killed publish left is gone
@@ -520,15 +576,16 @@ def test_a_killed_ingest_resumes_without_duplicates_or_embedding_staged_work_aga
     with index.read() as reader:
         assert reader.counts().documents == len(reader.documents()) == committed.documents
     index.close()
+    return committed, staged_hashes, _ingest(index_dir, embedder, folder)
+
+
+def _check_resumed(
+    index_dir: Path, clean_ingest: tuple[Any, Any], committed: Any, staged_hashes: set[str], resumed: Any
+) -> None:
+    """The resumed ingest embedded only what was neither published nor staged, and left a clean ingest's index."""
     clean, expected = clean_ingest
-    resumed = _ingest(index_dir, embedder, folder)
-    published = (suffix, when) == ("_meta", "after")
-    assert committed.documents == (clean.ingested if published else 0), "the kill came where it was meant to"
-    if not published and nth == 1 and suffix != "_staged":
-        assert len(staged_hashes) == clean.chunks, "everything was staged before the publish was killed"
     missing = clean.embedded - committed.chunks - len(staged_hashes)
     assert resumed.embedded == missing, "published and staged passages are not embedded again"
-
     index = _open(index_dir)
     try:
         with index.read() as reader:
