@@ -22,14 +22,18 @@ from .conftest import DATA, ServerThread
 
 
 @pytest.fixture
-def server(tmp_path: Path, model_cache: Path, embedder) -> Iterator[tuple[httpx.Client, Path]]:  # type: ignore[no-untyped-def]
-    """A server with an empty default index, an index root, and one allowed ingest root."""
-    index, _ = open_index(tmp_path / "default", embedder, None)
+def server(tmp_path: Path, model_cache: Path, embedder, store: str) -> Iterator[tuple[httpx.Client, Path]]:  # type: ignore[no-untyped-def]
+    """A server with an empty default index, an index root, and one allowed ingest root; in each store."""
+    index, _ = open_index(tmp_path / "default", embedder, None, store=store)
     index.close()
     roots = tmp_path / "allowed"
     shutil.copytree(DATA / "sample", roots / "sample")
     settings = Settings(
-        index_dir=tmp_path / "default", cache_dir=model_cache, index_root=tmp_path / "indexes", ingest_roots=(roots,)
+        index_dir=tmp_path / "default",
+        cache_dir=model_cache,
+        index_root=tmp_path / "indexes",
+        ingest_roots=(roots,),
+        store=store,  # indexes made with POST /indexes
     )
     (tmp_path / "indexes").mkdir()
     with ServerThread(create_app(settings)) as running, httpx.Client(base_url=running.url, timeout=120) as client:
@@ -263,17 +267,24 @@ def test_filters_over_http(server: tuple[httpx.Client, Path]) -> None:
     assert client.patch("/documents/1", json={"attributes": {'bad"key': 1}}).status_code == 422
 
 
-def test_server_watch_setting(tmp_path: Path, model_cache: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_server_watch_setting(tmp_path: Path, model_cache: Path, embedder, store: str) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "watched"
     folder.mkdir()
     (folder / "one.md").write_text("# One\n\nFirst watched note about rivers.")
-    index, _ = open_index(tmp_path / "ix", embedder, None)
+    index, _ = open_index(tmp_path / "ix", embedder, None, store=store)
     index.close()
     settings = Settings(index_dir=tmp_path / "ix", cache_dir=model_cache, watch_paths=(folder,))
     with ServerThread(create_app(settings)) as running, httpx.Client(base_url=running.url, timeout=60) as client:
         _until(lambda: client.get("/stats").json()["documents"] == 1)
         (folder / "two.md").write_text("# Two\n\nSecond watched note about mountains.")
         _until(lambda: client.get("/stats").json()["documents"] == 2)
+        (folder / "one.md").unlink()
+        (folder / "two.md").write_text("# Two\n\nSecond watched note, now about deserts.")
+        deserts = {"query": "deserts", "k": 5, "mode": "lexical"}
+        _until(
+            lambda: [Path(h["path"]).name for h in client.post("/search", json=deserts).json()["results"]] == ["two.md"]
+        )
+        _until(lambda: client.get("/stats").json()["documents"] == 1)
 
 
 def test_indexes_built_the_same_way_share_one_embedder(tmp_path: Path, model_cache: Path, embedder) -> None:  # type: ignore[no-untyped-def]
