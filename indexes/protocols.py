@@ -86,6 +86,10 @@ class Reader(Protocol):
         """Every passage, in chunk id order."""
         ...
 
+    def export(self) -> Iterator[tuple[DocumentRecord, list[ChunkRecord]]]:
+        """Every document with its passages (in order), text hashes and stored vectors: what `migrate` copies."""
+        ...
+
     def documents(self, where: Filter | None = None, *, after: int = 0, limit: int = -1) -> list[StoredDocument]:
         """Published documents matching `where`, by id, those with an id above `after`, at most `limit`."""
         ...

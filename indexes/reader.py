@@ -19,7 +19,7 @@ from .facets import FACET_LIMIT, Facets, read_facets
 from .filters import Comparison, Filter
 from .fulltext import FullText
 from .lexical import SnapshotLexical
-from .records import CatalogCounts, Chunk, DocumentRecord, StoredChunk, StoredDocument
+from .records import CatalogCounts, Chunk, ChunkRecord, DocumentRecord, StoredChunk, StoredDocument
 from .segments import SegmentInfo, SegmentSet
 
 _CHUNK_COLUMNS = """c.id, c.document_id, d.path, d.title, c.ordinal, c.text, c.tokens, c.heading, c.page,
@@ -139,6 +139,18 @@ class LocalReader:
         sql = f"SELECT {_CHUNK_COLUMNS} FROM {_CHUNKS_JOINED} ORDER BY c.id"
         for rows in self._catalog.stream(sql):
             yield from (_stored_chunk(row) for row in rows)
+
+    def export(self) -> Iterator[tuple[DocumentRecord, list[ChunkRecord]]]:
+        """Every document with its passages (in order), text hashes and stored vectors: what `migrate` copies."""
+        for document in self.documents():
+            sql = f"SELECT {_CHUNK_COLUMNS}, c.text_hash FROM {_CHUNKS_JOINED} WHERE c.document_id = ? ORDER BY c.ordinal"
+            rows = self._catalog.rows(sql, (document.id,))
+            vectors = self.vectors([row[0] for row in rows])
+            records = [
+                ChunkRecord(_stored_chunk(row[:-1]).chunk, row[-1], vector.astype("<f4").tobytes())
+                for row, vector in zip(rows, vectors, strict=True)
+            ]
+            yield document.record, records
 
     def documents(self, where: Filter | None = None, *, after: int = 0, limit: int = -1) -> list[StoredDocument]:
         """Documents in id order: those after id `after` that match `where`, at most `limit` (-1: all)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .ingest_command import ingest
-from .maintain import optimize
+from .maintain import migrate, optimize
 from .mcp_command import mcp_command
 from .measure import COMMANDS
 from .query import ask, search_command, stats
@@ -24,7 +24,7 @@ def cli() -> None:
     """
 
 
-for _command in (ingest, search_command, ask, stats, serve, mcp_command, optimize, *COMMANDS):
+for _command in (ingest, search_command, ask, stats, serve, mcp_command, optimize, migrate, *COMMANDS):
     cli.add_command(_command)
 
 

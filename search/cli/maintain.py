@@ -1,4 +1,4 @@
-"""`semsearch optimize`: merge an index's vector segments into one and compact its catalog."""
+"""`semsearch optimize` (merge an index's vector segments, compact its catalog) and `semsearch migrate`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
-from indexes import open_store
+from indexes import STORES, open_store
+from indexes.migrate import copy_index
 
+from . import output
 from .common import errors, index_option, json_option, settings_for
 
 
@@ -59,4 +61,53 @@ def optimize(index_dir: Path | None, wait: float, as_json: bool) -> None:
         f"{report['seconds']} s (writers paused {report['locked_seconds']} s); "
         f"{before.size_bytes / 2**20:,.1f} MiB -> {after.size_bytes / 2**20:,.1f} MiB "
         "(merged-away segment files go after a grace period, at a later write)"
+    )
+
+
+@click.command()
+@index_option
+@click.option("--to", "to_store", type=click.Choice(STORES), required=True, help="The store to copy the index into.")
+@click.option(
+    "--into",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The new index folder [default: the index's folder with -milvus or -local appended].",
+)
+@json_option
+@errors
+def migrate(index_dir: Path | None, to_store: str, into: Path | None, as_json: bool) -> None:
+    """Copy an index into another store without embedding anything again.
+
+    The index is only read; the copy is a new index folder (its manifest names the store). Searches of
+    the copy rank as the original's do: the same passages and vectors, a different engine.
+
+    \b
+    semsearch migrate --index ./my-index --to milvus --milvus-uri http://milvus:19530
+    semsearch migrate --index ./my-index --to milvus --into ./my-index-lite   # a Milvus Lite file inside it
+    semsearch migrate --index ./my-index-milvus --to local --into ./back-home
+    """
+    settings = settings_for(index_dir)
+    source = open_store(settings.index_dir, milvus=settings.milvus())
+    target = into or settings.index_dir.with_name(f"{settings.index_dir.name}-{to_store}")
+    started = time.perf_counter()
+    try:
+        if source.manifest.store == to_store:
+            raise click.UsageError(f"the index at {settings.index_dir} is already in the {to_store} store")
+        with output.progress("Copying", enabled=not as_json) as progress:
+            result = copy_index(source, target, to_store, milvus=settings.milvus(), progress=progress)
+    finally:
+        source.close()
+    report = {
+        "index": str(target),
+        "store": to_store,
+        "from": str(settings.index_dir),
+        "documents": result.documents_written,
+        "chunks": result.chunks_added,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(
+        f"Copied {report['documents']:,} documents ({report['chunks']:,} passages, nothing embedded) from "
+        f"{report['from']} into {report['index']} ({to_store} store) in {report['seconds']} s"
     )

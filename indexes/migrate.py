@@ -1,0 +1,87 @@
+"""Copy an index into another store (local <-> Milvus) without embedding anything again.
+
+The source is only read (one snapshot); the copy is a new index whose manifest is the source's with
+the other store. Passages, text hashes and vectors are staged in batches and published at once, so a
+copy that fails leaves nothing half-visible, and `copy_index` removes it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import IndexExists, IndexStoreError
+from .manifest import FORMAT_VERSION, LOCAL_FORMAT
+from .protocols import Index
+from .records import ChunkRecord, DocumentRecord, PublishResult
+from .stores import STORES, MilvusOptions, create_store, store_exists
+
+BATCH_PASSAGES = 1_000  # passages staged per call
+Progress = Callable[[int, int], None]  # (documents copied, documents in all)
+
+
+def copy_index(
+    source: Index,
+    target_folder: Path,
+    store: str,
+    *,
+    milvus: MilvusOptions | None = None,
+    progress: Progress | None = None,
+) -> PublishResult:
+    """Copy every document of `source` into a new index at `target_folder` in `store`."""
+    if store not in STORES:
+        raise IndexStoreError(f"unknown store {store!r}; use one of {', '.join(STORES)}")
+    if store_exists(target_folder):
+        raise IndexExists(f"an index already exists at {target_folder}: name a new folder with --into")
+    made_folder = not target_folder.exists()
+    manifest = replace(
+        source.manifest,
+        store=store,
+        milvus_uri="",
+        milvus_collection="",
+        format_version=FORMAT_VERSION if store == "milvus" else LOCAL_FORMAT,
+    )
+    target = create_store(target_folder, manifest, milvus=milvus)
+    try:
+        result = _copy(source, target, progress)
+    except BaseException:
+        _discard(target, target_folder, made_folder)
+        raise
+    target.close()
+    return result
+
+
+def _copy(source: Index, target: Index, progress: Progress | None) -> PublishResult:
+    documents = 0
+    pending: list[tuple[DocumentRecord, Sequence[ChunkRecord]]] = []
+    with source.read() as reader, target.writer() as writer:
+        total = reader.counts().documents
+        for document, chunks in reader.export():
+            pending.append((document, chunks))
+            documents += 1
+            if sum(len(c) for _, c in pending) >= BATCH_PASSAGES:
+                writer.stage_many(pending)
+                pending = []
+                if progress is not None:
+                    progress(documents, total)
+        if pending:
+            writer.stage_many(pending)
+        result = writer.publish()
+        writer.finish()
+    if progress is not None:
+        progress(documents, total)
+    return result
+
+
+def _discard(target: Index, folder: Path, made_folder: bool) -> None:
+    """Remove a copy that failed: its collections (Milvus) and its folder, if the copy made it."""
+    drop = getattr(target, "drop", None)
+    try:
+        if drop is not None:
+            drop()
+    finally:
+        target.close()
+        if made_folder:
+            shutil.rmtree(folder, ignore_errors=True)
