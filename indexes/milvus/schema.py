@@ -9,7 +9,7 @@ Primary keys are `chunk_key` and `document_key`, not the ids: `key = id * REVISI
 attribute edit republishes a document's rows under the same document and chunk ids (a new revision, born in
 the new generation) while readers of the old generation keep the old rows. Key order is id order (one
 revision of an id is visible at a time), which `query_iterator` pages rely on. Staged document rows have a
-negative key from their path (`staged_key`) and `document_id = NONE`.
+negative key from their path (`staged_key`) and `document_id = NONE`. The collections are built in layout.py.
 """
 
 from __future__ import annotations
@@ -28,12 +28,16 @@ import numpy as np
 from ..records import Chunk, DocumentRecord, StoredChunk, StoredDocument
 from ..words import indexed
 from .filter_expr import split_attributes
+from .layout import MAX_PATH, MAX_TEXT, MAX_TYPE
+from .layout import create_collections as create_collections
+from .layout import drop_collections as drop_collections
+from .layout import load_collections as load_collections
+from .layout import missing_collections as missing_collections
 
 STAGED = 2**62  # `born` of a staged document row: above every generation, so never visible
 NONE = -1  # INT64 stand-in for None (pages, page, char offsets)
 REVISIONS = 2**20  # revisions of one id (attribute edits) a key can hold
 _DUMMY = [0.0, 0.0]  # the `_v` vector of collections that need one (Milvus < 2.6 requires a vector field)
-_MAX_PATH, _MAX_TYPE, _MAX_TEXT, _MAX_HASH = 4096, 64, 65535, 64
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -88,153 +92,6 @@ def staged_key(path: str, ordinal: int | None = None) -> int:
     return -value - 1 if ordinal is None else value
 
 
-def _schema(client: Any, primary: str) -> Any:
-    from pymilvus import DataType
-
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field(primary, DataType.INT64, is_primary=True)
-    return schema
-
-
-def _document_fields(schema: Any) -> None:
-    """The document's own fields, denormalised onto each passage (filters run on one row)."""
-    from pymilvus import DataType
-
-    schema.add_field("path", DataType.VARCHAR, max_length=_MAX_PATH)
-    schema.add_field("type", DataType.VARCHAR, max_length=_MAX_TYPE)
-    schema.add_field("title", DataType.VARCHAR, max_length=_MAX_PATH)
-    schema.add_field("size", DataType.INT64)
-    schema.add_field("pages", DataType.INT64)
-    schema.add_field("mtime", DataType.DOUBLE)
-    for name in ("attr_text", "attr_number", "attr_bool"):
-        schema.add_field(name, DataType.JSON)
-
-
-def _passage_fields(schema: Any) -> None:
-    from pymilvus import DataType
-
-    for name in ("ordinal", "tokens", "page", "page_end", "char_start", "char_end"):
-        schema.add_field(name, DataType.INT64)
-    schema.add_field("heading", DataType.VARCHAR, max_length=_MAX_PATH)
-    schema.add_field("text", DataType.VARCHAR, max_length=_MAX_TEXT)
-    schema.add_field("text_hash", DataType.VARCHAR, max_length=_MAX_HASH)
-
-
-def chunks_schema(client: Any, dimension: int, *, bm25: bool) -> Any:
-    from pymilvus import DataType, Function, FunctionType
-
-    schema = _schema(client, "chunk_key")
-    schema.add_field("chunk_id", DataType.INT64)
-    schema.add_field("document_id", DataType.INT64)
-    schema.add_field("born", DataType.INT64)
-    _document_fields(schema)
-    _passage_fields(schema)
-    if bm25:
-        analyzer = {"tokenizer": "standard"}  # the words are stems already (indexes/words.py)
-        schema.add_field(
-            "words",
-            DataType.VARCHAR,
-            max_length=_MAX_TEXT,
-            enable_analyzer=True,
-            enable_match=True,
-            analyzer_params=analyzer,
-        )
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(Function("bm25", FunctionType.BM25, ["words"], ["sparse"]))
-    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
-    return schema
-
-
-def documents_schema(client: Any) -> Any:
-    from pymilvus import DataType
-
-    schema = _schema(client, "document_key")
-    schema.add_field("document_id", DataType.INT64)
-    schema.add_field("born", DataType.INT64)
-    schema.add_field("content_hash", DataType.VARCHAR, max_length=_MAX_HASH)
-    _document_fields(schema)
-    schema.add_field("attributes", DataType.JSON)
-    for name in ("chunks", "tokens"):
-        schema.add_field(name, DataType.INT64)
-    schema.add_field("ingested_at", DataType.DOUBLE)
-    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
-    return schema
-
-
-def staged_schema(client: Any, dimension: int) -> Any:
-    from pymilvus import DataType
-
-    schema = _schema(client, "staged_id")
-    schema.add_field("path", DataType.VARCHAR, max_length=_MAX_PATH)
-    _passage_fields(schema)
-    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
-    return schema
-
-
-def meta_schema(client: Any) -> Any:
-    from pymilvus import DataType
-
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
-    schema.add_field("value", DataType.JSON)
-    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
-    return schema
-
-
-def _index_params(client: Any, vector: str, *, server: bool, bm25: bool = False) -> Any:
-    params = client.prepare_index_params()
-    if vector == "dense" and server:
-        params.add_index("dense", index_type="HNSW", metric_type="IP", params={"M": 32, "efConstruction": 200})
-    elif vector == "dense":
-        params.add_index("dense", index_type="FLAT", metric_type="IP")  # exact; HNSW + a selective filter misses
-    else:
-        params.add_index(vector, index_type="FLAT", metric_type="L2")
-    if bm25:
-        params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-    return params
-
-
-def create_collections(conn: Any, names: CollectionNames, dimension: int, *, bm25: bool) -> None:
-    """Create the index's four collections (Strong consistency by default: each read states its own)."""
-    from .connection import Dialect
-
-    client, server = conn.client, conn.dialect is Dialect.SERVER
-    plan = [
-        (
-            names.chunks,
-            chunks_schema(client, dimension, bm25=bm25),
-            _index_params(client, "dense", server=server, bm25=bm25),
-        ),
-        (names.documents, documents_schema(client), _index_params(client, "_v", server=server)),
-        (names.staged, staged_schema(client, dimension), _index_params(client, "dense", server=False)),
-        (names.meta, meta_schema(client), _index_params(client, "_v", server=server)),
-    ]
-    for name, schema, params in plan:
-        if not conn.call("has_collection", name):
-            conn.call("create_collection", name, schema=schema, consistency_level="Strong", retry=False)
-        if not conn.call("list_indexes", name):  # also when a create was killed between the two
-            # pymilvus polls an index build every 0.5 s: Lite builds an empty collection's at once, so skip it there
-            conn.call("create_index", name, params, sync=server)
-
-
-def missing_collections(conn: Any, names: CollectionNames) -> list[str]:
-    """The index's collections that the store does not have."""
-    return [name for name in names.all() if not conn.call("has_collection", name)]
-
-
-def load_collections(conn: Any, names: CollectionNames) -> None:
-    """Load the collections into memory (a reopened collection is 'released' and refuses searches)."""
-    for name in names.all():
-        conn.call("load_collection", name)
-
-
-def drop_collections(conn: Any, names: CollectionNames) -> None:
-    """Drop the index's collections (those that exist)."""
-    for name in names.all():
-        if conn.call("has_collection", name):
-            conn.call("drop_collection", name)
-
-
 def scan(conn: Any, collection: str, expr: str, fields: list[str], **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every row of `collection` matching `expr`, in primary-key order (`query_iterator`: no result-size limit)."""
     from .connection import milvus_errors
@@ -285,8 +142,8 @@ def document_columns(record: DocumentRecord) -> dict[str, Any]:
     text, number, boolean = split_attributes(record.attributes)
     return {
         "path": record.path,
-        "type": clip(record.type, _MAX_TYPE),
-        "title": clip(record.title, _MAX_PATH),
+        "type": clip(record.type, MAX_TYPE),
+        "title": clip(record.title, MAX_PATH),
         "size": int(record.size),
         "pages": _none(record.pages),
         "mtime": float(record.mtime),
@@ -305,8 +162,8 @@ def passage_columns(chunk: Chunk, text_hash: str) -> dict[str, Any]:
         "page_end": _none(chunk.page_end),
         "char_start": _none(chunk.char_start),
         "char_end": _none(chunk.char_end),
-        "heading": clip(chunk.heading, _MAX_PATH),
-        "text": clip(chunk.text, _MAX_TEXT),
+        "heading": clip(chunk.heading, MAX_PATH),
+        "text": clip(chunk.text, MAX_TEXT),
         "text_hash": text_hash,
     }
 
@@ -314,7 +171,7 @@ def passage_columns(chunk: Chunk, text_hash: str) -> dict[str, Any]:
 def words_of(title: str, heading: str, text: str) -> str:
     """The `words` field: stems of the title and heading twice, then the text's (as the local full-text index)."""
     context = indexed(title + " \n " + heading)
-    return clip(" ".join([context, context, indexed(text)]), _MAX_TEXT)
+    return clip(" ".join([context, context, indexed(text)]), MAX_TEXT)
 
 
 def chunk_row(

@@ -20,15 +20,9 @@ from ..errors import IndexCorrupt, IndexExists, IndexStoreError
 from ..manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest, write_manifest
 from ..records import CatalogCounts, IndexStats
 from .connection import MilvusConnection, connect, is_remote
+from .layout import create_collections, drop_collections, load_collections, missing_collections
 from .meta import Published, read_published
-from .schema import (
-    CollectionNames,
-    create_collections,
-    drop_collections,
-    load_collections,
-    missing_collections,
-    new_prefix,
-)
+from .schema import CollectionNames, new_prefix
 
 if TYPE_CHECKING:
     from ..batches import BatchLedger

@@ -10,18 +10,17 @@ Every write is an upsert or a delete by key, so a retried call never duplicates 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import IndexBusy, IndexStoreError
+from ..errors import IndexStoreError
 from ..records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument
 from .filter_expr import literal, split_attributes
-from .meta import Published, write_published
+from .meta import Published, read_published, write_published
 from .schema import (
     DOCUMENT_FIELDS,
     REVISIONS,
@@ -32,31 +31,17 @@ from .schema import (
     key,
     passage,
     revision_of,
-    scan,
     staged_key,
     staged_row,
     vector_bytes,
 )
+from .writes import PATHS, ROWS, Old, Rows, lock, strings, writable
 
 if TYPE_CHECKING:
     from ..batches import BatchLedger
     from .store import MilvusIndex
 
 RETIRED_GRACE = 120.0  # seconds retired rows outlive their retirement (readers of older snapshots use them)
-_ROWS = 500  # rows per upsert call
-_PATHS = 100  # paths (or ids) per `in [...]` expression
-_WRITABLE_SKIP = ("sparse",)
-_PAIR = ["path", "content_hash"]  # a function's output: Milvus computes it from `words`
-
-
-@dataclass(frozen=True)
-class _Old:
-    """A published document a publish retires."""
-
-    document_id: int
-    path: str
-    chunks: int
-    tokens: int
 
 
 class MilvusWriter:
@@ -70,14 +55,14 @@ class MilvusWriter:
         self._lock_file: int | None = None
         self._published = Published()
         self._bm25 = False
-        self._fields: dict[str, list[str]] = {}
+        self._rows: Rows
 
     def __enter__(self) -> MilvusWriter:
-        self._lock_file = _lock(self.index.folder, self._wait)
+        self._lock_file = lock(self.index.folder, self._wait)
         try:
-            self._fields = {name: _fields(self._conn, name) for name in (self._names.chunks, self._names.documents)}
-            self._bm25 = "words" in self._fields[self._names.chunks]
-            self._published = self._read_published()
+            self._rows = Rows(self._conn, self._names)
+            self._bm25 = "words" in self._rows.fields[self._names.chunks]
+            self._published = read_published(self._conn, self._names)
             self.repair()
         except BaseException:
             self.__exit__(None, None, None)
@@ -89,23 +74,18 @@ class MilvusWriter:
             os.close(self._lock_file)  # closing releases the flock
             self._lock_file = None
 
-    def _read_published(self) -> Published:
-        from .meta import read_published
-
-        return read_published(self._conn, self._names)
-
     # --- what is there -------------------------------------------------------------------------------
 
     def known_documents(self) -> dict[str, KnownDocument]:
         """Every published document's path, hash, size and mtime."""
         fields = ["path", "content_hash", "size", "mtime"]
-        rows = self._scan(self._names.documents, self._published.visible(), fields)
+        rows = self._rows.scan(self._names.documents, self._published.visible(), fields)
         return {r["path"]: KnownDocument(r["path"], r["content_hash"], int(r["size"]), float(r["mtime"])) for r in rows}
 
     def staged_documents(self) -> dict[str, StagedDocument]:
         """Documents staged by an earlier, unfinished ingest, by path."""
         fields = ["path", "content_hash", "chunks", "tokens"]
-        rows = self._scan(self._names.documents, f"born == {STAGED}", fields)
+        rows = self._rows.scan(self._names.documents, f"born == {STAGED}", fields)
         return {
             r["path"]: StagedDocument(r["path"], r["content_hash"], int(r["chunks"]), int(r["tokens"])) for r in rows
         }
@@ -113,14 +93,14 @@ class MilvusWriter:
     def stored_vectors(self, text_hashes: Sequence[str]) -> dict[str, bytes]:
         """Vectors already stored for passages with these hashes: staged ones first, then published ones."""
         found: dict[str, bytes] = {}
-        for start in range(0, len(text_hashes), _PATHS):
-            part = _strings(text_hashes[start : start + _PATHS])
-            for row in self._scan(self._names.staged, f"text_hash in [{part}]", ["text_hash", "dense"]):
+        for start in range(0, len(text_hashes), PATHS):
+            part = strings(text_hashes[start : start + PATHS])
+            for row in self._rows.scan(self._names.staged, f"text_hash in [{part}]", ["text_hash", "dense"]):
                 found.setdefault(row["text_hash"], vector_bytes(row["dense"]))
-            missing = _strings([h for h in text_hashes[start : start + _PATHS] if h not in found])
+            missing = strings([h for h in text_hashes[start : start + PATHS] if h not in found])
             if missing:
                 expr = f"text_hash in [{missing}] and {self._published.visible()}"
-                for row in self._scan(self._names.chunks, expr, ["text_hash", "dense"]):
+                for row in self._rows.scan(self._names.chunks, expr, ["text_hash", "dense"]):
                     found.setdefault(row["text_hash"], vector_bytes(row["dense"]))
         return found
 
@@ -137,27 +117,27 @@ class MilvusWriter:
         reuses), never a staged document missing passages.
         """
         latest = list({d.path: (d, chunks) for d, chunks in documents}.values())
-        self._delete_keys(self._names.documents, [staged_key(d.path) for d, _ in latest])
-        self._upsert(
+        self._rows.delete_keys(self._names.documents, [staged_key(d.path) for d, _ in latest])
+        self._rows.upsert(
             self._names.staged, [staged_row(d.path, c.chunk, c.text_hash, c.vector) for d, cs in latest for c in cs]
         )
-        self._drop_staged_beyond([(d.path, len(chunks)) for d, chunks in latest])
+        self._rows.drop_staged_beyond([(d.path, len(chunks)) for d, chunks in latest])
         rows = [document_row(0, STAGED, d, len(cs), sum(c.chunk.tokens for c in cs), None) for d, cs in latest]
-        self._upsert(self._names.documents, rows)
+        self._rows.upsert(self._names.documents, rows)
 
     def stage_chunks(self, path: str, chunks: Sequence[ChunkRecord]) -> None:
         """Stage some passages of a large document ahead of the document (see `stage_document`)."""
-        self._delete_keys(self._names.documents, [staged_key(path)])
-        self._upsert(self._names.staged, [staged_row(path, c.chunk, c.text_hash, c.vector) for c in chunks])
+        self._rows.delete_keys(self._names.documents, [staged_key(path)])
+        self._rows.upsert(self._names.staged, [staged_row(path, c.chunk, c.text_hash, c.vector) for c in chunks])
 
     def stage_document(self, document: DocumentRecord, chunks: int, tokens: int) -> None:
         """Stage a document whose `chunks` passages `stage_chunks` stored (leftovers past them go)."""
-        self._drop_staged_beyond([(document.path, chunks)])
-        self._upsert(self._names.documents, [document_row(0, STAGED, document, chunks, tokens, None)])
+        self._rows.drop_staged_beyond([(document.path, chunks)])
+        self._rows.upsert(self._names.documents, [document_row(0, STAGED, document, chunks, tokens, None)])
 
     def unstage(self, paths: Iterable[str]) -> None:
         """Drop staged documents that are no longer wanted, with their passages."""
-        self._unstage(list(paths))
+        self._rows.unstage(list(paths))
 
     def touch(self, path: str, mtime: float) -> None:
         """Record a new mtime for a document whose content did not change (its passages carry it for filters).
@@ -166,10 +146,10 @@ class MilvusWriter:
         ingest touches it again.
         """
         expr = f"path == {literal(path)} and {self._published.visible()}"
-        rows = self._scan(self._names.chunks, expr, self._chunk_fields())
-        self._upsert(self._names.chunks, [{**_writable(r), "mtime": float(mtime)} for r in rows])
-        documents = self._scan(self._names.documents, expr, self._document_fields())
-        self._upsert(self._names.documents, [{**_writable(r), "mtime": float(mtime)} for r in documents])
+        rows = self._rows.scan(self._names.chunks, expr, self._rows.fields[self._names.chunks])
+        self._rows.upsert(self._names.chunks, [{**writable(r), "mtime": float(mtime)} for r in rows])
+        documents = self._rows.scan(self._names.documents, expr, self._rows.fields[self._names.documents])
+        self._rows.upsert(self._names.documents, [{**writable(r), "mtime": float(mtime)} for r in documents])
 
     # --- publishing ----------------------------------------------------------------------------------
 
@@ -179,25 +159,25 @@ class MilvusWriter:
         current = self._published
         generation = current.generation + 1
         staged = sorted(
-            self._scan(self._names.documents, f"born == {STAGED}", DOCUMENT_FIELDS), key=lambda r: r["path"]
+            self._rows.scan(self._names.documents, f"born == {STAGED}", DOCUMENT_FIELDS), key=lambda r: r["path"]
         )
         staged_paths = [r["path"] for r in staged]
         restaged = set(staged_paths)
         removed = [p for p in dict.fromkeys(removed) if p not in restaged]
-        replaced = self._visible_at(staged_paths)
-        gone = self._visible_at(removed)
+        replaced = self._rows.visible_at(staged_paths, current)
+        gone = self._rows.visible_at(removed, current)
         now = time.time()
         next_document, next_chunk = current.next_document_id, current.next_chunk_id
         added = tokens = 0
-        for start in range(0, len(staged), _PATHS):
-            part = staged[start : start + _PATHS]
+        for start in range(0, len(staged), PATHS):
+            part = staged[start : start + PATHS]
             ids = range(next_document, next_document + len(part))
             written, next_chunk = self._publish_chunks(part, ids, next_chunk, generation)
             rows = [
                 document_row(i, generation, document_record(r), written[r["path"]], int(r["tokens"]), now)
                 for i, r in zip(ids, part)
             ]
-            self._upsert(self._names.documents, rows)
+            self._rows.upsert(self._names.documents, rows)
             next_document += len(part)
             added += sum(written.values())
             tokens += sum(int(r["tokens"]) for r in part)
@@ -213,7 +193,7 @@ class MilvusWriter:
             tokens=current.tokens - sum(o.tokens for o in old) + tokens,
             last_ingest=(now if staged else current.last_ingest) if documents else None,
         )
-        self._unstage(staged_paths)
+        self._rows.unstage(staged_paths)
         self.tidy()
         return result
 
@@ -236,7 +216,7 @@ class MilvusWriter:
             "text_hash",
             "dense",
         ]
-        for row in self._scan(self._names.staged, f"path in [{_strings(list(counts))}]", fields):
+        for row in self._rows.scan(self._names.staged, f"path in [{strings(list(counts))}]", fields):
             if int(row["ordinal"]) < counts[row["path"]]:
                 by_path[row["path"]].append(row)
         rows: list[dict[str, Any]] = []
@@ -259,17 +239,17 @@ class MilvusWriter:
                 )
                 next_chunk += 1
             written[record.path] = len(passages)
-            if len(rows) >= _ROWS:
-                self._upsert(self._names.chunks, rows)
+            if len(rows) >= ROWS:
+                self._rows.upsert(self._names.chunks, rows)
                 rows = []
-        self._upsert(self._names.chunks, rows)
+        self._rows.upsert(self._names.chunks, rows)
         return written, next_chunk
 
     def remove(self, paths: Iterable[str]) -> PublishResult:
         """Take published documents out with one commit, leaving staged work (an unfinished ingest's) alone."""
         self.repair()
         current = self._published
-        old = self._visible_at(list(dict.fromkeys(paths)))
+        old = self._rows.visible_at(list(dict.fromkeys(paths)), current)
         generation = current.generation + 1
         documents = current.documents - len(old)
         removed_chunks = sum(o.chunks for o in old)
@@ -289,7 +269,7 @@ class MilvusWriter:
         self.repair()
         current = self._published
         visible = f"document_id == {int(document_id)} and {current.visible()}"
-        found = self._scan(self._names.documents, visible, self._document_fields())
+        found = self._rows.scan(self._names.documents, visible, self._rows.fields[self._names.documents])
         if not found:
             return
         generation = current.generation + 1
@@ -300,16 +280,16 @@ class MilvusWriter:
             )
         text, number, boolean = split_attributes(attributes)
         columns = {"born": generation, "attr_text": text, "attr_number": number, "attr_bool": boolean}
-        rows = self._scan(self._names.chunks, visible, self._chunk_fields())
-        for start in range(0, len(rows), _ROWS):
+        rows = self._rows.scan(self._names.chunks, visible, self._rows.fields[self._names.chunks])
+        for start in range(0, len(rows), ROWS):
             chunk_rows = [
-                {**_writable(r), **columns, "chunk_key": key(int(r["chunk_id"]), revision)}
-                for r in rows[start : start + _ROWS]
+                {**writable(r), **columns, "chunk_key": key(int(r["chunk_id"]), revision)}
+                for r in rows[start : start + ROWS]
             ]
-            self._upsert(self._names.chunks, chunk_rows)
-        document = {**_writable(found[0]), **columns, "attributes": dict(attributes)}
-        self._upsert(self._names.documents, [{**document, "document_key": key(int(document_id), revision)}])
-        old = _Old(int(document_id), found[0]["path"], int(found[0]["chunks"]), int(found[0]["tokens"]))
+            self._rows.upsert(self._names.chunks, chunk_rows)
+        document = {**writable(found[0]), **columns, "attributes": dict(attributes)}
+        self._rows.upsert(self._names.documents, [{**document, "document_key": key(int(document_id), revision)}])
+        old = Old(int(document_id), found[0]["path"], int(found[0]["chunks"]), int(found[0]["tokens"]))
         self._commit(self._retire(current, [old], generation))
         self.tidy()
 
@@ -327,42 +307,15 @@ class MilvusWriter:
     def repair(self) -> None:
         """Delete what a killed writer left: rows of a publish that never committed (born after the published
         generation), and staged documents that a committed publish took but did not get to delete."""
-        generation = self._published.generation
-        self._conn.call("delete", self._names.chunks, filter=f"born > {generation}")
-        self._conn.call("delete", self._names.documents, filter=f"born > {generation} and born < {STAGED}")
-        staged = self._scan(self._names.documents, f"born == {STAGED}", _PAIR)
-        if not staged:
-            return
-        published: set[tuple[str, str]] = set()
-        for start in range(0, len(staged), _PATHS):
-            paths = _strings([s["path"] for s in staged[start : start + _PATHS]])
-            expr = f"path in [{paths}] and {self._published.visible()}"
-            published.update((r["path"], r["content_hash"]) for r in self._scan(self._names.documents, expr, _PAIR))
-        self._unstage([s["path"] for s in staged if (s["path"], s["content_hash"]) in published])
+        self._rows.repair(self._published)
 
     def tidy(self, grace: float = RETIRED_GRACE) -> None:
         """Delete the rows of documents retired more than `grace` seconds ago, then forget those retirements."""
-        current = self._published
-        cutoff = time.time() - grace
-        old = [i for i, at in enumerate(current.retired_at) if at <= cutoff]
-        if not old:
-            return
-        for i in old:
-            g, ids = current.retired[i]
-            for start in range(0, len(ids), _PATHS):
-                expr = f"document_id in [{', '.join(map(str, ids[start : start + _PATHS]))}] and born < {g}"
-                self._conn.call("delete", self._names.chunks, filter=expr)
-                self._conn.call("delete", self._names.documents, filter=expr)
-        keep = [i for i in range(len(current.retired)) if i not in set(old)]
-        tidied = replace(
-            current,
-            retired=tuple(current.retired[i] for i in keep),
-            retired_at=tuple(current.retired_at[i] for i in keep),
-            published_at=time.time(),  # readers of this row wait for the deletes: no retired row shows again
-        )
-        write_published(self._conn, self._names, tidied)
-        self._published = tidied
-        self.index.committed(tidied)
+        tidied = self._rows.tidy(self._published, grace)
+        if tidied is not None:
+            write_published(self._conn, self._names, tidied)
+            self._published = tidied
+            self.index.committed(tidied)
 
     # --- helpers -------------------------------------------------------------------------------------
 
@@ -373,78 +326,10 @@ class MilvusWriter:
         self._published = published
         self.index.committed(published)
 
-    def _retire(self, current: Published, old: Sequence[_Old], generation: int) -> Published:
+    def _retire(self, current: Published, old: Sequence[Old], generation: int) -> Published:
         """The next state (at `generation`) with `old` retired in it."""
         retired, retired_at = current.retired, current.retired_at
         if old:
             retired += ((generation, tuple(sorted({o.document_id for o in old}))),)
             retired_at += (time.time(),)
         return replace(current, generation=generation, retired=retired, retired_at=retired_at)
-
-    def _visible_at(self, paths: Sequence[str]) -> list[_Old]:
-        """The published documents at these paths."""
-        found: list[_Old] = []
-        for start in range(0, len(paths), _PATHS):
-            expr = f"path in [{_strings(paths[start : start + _PATHS])}] and {self._published.visible()}"
-            for r in self._scan(self._names.documents, expr, ["document_id", "path", "chunks", "tokens"]):
-                found.append(_Old(int(r["document_id"]), r["path"], int(r["chunks"]), int(r["tokens"])))
-        return found
-
-    def _unstage(self, paths: list[str]) -> None:
-        """Staged passages first, then the staged document rows (a crash between leaves a row `repair` finds)."""
-        for start in range(0, len(paths), _PATHS):
-            part = paths[start : start + _PATHS]
-            self._conn.call("delete", self._names.staged, filter=f"path in [{_strings(part)}]")
-            self._delete_keys(self._names.documents, [staged_key(p) for p in part])
-
-    def _drop_staged_beyond(self, counts: Sequence[tuple[str, int]]) -> None:
-        """Delete staged passages past each document's last (an earlier, longer version's)."""
-        for start in range(0, len(counts), _PATHS):
-            expr = " or ".join(f"(path == {literal(p)} and ordinal >= {n})" for p, n in counts[start : start + _PATHS])
-            self._conn.call("delete", self._names.staged, filter=expr)
-
-    def _delete_keys(self, collection: str, keys: list[int]) -> None:
-        for start in range(0, len(keys), _ROWS):
-            self._conn.call("delete", collection, ids=keys[start : start + _ROWS])
-
-    def _upsert(self, collection: str, rows: list[dict[str, Any]]) -> None:
-        for start in range(0, len(rows), _ROWS):
-            self._conn.call("upsert", collection, rows[start : start + _ROWS])
-
-    def _scan(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
-        return list(scan(self._conn, collection, expr, fields))
-
-    def _chunk_fields(self) -> list[str]:
-        return self._fields[self._names.chunks]
-
-    def _document_fields(self) -> list[str]:
-        return self._fields[self._names.documents]
-
-
-def _fields(conn: Any, collection: str) -> list[str]:
-    """Every field of a collection a row upsert takes (not a function's output)."""
-    described = conn.call("describe_collection", collection)["fields"]
-    return [f["name"] for f in described if f["name"] not in _WRITABLE_SKIP]
-
-
-def _writable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in _WRITABLE_SKIP}
-
-
-def _strings(values: Iterable[str]) -> str:
-    return ", ".join(literal(v) for v in values)
-
-
-def _lock(folder: Any, wait: float) -> int:
-    """Hold `write.lock` in the index folder (flock), waiting up to `wait` seconds; IndexBusy if another holds it."""
-    fd = os.open(folder / "write.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError as exc:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise IndexBusy(f"another ingest is writing to {folder}; wait for it to finish") from exc
-            time.sleep(0.05)

@@ -1,0 +1,144 @@
+"""The requests a Milvus index's writer makes: upserts and deletes by key, scans, and cleaning up after crashes.
+
+Every write is an upsert or a delete, keyed or by expression, so a retried request never duplicates a row.
+`repair` and `tidy` are the writer's upkeep: rows of a publish that never committed, staged rows a
+committed publish left, and retired rows past their grace period.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import IndexBusy
+from .connection import MilvusConnection
+from .filter_expr import literal
+from .meta import Published
+from .schema import STAGED, CollectionNames, scan, staged_key
+
+ROWS = 500  # rows per upsert call
+PATHS = 100  # paths (or ids) per `in [...]` expression
+COMPUTED = ("sparse",)  # a function's output: Milvus computes it from `words`, an upsert must not send it
+_PAIR = ["path", "content_hash"]
+
+
+@dataclass(frozen=True)
+class Old:
+    """A published document a commit retires."""
+
+    document_id: int
+    path: str
+    chunks: int
+    tokens: int
+
+
+class Rows:
+    """The rows of one index's collections, as its writer changes them."""
+
+    def __init__(self, conn: MilvusConnection, names: CollectionNames) -> None:
+        self.conn = conn
+        self.names = names
+        self.fields = {name: writable_fields(conn, name) for name in (names.chunks, names.documents)}
+
+    def upsert(self, collection: str, rows: list[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), ROWS):
+            self.conn.call("upsert", collection, rows[start : start + ROWS])
+
+    def delete_keys(self, collection: str, keys: list[int]) -> None:
+        for start in range(0, len(keys), ROWS):
+            self.conn.call("delete", collection, ids=keys[start : start + ROWS])
+
+    def scan(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        return list(scan(self.conn, collection, expr, fields))
+
+    def visible_at(self, paths: Sequence[str], published: Published) -> list[Old]:
+        """The documents at these paths in the `published` state."""
+        found: list[Old] = []
+        for start in range(0, len(paths), PATHS):
+            expr = f"path in [{strings(paths[start : start + PATHS])}] and {published.visible()}"
+            for r in self.scan(self.names.documents, expr, ["document_id", "path", "chunks", "tokens"]):
+                found.append(Old(int(r["document_id"]), r["path"], int(r["chunks"]), int(r["tokens"])))
+        return found
+
+    def unstage(self, paths: list[str]) -> None:
+        """Staged passages first, then the staged document rows (a crash between leaves a row `repair` finds)."""
+        for start in range(0, len(paths), PATHS):
+            part = paths[start : start + PATHS]
+            self.conn.call("delete", self.names.staged, filter=f"path in [{strings(part)}]")
+            self.delete_keys(self.names.documents, [staged_key(p) for p in part])
+
+    def drop_staged_beyond(self, counts: Sequence[tuple[str, int]]) -> None:
+        """Delete staged passages past each document's last (an earlier, longer version's)."""
+        for start in range(0, len(counts), PATHS):
+            expr = " or ".join(f"(path == {literal(p)} and ordinal >= {n})" for p, n in counts[start : start + PATHS])
+            self.conn.call("delete", self.names.staged, filter=expr)
+
+    def repair(self, published: Published) -> None:
+        """Delete rows born after `published` (a publish killed before its commit) and staged documents that
+        are published already (a publish killed after its commit, before it deleted them)."""
+        generation = published.generation
+        self.conn.call("delete", self.names.chunks, filter=f"born > {generation}")
+        self.conn.call("delete", self.names.documents, filter=f"born > {generation} and born < {STAGED}")
+        staged = self.scan(self.names.documents, f"born == {STAGED}", _PAIR)
+        done: set[tuple[str, str]] = set()
+        for start in range(0, len(staged), PATHS):
+            paths = strings([s["path"] for s in staged[start : start + PATHS]])
+            expr = f"path in [{paths}] and {published.visible()}"
+            done.update((r["path"], r["content_hash"]) for r in self.scan(self.names.documents, expr, _PAIR))
+        self.unstage([s["path"] for s in staged if (s["path"], s["content_hash"]) in done])
+
+    def tidy(self, published: Published, grace: float) -> Published | None:
+        """Delete the rows of retirements older than `grace` seconds; the state without them (None if none)."""
+        cutoff = time.time() - grace
+        old = {i for i, at in enumerate(published.retired_at) if at <= cutoff}
+        if not old:
+            return None
+        for i in sorted(old):
+            generation, ids = published.retired[i]
+            for start in range(0, len(ids), PATHS):
+                expr = f"document_id in [{', '.join(map(str, ids[start : start + PATHS]))}] and born < {generation}"
+                self.conn.call("delete", self.names.chunks, filter=expr)
+                self.conn.call("delete", self.names.documents, filter=expr)
+        keep = [i for i in range(len(published.retired)) if i not in old]
+        return replace(
+            published,
+            retired=tuple(published.retired[i] for i in keep),
+            retired_at=tuple(published.retired_at[i] for i in keep),
+            published_at=time.time(),  # readers of this row wait for the deletes: no retired row shows again
+        )
+
+
+def writable_fields(conn: MilvusConnection, collection: str) -> list[str]:
+    """Every field of a collection that a row upsert takes (not a function's output)."""
+    described = conn.call("describe_collection", collection)["fields"]
+    return [f["name"] for f in described if f["name"] not in COMPUTED]
+
+
+def writable(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as read, ready to be upserted again."""
+    return {k: v for k, v in row.items() if k not in COMPUTED}
+
+
+def strings(values: Iterable[str]) -> str:
+    """String literals for an `in [...]` list."""
+    return ", ".join(literal(v) for v in values)
+
+
+def lock(folder: Path, wait: float) -> int:
+    """Hold `write.lock` in the index folder (flock), waiting up to `wait` seconds; IndexBusy if another holds it."""
+    fd = os.open(folder / "write.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError as exc:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise IndexBusy(f"another ingest is writing to {folder}; wait for it to finish") from exc
+            time.sleep(0.05)
