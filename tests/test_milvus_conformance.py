@@ -7,6 +7,8 @@ Every collection made here has a fresh `semsearch_conformance_*` name and is dro
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import subprocess
 import sys
@@ -19,7 +21,9 @@ import numpy as np
 import pytest
 
 from indexes.milvus.connection import MilvusConnection
-from tests.support.milvus_filters import check_random_filters, create_documents, fill
+from tests.support.milvus_filters import check_random_filters, create_documents, fill, filterable
+
+from .conftest import DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,3 +155,191 @@ def test_a_read_with_the_commit_guarantee_timestamp_sees_another_clients_writes(
     published = Published(generation=1, published_at=float(written.stdout.strip()))
     assert published.consistency()["consistency_level"] == "Customized"
     assert count(server, collection, **published.consistency()) == rows
+
+
+# --- an index on the server through the real pipeline, against the same folder in a local index ---------------
+
+QUERIES = [
+    "who invented the printing press",
+    "how do plants turn light into sugar",
+    "brewing coffee with a french press",
+    "what happens when it rains",
+    "how does TCP avoid congestion",
+    "ancient roman water supply",
+    "how the knight moves in chess",
+    "a recipe with lentils",
+    "nearest neighbour search over embeddings",
+    "measuring time before clocks",
+]
+# Filters through search, the same on both stores: built-in columns, a prefix range and a glob (document ids).
+FILTERS = [
+    {"key": "type", "type": "eq", "value": "pdf"},
+    {"key": "type", "type": "in", "value": ["markdown", "html"]},
+    {"key": "path", "type": "glob", "value": "**/*-*.txt"},
+    {
+        "type": "or",
+        "filters": [{"key": "size", "type": "gt", "value": 3000}, {"key": "type", "type": "eq", "value": "rst"}],
+    },
+]
+
+
+def milvus_options(uri: str) -> Any:
+    from indexes import MilvusOptions
+
+    return MilvusOptions(uri=uri, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server_index(milvus_server: str, tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[Path]:
+    """The sample folder ingested into an index on the server by the real CLI (its collections dropped at the end):
+    `semsearch ingest DATA/sample --index IX --store milvus --milvus-uri URI`."""
+    from click.testing import CliRunner
+
+    from indexes import open_store
+    from search.cli import cli
+
+    folder = tmp_path_factory.mktemp("milvus-index") / "ix"
+    command = [
+        "ingest",
+        str(DATA / "sample"),
+        "--index",
+        str(folder),
+        "--store",
+        "milvus",
+        "--milvus-uri",
+        milvus_server,
+    ]
+    result = CliRunner().invoke(cli, command, env={"SEMSEARCH_CACHE_DIR": str(model_cache)}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    yield folder
+    dropped = open_store(folder, milvus=milvus_options(milvus_server))
+    try:
+        dropped.drop()  # type: ignore[attr-defined]
+    finally:
+        dropped.close()
+
+
+@pytest.fixture
+def opened(server_index: Path, milvus_server: str) -> Iterator[Any]:
+    from indexes import open_store
+
+    index = open_store(server_index, milvus=milvus_options(milvus_server))
+    try:
+        yield index
+    finally:
+        index.close()
+
+
+@pytest.fixture
+def local(sample_index: Path) -> Iterator[Any]:
+    from indexes import open_store
+
+    index = open_store(sample_index)
+    try:
+        yield index
+    finally:
+        index.close()
+
+
+def ranked(index: Any, embedder: Any, query: str, mode: str, filters: Any = None) -> list[tuple[str, int, float]]:
+    """The top 10 passages as (path, ordinal, score): chunk ids differ between stores, passages do not."""
+    from search.retrieve import search
+
+    hits = search(index, embedder, query, k=10, mode=mode, filters=filters)
+    return [(h.path, h.stored.chunk.ordinal, round(h.score, 4)) for h in hits]
+
+
+def test_dense_search_on_the_server_ranks_as_the_local_index(opened: Any, local: Any, embedder: Any) -> None:
+    assert opened.manifest.store == "milvus" and local.manifest.store == "local"
+    assert opened.stats().counts.documents == local.stats().counts.documents == len(list((DATA / "sample").iterdir()))
+    for query in QUERIES:
+        on_server, on_local = ranked(opened, embedder, query, "dense"), ranked(local, embedder, query, "dense")
+        assert len(on_server) == 10
+        assert [(p, o) for p, o, _ in on_server] == [(p, o) for p, o, _ in on_local], query
+        assert [s for _, _, s in on_server] == pytest.approx([s for _, _, s in on_local], abs=1e-3), query
+
+
+def test_filters_through_search_match_the_local_index(opened: Any, local: Any, embedder: Any) -> None:
+    from search import parse_filters
+
+    for raw in FILTERS:
+        f = parse_filters(raw)
+        for query in QUERIES[:4]:
+            on_server = ranked(opened, embedder, query, "dense", f)
+            assert on_server and on_server == ranked(local, embedder, query, "dense", f), (raw, query)
+            with opened.read() as reader:
+                for path in {p for p, _, _ in on_server}:
+                    document = reader.document_at(path)
+                    assert document is not None and f.matches(filterable(document.record)), (raw, path)
+
+
+def search_elsewhere(folder: Path, query: str, model_cache: Path) -> list[str]:
+    """`semsearch search QUERY --json` in a new process: the paths it finds, best first."""
+    command = [sys.executable, "-c", "from search.cli import main; main()", "search", query, "--index", str(folder)]
+    result = subprocess.run(
+        [*command, "-k", "3", "--mode", "dense", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)},
+    )
+    assert result.returncode == 0, result.stderr
+    return [hit["path"] for hit in json.loads(result.stdout)["results"]]
+
+
+def test_another_process_finds_an_ingest_at_once(
+    milvus_server: str, tmp_path: Path, embedder: Any, model_cache: Path
+) -> None:
+    """Read-your-writes across processes: `semsearch search` run right after an ingest returns sees what it
+    published (the meta row read Strong, the passages at the commit's guarantee timestamp)."""
+    from ingest import Folders, ingest, open_index
+
+    docs, folder = tmp_path / "docs", tmp_path / "ix"
+    docs.mkdir()
+    (docs / "zeppelin.txt").write_text("Airships were moored to a tall mast; the zeppelin swung with the wind.")
+    (docs / "lighthouse.txt").write_text("The lighthouse keeper trimmed the lamp's wick before every storm.")
+    index, chunking = open_index(folder, embedder, None, store="milvus", milvus=milvus_options(milvus_server))
+    try:
+        ingest(index, embedder, Folders([docs]), chunking=chunking)
+        found = [Path(p).name for p in search_elsewhere(folder, "lighthouse keeper lamp", model_cache)]
+        assert found == ["lighthouse.txt", "zeppelin.txt"]
+    finally:
+        index.drop()
+        index.close()
+
+
+def test_the_api_answers_503_when_the_store_is_down_or_silent(
+    server_index: Path, model_cache: Path, silent_server: str
+) -> None:
+    """Through `semsearch serve`'s app, the server's index at a refused port and at a socket that never answers
+    (SEMSEARCH_MILVUS_URI overrides the manifest's URI): a 503 with retry-after within the timeout, never a hang."""
+    import httpx
+
+    from search.http import create_app
+    from search.http.server import ServerThread
+    from search.settings import Settings
+    from tests.support.milvus_server import closed_port
+
+    body = {"query": QUERIES[0], "k": 3, "mode": "dense"}
+    with ServerThread(create_app(Settings(index_dir=server_index, cache_dir=model_cache))) as up:
+        assert httpx.post(f"{up.url}/search", json=body, timeout=120).status_code == 200
+    for uri, said in [(f"http://127.0.0.1:{closed_port()}", "refused the connection"), (silent_server, "within 2 s")]:
+        settings = Settings(index_dir=server_index, cache_dir=model_cache, milvus_uri=uri, milvus_timeout=2.0)
+        with ServerThread(create_app(settings)) as down:
+            response = httpx.post(f"{down.url}/search", json=body, timeout=60)
+        assert response.status_code == 503 and response.headers["retry-after"] == "5", response.text
+        assert response.json()["error"]["type"] == "store_unavailable"
+        assert uri in response.json()["error"]["message"] and said in response.json()["error"]["message"]
+
+
+def test_the_cli_says_the_store_is_down_in_one_line_and_exits_1(
+    server_index: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.milvus_server import closed_port
+
+    uri = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("SEMSEARCH_MILVUS_URI", uri)
+    result = run("search", QUERIES[0], "--index", str(server_index))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: Milvus at {uri} refused the connection") and result.stderr.count("\n") == 1
