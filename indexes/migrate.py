@@ -77,10 +77,8 @@ def _copy(source: Index, target: Index, progress: Progress | None) -> PublishRes
 
 def _discard(target: Index, folder: Path, made_folder: bool) -> None:
     """Remove a copy that failed: its collections (Milvus) and its folder, if the copy made it."""
-    drop = getattr(target, "drop", None)
     try:
-        if drop is not None:
-            drop()
+        target.drop()
     finally:
         target.close()
         if made_folder:

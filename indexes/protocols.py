@@ -208,4 +208,9 @@ class Index(Protocol):
         """The Batch API jobs recorded in this index, and the vectors they delivered."""
         ...
 
+    def drop(self) -> None:
+        """Delete what the index keeps outside its folder (a Milvus server's collections); the folder is the
+        caller's to delete. The index is unusable afterwards."""
+        ...
+
     def close(self) -> None: ...

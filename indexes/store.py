@@ -152,6 +152,9 @@ class LocalIndex:
         size = sum(_size(p) for p in files)
         return IndexStats(self.folder, counts, self.manifest, size, live)
 
+    def drop(self) -> None:
+        """Nothing: a local index is all in its folder."""
+
     def close(self) -> None:
         """Close this thread's connection (other threads' close when they end)."""
         catalog = getattr(self._local, "catalog", None)

@@ -18,12 +18,14 @@ import pytest
 from fastapi import FastAPI
 from openai import OpenAI
 
-from indexes import LocalIndex, LocalWriter
+from indexes import open_store, store_exists
 from search import Settings
 from search.http import create_app
 from search.http.registry import IndexRegistry
 
 from .conftest import DATA, ServerThread
+from .support.milvus import require_pymilvus
+from .support.stores import STORE_IDS, STORES
 
 ADMIN = "admin-key-0123456789"
 SCOPED = "scoped-key-0123456789"  # read-write, the default index only
@@ -58,9 +60,12 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("vs") / "ix"
 
 
-@pytest.fixture(scope="module")
-def server(index_dir: Path, model_cache: Path) -> Iterator[tuple[str, FastAPI]]:
-    with serving(index_dir, model_cache) as both:
+@pytest.fixture(scope="module", params=STORES, ids=STORE_IDS)
+def server(request: pytest.FixtureRequest, index_dir: Path, model_cache: Path) -> Iterator[tuple[str, FastAPI]]:
+    """The served app, its vector stores made in each store in turn (local, Milvus Lite)."""
+    if request.param == "milvus":
+        require_pymilvus()
+    with serving(index_dir / request.param, model_cache, store=request.param) as both:
         yield both
 
 
@@ -78,9 +83,9 @@ def registry(server: tuple[str, FastAPI]) -> IndexRegistry:
 @contextlib.contextmanager
 def index_busy(folder: Path) -> Iterator[None]:
     """Another writer (as a CLI ingest would be) holds the index's lock meanwhile."""
-    index = LocalIndex.open(folder)
+    index = open_store(folder)
     try:
-        with LocalWriter(index):
+        with index.writer():
             yield
     finally:
         index.close()
@@ -105,7 +110,7 @@ def long_text(paragraphs: int = 40) -> bytes:
 
 def stored_passages(folder: Path, path_part: str) -> list[Any]:
     """The passages the catalog holds for the document whose path contains `path_part`."""
-    index = LocalIndex.open(folder)
+    index = open_store(folder)
     try:
         with index.read() as reader:
             return [c for c in reader.all_chunks() if path_part in c.path]
@@ -193,7 +198,7 @@ def test_a_create_stopped_before_its_index_is_cleared_and_a_store_deletes_whole(
         assert api.vector_stores.list().data == []
 
 
-def test_upload_and_poll_with_attributes_and_static_chunking(url: str, index_dir: Path) -> None:
+def test_upload_and_poll_with_attributes_and_static_chunking(url: str, registry: IndexRegistry) -> None:
     api = client(url)
     store = api.vector_stores.create(name="chunks")
     small = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20}}
@@ -213,7 +218,7 @@ def test_upload_and_poll_with_attributes_and_static_chunking(url: str, index_dir
         100,
         20,
     )
-    folder = Settings(index_dir=index_dir).vector_store_root / store.id  # where a store made over /v1 lives
+    folder = registry.settings.vector_store_root / store.id  # where a store made over /v1 lives
     passages = stored_passages(folder, "earth.txt")
     assert len(passages) > 5
     assert all(p.chunk.tokens <= 100 for p in passages)
@@ -335,12 +340,14 @@ def test_cancelling_a_batch_leaves_the_same_file_in_another_batch(url: str, regi
     assert api.vector_stores.files.retrieve(tea.id, vector_store_id=store.id).status == "completed"
 
 
-def test_a_busy_index_is_tried_again_and_keeps_a_changed_attribute(url: str, index_dir: Path, caplog: Any) -> None:
+def test_a_busy_index_is_tried_again_and_keeps_a_changed_attribute(
+    url: str, registry: IndexRegistry, caplog: Any
+) -> None:
     api = client(url)
     store = api.vector_stores.create(name="locked")
     file = api.files.create(file=("tea.md", TEA.encode()), purpose="assistants")
     caplog.set_level(logging.WARNING, logger="semsearch.vector_stores")
-    with index_busy(Settings(index_dir=index_dir).vector_store_root / store.id):
+    with index_busy(registry.settings.vector_store_root / store.id):
         api.vector_stores.files.create(vector_store_id=store.id, file_id=file.id, attributes={"team": "a"})
         wait_for(lambda: "tried again" in caplog.text, "the worker to meet the busy index")
         assert api.vector_stores.files.retrieve(file.id, vector_store_id=store.id).status == "in_progress"
@@ -352,12 +359,12 @@ def test_a_busy_index_is_tried_again_and_keeps_a_changed_attribute(url: str, ind
     assert [r.file_id for r in api.vector_stores.search(store.id, query="tea", filters=b)] == [file.id]  # type: ignore[arg-type]
 
 
-def test_an_expired_store_refuses_searches_and_files(url: str, index_dir: Path) -> None:
+def test_an_expired_store_refuses_searches_and_files(url: str, registry: IndexRegistry) -> None:
     api = client(url)
     store = api.vector_stores.create(name="old", expires_after={"anchor": "last_active_at", "days": 1})
     assert store.status == "completed" and store.expires_at == store.created_at + 86_400
     # Two days pass: the store was last active before its one day ran out.
-    state_file = Settings(index_dir=index_dir).vector_store_root / store.id / "vector_store.json"
+    state_file = registry.settings.vector_store_root / store.id / "vector_store.json"
     state = json.loads(state_file.read_text())
     state["last_active_at"] -= 2 * 86_400
     state_file.write_text(json.dumps(state))
@@ -452,14 +459,14 @@ def test_a_delete_stopped_after_removing_the_document_can_be_finished(url: str, 
     folder = registry.folder(store.id)
     path = json.loads((folder / "vector_store_files.json").read_text())["files"][done.id]["path"]
     index = registry.service(store.id).index
-    with registry.write_lock(store.id), LocalWriter(index) as writer:  # what a kill -9 mid-delete leaves
+    with registry.write_lock(store.id), index.writer() as writer:  # what a kill -9 mid-delete leaves
         writer.remove([path])
     assert [f.id for f in api.vector_stores.files.list(store.id)] == []  # a record without its document is hidden
     assert api.vector_stores.files.delete(done.id, vector_store_id=store.id).deleted
     assert done.id not in json.loads((folder / "vector_store_files.json").read_text())["files"]
 
 
-def test_the_same_bytes_attached_twice_are_two_files(url: str, index_dir: Path) -> None:
+def test_the_same_bytes_attached_twice_are_two_files(url: str, registry: IndexRegistry) -> None:
     api = client(url)
     store = api.vector_stores.create(name="twice")
     small = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20}}
@@ -474,7 +481,7 @@ def test_the_same_bytes_attached_twice_are_two_files(url: str, index_dir: Path) 
     assert a.id != b.id and a.status == b.status == "completed"
     assert api.vector_stores.files.retrieve(a.id, vector_store_id=store.id).attributes == {"team": "a"}
     assert api.vector_stores.files.retrieve(b.id, vector_store_id=store.id).attributes == {}
-    folder = Settings(index_dir=index_dir).vector_store_root / store.id
+    folder = registry.settings.vector_store_root / store.id
     own = {f.id: stored_passages(folder, f"/{f.id}/earth.txt") for f in (a, b)}
     assert max(p.chunk.tokens for p in own[a.id]) > 100 >= max(p.chunk.tokens for p in own[b.id])  # each its chunking
     team_a = {"key": "team", "type": "eq", "value": "a"}
@@ -547,7 +554,7 @@ def test_a_cli_index_is_a_vector_store_with_doc_ids(tmp_path: Path, model_cache:
             api.files.retrieve(found.data[0].file_id)  # not a File: it did not come through /v1/files
         with pytest.raises(openai.BadRequestError, match="not deleted over the API"):
             api.vector_stores.delete("default")
-        assert LocalIndex.exists(folder)
+        assert store_exists(folder)
 
 
 def test_searching_an_index_not_made_over_v1_writes_nothing_into_it(

@@ -10,7 +10,9 @@ import enum
 import errno
 import fcntl
 import logging
+import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -132,10 +134,11 @@ class MilvusConnection:
         return self.policy.run(attempt, time.monotonic() + seconds)
 
     def close(self) -> None:
-        """Close the client; for Milvus Lite also stop its in-process server, which otherwise holds the file."""
+        """Close the client; for Milvus Lite also stop its in-process server, which otherwise holds the file,
+        once no other connection of this process uses it (Lite runs one server per file, shared)."""
         with milvus_errors(self.uri, self.timeout, transient=False):
             self.client.close()
-        if not is_remote(self.uri):
+        if not is_remote(self.uri) and _lite_users(self.uri, -1) == 0:
             release_lite(self.uri)
 
 
@@ -158,7 +161,25 @@ def connect(
         client.close()
         raise
     version = ServerVersion.parse(text, Dialect.LITE if lite else Dialect.SERVER)
+    if lite:
+        _lite_users(uri, +1)
     return MilvusConnection(uri, client, version, timeout, policy or RetryPolicy())
+
+
+_lite_open: dict[str, int] = {}  # Milvus Lite file -> connections of this process open on it
+_lite_lock = threading.Lock()
+
+
+def _lite_users(uri: str, change: int) -> int:
+    """Count a connection to a Lite file in (+1) or out (-1); the connections left."""
+    key = os.path.realpath(uri)
+    with _lite_lock:
+        left = max(_lite_open.get(key, 0) + change, 0)
+        if left:
+            _lite_open[key] = left
+        else:
+            _lite_open.pop(key, None)
+        return left
 
 
 def quiet_pymilvus() -> None:

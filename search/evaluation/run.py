@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from indexes import store_exists
 from ingest import Block, Documents, LoadedDocument, ingest, make_embedder, open_index
 from search.fusion import DEFAULT_FUSION
 from search.retrieve import rank_documents
@@ -41,7 +42,8 @@ def run_evaluation(
     dataset = load_beir(dataset_dir, split)
     folder = index_dir or _default_index(dataset_dir, settings)
     embedder = make_embedder(settings.embedding_model, cache_dir=settings.cache_dir)
-    index, _ = open_index(folder, embedder, None)
+    store = settings.store if not store_exists(folder) else None  # an existing index keeps its store
+    index, _ = open_index(folder, embedder, None, store=store, milvus=settings.milvus())
     with progress_bar("Ingesting corpus") as progress:
         corpus = Documents(beir_documents(dataset), total=dataset.corpus_size() if progress else 0, remove_missing=True)
         summary = ingest(index, embedder, corpus, progress=progress)

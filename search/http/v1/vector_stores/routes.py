@@ -192,7 +192,9 @@ def _delete_store(request: Request, name: str) -> None:
             "Remove its documents one by one, or stop the server and delete the folder yourself"
         )
     with registry.write_lock(name):
+        index = registry.service(name).index
         trash = root / f"{_TRASH}{name}"
+        index.drop()  # a Milvus server's collections (nothing for a local index: its folder is everything)
         os.replace(folder, trash)  # gone from the list at once, even if the removal below is interrupted
         registry.forget(name)  # then closed; queued files of the store are skipped once it is gone
         shutil.rmtree(trash, ignore_errors=True)
