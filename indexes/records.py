@@ -176,6 +176,7 @@ class IndexStats:
             "index": str(self.folder),
             **asdict(self.counts),
             "last_ingest": datetime.fromtimestamp(last, UTC).isoformat(timespec="seconds") if last else None,
+            "store": manifest.store,
             "embedding_model": manifest.embedding_model,
             "dimension": manifest.dimension,
             "metric": manifest.metric,
@@ -186,4 +187,9 @@ class IndexStats:
             "vector_storage": manifest.vector_storage,
             "segments": [segment.as_dict() for segment in self.segments],
             "tombstones": sum(segment.tombstones for segment in self.segments),
+            **(
+                {"milvus": {"uri": manifest.milvus_uri, "collection": manifest.milvus_collection}}
+                if manifest.store == "milvus"
+                else {}
+            ),
         }

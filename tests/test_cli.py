@@ -14,20 +14,25 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from indexes.manifest import read_manifest
 from search import Settings
 from search.cli.main import cli
 from search.evaluation import vector_store_eval
 from search.http import create_app
 
 from .conftest import DATA, ServerThread
+from .support.milvus import require_pymilvus
+from .support.stores import STORE_IDS, STORES
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
+@pytest.fixture(scope="module", params=STORES, ids=STORE_IDS)
+def index_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
+    """The sample and formats folders ingested by the CLI, with `--store local` and `--store milvus` in turn."""
+    if request.param == "milvus":
+        require_pymilvus()
     folder = tmp_path_factory.mktemp("cli") / "ix"
-    result = CliRunner(env={"SEMSEARCH_CACHE_DIR": str(model_cache)}).invoke(
-        cli, ["ingest", str(DATA / "sample"), str(DATA / "formats"), "--index", str(folder)], catch_exceptions=False
-    )
+    args = ["ingest", str(DATA / "sample"), str(DATA / "formats"), "--index", str(folder), "--store", request.param]
+    result = CliRunner(env={"SEMSEARCH_CACHE_DIR": str(model_cache)}).invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return folder
 
@@ -81,7 +86,7 @@ def test_stats(run, index_dir: Path) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(run("stats", "--index", str(index_dir), "--json").output)
     assert data["documents"] >= 10 and data["chunks"] > data["documents"]
     assert data["embedding_model"] == "local/all-MiniLM-L6-v2" and data["index_type"] == "auto"
-    assert data["size_bytes"] > 0
+    assert data["size_bytes"] > 0 and data["store"] == read_manifest(index_dir).store
     for key in ("created_at", "last_ingest"):  # both ISO 8601 in UTC, in the JSON and for people
         assert datetime.fromisoformat(data[key]).utcoffset() == timedelta(0)
     text = run("stats", "--index", str(index_dir)).output

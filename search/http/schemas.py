@@ -110,8 +110,16 @@ class Segment(ResponseBody):
     tombstones: int = Field(description="vectors of deleted passages, skipped until a merge drops them")
 
 
+class MilvusPlace(ResponseBody):
+    """Where a Milvus index keeps its passages."""
+
+    uri: str = Field(description="a Milvus Lite file (relative to the index folder) or the server URL")
+    collection: str = Field(description="the prefix of the index's collections")
+
+
 class IndexStats(ResponseBody):
     index: str = Field(description="the index folder")
+    store: Literal["local", "milvus"] = Field(description="local: FAISS + SQLite in the folder; milvus: Milvus")
     documents: int
     chunks: int
     tokens: int
@@ -127,6 +135,7 @@ class IndexStats(ResponseBody):
     vector_storage: Literal["f32", "f16", "sq8"]
     segments: list[Segment]
     tombstones: int
+    milvus: MilvusPlace | SkipJsonSchema[None] = Field(default=None, description="only for a Milvus index")
     chat: ChatStats | SkipJsonSchema[None] = Field(default=None, description="only when a chat model is configured")
 
 
