@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from indexes import Index, Reader, StoredChunk
+from indexes.errors import LexicalUnavailable
 from ingest import Embedder
 
 from .errors import InvalidQuery
@@ -16,6 +18,8 @@ from .fusion import DEFAULT_FUSION, FUSIONS, Detail, Fused, feedback_query, fuse
 from .lexical import query_terms
 from .scores import descending, evidence, lexical_strength
 from .settings import DEFAULT_K, QueryLimits
+
+logger = logging.getLogger("semsearch.search")
 
 MODES = ("hybrid", "dense", "lexical")
 DEFAULT_MODE = MODES[0]
@@ -172,6 +176,7 @@ def rank_chunks(
     Filters apply inside each search (a FAISS id selector, a catalog condition), never
     after it, so `depth` candidates come back whenever that many matching chunks exist.
     """
+    mode = _mode_this_store_can(reader, mode)
     query = None if mode == "lexical" else vector if vector is not None else embedder.embed_query(text)
     dense = reader.dense(query, depth, filters, exact=exact) if query is not None else []
     lexical = reader.lexical(query_terms(text), depth, where=filters) if mode != "dense" else []
@@ -184,6 +189,23 @@ def rank_chunks(
     fused = fuse(dense, lexical, fusion, FEEDBACK_POOL)
     moved = feedback_query(query, fused, reader.documents_of([cid for cid, _, _ in fused]), reader.vectors)
     return fuse(reader.dense(moved, depth, filters, exact=exact), lexical, fusion, limit)
+
+
+def _mode_this_store_can(reader: Reader, mode: str) -> str:
+    """`mode`, or dense for hybrid on a store without lexical search (said once in the log); lexical search
+    there is an error saying why (`LexicalUnavailable`, a 422 over HTTP)."""
+    reason = reader.lexical_unavailable() if mode != "dense" else None
+    if reason is None:
+        return mode
+    if mode == "lexical":
+        raise LexicalUnavailable(reason)
+    if reason not in _said:
+        _said.add(reason)
+        logger.warning("%s", reason)
+    return "dense"
+
+
+_said: set[str] = set()  # fallbacks already logged by this process
 
 
 def _hits(reader: Reader, ranked: Sequence[tuple[int, float, dict[str, float | int | None]]]) -> list[Hit]:
