@@ -143,7 +143,9 @@ class LocalReader:
     def export(self) -> Iterator[tuple[DocumentRecord, list[ChunkRecord]]]:
         """Every document with its passages (in order), text hashes and stored vectors: what `migrate` copies."""
         for document in self.documents():
-            sql = f"SELECT {_CHUNK_COLUMNS}, c.text_hash FROM {_CHUNKS_JOINED} WHERE c.document_id = ? ORDER BY c.ordinal"
+            sql = (
+                f"SELECT {_CHUNK_COLUMNS}, c.text_hash FROM {_CHUNKS_JOINED} WHERE c.document_id = ? ORDER BY c.ordinal"
+            )
             rows = self._catalog.rows(sql, (document.id,))
             vectors = self.vectors([row[0] for row in rows])
             records = [
