@@ -225,3 +225,15 @@ def test_bench_commands_print_their_figures(run, tmp_path: Path) -> None:  # typ
     rates = json.loads(run("bench-embeddings", "--seconds", "1", "--rpm", "600", "--tpm", "1000000", "--json").output)
     for side in ("paced", "naive_sequential"):
         assert rates[side]["requests_ok"] > 0 and rates[side]["http_429"] == 0 and rates[side]["fraction_of_tpm"] > 0
+
+
+def test_optimize_on_either_store(run, index_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("optimize", "--index", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    if read_manifest(index_dir).store == "milvus":  # Milvus merges its own segments: it is asked to compact
+        assert report["compacted"] is True and report["store"] == "milvus"
+    else:
+        assert report["segments_after"] == 1 and report["tombstones_dropped"] == 0
+    after = json.loads(run("search", "printing press", "--index", str(index_dir), "--json").output)
+    assert after["results"][0]["path"].endswith("printing-press.html")

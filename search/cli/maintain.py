@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from indexes import STORES, open_store
+from indexes import STORES, Index, open_store
 from indexes.migrate import copy_index
 
 from . import output
@@ -37,6 +37,9 @@ def optimize(index_dir: Path | None, wait: float, as_json: bool) -> None:
     """
     settings = settings_for(index_dir)
     index = open_store(settings.index_dir, milvus=settings.milvus())
+    if index.manifest.store != "local":
+        _optimize_elsewhere(index, wait, as_json)
+        return
     before = index.stats()
     started = time.perf_counter()
     result = index.optimize(wait=wait)
@@ -61,6 +64,24 @@ def optimize(index_dir: Path | None, wait: float, as_json: bool) -> None:
         f"{report['seconds']} s (writers paused {report['locked_seconds']} s); "
         f"{before.size_bytes / 2**20:,.1f} MiB -> {after.size_bytes / 2**20:,.1f} MiB "
         "(merged-away segment files go after a grace period, at a later write)"
+    )
+
+
+def _optimize_elsewhere(index: Index, wait: float, as_json: bool) -> None:
+    """A Milvus index: Milvus merges its own segments; optimize asks it to compact (deleted rows go)."""
+    started = time.perf_counter()
+    try:
+        index.optimize(wait=wait)
+    finally:
+        index.close()
+    report = {"index": str(index.folder), "store": index.manifest.store, "compacted": True}
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(
+        f"Asked Milvus to compact the collections of {index.folder} ({report['seconds']} s): deleted passages "
+        "go as Milvus rewrites its segments, in the background; it merges and indexes segments by itself"
     )
 
 
