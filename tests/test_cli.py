@@ -237,3 +237,24 @@ def test_optimize_on_either_store(run, index_dir: Path) -> None:  # type: ignore
         assert report["segments_after"] == 1 and report["tombstones_dropped"] == 0
     after = json.loads(run("search", "printing press", "--index", str(index_dir), "--json").output)
     assert after["results"][0]["path"].endswith("printing-press.html")
+
+
+def test_the_store_comes_from_the_environment_and_an_index_keeps_its_own(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_pymilvus()
+    monkeypatch.setenv("SEMSEARCH_STORE", "milvus")
+    monkeypatch.setenv("SEMSEARCH_MILVUS_URI", str(tmp_path / "shared.db"))
+    made = run("ingest", str(DATA / "sample" / "photosynthesis.md"), "--index", str(tmp_path / "ix"))
+    assert made.exit_code == 0, made.output
+    manifest = read_manifest(tmp_path / "ix")
+    assert manifest.store == "milvus" and Path(manifest.milvus_uri) == tmp_path / "shared.db"
+    assert (tmp_path / "shared.db").exists() and not (tmp_path / "ix" / "milvus.db").exists()
+    local = run(
+        "ingest", str(DATA / "sample" / "photosynthesis.md"), "--index", str(tmp_path / "loc"), "--store", "local"
+    )
+    assert local.exit_code == 0 and read_manifest(tmp_path / "loc").store == "local"
+    again = run("ingest", str(DATA / "sample" / "photosynthesis.md"), "--index", str(tmp_path / "loc"))
+    assert again.exit_code == 0, "an existing local index stays local whatever SEMSEARCH_STORE says"
+    wrong = run("search", "sunlight", "--index", str(tmp_path / "loc"), "--store", "milvus")
+    assert wrong.exit_code == 2 and "is in the local store, not milvus" in wrong.output and "migrate" in wrong.output
