@@ -363,6 +363,23 @@ def test_a_reader_opened_before_a_publish_does_not_see_it(index: Any) -> None:
             assert b is not None and {after.documents_of([c])[c] for c, _ in after.dense(query, 10)} == {b.id}
 
 
+def test_another_opening_sees_a_commit_once_its_published_row_is_read_again(index: MilvusIndex) -> None:
+    from indexes.milvus.store import REFRESH
+
+    other = _open(index.folder)  # another replica of the index (a second opening stands in for it on Lite)
+    try:
+        assert other.stats().counts.generation == 0
+        with index.writer() as writer:
+            writer.stage_many([_document("a.md")])
+            writer.publish()
+        assert index.stats().counts.generation == 1, "the writer's own process sees its commit at once"
+        time.sleep(REFRESH)
+        with other.read() as reader:
+            assert reader.generation() == 1 and [d.record.path for d in reader.documents()] == ["a.md"]
+    finally:
+        other.close()
+
+
 def test_a_publish_failing_before_its_commit_shows_nothing_and_the_next_writer_removes_its_rows(
     index: Any, faulty: Callable[..., Faulty]
 ) -> None:

@@ -99,10 +99,12 @@ class MilvusIndex:
         if cached is not None and time.monotonic() - cached[0] < REFRESH:
             return cached[1]
         fresh = read_published(self.connection, self.names)
-        with self._lock:
-            if self._published is None or self._published[1].published_at <= fresh.published_at:
-                self._published = (time.monotonic(), fresh)
-            return self._published[1]
+        with self._lock:  # a commit of this process while the row was read is newer: keep it
+            kept = self._published
+            if kept is not None and _order(kept[1]) > _order(fresh):
+                fresh = kept[1]
+            self._published = (time.monotonic(), fresh)
+            return fresh
 
     def committed(self, published: Published) -> None:
         """A writer of this process committed `published`: readers opened from now on see it."""
@@ -172,6 +174,11 @@ def stored_uri(folder: Path, uri: str) -> str:
         return str(Path(uri).relative_to(folder.absolute()))
     except ValueError:
         return uri
+
+
+def _order(published: Published) -> tuple[int, float]:
+    """Which of two states is newer: the generation, then (a tidy keeps it) the time of the commit."""
+    return published.generation, published.published_at
 
 
 def _size(path: Path) -> int:
