@@ -231,6 +231,27 @@ def start_server(base: Path, tries: int = 3, say: Callable[[str], None] = print)
     raise AssertionError("unreachable")
 
 
+LAST_USER = pytest.StashKey[str]()  # the session's last test that needs the server
+RUNNING = pytest.StashKey[MilvusTestServer]()
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection and reordering: the order the tests will run in
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    users = [item.nodeid for item in items if "milvus_server" in getattr(item, "fixturenames", ())]
+    if users:
+        config.stash[LAST_USER] = users[-1]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Stop the server right after the last test that needs it (and its fixtures' teardown), not at the session's
+    end: another session waiting for it, and the rest of this one, get the machine back sooner."""
+    yield
+    server = item.config.stash.get(RUNNING, None)
+    if server is not None and item.config.stash.get(LAST_USER, None) == item.nodeid:
+        server.close()
+
+
 @pytest.fixture(scope="session")
 def milvus_server(pytestconfig: pytest.Config) -> Iterator[str]:
     """The URI of a Milvus 2.3.5 server on 127.0.0.1 shared by the session's tests (or SEMSEARCH_MILVUS_TEST_URI's)."""
@@ -244,7 +265,7 @@ def milvus_server(pytestconfig: pytest.Config) -> Iterator[str]:
         with capture.global_and_fixture_disabled():
             print(f"\n[milvus_server] {message}", file=sys.stderr, flush=True)
 
-    server = start_server(cache_dir(), say=say)
+    server = pytestconfig.stash[RUNNING] = start_server(cache_dir(), say=say)
     try:
         yield server.uri
     finally:
