@@ -222,6 +222,32 @@ def test_a_second_writer_is_busy(index: Any) -> None:
         pass
 
 
+def _lease_of(index: MilvusIndex, host: str, expires: float) -> None:
+    """A lease row as a writer on `host` leaves it."""
+    value = {"host": host, "pid": 4242, "expires": expires}
+    index.connection.call("upsert", index.names.meta, [{"key": "lease", "value": value, "_v": [0.0, 0.0]}])
+
+
+def _lease(index: MilvusIndex) -> list[dict[str, Any]]:
+    return list(index.connection.call("query", index.names.meta, filter='key == "lease"', output_fields=["value"]))
+
+
+def test_a_writer_on_another_host_holding_the_lease_keeps_others_out(index: MilvusIndex) -> None:
+    import socket
+
+    _lease_of(index, "elsewhere.example", time.time() + 60)
+    with pytest.raises(IndexBusy, match="a writer on elsewhere.example .pid 4242. is writing"), index.writer():
+        pass
+    assert _lease(index)[0]["value"]["host"] == "elsewhere.example", "a refused writer leaves the lease alone"
+    _lease_of(index, "elsewhere.example", time.time() - 1)  # expired: its writer stopped renewing it
+    with index.writer():
+        assert _lease(index)[0]["value"]["host"] == socket.gethostname()
+    assert _lease(index) == [], "a writer gives its lease up when it ends"
+    _lease_of(index, socket.gethostname(), time.time() + 60)  # this host's killed writer: the flock is free
+    with index.writer():
+        pass
+
+
 # --- the writer gives the local writer's answers --------------------------------------------------------
 
 
@@ -387,7 +413,7 @@ def test_a_publish_failing_before_its_commit_shows_nothing_and_the_next_writer_r
         writer.stage_many([_document("a.md")])
         writer.publish()
     published = index.published()
-    faulty("upsert", "_meta", 1, _fail)  # the commit's request fails: every data row is written by then
+    faulty("upsert", "_meta", 2, _fail)  # the commit's request fails (the first takes the writer's lease)
     with index.writer() as writer:
         writer.stage_many([_document("b.md"), _document("a.md", 2)])
         with pytest.raises(IndexStoreError, match="injected"):
@@ -509,8 +535,8 @@ def clean_ingest(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> tup
     [
         ("upsert", "_staged", 2, "after"),  # mid-staging: two batches' passages stored, one batch's documents
         ("upsert", "_chunks", 1, "after"),  # mid-publish: passages born in the new generation, no commit
-        ("upsert", "_meta", 1, "before"),  # every row of the publish written, the commit not
-        ("upsert", "_meta", 1, "after"),  # committed, staged rows not yet deleted
+        ("upsert", "_meta", 2, "before"),  # every row of the publish written, the commit not (1: the lease)
+        ("upsert", "_meta", 2, "after"),  # committed, staged rows not yet deleted
         ("upsert", "_staged", 1, "before"),  # before anything was staged
     ],
 )
@@ -535,7 +561,7 @@ def test_a_killed_ingest_resumes_without_duplicates_or_embedding_staged_work_aga
     clean, _ = clean_ingest
     published = (suffix, when) == ("_meta", "after")
     assert committed.documents == (clean.ingested if published else 0), "the kill came where it was meant to"
-    if not published and nth == 1 and suffix != "_staged":
+    if not published and suffix != "_staged":
         assert len(staged_hashes) == clean.chunks, "everything was staged before the publish was killed"
     _check_resumed(index_dir, clean_ingest, committed, staged_hashes, resumed)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import IndexStoreError
 from ..records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument
 from .filter_expr import literal, split_attributes
+from .lease import Lease
 from .meta import Published, read_published, write_published
 from .schema import (
     DOCUMENT_FIELDS,
@@ -56,11 +57,14 @@ class MilvusWriter:
         self._published = Published()
         self._bm25 = False
         self._rows: Rows
+        self._lease: Lease | None = None
 
     def __enter__(self) -> MilvusWriter:
         self._lock_file = lock(self.index.folder, self._wait)
         try:
-            self._rows = Rows(self._conn, self._names)
+            self._lease = Lease(self._conn, self._names)
+            self._lease.take()
+            self._rows = Rows(self._conn, self._names, self._lease.renew)
             self._bm25 = "words" in self._rows.fields[self._names.chunks]
             self._published = read_published(self._conn, self._names)
             self.repair()
@@ -70,6 +74,9 @@ class MilvusWriter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         if self._lock_file is not None:
             os.close(self._lock_file)  # closing releases the flock
             self._lock_file = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,13 +40,17 @@ class Old:
 class Rows:
     """The rows of one index's collections, as its writer changes them."""
 
-    def __init__(self, conn: MilvusConnection, names: CollectionNames) -> None:
+    def __init__(
+        self, conn: MilvusConnection, names: CollectionNames, before_write: Callable[[], None] = lambda: None
+    ) -> None:
         self.conn = conn
         self.names = names
+        self.before_write = before_write  # the writer's lease renews itself here (lease.py)
         self.fields = {name: writable_fields(conn, name) for name in (names.chunks, names.documents)}
 
     def upsert(self, collection: str, rows: list[dict[str, Any]]) -> None:
         for start in range(0, len(rows), ROWS):
+            self.before_write()
             self.conn.call("upsert", collection, rows[start : start + ROWS])
 
     def delete_keys(self, collection: str, keys: list[int]) -> None:
