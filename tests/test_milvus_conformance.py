@@ -309,6 +309,48 @@ def test_another_process_finds_an_ingest_at_once(
         index.close()
 
 
+def test_hybrid_and_lexical_without_bm25_fall_back_saying_why(opened: Any, embedder: Any) -> None:
+    """Milvus 2.3 has no BM25: hybrid search is dense search, lexical search is refused with the reason."""
+    from indexes.errors import LexicalUnavailable
+    from search.retrieve import search
+
+    with opened.read() as reader:
+        reason = reader.lexical_unavailable()
+    if opened.connection.supports_bm25:  # a Milvus >= 2.5 given by SEMSEARCH_MILVUS_TEST_URI
+        assert reason is None
+        for query in QUERIES[:3]:
+            assert ranked(opened, embedder, query, "lexical") and ranked(opened, embedder, query, "hybrid")
+        return
+    assert reason is not None and opened.connection.version.text in reason and "2.5" in reason
+    for query in QUERIES[:3]:
+        assert ranked(opened, embedder, query, "hybrid") == ranked(opened, embedder, query, "dense")
+    with pytest.raises(LexicalUnavailable, match="dense or hybrid mode"):
+        search(opened, embedder, QUERIES[0], mode="lexical")
+
+
+def test_lexical_search_without_bm25_is_a_422_over_http_and_exit_1_in_the_cli(
+    server: MilvusConnection, server_index: Path, model_cache: Path, run: Any
+) -> None:
+    import httpx
+
+    from search.http import create_app
+    from search.http.server import ServerThread
+    from search.settings import Settings
+
+    body = {"query": QUERIES[0], "k": 3, "mode": "lexical"}
+    with ServerThread(create_app(Settings(index_dir=server_index, cache_dir=model_cache))) as up:
+        response = httpx.post(f"{up.url}/search", json=body, timeout=120)
+    result = run("search", QUERIES[0], "--index", str(server_index), "--mode", "lexical")
+    if server.supports_bm25:  # a Milvus >= 2.5 given by SEMSEARCH_MILVUS_TEST_URI
+        assert response.status_code == 200 and response.json()["results"] and result.exit_code == 0
+        return
+    assert response.status_code == 422 and response.json()["error"]["type"] == "lexical_unavailable"
+    assert server.version.text in response.json()["error"]["message"]
+    assert "dense or hybrid mode" in response.json()["error"]["message"]
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"Error: Milvus {server.version.text} has no BM25")
+
+
 def test_the_api_answers_503_when_the_store_is_down_or_silent(
     server_index: Path, model_cache: Path, silent_server: str
 ) -> None:
