@@ -320,6 +320,27 @@ def test_restaging_a_shorter_version_drops_the_longer_ones_passages(index: Any) 
         assert [p.chunk.ordinal for p in reader.passages_of("a.md")] == [0]
 
 
+def test_a_document_longer_than_a_publish_holds_at_once_is_published_whole_in_order(index: MilvusIndex) -> None:
+    from indexes.milvus.writer import PASSAGES
+
+    record, chunks = _document("long.md")
+    vector = chunks[0].vector
+    long = [ChunkRecord(Chunk(n, f"line {n}", 2), f"hash-{n}", vector) for n in range(PASSAGES + 150)]
+    with index.writer() as writer:
+        writer.stage_chunks("long.md", long[:PASSAGES])  # a large document arrives a group at a time
+        writer.stage_chunks("long.md", long[PASSAGES:])
+        writer.stage_document(record, len(long), 2 * len(long))
+        writer.stage_many([_document("a.md"), _document("z.md")])
+        result = writer.publish()
+    assert result.chunks_added == len(long) + len(_document("a.md")[1]) + len(_document("z.md")[1])
+    with index.read() as reader:
+        passages = reader.passages_of("long.md")
+        assert [p.chunk.ordinal for p in passages] == list(range(len(long)))
+        ids = [p.chunk_id for p in passages]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids), "chunk ids follow the ordinals"
+        assert reader.counts().chunks == result.chunks_added
+
+
 def test_attributes_change_in_one_commit_under_the_same_ids(index: Any) -> None:
     with index.writer() as writer:
         writer.stage_many([_document("a.md", team="red"), _document("b.md", team="blue")])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,11 @@ if TYPE_CHECKING:
     from .store import MilvusIndex
 
 RETIRED_GRACE = 120.0  # seconds retired rows outlive their retirement (readers of older snapshots use them)
+PASSAGES = 1_000  # staged passages a publish holds in memory at a time (documents grouped up to it)
+_STAGED_FIELDS = [
+    *("path", "ordinal", "text", "tokens", "heading", "page", "page_end", "char_start", "char_end"),
+    *("text_hash", "dense"),
+]
 
 
 class MilvusWriter:
@@ -176,8 +181,7 @@ class MilvusWriter:
         now = time.time()
         next_document, next_chunk = current.next_document_id, current.next_chunk_id
         added = tokens = 0
-        for start in range(0, len(staged), PATHS):
-            part = staged[start : start + PATHS]
+        for part in _groups(staged):
             ids = range(next_document, next_document + len(part))
             written, next_chunk = self._publish_chunks(part, ids, next_chunk, generation)
             rows = [
@@ -207,31 +211,21 @@ class MilvusWriter:
     def _publish_chunks(
         self, documents: list[dict[str, Any]], ids: range, next_chunk: int, generation: int
     ) -> tuple[dict[str, int], int]:
-        """Copy the staged passages of these staged documents into the chunks collection, born in `generation`."""
+        """Copy the staged passages of these staged documents into the chunks collection, born in `generation`,
+        with chunk ids in (document, ordinal) order; read `PASSAGES` ordinals at a time (memory stays flat)."""
+        records = {r["path"]: (document_id, document_record(r)) for document_id, r in zip(ids, documents)}
+        order = {path: n for n, path in enumerate(records)}
         counts = {r["path"]: int(r["chunks"]) for r in documents}
-        by_path: dict[str, list[dict[str, Any]]] = {path: [] for path in counts}
-        fields = [
-            "path",
-            "ordinal",
-            "text",
-            "tokens",
-            "heading",
-            "page",
-            "page_end",
-            "char_start",
-            "char_end",
-            "text_hash",
-            "dense",
-        ]
-        for row in self._rows.scan(self._names.staged, f"path in [{strings(list(counts))}]", fields):
-            if int(row["ordinal"]) < counts[row["path"]]:
-                by_path[row["path"]].append(row)
-        rows: list[dict[str, Any]] = []
-        written: dict[str, int] = {}
-        for document_id, document in zip(ids, documents):
-            record = document_record(document)
-            passages = sorted(by_path[record.path], key=lambda r: int(r["ordinal"]))
-            for row in passages:
+        written = dict.fromkeys(counts, 0)
+        paths = f"path in [{strings(list(counts))}]"
+        for low in range(0, max(counts.values(), default=0), PASSAGES):
+            expr = f"{paths} and ordinal >= {low} and ordinal < {low + PASSAGES}"
+            found = [
+                r for r in self._rows.scan(self._names.staged, expr, _STAGED_FIELDS) if r["ordinal"] < counts[r["path"]]
+            ]
+            rows = []
+            for row in sorted(found, key=lambda r: (order[r["path"]], int(r["ordinal"]))):
+                document_id, record = records[row["path"]]
                 rows.append(
                     chunk_row(
                         next_chunk,
@@ -245,11 +239,8 @@ class MilvusWriter:
                     )
                 )
                 next_chunk += 1
-            written[record.path] = len(passages)
-            if len(rows) >= ROWS:
-                self._rows.upsert(self._names.chunks, rows)
-                rows = []
-        self._rows.upsert(self._names.chunks, rows)
+                written[row["path"]] += 1
+            self._rows.upsert(self._names.chunks, rows)
         return written, next_chunk
 
     def remove(self, paths: Iterable[str]) -> PublishResult:
@@ -340,3 +331,18 @@ class MilvusWriter:
             retired += ((generation, tuple(sorted({o.document_id for o in old}))),)
             retired_at += (time.time(),)
         return replace(current, generation=generation, retired=retired, retired_at=retired_at)
+
+
+def _groups(staged: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Staged documents in groups of up to `PASSAGES` passages and `PATHS` documents (a longer one alone)."""
+    group: list[dict[str, Any]] = []
+    size = 0
+    for row in staged:
+        chunks = int(row["chunks"])
+        if group and (size + chunks > PASSAGES or len(group) >= PATHS):
+            yield group
+            group, size = [], 0
+        group.append(row)
+        size += chunks
+    if group:
+        yield group
