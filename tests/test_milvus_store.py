@@ -339,6 +339,20 @@ def test_a_document_longer_than_a_publish_holds_at_once_is_published_whole_in_or
         ids = [p.chunk_id for p in passages]
         assert ids == sorted(ids) and len(set(ids)) == len(ids), "chunk ids follow the ordinals"
         assert reader.counts().chunks == result.chunks_added
+        document = reader.document_at("long.md")
+    assert document is not None
+    with index.writer() as writer:  # its passages are rewritten a batch at a time, while they are read
+        writer.set_attributes(document.id, {"scale": "large"})
+        writer.touch("long.md", 7.0)
+    with index.read() as reader:
+        again = reader.passages_of("long.md")
+        assert [p.chunk_id for p in again] == ids
+        assert len(reader.dense(np.frombuffer(vector, dtype="<f4"), 2000, Comparison("scale", "eq", "large"))) == len(
+            long
+        )
+        assert len(reader.dense(np.frombuffer(vector, dtype="<f4"), 2000, Comparison("modified", "eq", 7.0))) == len(
+            long
+        )
 
 
 def test_attributes_change_in_one_commit_under_the_same_ids(index: Any) -> None:

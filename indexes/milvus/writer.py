@@ -36,7 +36,7 @@ from .schema import (
     staged_row,
     vector_bytes,
 )
-from .writes import PATHS, ROWS, Old, Rows, lock, strings, writable
+from .writes import PATHS, Old, Rows, lock, strings, writable
 
 if TYPE_CHECKING:
     from ..batches import BatchLedger
@@ -158,10 +158,9 @@ class MilvusWriter:
         ingest touches it again.
         """
         expr = f"path == {literal(path)} and {self._published.visible()}"
-        rows = self._rows.scan(self._names.chunks, expr, self._rows.fields[self._names.chunks])
-        self._rows.upsert(self._names.chunks, [{**writable(r), "mtime": float(mtime)} for r in rows])
-        documents = self._rows.scan(self._names.documents, expr, self._rows.fields[self._names.documents])
-        self._rows.upsert(self._names.documents, [{**writable(r), "mtime": float(mtime)} for r in documents])
+        for name in (self._names.chunks, self._names.documents):
+            for rows in self._rows.batches(name, expr, self._rows.fields[name]):
+                self._rows.upsert(name, [{**writable(r), "mtime": float(mtime)} for r in rows])
 
     # --- publishing ----------------------------------------------------------------------------------
 
@@ -278,13 +277,9 @@ class MilvusWriter:
             )
         text, number, boolean = split_attributes(attributes)
         columns = {"born": generation, "attr_text": text, "attr_number": number, "attr_bool": boolean}
-        rows = self._rows.scan(self._names.chunks, visible, self._rows.fields[self._names.chunks])
-        for start in range(0, len(rows), ROWS):
-            chunk_rows = [
-                {**writable(r), **columns, "chunk_key": key(int(r["chunk_id"]), revision)}
-                for r in rows[start : start + ROWS]
-            ]
-            self._rows.upsert(self._names.chunks, chunk_rows)
+        for rows in self._rows.batches(self._names.chunks, visible, self._rows.fields[self._names.chunks]):
+            revised = [{**writable(r), **columns, "chunk_key": key(int(r["chunk_id"]), revision)} for r in rows]
+            self._rows.upsert(self._names.chunks, revised)  # born in the new generation: the scan skips them
         document = {**writable(found[0]), **columns, "attributes": dict(attributes)}
         self._rows.upsert(self._names.documents, [{**document, "document_key": key(int(document_id), revision)}])
         old = Old(int(document_id), found[0]["path"], int(found[0]["chunks"]), int(found[0]["tokens"]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,17 @@ class Rows:
 
     def scan(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
         return list(scan(self.conn, collection, expr, fields))
+
+    def batches(self, collection: str, expr: str, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
+        """The rows matching `expr`, `ROWS` at a time (a document's passages may not fit in memory at once)."""
+        batch: list[dict[str, Any]] = []
+        for row in scan(self.conn, collection, expr, fields):
+            batch.append(row)
+            if len(batch) >= ROWS:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def visible_at(self, paths: Sequence[str], published: Published) -> list[Old]:
         """The documents at these paths in the `published` state."""
