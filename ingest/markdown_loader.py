@@ -6,6 +6,7 @@ A real parser, not line regexes: its time grows linearly with the input, so a ho
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 
@@ -46,13 +47,15 @@ def _scalar(value: str) -> object:
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
     try:
-        return int(value)
+        number: float = int(value)
     except ValueError:
-        pass
-    try:
-        return float(value)
-    except ValueError:
-        return value.strip("'\"")[:512]
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+    if math.isfinite(number) and abs(number) < 2**63:  # what every store holds (Milvus: int64, finite doubles)
+        return number
+    return value.strip("'\"")[:512]
 
 
 def _split_front_matter(text: str) -> tuple[str, str]:

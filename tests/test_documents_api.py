@@ -103,6 +103,11 @@ def test_bad_uploads_say_what_is_wrong(server: tuple[httpx.Client, Path]) -> Non
     bad = client.post("/documents", files=[("files", ("a.md", b"# hi\n\nthere"))], data={"attributes": "{not json"})
     assert bad.status_code == 422 and "attributes" in bad.json()["error"]["message"]
     assert client.patch("/documents/1", json={"attributes": {"x": [1, 2]}}).status_code == 422
+    for number in ("1180591620717411303424", "NaN", "Infinity"):  # 2^70: no store holds it (Milvus: int64)
+        huge = client.post(
+            "/documents", files=[("files", ("n.md", b"# n\n\nnumbers"))], data={"attributes": f'{{"n": {number}}}'}
+        )
+        assert huge.status_code == 422 and "attributes.n: a number between" in huge.json()["error"]["message"], number
 
 
 def test_ingest_job_runs_to_completion_and_searches_keep_working(server: tuple[httpx.Client, Path]) -> None:

@@ -175,11 +175,15 @@ def _staged(index_dir: Path) -> int:
 
 def _attributes(index_dir: Path) -> dict[str, dict[str, object]]:
     """Each stored document's attributes, by path."""
-    with LocalIndex.open(index_dir).read() as reader:
-        return {d.record.path: d.record.attributes for d in reader.documents()}
+    index = open_store(index_dir)
+    try:
+        with index.read() as reader:
+            return {d.record.path: d.record.attributes for d in reader.documents()}
+    finally:
+        index.close()
 
 
-def test_attributes_from_front_matter_and_sidecars(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_attributes_from_front_matter_and_sidecars(tmp_path: Path, embedder, store: str) -> None:  # type: ignore[no-untyped-def]
     import json
 
     folder = tmp_path / "docs"
@@ -190,14 +194,33 @@ def test_attributes_from_front_matter_and_sidecars(tmp_path: Path, embedder) -> 
     )
     (folder / "b.txt").write_text("Volcanoes erupt when pressure builds.")
     (folder / "b.txt.meta.json").write_text(json.dumps({"team": "geology", "reviewed": True}))
-    ingest_folders(tmp_path / "ix", embedder, folder)
+    ingest_folders(tmp_path / "ix", embedder, folder, store=store)
     rows = _attributes(tmp_path / "ix")
     assert rows[str(folder / "a.md")] == {"title": "Alpha", "team": "research", "year": 2024, "draft": False}
     assert rows[str(folder / "b.txt")] == {"team": "geology", "reviewed": True}
     (folder / "b.txt.meta.json").write_text(json.dumps({"team": "volcanology"}))
-    again = ingest_folders(tmp_path / "ix", embedder, folder)
+    again = ingest_folders(tmp_path / "ix", embedder, folder, store=store)
     assert again.ingested == 1 and again.embedded == 0, "a sidecar edit re-ingests the file, reusing its vectors"
     assert _attributes(tmp_path / "ix")[str(folder / "b.txt")] == {"team": "volcanology"}
+
+
+def test_numbers_no_store_holds_are_refused_by_name(tmp_path: Path, embedder, store: str) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("---\nserial: 123456789012345678901234567890\nratio: nan\n---\n\n# A\n\nGlaciers.")
+    (folder / "b.txt").write_text("Volcanoes erupt when pressure builds.")
+    (folder / "b.txt.meta.json").write_text(json.dumps({"id": 2**70}))
+    (folder / "c.txt").write_text("Rivers carve valleys.")
+    (folder / "c.txt.meta.json").write_text('{"nested": {"n": NaN}}')
+    summary = ingest_folders(tmp_path / "ix", embedder, folder, store=store)
+    reasons = {Path(s.path).name: s.reason for s in summary.skipped}
+    assert set(reasons) == {"b.txt.meta.json", "c.txt.meta.json"} or set(reasons) == {"b.txt", "c.txt"}
+    assert all("no index stores" in reason for reason in reasons.values())
+    assert summary.ingested == 1, "one bad sidecar skips its own file, not the run"
+    front = _attributes(tmp_path / "ix")[str(folder / "a.md")]
+    assert front == {"serial": "123456789012345678901234567890", "ratio": "nan"}, "kept as text"
 
 
 def test_killed_while_writing_vectors_leaves_no_temporary_file_and_the_next_run_resumes(
