@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import IndexExists, IndexStoreError
-from .manifest import FORMAT_VERSION, LOCAL_FORMAT
+from .manifest import FORMAT_VERSION, LOCAL_FORMAT, MANIFEST_NAME
 from .protocols import Index
 from .records import ChunkRecord, DocumentRecord, PublishResult
 from .stores import STORES, MilvusOptions, create_store, store_exists
@@ -35,6 +35,8 @@ def copy_index(
         raise IndexStoreError(f"unknown store {store!r}; use one of {', '.join(STORES)}")
     if store_exists(target_folder):
         raise IndexExists(f"an index already exists at {target_folder}: name a new folder with --into")
+    if target_folder.is_dir() and any(target_folder.iterdir()):
+        raise IndexExists(f"{target_folder} is not empty: name a new (or empty) folder with --into")
     made_folder = not target_folder.exists()
     manifest = replace(
         source.manifest,
@@ -76,10 +78,17 @@ def _copy(source: Index, target: Index, progress: Progress | None) -> PublishRes
 
 
 def _discard(target: Index, folder: Path, made_folder: bool) -> None:
-    """Remove a copy that failed: its collections (Milvus) and its folder, if the copy made it."""
+    """Remove a copy that failed: its collections (Milvus) and what it wrote in its folder (empty before)."""
     try:
         target.drop()
     finally:
         target.close()
+        (folder / MANIFEST_NAME).unlink(missing_ok=True)  # first: a folder half emptied is no index
         if made_folder:
             shutil.rmtree(folder, ignore_errors=True)
+        else:
+            for child in folder.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)

@@ -45,7 +45,7 @@ class LocalReader:
         self._dimension = dimension
         self._fulltext = fulltext  # the index's full-text folder (one per Index, so its searcher is shared)
         self._snapshot_lexical: SnapshotLexical | None = None
-        self._allowed_by_filter: dict[Filter, np.ndarray] = {}
+        self._allowed_by_filter: dict[str, np.ndarray] = {}  # by repr(filter): equal filters may differ (True == 1)
 
     def allowed_chunks(self, where: Filter) -> np.ndarray:
         """Ids (int64, ascending) of the chunks whose document matches the filter."""
@@ -68,9 +68,10 @@ class LocalReader:
 
     def _allowed(self, where: Filter) -> np.ndarray:
         """`allowed_chunks(where)`, kept for this reader: hybrid search asks twice (the feedback pass)."""
-        if where not in self._allowed_by_filter:  # filters are frozen dataclasses (an `in` holds a tuple)
-            self._allowed_by_filter[where] = self.allowed_chunks(where)
-        return self._allowed_by_filter[where]
+        memo = repr(where)  # not the filter itself: Comparison(k, "eq", True) == Comparison(k, "eq", 1)
+        if memo not in self._allowed_by_filter:
+            self._allowed_by_filter[memo] = self.allowed_chunks(where)
+        return self._allowed_by_filter[memo]
 
     def segments(self) -> list[SegmentInfo]:
         """The snapshot's vector segments, with their tombstones."""

@@ -479,3 +479,27 @@ def test_invalid_filters_say_what_is_wrong_and_where(raw: object, message: str) 
 
 def test_nesting_up_to_the_limit_is_fine() -> None:
     assert parse_filters(_nested(19)) is not None
+
+
+def test_a_reader_asked_for_true_then_for_1_answers_each(tmp_path: Path, store: str) -> None:
+    """Filters equal in Python (`True == 1`) are different filters: a reader's memo must not mix them up."""
+    from tests.support.stores import make_index
+
+    index = make_index(tmp_path / "ix", Manifest("hash/bow-4", 4), store)
+    rows = {"yes.md": True, "one.md": 1}
+    with index.writer() as writer:
+        for n, (path, flag) in enumerate(rows.items()):
+            vector = np.eye(4, dtype="<f4")[n].tobytes()
+            chunk = ChunkRecord(Chunk(0, path, 1), hashlib.sha256(path.encode()).hexdigest(), vector)
+            writer.stage_many([(DocumentRecord(path, path, "md", path, attributes={"flag": flag}), [chunk])])
+        writer.publish()
+    query = np.full(4, 0.5, dtype=np.float32)
+    try:
+        with index.read() as reader:
+            found = {}
+            for value in (True, 1):
+                hits = reader.dense(query, 5, parse_filters({"key": "flag", "type": "eq", "value": value}))
+                found[value is True] = {c.path for c in reader.chunks([i for i, _ in hits]).values()}
+        assert found == {True: {"yes.md"}, False: {"one.md"}}
+    finally:
+        index.close()

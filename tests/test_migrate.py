@@ -118,3 +118,25 @@ def test_migrate_refuses_an_existing_target_and_the_same_store(run, tmp_path: Pa
     finally:
         source.close()
     assert store_exists(local_copy) and read_manifest(local_copy).store == "local"
+
+
+def test_a_copy_that_fails_leaves_its_empty_folder_empty_and_can_be_tried_again(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, local_copy: Path
+) -> None:
+    require_pymilvus()
+    target = tmp_path / "empty"
+    target.mkdir()
+    (tmp_path / "blocker").mkdir()
+    bad_uri = str(tmp_path / "blocker" / "sub" / "x.db")  # its folder does not exist: Milvus Lite cannot open it
+    failed = run(
+        "migrate", "--index", str(local_copy), "--to", "milvus", "--into", str(target), "--milvus-uri", bad_uri
+    )
+    assert failed.exit_code != 0 and "does not exist" in failed.output
+    assert list(target.iterdir()) == [], "nothing left behind"
+    again = run("migrate", "--index", str(local_copy), "--to", "milvus", "--into", str(target))
+    assert again.exit_code == 0, again.output
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("someone's file")
+    refused = run("migrate", "--index", str(local_copy), "--to", "milvus", "--into", str(tmp_path / "full"))
+    assert refused.exit_code != 0 and "not empty" in refused.output
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["notes.txt"]

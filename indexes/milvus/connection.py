@@ -185,6 +185,7 @@ def _lite_users(uri: str, change: int) -> int:
 def quiet_pymilvus() -> None:
     """pymilvus logs every failed request at ERROR with a traceback; semsearch reports the mapped error instead."""
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # its "file locked" traceback: IndexBusy says it
 
 
 def release_lite(uri: str) -> None:

@@ -54,7 +54,7 @@ class MilvusReader:
         self._dialect = connection.dialect
         self._visible = published.visible()
         self._consistency = published.consistency()
-        self._expressions: dict[Filter | None, str] = {}
+        self._expressions: dict[str, str] = {}  # by repr(filter): equal filters may differ (True == 1)
 
     # --- search -------------------------------------------------------------------------------
 
@@ -211,10 +211,11 @@ class MilvusReader:
 
     def _where(self, where: Filter | None) -> str:
         """The snapshot's visibility AND `where` compiled (kept for this reader: hybrid asks twice)."""
-        if where not in self._expressions:
+        memo = repr(where)
+        if memo not in self._expressions:
             compiled = filter_expr.TRUE if where is None else self._compile(where)
-            self._expressions[where] = filter_expr.FALSE if compiled == filter_expr.FALSE else self._and(compiled)
-        return self._expressions[where]
+            self._expressions[memo] = filter_expr.FALSE if compiled == filter_expr.FALSE else self._and(compiled)
+        return self._expressions[memo]
 
     def _compile(self, where: Filter) -> str:
         return filter_expr.expression(where, self._dialect, self._glob_documents)
@@ -244,13 +245,15 @@ class MilvusReader:
     def _holding(self, word: str) -> int:
         """How many visible passages hold a stemmed word (cached per collection, generation and word)."""
         key = (self._names.chunks, self._published.generation, word)
-        if key not in _document_frequencies:
+        found = _document_frequencies.get(key)  # read once: another thread may clear the cache meanwhile
+        if found is None:
             expr = self._and(f"text_match(words, {filter_expr.literal(word)})")
             rows = self._call("query", self._names.chunks, filter=expr, output_fields=["count(*)"])
+            found = int(rows[0]["count(*)"]) if rows else 0
             if len(_document_frequencies) >= _IDF_CACHE:
                 _document_frequencies.clear()
-            _document_frequencies[key] = int(rows[0]["count(*)"]) if rows else 0
-        return _document_frequencies[key]
+            _document_frequencies[key] = found
+        return found
 
     def _search(self, field: str, data: Any, k: int, expr: str, params: dict[str, Any]) -> list[Any]:
         found = self._call(

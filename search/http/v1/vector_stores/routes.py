@@ -194,8 +194,12 @@ def _delete_store(request: Request, name: str) -> None:
     with registry.write_lock(name):
         index = registry.service(name).index
         trash = root / f"{_TRASH}{name}"
-        index.drop()  # a Milvus server's collections (nothing for a local index: its folder is everything)
         os.replace(folder, trash)  # gone from the list at once, even if the removal below is interrupted
+        try:
+            index.drop()  # a Milvus server's collections (nothing for a local index: its folder is everything)
+        except BaseException:
+            os.replace(trash, folder)  # Milvus did not answer: the store stays, whole, and can be deleted again
+            raise
         registry.forget(name)  # then closed; queued files of the store are skipped once it is gone
         shutil.rmtree(trash, ignore_errors=True)
     with contextlib.suppress(OSError):
