@@ -421,3 +421,26 @@ def _assert_holds(reader: Reader, corpus: list[tuple[DocumentRecord, list[ChunkR
     assert {cid for cid, _ in lexical} == set(everything)
     glob = reader.dense(_query(2), 1000, Comparison("path", "glob", "**"))
     assert sorted(cid for cid, _ in glob) == sorted(everything)
+
+
+def test_an_index_made_without_bm25_says_so_on_a_milvus_that_has_it(tmp_path: Path) -> None:
+    """Collections made on a Milvus before 2.5 have no full-text field: after the server's upgrade, lexical search
+    is still unavailable (with the way out), never an error on every hybrid search."""
+    require_pymilvus()
+    from indexes.milvus.connection import connect
+    from indexes.milvus.meta import Published
+    from indexes.milvus.reader import MilvusReader
+    from indexes.milvus.schema import CollectionNames, create_collections, new_prefix
+
+    (tmp_path / "m").mkdir()
+    connection = connect(str(tmp_path / "m" / "milvus.db"))
+    try:
+        assert connection.supports_bm25, "Milvus Lite has BM25: only the collections lack it"
+        names = CollectionNames(new_prefix(tmp_path / "m"))
+        create_collections(connection, names, DIMENSION, bm25=False)
+        reader = MilvusReader(connection, names, Published(), Manifest("test/model", DIMENSION, store="milvus"))
+        reason = str(reader.lexical_unavailable())
+        assert "made on a Milvus without BM25" in reason and "semsearch migrate" in reason
+        assert reader.lexical(["roses"], 10) == [] and reader.lexical_ceiling(["roses"]) == 0.0
+    finally:
+        connection.close()

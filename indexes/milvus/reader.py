@@ -39,6 +39,7 @@ _TOP = 16_384  # Milvus's largest search limit (topk) and HNSW ef
 _K1 = 1.2  # Milvus's BM25 k1 (b = 0.75)
 _IDF_CACHE = 50_000  # (collection, generation, word) -> passages holding the word, shared by readers
 _document_frequencies: dict[tuple[str, int, str], int] = {}
+_full_text: dict[tuple[str, str], bool] = {}  # (URI, chunks collection) -> it has the BM25 fields (never changes)
 
 
 class MilvusReader:
@@ -81,7 +82,7 @@ class MilvusReader:
         The words are stemmed here (`indexes.words`, as the local store does) and matched against the pre-stemmed
         `words` field; empty when the store has no BM25 (`lexical_unavailable`)."""
         stems = words.query_words(terms)
-        if not stems or k <= 0 or not self._connection.supports_bm25:
+        if not stems or k <= 0 or self.lexical_unavailable() is not None:
             return []
         expr = self._where(where)
         if expr == filter_expr.FALSE:
@@ -91,15 +92,29 @@ class MilvusReader:
         return [(int(hit["chunk_id"]), sign * float(hit["distance"])) for hit in found]
 
     def lexical_unavailable(self) -> str | None:
-        """Why this Milvus cannot search by words (Milvus servers before 2.5), or None."""
-        return self._connection.version.lexical_unavailable()
+        """Why this Milvus cannot search by words (Milvus servers before 2.5, or an index made on one), or None."""
+        reason = self._connection.version.lexical_unavailable()
+        if reason is not None or self._has_full_text():
+            return reason
+        return (
+            f"the index's collections ({self._names.chunks}) were made on a Milvus without BM25 full-text search, "
+            "so they have no field for it: hybrid search falls back to dense only, and lexical search is "
+            "unavailable; to add it, copy the index out and back (semsearch migrate --to local, then --to milvus)"
+        )
+
+    def _has_full_text(self) -> bool:
+        key = (self._connection.uri, self._names.chunks)
+        if key not in _full_text:
+            described = self._connection.call("describe_collection", self._names.chunks)
+            _full_text[key] = any(field.get("name") == "sparse" for field in described.get("fields", []))
+        return _full_text[key]
 
     def lexical_ceiling(self, terms: Sequence[str]) -> float:
         """(k1 + 1) times the sum of the words' idf, Milvus's log(1 + (N - n + 0.5) / (n + 0.5)), over the
         snapshot's passages: no BM25 score of `lexical` passes it (0 without BM25)."""
         stems = words.query_words(terms)
         total = self._published.chunks
-        if not stems or total <= 0 or not self._connection.supports_bm25:
+        if not stems or total <= 0 or self.lexical_unavailable() is not None:
             return 0.0
         idf = 0.0
         for word in stems:
