@@ -171,9 +171,10 @@ QUERIES = [
     "nearest neighbour search over embeddings",
     "measuring time before clocks",
 ]
-# Filters through search, the same on both stores: built-in columns, a prefix range and a glob (document ids).
+# Filters through search, the same on both stores: built-in columns, a prefix range, a glob (document ids), an or.
 FILTERS = [
     {"key": "type", "type": "eq", "value": "pdf"},
+    {"key": "path", "type": "prefix", "value": str(DATA / "sample" / "t")},
     {"key": "type", "type": "in", "value": ["markdown", "html"]},
     {"key": "path", "type": "glob", "value": "**/*-*.txt"},
     {
@@ -214,7 +215,7 @@ def server_index(milvus_server: str, tmp_path_factory: pytest.TempPathFactory, m
     yield folder
     dropped = open_store(folder, milvus=milvus_options(milvus_server))
     try:
-        dropped.drop()  # type: ignore[attr-defined]
+        dropped.drop()
     finally:
         dropped.close()
 
