@@ -469,6 +469,27 @@ def test_a_publish_failing_before_its_commit_shows_nothing_and_the_next_writer_r
         ]
 
 
+def test_a_tidy_failing_before_it_forgets_its_retirements_changes_nothing_visible(
+    index: MilvusIndex, faulty: Callable[..., Faulty]
+) -> None:
+    with index.writer() as writer:
+        writer.stage_many([_document("a.md"), _document("b.md")])
+        writer.publish()
+        writer.remove(["a.md"])
+    kept = len(_document("b.md")[1])
+    faulty("upsert", "_meta", 2, _fail)  # 1: the lease; 2: the row without the retirements, after the deletes
+    with index.writer() as writer, pytest.raises(IndexStoreError, match="injected"):
+        writer.tidy(grace=0)
+    index.connection.client = index.connection.client._client
+    assert _rows(index, "chunks") == kept, "the retired rows are deleted"
+    with index.read() as reader:
+        assert [d.record.path for d in reader.documents()] == ["b.md"] and len(list(reader.all_chunks())) == kept
+        assert reader.counts().documents == 1
+    with index.writer() as writer:
+        writer.tidy(grace=0)
+    assert index.published().retired == ()
+
+
 def test_requests_applied_twice_never_duplicate_a_row(index: Any, faulty: Callable[..., Faulty]) -> None:
     documents = [_document(f"{n}.md") for n in range(6)]
     chunks = sum(len(c) for _, c in documents)
