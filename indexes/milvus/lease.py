@@ -4,7 +4,8 @@ The write lock is a flock in the index folder, which keeps out writers on the sa
 holds the `lease` row (its host, pid, and an expiry it renews as it writes): a writer on another host that
 finds a lease not yet expired is refused with IndexBusy instead of allocating the same ids. It is not a lock
 (Milvus has no compare-and-set: two hosts starting within one round trip both win) and hosts' clocks must
-agree (NTP). On one host a lease left by a killed writer is taken over at once: the flock says it is gone.
+agree (NTP). On one host a lease whose process is gone (a killed writer) is taken over at once; one whose process lives
+(another folder naming the same collections) is refused too.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ class Lease:
             "query", self.names.meta, filter=f'key == "{LEASE}"', output_fields=["value"], consistency_level="Strong"
         )
         held = rows[0]["value"] if rows else None
-        if held and held.get("host") != self.host and float(held.get("expires", 0)) > time.time():
+        if held and _alive_elsewhere(held, self.host) and float(held.get("expires", 0)) > time.time():
             until = datetime.fromtimestamp(float(held["expires"]), UTC).isoformat(timespec="seconds")
             raise IndexBusy(
                 f"a writer on {held['host']} (pid {held.get('pid')}) is writing to this Milvus index (its lease "
-                f"runs until {until}): write from one host at a time"
+                f"runs until {until}): one writer at a time, so wait for it to finish"
             )
         self.renew(force=True)
 
@@ -66,3 +67,20 @@ class Lease:
             self.conn.call("delete", self.names.meta, filter=mine)
         except IndexStoreError:
             pass
+
+
+def _alive_elsewhere(held: dict[str, object], host: str) -> bool:
+    """Whether the lease's holder may still be writing: another host, or another live process of this one
+    (two index folders naming the same collections share no flock)."""
+    if held.get("host") != host:
+        return True
+    pid = held.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False  # a writer of this host killed without releasing: taken over
+    except PermissionError:
+        return True
+    return True

@@ -42,7 +42,7 @@ class Published:
     def visible(self) -> str:
         """The expression every read of chunks or documents ANDs in: rows of this snapshot only."""
         expression = f"born <= {self.generation}"
-        gone = [f"(document_id in [{', '.join(map(str, ids))}] and born < {g})" for g, ids in self.retired if ids]
+        gone = [f"({_members(ids)} and born < {g})" for g, ids in self.retired if ids]
         if gone:
             expression += f" and not ({' or '.join(gone)})"
         return expression
@@ -71,14 +71,14 @@ class Published:
 
     def as_json(self) -> dict[str, Any]:
         value = asdict(self)
-        value["retired"] = [[g, list(ids)] for g, ids in self.retired]
+        value["retired"] = [[g, _runs(ids)] for g, ids in self.retired]  # runs: a bulk re-ingest stays short
         value["retired_at"] = list(self.retired_at)
         return value
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Published:
         known = {name: value[name] for name in cls.__dataclass_fields__ if name in value}
-        known["retired"] = tuple((int(g), tuple(int(i) for i in ids)) for g, ids in value.get("retired", []))
+        known["retired"] = tuple((int(g), _ids(runs)) for g, runs in value.get("retired", []))
         known["retired_at"] = tuple(float(t) for t in value.get("retired_at", []))
         return cls(**known)
 
@@ -96,3 +96,37 @@ def read_published(conn: Any, names: CollectionNames) -> Published:
 def write_published(conn: Any, names: CollectionNames, published: Published) -> None:
     """The commit: one upsert of the `published` row."""
     conn.call("upsert", names.meta, [{"key": PUBLISHED, "value": published.as_json(), "_v": _DUMMY}])
+
+
+def _runs(ids: tuple[int, ...]) -> list[list[int]]:
+    """Sorted ids as [first, last] runs of consecutive ids: replaced documents often came in together."""
+    runs: list[list[int]] = []
+    for i in sorted(ids):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return runs
+
+
+def _ids(runs: list[Any]) -> tuple[int, ...]:
+    """The ids of `_runs`' output (a plain id stands for itself)."""
+    found: list[int] = []
+    for run in runs:
+        first, last = (run, run) if isinstance(run, int) else run
+        found.extend(range(int(first), int(last) + 1))
+    return tuple(found)
+
+
+def _members(ids: tuple[int, ...]) -> str:
+    """`document_id` among these ids: ranges for runs of four or more, an `in` list for the rest."""
+    parts: list[str] = []
+    singles: list[int] = []
+    for first, last in _runs(ids):
+        if last - first >= 3:
+            parts.append(f"(document_id >= {first} and document_id <= {last})")
+        else:
+            singles.extend(range(first, last + 1))
+    if singles:
+        parts.append(f"document_id in [{', '.join(map(str, singles))}]")
+    return parts[0] if len(parts) == 1 else f"({' or '.join(parts)})"

@@ -132,7 +132,13 @@ class MilvusIndex:
         return IndexStats(self.folder, counts, self.manifest, size, [])
 
     def maintain(self, *, wait: float = 300.0) -> list[MergeResult]:
-        """Nothing: Milvus merges its segments itself."""
+        """Milvus merges its segments itself; what `serve` does here is delete the rows of documents retired
+        longer ago than the grace period (a writer's opening does it), so the published row stays short."""
+        from .writer import RETIRED_GRACE
+
+        if any(at <= time.time() - RETIRED_GRACE for at in self.published().retired_at):
+            with self.writer(wait=wait):
+                pass
         return []
 
     def optimize(self, *, wait: float = 300.0) -> MergeResult | None:

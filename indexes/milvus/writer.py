@@ -17,7 +17,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import IndexStoreError
+from ..errors import IndexBusy, IndexStoreError
 from ..records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument
 from .filter_expr import literal, split_attributes
 from .lease import Lease
@@ -73,6 +73,7 @@ class MilvusWriter:
             self._bm25 = "words" in self._rows.fields[self._names.chunks]
             self._published = read_published(self._conn, self._names)
             self.repair()
+            self.tidy()
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -166,6 +167,7 @@ class MilvusWriter:
 
     def publish(self, removed: Iterable[str] = ()) -> PublishResult:
         """Make every staged document visible and the `removed` paths gone, with one commit."""
+        self._still_current()
         self.repair()
         current = self._published
         generation = current.generation + 1
@@ -175,25 +177,33 @@ class MilvusWriter:
         staged_paths = [r["path"] for r in staged]
         restaged = set(staged_paths)
         removed = [p for p in dict.fromkeys(removed) if p not in restaged]
-        replaced = self._rows.visible_at(staged_paths, current)
         gone = self._rows.visible_at(removed, current)
         now = time.time()
         next_document, next_chunk = current.next_document_id, current.next_chunk_id
         added = tokens = 0
+        published: list[str] = []
         for part in _groups(staged):
             ids = range(next_document, next_document + len(part))
             written, next_chunk = self._publish_chunks(part, ids, next_chunk, generation)
+            whole = [(i, r) for i, r in zip(ids, part) if written[r["path"]] == int(r["chunks"])]
+            if len(whole) < len(part):  # passages lost to a crash: not published, left for the next ingest
+                partial = ", ".join(str(i) for i, r in zip(ids, part) if written[r["path"]] != int(r["chunks"]))
+                self._conn.call(
+                    "delete", self._names.chunks, filter=f"document_id in [{partial}] and born == {generation}"
+                )
             rows = [
-                document_row(i, generation, document_record(r), written[r["path"]], int(r["tokens"]), now)
-                for i, r in zip(ids, part)
+                document_row(i, generation, document_record(r), int(r["chunks"]), int(r["tokens"]), now)
+                for i, r in whole
             ]
             self._rows.upsert(self._names.documents, rows)
             next_document += len(part)
-            added += sum(written.values())
-            tokens += sum(int(r["tokens"]) for r in part)
+            added += sum(int(r["chunks"]) for _, r in whole)
+            tokens += sum(int(r["tokens"]) for _, r in whole)
+            published += [r["path"] for _, r in whole]
+        replaced = self._rows.visible_at(published, current)
         old = replaced + gone
-        result = PublishResult(generation, len(staged), len(gone), added, sum(o.chunks for o in old))
-        documents = current.documents - len(old) + len(staged)
+        result = PublishResult(generation, len(published), len(gone), added, sum(o.chunks for o in old))
+        documents = current.documents - len(old) + len(published)
         self._commit(
             self._retire(current, old, generation),
             next_document_id=next_document,
@@ -244,6 +254,7 @@ class MilvusWriter:
 
     def remove(self, paths: Iterable[str]) -> PublishResult:
         """Take published documents out with one commit, leaving staged work (an unfinished ingest's) alone."""
+        self._still_current()
         self.repair()
         current = self._published
         old = self._rows.visible_at(list(dict.fromkeys(paths)), current)
@@ -263,6 +274,7 @@ class MilvusWriter:
     def set_attributes(self, document_id: int, attributes: dict[str, object]) -> None:
         """Replace a document's attributes with one commit: its rows are written again as a new revision (same
         document and chunk ids, born in the new generation) and the old revision is retired."""
+        self._still_current()
         self.repair()
         current = self._published
         visible = f"document_id == {int(document_id)} and {current.visible()}"
@@ -312,6 +324,16 @@ class MilvusWriter:
 
     # --- helpers -------------------------------------------------------------------------------------
 
+    def _still_current(self) -> None:
+        """IndexBusy if another writer committed since this one read the index (two folders naming the same
+        collections, or a host whose lease expired): writing on would reuse its generation and ids."""
+        fresh = read_published(self._conn, self._names)
+        if fresh.generation != self._published.generation:
+            raise IndexBusy(
+                f"another writer published generation {fresh.generation} of this Milvus index while this one "
+                f"worked from generation {self._published.generation}: nothing of this run is visible; run it again"
+            )
+
     def _commit(self, published: Published, **changes: Any) -> None:
         """The commit: one upsert of the published row, taken after every data write returned."""
         published = replace(published, published_at=time.time(), **changes)
@@ -320,12 +342,18 @@ class MilvusWriter:
         self.index.committed(published)
 
     def _retire(self, current: Published, old: Sequence[Old], generation: int) -> Published:
-        """The next state (at `generation`) with `old` retired in it."""
-        retired, retired_at = current.retired, current.retired_at
-        if old:
-            retired += ((generation, tuple(sorted({o.document_id for o in old}))),)
-            retired_at += (time.time(),)
-        return replace(current, generation=generation, retired=retired, retired_at=retired_at)
+        """The next state (at `generation`) with `old` retired in it. A document retired again (an attribute edited
+        twice) keeps its latest entry only: rows born before it cover the earlier one's, so the row stays short."""
+        if not old:
+            return replace(current, generation=generation)
+        ids = {o.document_id for o in old}
+        kept = [
+            (g, tuple(i for i in group if i not in ids), at)
+            for (g, group), at in zip(current.retired, current.retired_at)
+        ]
+        entries = [(g, group, at) for g, group, at in kept if group] + [(generation, tuple(sorted(ids)), time.time())]
+        retired = tuple((g, group) for g, group, _ in entries)
+        return replace(current, generation=generation, retired=retired, retired_at=tuple(at for _, _, at in entries))
 
 
 def _groups(staged: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

@@ -81,11 +81,12 @@ class Rows:
         return found
 
     def unstage(self, paths: list[str]) -> None:
-        """Staged passages first, then the staged document rows (a crash between leaves a row `repair` finds)."""
+        """The staged document rows first, then their passages: a crash between leaves passages without a
+        document (vectors the next run reuses), never a staged document missing its passages."""
         for start in range(0, len(paths), PATHS):
             part = paths[start : start + PATHS]
-            self.conn.call("delete", self.names.staged, filter=f"path in [{strings(part)}]")
             self.delete_keys(self.names.documents, [staged_key(p) for p in part])
+            self.conn.call("delete", self.names.staged, filter=f"path in [{strings(part)}]")
 
     def drop_staged_beyond(self, counts: Sequence[tuple[str, int]]) -> None:
         """Delete staged passages past each document's last (an earlier, longer version's)."""
