@@ -123,7 +123,7 @@ def searched(page: Any) -> list[str]:
     return list(page.model_dump()["search_query"])
 
 
-def test_create_list_retrieve_update_delete(url: str) -> None:
+def test_create_list_retrieve_update_delete(url: str, registry: IndexRegistry) -> None:
     api = client(url)
     made = [api.vector_stores.create(name=f"store {n}", metadata={"n": str(n)}) for n in range(5)]
     assert all(re.fullmatch(r"vs_[0-9a-f]{24}", s.id) for s in made)
@@ -157,6 +157,11 @@ def test_create_list_retrieve_update_delete(url: str) -> None:
     with pytest.raises(openai.NotFoundError):
         api.vector_stores.retrieve(made[2].id)
     assert made[2].id not in [s.id for s in api.vector_stores.list(limit=100)]
+    api.vector_stores.files.upload_and_poll(vector_store_id=made[3].id, file=("tea.md", TEA.encode()))
+    api.vector_stores.delete(made[3].id)
+    time.sleep(0.5)  # a store (Milvus Lite) still writing after its delete would show here
+    root = registry.settings.vector_store_root
+    assert not (root / made[3].id).exists() and not [p for p in root.iterdir() if made[3].id in p.name]
 
 
 def test_listing_opens_only_the_page_and_survives_a_damaged_store(tmp_path: Path, model_cache: Path) -> None:

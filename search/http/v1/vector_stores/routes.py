@@ -192,15 +192,10 @@ def _delete_store(request: Request, name: str) -> None:
             "Remove its documents one by one, or stop the server and delete the folder yourself"
         )
     with registry.write_lock(name):
-        index = registry.service(name).index
+        registry.service(name).index.drop()  # Milvus's collections (none for a local index); may be tried again
+        registry.forget(name)  # closed first: Milvus Lite would write its file again under the old name
         trash = root / f"{_TRASH}{name}"
         os.replace(folder, trash)  # gone from the list at once, even if the removal below is interrupted
-        try:
-            index.drop()  # a Milvus server's collections (nothing for a local index: its folder is everything)
-        except BaseException:
-            os.replace(trash, folder)  # Milvus did not answer: the store stays, whole, and can be deleted again
-            raise
-        registry.forget(name)  # then closed; queued files of the store are skipped once it is gone
         shutil.rmtree(trash, ignore_errors=True)
     with contextlib.suppress(OSError):
         trash.rmdir()
