@@ -7,10 +7,13 @@ copy that fails leaves nothing half-visible, and `copy_index` removes it.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from .errors import IndexExists, IndexStoreError
 from .manifest import FORMAT_VERSION, LOCAL_FORMAT, MANIFEST_NAME
@@ -19,6 +22,8 @@ from .records import ChunkRecord, DocumentRecord, PublishResult
 from .stores import STORES, MilvusOptions, create_store, store_exists
 
 BATCH_PASSAGES = 1_000  # passages staged per call
+UPLOADS = "uploads"  # originals uploaded over HTTP, kept in the index folder
+CARRIED = ("vector_store.json", "vector_store_files.json")  # what the OpenAI wire API keeps beside an index
 Progress = Callable[[int, int], None]  # (documents copied, documents in all)
 
 
@@ -58,9 +63,12 @@ def copy_index(
 def _copy(source: Index, target: Index, progress: Progress | None) -> PublishResult:
     documents = 0
     pending: list[tuple[DocumentRecord, Sequence[ChunkRecord]]] = []
+    moved = _carry(source.folder, target.folder)
     with source.read() as reader, target.writer() as writer:
         total = reader.counts().documents
         for document, chunks in reader.export():
+            if document.path.startswith(moved[0]):  # an upload kept in the source's folder: the copy's own now
+                document = replace(document, path=moved[1] + document.path[len(moved[0]) :])
             pending.append((document, chunks))
             documents += 1
             if sum(len(c) for _, c in pending) >= BATCH_PASSAGES:
@@ -75,6 +83,31 @@ def _copy(source: Index, target: Index, progress: Progress | None) -> PublishRes
     if progress is not None:
         progress(documents, total)
     return result
+
+
+def _carry(source: Path, target: Path) -> tuple[str, str]:
+    """Copy what the source's folder keeps beside its store (uploaded originals, the OpenAI vector-store
+    records) into the target's, naming the target's folder where they named the source's; returns the two
+    folder prefixes (absolute, with a trailing separator) for the documents' paths."""
+    old, new = str(source.resolve()) + os.sep, str(target.resolve()) + os.sep
+    if (source / UPLOADS).is_dir():
+        shutil.copytree(source / UPLOADS, target / UPLOADS, dirs_exist_ok=True)
+    for name in CARRIED:
+        if (source / name).is_file():
+            value = _renamed(json.loads((source / name).read_text(encoding="utf-8")), old, new)
+            (target / name).write_text(json.dumps(value), encoding="utf-8")
+    return old, new
+
+
+def _renamed(value: Any, old: str, new: str) -> Any:
+    """A JSON value with every string under the `old` folder moved under `new`."""
+    if isinstance(value, str):
+        return new + value[len(old) :] if value.startswith(old) else value
+    if isinstance(value, list):
+        return [_renamed(item, old, new) for item in value]
+    if isinstance(value, dict):
+        return {key: _renamed(item, old, new) for key, item in value.items()}
+    return value
 
 
 def _discard(target: Index, folder: Path, made_folder: bool) -> None:

@@ -140,3 +140,34 @@ def test_a_copy_that_fails_leaves_its_empty_folder_empty_and_can_be_tried_again(
     refused = run("migrate", "--index", str(local_copy), "--to", "milvus", "--into", str(tmp_path / "full"))
     assert refused.exit_code != 0 and "not empty" in refused.output
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["notes.txt"]
+
+
+def test_uploads_and_vector_store_records_go_with_the_copy(run, tmp_path: Path, model_cache: Path) -> None:  # type: ignore[no-untyped-def]
+    """A server's uploads live in the index folder: the copy gets its own, so the original can be deleted."""
+    import httpx
+
+    from search import Settings
+    from search.http import create_app
+
+    from .conftest import DATA, ServerThread
+
+    require_pymilvus()
+    source = tmp_path / "team"
+    assert run("ingest", str(DATA / "sample" / "photosynthesis.md"), "--index", str(source)).exit_code == 0
+    with (
+        ServerThread(create_app(Settings(index_dir=source, cache_dir=model_cache))) as up,
+        httpx.Client(base_url=up.url, timeout=60) as http,
+    ):
+        files = [("files", ("zebra.md", b"# Zebras\n\nZebras have black and white stripes."))]
+        assert http.post("/documents", files=files).status_code == 201
+    copied = run("migrate", "--index", str(source), "--to", "milvus", "--into", str(tmp_path / "copy"))
+    assert copied.exit_code == 0, copied.output
+    shutil.rmtree(source)
+    with (
+        ServerThread(create_app(Settings(index_dir=tmp_path / "copy", cache_dir=model_cache))) as up,
+        httpx.Client(base_url=up.url, timeout=60) as http,
+    ):
+        zebra = next(d for d in http.get("/documents").json()["data"] if d["path"].endswith("zebra.md"))
+        assert zebra["path"].startswith(str((tmp_path / "copy").resolve()))
+        original = http.get(f"/documents/{zebra['id']}/file")
+        assert original.status_code == 200 and b"black and white stripes" in original.content
