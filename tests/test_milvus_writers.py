@@ -96,3 +96,20 @@ def test_a_document_edited_again_and_again_keeps_one_retirement_and_a_short_row(
     finally:
         index.close()
     shutil.rmtree(tmp_path / "ix")
+
+
+def test_a_milvus_uri_from_the_environment_leaves_an_index_on_its_own_lite_file(tmp_path: Path) -> None:
+    """SEMSEARCH_MILVUS_URI (a server's new address) must not point an index kept in a Lite file elsewhere."""
+    from indexes import MilvusOptions
+
+    index = _create(tmp_path / "ix")
+    with index.writer() as writer:
+        writer.stage_many([_document("kept.md")])
+        writer.publish()
+    index.close()
+    other = tmp_path / "elsewhere.db"
+    reopened = open_store(tmp_path / "ix", milvus=MilvusOptions(uri=str(other)))
+    try:
+        assert _paths(reopened) == ["kept.md"] and not other.exists()
+    finally:
+        reopened.close()

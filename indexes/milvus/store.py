@@ -53,7 +53,9 @@ class MilvusIndex:
         if (folder / MANIFEST_NAME).exists():
             raise IndexExists(f"an index already exists at {folder}")
         folder.mkdir(parents=True, exist_ok=True)
-        uri = resolve_uri(folder, options.uri or manifest.milvus_uri, relative_to_folder=not options.uri)
+        # A given URI stands in for a server's (the cluster moved); a Milvus Lite file stays its index's own.
+        given = options.uri if is_remote(manifest.milvus_uri) or not manifest.milvus_uri else ""
+        uri = resolve_uri(folder, given or manifest.milvus_uri, relative_to_folder=not given)
         names = CollectionNames(manifest.milvus_collection or new_prefix(folder))
         connection = connect(uri, options.token, options.timeout)
         try:
@@ -75,7 +77,9 @@ class MilvusIndex:
     @classmethod
     def open(cls, folder: Path, manifest: Manifest, options: MilvusOptions) -> MilvusIndex:
         """Connect to the index's Milvus and load its collections; IndexCorrupt names any that are missing."""
-        uri = resolve_uri(folder, options.uri or manifest.milvus_uri, relative_to_folder=not options.uri)
+        # A given URI stands in for a server's (the cluster moved); a Milvus Lite file stays its index's own.
+        given = options.uri if is_remote(manifest.milvus_uri) or not manifest.milvus_uri else ""
+        uri = resolve_uri(folder, given or manifest.milvus_uri, relative_to_folder=not given)
         if not manifest.milvus_collection:
             raise IndexCorrupt(f"{folder / MANIFEST_NAME} names no Milvus collection (milvus_collection)")
         names = CollectionNames(manifest.milvus_collection)
