@@ -146,6 +146,9 @@ def connect(
     uri: str, token: str | None = None, timeout: float = 10.0, policy: RetryPolicy | None = None
 ) -> MilvusConnection:
     """Open `uri` (a Milvus Lite `.db` path or an http(s) server URL) and read its version, within `timeout` s."""
+    # gRPC's C core logs a server's keepalive complaints (GOAWAY "too_many_pings") on stderr as errors: they are
+    # not, and a failed request is reported by semsearch anyway. A user's own GRPC_VERBOSITY wins.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     from pymilvus import MilvusClient  # 0.8 s to import: only when Milvus is used
 
     quiet_pymilvus()
