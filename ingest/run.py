@@ -138,6 +138,7 @@ class IngestRun:
             return False
         self.keep_staged.add(key)
         self.summary.ingested += 1
+        self.summary.resumed += 1
         self.summary.chunks += staged.chunks
         self.summary.tokens += staged.tokens
         return True

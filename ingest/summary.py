@@ -16,6 +16,7 @@ class IngestSummary:
     ingested: int = 0
     unchanged: int = 0
     removed: int = 0
+    resumed: int = 0  # documents an interrupted run had staged whole, published now without embedding again
     skipped: list[SkippedFile] = field(default_factory=list)
     chunks: int = 0
     tokens: int = 0
@@ -39,6 +40,7 @@ class IngestSummary:
             "ingested": self.ingested,
             "unchanged": self.unchanged,
             "removed": self.removed,
+            "resumed": self.resumed,
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "chunks": self.chunks,
             "tokens": self.tokens,

@@ -162,6 +162,7 @@ def test_killed_ingest_leaves_an_index_that_opens_and_the_next_run_resumes(
     resumed = ingest_folders(index_dir, embedder, folder)
     assert resumed.ingested == 60
     assert resumed.embedded == resumed.chunks - sum(staged.values()), "what was staged is kept, the rest embedded"
+    assert resumed.resumed == len(staged), "the summary says how many documents it took up"
     assert LocalIndex.open(index_dir).stats().counts.documents == 61
 
 

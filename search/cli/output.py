@@ -126,6 +126,8 @@ def print_ingest(summary: IngestSummary, index_dir: Path, model: str, as_json: b
         + f"), tokens: {s.tokens:,}"
         f" ({s.embedded_tokens:,} sent{f' to {model}' if model else ''})"
     )
+    if s.resumed and not s.dry_run:
+        click.echo(f"Resumed: {s.resumed} document(s) an interrupted ingest had embedded and staged, published now")
     if not s.dry_run:
         click.echo(f"Time: {s.elapsed:.1f} s ({s.chunks_per_second:.1f} chunks/s; embedding {s.embed_seconds:.1f} s)")
     if s.upstream and not s.dry_run:
