@@ -226,12 +226,10 @@ class MilvusWriter:
         order = {path: n for n, path in enumerate(records)}
         counts = {r["path"]: int(r["chunks"]) for r in documents}
         written = dict.fromkeys(counts, 0)
-        paths = f"path in [{strings(list(counts))}]"
         for low in range(0, max(counts.values(), default=0), PASSAGES):
-            expr = f"{paths} and ordinal >= {low} and ordinal < {low + PASSAGES}"
-            found = [
-                r for r in self._rows.scan(self._names.staged, expr, _STAGED_FIELDS) if r["ordinal"] < counts[r["path"]]
-            ]
+            # By key, not by a scan of every staged row for these paths: the keys follow from path and ordinal.
+            keys = [staged_key(p, o) for p, n in counts.items() for o in range(low, min(n, low + PASSAGES))]
+            found = [r for r in self._rows.get(self._names.staged, keys, _STAGED_FIELDS) if r["path"] in counts]
             rows = []
             for row in sorted(found, key=lambda r: (order[r["path"]], int(r["ordinal"]))):
                 document_id, record = records[row["path"]]

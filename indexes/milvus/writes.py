@@ -57,6 +57,13 @@ class Rows:
         for start in range(0, len(keys), ROWS):
             self.conn.call("delete", collection, ids=keys[start : start + ROWS])
 
+    def get(self, collection: str, keys: list[int], fields: list[str]) -> list[dict[str, Any]]:
+        """The rows with these primary keys (those that exist), `ROWS` keys a request."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), ROWS):
+            found += self.conn.call("get", collection, ids=keys[start : start + ROWS], output_fields=fields)
+        return found
+
     def scan(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
         return list(scan(self.conn, collection, expr, fields))
 
@@ -73,12 +80,14 @@ class Rows:
 
     def visible_at(self, paths: Sequence[str], published: Published) -> list[Old]:
         """The documents at these paths in the `published` state."""
-        found: list[Old] = []
-        for start in range(0, len(paths), PATHS):
-            expr = f"path in [{strings(paths[start : start + PATHS])}] and {published.visible()}"
-            for r in self.scan(self.names.documents, expr, ["document_id", "path", "chunks", "tokens"]):
-                found.append(Old(int(r["document_id"]), r["path"], int(r["chunks"]), int(r["tokens"])))
-        return found
+        fields = ["document_id", "path", "chunks", "tokens"]
+        if len(paths) > PATHS:  # many paths: one pass over the documents, not a scan per hundred paths
+            wanted = set(paths)
+            rows = [r for r in self.scan(self.names.documents, published.visible(), fields) if r["path"] in wanted]
+        else:
+            expr = f"path in [{strings(paths)}] and {published.visible()}" if paths else ""
+            rows = self.scan(self.names.documents, expr, fields) if paths else []
+        return [Old(int(r["document_id"]), r["path"], int(r["chunks"]), int(r["tokens"])) for r in rows]
 
     def unstage(self, paths: list[str]) -> None:
         """The staged document rows first, then their passages: a crash between leaves passages without a
