@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import IndexBusy, IndexStoreError
+from ..locks import hold_write_lock
 from ..records import ChunkRecord, DocumentRecord, KnownDocument, PublishResult, StagedDocument
 from .filter_expr import literal, split_attributes
 from .lease import Lease
@@ -36,7 +37,7 @@ from .schema import (
     staged_row,
     vector_bytes,
 )
-from .writes import PATHS, Old, Rows, lock, strings, writable
+from .writes import PATHS, Old, Rows, strings, writable
 
 if TYPE_CHECKING:
     from ..batches import BatchLedger
@@ -65,7 +66,7 @@ class MilvusWriter:
         self._lease: Lease | None = None
 
     def __enter__(self) -> MilvusWriter:
-        self._lock_file = lock(self.index.folder, self._wait)
+        self._lock_file = hold_write_lock(self.index.folder, self._wait)
         try:
             self._lease = Lease(self._conn, self._names)
             self._lease.take()

@@ -7,15 +7,11 @@ committed publish left, and retired rows past their grace period.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from ..errors import IndexBusy
 from .connection import MilvusConnection
 from .filter_expr import literal
 from .meta import Published
@@ -152,18 +148,3 @@ def writable(row: dict[str, Any]) -> dict[str, Any]:
 def strings(values: Iterable[str]) -> str:
     """String literals for an `in [...]` list."""
     return ", ".join(literal(v) for v in values)
-
-
-def lock(folder: Path, wait: float) -> int:
-    """Hold `write.lock` in the index folder (flock), waiting up to `wait` seconds; IndexBusy if another holds it."""
-    fd = os.open(folder / "write.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError as exc:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise IndexBusy(f"another ingest is writing to {folder}; wait for it to finish") from exc
-            time.sleep(0.05)
