@@ -258,3 +258,13 @@ def test_the_store_comes_from_the_environment_and_an_index_keeps_its_own(  # typ
     assert again.exit_code == 0, "an existing local index stays local whatever SEMSEARCH_STORE says"
     wrong = run("search", "sunlight", "--index", str(tmp_path / "loc"), "--store", "milvus")
     assert wrong.exit_code == 2 and "is in the local store, not milvus" in wrong.output and "migrate" in wrong.output
+
+
+def test_batch_on_a_milvus_index_is_refused_before_anything_is_made(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # --batch needs an OpenAI model; nothing is sent
+    args = ["ingest", str(DATA / "sample"), "--index", str(tmp_path / "ix"), "--store", "milvus", "--batch"]
+    refused = run(*args, "--embedding-model", "openai/text-embedding-3-small")
+    assert refused.exit_code == 2 and "--batch is not supported on a Milvus index" in refused.output
+    assert not (tmp_path / "ix").exists()

@@ -113,3 +113,12 @@ def test_a_milvus_uri_from_the_environment_leaves_an_index_on_its_own_lite_file(
         assert _paths(reopened) == ["kept.md"] and not other.exists()
     finally:
         reopened.close()
+
+
+def test_a_milvus_that_cannot_be_reached_leaves_no_index_folder(tmp_path: Path) -> None:
+    from indexes import IndexStoreError, Manifest, MilvusOptions, create_store
+
+    manifest = Manifest("test/model", 8, store="milvus", format_version=3)
+    with pytest.raises(IndexStoreError, match="does not exist"):
+        create_store(tmp_path / "ix", manifest, milvus=MilvusOptions(uri=str(tmp_path / "missing" / "x.db")))
+    assert not (tmp_path / "ix").exists()

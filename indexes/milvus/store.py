@@ -8,6 +8,7 @@ publish never sees it and one opened after always does.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -52,12 +53,18 @@ class MilvusIndex:
         """Create the collections, then write the manifest last: it marks a whole index."""
         if (folder / MANIFEST_NAME).exists():
             raise IndexExists(f"an index already exists at {folder}")
+        made = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
         # A given URI stands in for a server's (the cluster moved); a Milvus Lite file stays its index's own.
         given = options.uri if is_remote(manifest.milvus_uri) or not manifest.milvus_uri else ""
         uri = resolve_uri(folder, given or manifest.milvus_uri, relative_to_folder=not given)
         names = CollectionNames(manifest.milvus_collection or new_prefix(folder))
-        connection = connect(uri, options.token, options.timeout)
+        try:
+            connection = connect(uri, options.token, options.timeout)
+        except BaseException:
+            if made:  # a Milvus that cannot be reached leaves no empty index folder behind
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         try:
             create_collections(connection, names, manifest.dimension, bm25=connection.supports_bm25)
             load_collections(connection, names)

@@ -192,6 +192,8 @@ def ingest(
     embedder = _embedder_for(settings, remote)
     batching = BatchOptions(batch_wait, batch_poll_interval, batch_timeout, batch_inputs) if batch else None
     batcher = _check_batchable(embedder) if batch else None  # refused before any index folder is made
+    if batch and _store_of(settings) == "milvus":
+        raise click.UsageError("--batch is not supported on a Milvus index yet: ingest without --batch")
     chunking = None
     if chunk_tokens is not None or chunk_overlap is not None:
         chunking = default_chunking(embedder, chunk_tokens, chunk_overlap)
@@ -301,6 +303,16 @@ def _watch(settings: Settings, paths: tuple[Path, ...], options: Any, interval: 
     click.echo(f"Watching {', '.join(map(str, paths))} (Ctrl-C to stop)", err=True)
     with open_service(settings.updated(chat_model="none")) as service, suppress(KeyboardInterrupt):
         Watcher(service, paths, options, interval=interval, report=report).run_forever()
+
+
+def _store_of(settings: Settings) -> str:
+    """The store the ingest writes to: the existing index's, else the one asked for a new index."""
+    from indexes import store_exists
+    from indexes.manifest import read_manifest
+
+    if store_exists(settings.index_dir):
+        return read_manifest(settings.index_dir).store
+    return settings.store or "local"
 
 
 def _embedder_for(settings: Settings, remote: RemoteOptions) -> Embedder:
