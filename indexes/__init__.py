@@ -34,6 +34,7 @@ from .records import (
     StagedDocument,
     StoredChunk,
     StoredDocument,
+    storable,
 )
 from .store import LocalIndex
 from .stores import STORES, MilvusOptions, create_store, open_store, store_exists
@@ -76,5 +77,6 @@ __all__ = [
     "create_store",
     "glob_matches",
     "open_store",
+    "storable",
     "store_exists",
 ]

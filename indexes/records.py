@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,6 +10,22 @@ from typing import Any
 
 from .manifest import Manifest
 from .segments import SegmentInfo
+
+
+def storable(value: Any) -> bool:
+    """Whether every number in a JSON value is one both stores hold: an integer under 2^63 in size (Milvus's
+    int64) or a finite double (no NaN or infinity)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, int):
+        return abs(value) < 2**63
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(storable(item) for item in value)
+    if isinstance(value, dict):
+        return all(storable(item) for item in value.values())
+    return False
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from indexes import ChunkRecord, DocumentRecord, IndexWriter, KnownDocument, StagedDocument
+from indexes import ChunkRecord, DocumentRecord, IndexWriter, KnownDocument, StagedDocument, storable
 
 from .chunking import embedding_input, iter_chunks
 from .embeddings import Embedder, batched
@@ -306,27 +305,12 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         raise UnreadableDocument(str(path), f"unreadable attributes sidecar: {exc}") from exc
     if not isinstance(value, dict):
         raise UnreadableDocument(str(path), "the attributes sidecar must hold a JSON object")
-    bad = next((key for key, item in value.items() if not _storable(item)), None)
+    bad = next((key for key, item in value.items() if not storable(item)), None)
     if bad is not None:
         raise UnreadableDocument(
             str(path), f"attribute {bad!r} in the sidecar holds a number no index stores (NaN, infinite, or past 2^63)"
         )
     return value
-
-
-def _storable(value: Any) -> bool:
-    """Whether every number in a JSON value fits a 64-bit integer or is a finite double (as both stores need)."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return True
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**63
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_storable(item) for item in value)
-    if isinstance(value, dict):
-        return all(_storable(item) for item in value.values())
-    return False
 
 
 def hash_text(text: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import re
 import time
 from collections.abc import Iterable
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes import Comparison, Filter, Index, IndexNotFound, Reader, StoredDocument
+from indexes import Comparison, Filter, Index, IndexNotFound, Reader, StoredDocument, storable
 from ingest import ChunkingConfig, Files, ingest
 from ingest.walk import SUPPORTED_EXTENSIONS, path_key
 from search.errors import InvalidQuery
@@ -249,7 +248,7 @@ def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
             )
         if not isinstance(value, str | int | float | bool) or (isinstance(value, str) and len(value) > 512):
             raise InvalidQuery(f"attributes.{key}: a string (up to 512 characters), number or boolean")
-        if isinstance(value, float) and not math.isfinite(value) or isinstance(value, int) and abs(value) >= 2**63:
+        if not storable(value):
             raise InvalidQuery(f"attributes.{key}: a number between -2^63 and 2^63, not NaN or infinite")
         if isinstance(value, str) and not valid_unicode(value):
             raise InvalidQuery(f"attributes.{key}: not valid Unicode (a lone surrogate such as \\ud800)")
