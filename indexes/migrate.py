@@ -61,19 +61,18 @@ def copy_index(
 
 
 def _copy(source: Index, target: Index, progress: Progress | None) -> PublishResult:
-    documents = 0
+    documents = passages = 0
     pending: list[tuple[DocumentRecord, Sequence[ChunkRecord]]] = []
-    moved = _carry(source.folder, target.folder)
+    old, new = _carry(source.folder, target.folder)
     with source.read() as reader, target.writer() as writer:
         total = reader.counts().documents
         for document, chunks in reader.export():
-            if document.path.startswith(moved[0]):  # an upload kept in the source's folder: the copy's own now
-                document = replace(document, path=moved[1] + document.path[len(moved[0]) :])
-            pending.append((document, chunks))
-            documents += 1
-            if sum(len(c) for _, c in pending) >= BATCH_PASSAGES:
+            # An upload kept in the source's folder is the copy's own now.
+            pending.append((replace(document, path=_renamed(document.path, old, new)), chunks))
+            documents, passages = documents + 1, passages + len(chunks)
+            if passages >= BATCH_PASSAGES:
                 writer.stage_many(pending)
-                pending = []
+                pending, passages = [], 0
                 if progress is not None:
                     progress(documents, total)
         if pending:

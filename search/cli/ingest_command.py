@@ -173,7 +173,6 @@ def ingest(
     semsearch ingest ~/notes --watch
     semsearch ingest ~/corpus --embedding-model openai/text-embedding-3-small --batch
     """
-    from indexes import store_exists
     from ingest import Folders, default_chunking, find_index, ingest, open_index
 
     settings = settings_for(index_dir).updated(embedding_model=embedding_model, openai_base_url=base_url)
@@ -200,9 +199,8 @@ def ingest(
     if dry_run:
         index, chunking = find_index(settings.index_dir, embedder, chunking, milvus=settings.milvus())
     else:
-        store = settings.store if not store_exists(settings.index_dir) else None  # an index keeps its store
         index, chunking = open_index(
-            settings.index_dir, embedder, chunking, vector_storage, store=store, milvus=settings.milvus()
+            settings.index_dir, embedder, chunking, vector_storage, store=_store_of(settings), milvus=settings.milvus()
         )
     source = Folders(paths, WalkOptions(include, exclude, int(max_file_mb * 2**20)))
     try:
