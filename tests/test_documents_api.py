@@ -18,7 +18,7 @@ from ingest import open_index
 from search import Settings
 from search.http import create_app
 
-from .conftest import DATA, ServerThread
+from .conftest import DATA, ServerThread, free_port
 
 
 @pytest.fixture
@@ -223,6 +223,16 @@ def _paths(index_dir: Path, cache: Path) -> set[str]:
         index.close()
 
 
+def _serve(env: dict[str, str], *args: str, cwd: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`semsearch serve ARGS` in its own process on a free port, once it answers; its process and URL."""
+    port = free_port()
+    command = [sys.executable, "-c", "from search.cli.main import main; main()", "serve", *args, "--port", str(port)]
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    _until(lambda: _answers(f"{url}/healthz"))
+    return process, url
+
+
 def _until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
@@ -314,25 +324,13 @@ def test_an_upload_killed_before_its_ingest_leaves_no_file_once_the_server_is_ba
 ) -> None:  # type: ignore[no-untyped-def]
     import signal
 
-    from .conftest import free_port
-
     index_dir = tmp_path / "ix"
     open_index(index_dir, embedder, None)[0].close()
     text = " ".join(f"Line {i} of a long upload about tides and harbours." for i in range(3000)).encode()
     env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
 
     def serve() -> tuple[subprocess.Popen[bytes], str]:
-        port = free_port()
-        command = [sys.executable, "-c", "from search.cli.main import main; main()", "serve"]
-        process = subprocess.Popen(
-            [*command, "--index", str(index_dir), "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        _until(lambda: _answers(f"{url}/healthz"))
-        return process, url
+        return _serve(env, "--index", str(index_dir))
 
     process, url = serve()
     try:  # the upload is stored, then embedded (seconds): kill the server in between
@@ -376,8 +374,6 @@ def test_uploads_survive_a_server_started_elsewhere_under_another_spelling_of_th
     (absolute paths) and those an older server stored relative to its own folder; only true orphans go."""
     from ingest import Files, ingest
 
-    from .conftest import free_port
-
     open_index(tmp_path / "ix", embedder, None)[0].close()
     monkeypatch.chdir(tmp_path)  # an older server, started here, stored its uploads as ix/uploads/...
     index, _ = open_index(Path("ix"), embedder, None)
@@ -392,18 +388,7 @@ def test_uploads_survive_a_server_started_elsewhere_under_another_spelling_of_th
     env = {**os.environ, "SEMSEARCH_CACHE_DIR": str(model_cache)}
 
     def serve(index: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-        port = free_port()
-        command = [sys.executable, "-c", "from search.cli.main import main; main()", "serve", "--index", index]
-        process = subprocess.Popen(
-            [*command, "--port", str(port), "--search-workers", "0"],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        _until(lambda: _answers(f"{url}/healthz"))
-        return process, url
+        return _serve(env, "--index", index, "--search-workers", "0", cwd=folder)
 
     process, url = serve("ix", tmp_path)  # relative, from the index's parent
     try:
